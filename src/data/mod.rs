@@ -1,0 +1,1 @@
+//! Datasets in their official formats, held on the training device as u8.

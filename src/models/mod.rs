@@ -1,0 +1,1 @@
+//! The networks, with PyTorch state_dict names, saved and loaded as safetensors.
