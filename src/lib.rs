@@ -5,7 +5,13 @@
 //! examples; [`ratio`] weighs the standard loss against the regulariser (FixRAT/AdaRAT); [`methods`]
 //! hold the per-method losses; [`train`] runs the epochs and the per-epoch test; [`store`] writes the
 //! run folder; [`cli`] is the command line.
+pub mod attacks;
+pub mod cli;
 pub mod config;
 pub mod data;
+pub mod methods;
 pub mod models;
+pub mod ratio;
+pub mod store;
+pub mod train;
 pub mod vocab;

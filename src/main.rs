@@ -1,5 +1,3 @@
-fn main() {
-    println!("cuda available: {}", tch::Cuda::is_available());
-    let t = tch::Tensor::ones([2, 2], (tch::Kind::Float, tch::Device::Cpu));
-    println!("{}", f64::try_from(t.sum(tch::Kind::Float)).unwrap());
+fn main() -> std::process::ExitCode {
+    adarat::cli::main()
 }

@@ -1,0 +1,11 @@
+//! FGSM (reference-behaviour.md 4.5): one signed-gradient step of size ε from the clean image.
+use super::{cross_entropy, input_gradient, Logits};
+use tch::Tensor;
+
+pub fn fgsm(logits: Logits, x: &Tensor, labels: &Tensor, epsilon: f64) -> Tensor {
+    tch::with_grad(|| {
+        let x = x.detach().set_requires_grad(true);
+        let gradient = input_gradient(&cross_entropy(&logits(&x), labels), &x);
+        (x.detach() + gradient.sign() * epsilon).clamp(0.0, 1.0)
+    })
+}

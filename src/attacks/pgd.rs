@@ -1,0 +1,49 @@
+//! The one PGD engine (reference-behaviour.md 4.1): a random start, then K signed-gradient ascent
+//! steps of size α on a pluggable loss, each projected back onto the ε-ball and [0, 1]. PGD-CE for
+//! training and testing, and the losses of other attacks, all run through [`Pgd::run`].
+use super::{input_gradient, project, Logits};
+use tch::Tensor;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RandomStart {
+    /// `clip_[0,1](x + U(−ε, ε))`.
+    Uniform,
+    /// `x + U(−ε, ε)` left unclipped before the first gradient (the reference's CW attack).
+    UniformUnclipped,
+    /// Start at `x`.
+    None,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Pgd {
+    pub epsilon: f64,
+    pub step_size: f64,
+    pub steps: usize,
+    pub start: RandomStart,
+}
+
+impl Pgd {
+    /// Maximises `loss(logits)` over the ε-ball around `x`; returns `x_K` (no early stop, no best
+    /// iterate), detached.
+    pub fn run(&self, logits: Logits, x: &Tensor, loss: &dyn Fn(&Tensor) -> Tensor) -> Tensor {
+        let x = x.detach();
+        let noise = || x.rand_like() * (2.0 * self.epsilon) - self.epsilon;
+        let mut adversarial = match self.start {
+            RandomStart::Uniform => (&x + noise()).clamp(0.0, 1.0),
+            RandomStart::UniformUnclipped => &x + noise(),
+            RandomStart::None => x.shallow_clone(),
+        };
+        tch::with_grad(|| {
+            for _ in 0..self.steps {
+                let current = adversarial.detach().set_requires_grad(true);
+                let gradient = input_gradient(&loss(&logits(&current)), &current);
+                adversarial = project(
+                    &(current.detach() + gradient.sign() * self.step_size),
+                    &x,
+                    self.epsilon,
+                );
+            }
+        });
+        adversarial.detach()
+    }
+}

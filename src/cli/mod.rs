@@ -1,0 +1,247 @@
+//! The command line (product.md section 5). Bad input of any kind ends with one line on stderr and
+//! exit status 2; a job that fails while running ends with status 1 after the others have run.
+mod progress;
+
+use crate::config::{self, JobConfig, JobOverrides, Study};
+use crate::store::{self, RunStore};
+use crate::train::{self, RunError, RunOptions};
+use crate::vocab::{JobName, ModelKind};
+use clap::{Args, Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "adarat",
+    version,
+    about = "Adversarial-training console and runner for the AdaRAT study"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train jobs one after another, headless (e.g. `adarat run pgd-at/cifar10/adarat`).
+    Run(RunArgs),
+    /// List the jobs of the grid with the state of their runs.
+    List(ConfigArgs),
+    /// Print a run's per-epoch table and final attacks (a run folder or a job name).
+    Show {
+        run: String,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+}
+
+#[derive(Args, Debug)]
+struct ConfigArgs {
+    /// The study configuration; `./experiments.yaml`, else the built-in default.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Override any configuration value by its dotted path, e.g. `training.epochs=3`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    /// Output folder for runs (default: the configuration's `paths.output`).
+    #[arg(long, value_name = "DIR")]
+    output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Jobs as method/dataset/mode.
+    #[arg(required = true, value_name = "JOB")]
+    jobs: Vec<String>,
+    #[command(flatten)]
+    config: ConfigArgs,
+    #[arg(long, value_name = "N")]
+    epochs: Option<usize>,
+    #[arg(long, value_name = "M")]
+    model: Option<String>,
+    #[arg(long, value_name = "S")]
+    seed: Option<u64>,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, value_name = "D")]
+    device: Option<String>,
+    /// Train on the first N training images only.
+    #[arg(long, value_name = "N")]
+    limit_train: Option<usize>,
+    /// Test on the first N test images only.
+    #[arg(long, value_name = "N")]
+    limit_test: Option<usize>,
+    /// Start over even where an unfinished run of the same configuration could be resumed.
+    #[arg(long)]
+    fresh: bool,
+    /// Never download a missing dataset; say where to put it instead.
+    #[arg(long)]
+    offline: bool,
+}
+
+/// A failure to report: its message and exit status.
+struct Failure {
+    message: String,
+    code: u8,
+}
+
+impl Failure {
+    fn input(message: impl ToString) -> Failure {
+        Failure {
+            message: message.to_string(),
+            code: 2,
+        }
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Some(Command::Run(args)) => run(args),
+        Some(Command::List(args)) => list(&args),
+        Some(Command::Show { run, config }) => show(&run, &config),
+        None => console_placeholder(),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("adarat: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+fn load_study(args: &ConfigArgs) -> Result<Study, Failure> {
+    let result = match &args.config {
+        Some(path) => config::load(path, &args.sets),
+        None if Path::new("experiments.yaml").exists() => {
+            config::load(Path::new("experiments.yaml"), &args.sets)
+        }
+        None => config::parse(
+            config::DEFAULT_CONFIG,
+            Path::new("<built-in experiments.yaml>"),
+            &args.sets,
+        ),
+    };
+    result.map_err(Failure::input)
+}
+
+fn run(args: RunArgs) -> Result<(), Failure> {
+    let study = load_study(&args.config)?;
+    let model = args
+        .model
+        .as_deref()
+        .map(str::parse::<ModelKind>)
+        .transpose()
+        .map_err(Failure::input)?;
+    let overrides = JobOverrides {
+        epochs: args.epochs,
+        model,
+        seed: args.seed,
+        device: args.device.clone(),
+        limit_train: args.limit_train,
+        limit_test: args.limit_test,
+        output_dir: args.config.output.clone(),
+    };
+    // Every job is checked before the first one starts.
+    let configs = args
+        .jobs
+        .iter()
+        .map(|name| {
+            let job: JobName = name.parse().map_err(Failure::input)?;
+            study.resolve(&job, &overrides).map_err(Failure::input)
+        })
+        .collect::<Result<Vec<JobConfig>, Failure>>()?;
+    for cfg in &configs {
+        crate::methods::build(cfg).map_err(Failure::input)?;
+        train::resolve_device(&cfg.device).map_err(Failure::input)?;
+    }
+    let options = RunOptions {
+        fresh: args.fresh,
+        download: !args.offline,
+        progress: true,
+    };
+    let mut failed = Vec::new();
+    for cfg in &configs {
+        let mut observer = progress::ProgressBars::new();
+        match train::run(cfg, options, &mut observer) {
+            Ok(result) => {
+                observer.finish();
+                let folder = cfg.output_dir.join(RunStore::folder_name(cfg));
+                eprintln!(
+                    "{}: {} -> {}",
+                    cfg.job,
+                    progress::summary(&result),
+                    folder.display()
+                );
+            }
+            Err(RunError::Failed(message)) => {
+                observer.finish();
+                eprintln!("adarat: {}: failed: {message}", cfg.job);
+                failed.push(cfg.job.clone());
+            }
+            Err(other) => {
+                observer.finish();
+                return Err(Failure::input(format!("{}: {other}", cfg.job)));
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure {
+            message: format!("failed: {}", failed.join(", ")),
+            code: 1,
+        })
+    }
+}
+
+fn list(args: &ConfigArgs) -> Result<(), Failure> {
+    let study = load_study(args)?;
+    let overrides = JobOverrides {
+        output_dir: args.output.clone(),
+        ..Default::default()
+    };
+    for job in study.grid() {
+        let cfg = study.resolve(&job, &overrides).map_err(Failure::input)?;
+        let path = cfg
+            .output_dir
+            .join(RunStore::folder_name(&cfg))
+            .join(store::RESULT_FILE);
+        let state = match store::read_result(&path) {
+            Ok(result) => progress::summary(&result),
+            Err(_) if !path.exists() => "not run".to_string(),
+            Err(e) => format!("unreadable: {e}"),
+        };
+        println!("{:<32} {state}", job.to_string());
+    }
+    Ok(())
+}
+
+fn show(run: &str, args: &ConfigArgs) -> Result<(), Failure> {
+    let folder = if Path::new(run).is_dir() {
+        PathBuf::from(run)
+    } else {
+        let job: JobName = run
+            .parse()
+            .map_err(|e| Failure::input(format!("{run}: neither a run folder nor a job ({e})")))?;
+        let study = load_study(args)?;
+        let overrides = JobOverrides {
+            output_dir: args.output.clone(),
+            ..Default::default()
+        };
+        let cfg = study.resolve(&job, &overrides).map_err(Failure::input)?;
+        cfg.output_dir.join(RunStore::folder_name(&cfg))
+    };
+    let result = store::read_result(&folder.join(store::RESULT_FILE)).map_err(Failure::input)?;
+    print!("{}", progress::report(&result));
+    Ok(())
+}
+
+fn console_placeholder() -> Result<(), Failure> {
+    eprintln!("The console is not part of this version yet. Use `adarat run JOB`, `adarat list` or `adarat --help`.");
+    list(&ConfigArgs {
+        config: None,
+        sets: Vec::new(),
+        output: None,
+    })
+}

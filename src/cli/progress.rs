@@ -1,0 +1,195 @@
+//! What `adarat run` shows on stderr: a progress bar per epoch and one line per finished epoch.
+use crate::store::result::{RunResult, Status};
+use crate::train::events::{Event, Observer};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::fmt::Write;
+
+pub struct ProgressBars {
+    bar: Option<ProgressBar>,
+    epochs: usize,
+    batches_per_epoch: usize,
+}
+
+impl ProgressBars {
+    pub fn new() -> ProgressBars {
+        ProgressBars {
+            bar: None,
+            epochs: 0,
+            batches_per_epoch: 0,
+        }
+    }
+
+    pub fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn println(&self, line: String) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+}
+
+impl Observer for ProgressBars {
+    fn observe(&mut self, event: &Event) {
+        match event {
+            Event::Started {
+                job,
+                epochs,
+                first_epoch,
+                batches_per_epoch,
+                device,
+            } => {
+                self.epochs = *epochs;
+                self.batches_per_epoch = *batches_per_epoch;
+                let from = if *first_epoch > 1 {
+                    format!(", resuming at epoch {first_epoch}")
+                } else {
+                    String::new()
+                };
+                eprintln!("{job}: {epochs} epochs on {device}{from}");
+            }
+            Event::EpochStarted { epoch, lr } => {
+                self.finish();
+                let bar = ProgressBar::with_draw_target(
+                    Some(self.batches_per_epoch as u64),
+                    ProgressDrawTarget::stderr(),
+                );
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "epoch {prefix} [{bar:30}] {pos}/{len} batches {msg} ({eta})",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+                );
+                bar.set_prefix(format!("{epoch}/{} lr {lr:.4}", self.epochs));
+                self.bar = Some(bar);
+            }
+            Event::Batches { samples } => {
+                if let (Some(bar), Some(last)) = (&self.bar, samples.last()) {
+                    bar.set_position(last.batch as u64);
+                    let mut msg = format!("loss {:.4}", last.loss);
+                    match (last.ratio, last.clean_only) {
+                        (_, Some(true)) => msg += " ratio clean-only",
+                        (Some(r), _) => {
+                            let _ = write!(msg, " ratio {r:.3}");
+                        }
+                        _ => {}
+                    }
+                    bar.set_message(msg);
+                }
+            }
+            Event::Testing { .. } => {
+                if let Some(bar) = &self.bar {
+                    bar.set_message("testing");
+                }
+            }
+            Event::EpochFinished { record: r } => {
+                let mut line = format!(
+                    "epoch {:>3}/{}  loss {:.4}  train clean {:5.2}% adv {:5.2}%  test clean {:5.2}% fgsm {:5.2}% pgd {:5.2}%  {:.1} s, {:.0} img/s",
+                    r.epoch, self.epochs, r.train_loss, r.train_clean_acc, r.train_adv_acc, r.test_clean_acc,
+                    r.test_fgsm_acc, r.test_pgd_acc, r.seconds, r.images_per_second
+                );
+                if let Some(ratio) = r.ratio_mean {
+                    let _ = write!(line, "  ratio {ratio:.3}");
+                }
+                if let Some(share) = r.clean_branch_share {
+                    let _ = write!(line, "  clean-only {:.0}%", 100.0 * share);
+                }
+                self.println(line);
+            }
+            Event::FinalStarted => {
+                self.finish();
+                eprintln!("final evaluation on the test set...");
+            }
+            Event::FinalFinished { .. } => {}
+        }
+    }
+}
+
+/// One line: state, epochs and the headline numbers.
+pub fn summary(result: &RunResult) -> String {
+    let state = match result.status {
+        Status::Running => "running",
+        Status::Completed => "done",
+        Status::Stopped => "stopped",
+        Status::Failed => "failed",
+    };
+    let mut line = format!("{state} {}/{}", result.epochs_done, result.epochs);
+    if let Some(last) = result.epochs_log.last() {
+        let _ = write!(
+            line,
+            "  SA {:.2}  RA(pgd) {:.2}",
+            last.test_clean_acc, last.test_pgd_acc
+        );
+    }
+    if let Some(pgd20) = result.final_table.as_ref().and_then(|f| f.pgd20) {
+        let _ = write!(line, "  final PGD-20 {pgd20:.2}");
+    }
+    if let Some(error) = &result.error {
+        let _ = write!(line, "  ({error})");
+    }
+    line
+}
+
+/// The per-epoch table and the final attacks of a run.
+pub fn report(result: &RunResult) -> String {
+    let mut out = format!(
+        "{}  {}  model {}  seed {}  on {}\n",
+        result.job,
+        summary(result),
+        result.model,
+        result.seed,
+        result.device
+    );
+    out += "epoch      lr   loss  tr-clean  tr-adv   clean    fgsm     pgd   ratio  clean-only   img/s\n";
+    let opt =
+        |v: Option<f64>, digits: usize| v.map_or("-".to_string(), |v| format!("{v:.digits$}"));
+    for r in &result.epochs_log {
+        let share = r.clean_branch_share.map(|s| 100.0 * s);
+        let _ = writeln!(
+            out,
+            "{:>5} {:>7.4} {:>6.3} {:>9.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7} {:>11} {:>7.0}",
+            r.epoch,
+            r.lr,
+            r.train_loss,
+            r.train_clean_acc,
+            r.train_adv_acc,
+            r.test_clean_acc,
+            r.test_fgsm_acc,
+            r.test_pgd_acc,
+            opt(r.ratio_mean, 3),
+            opt(share, 0),
+            r.images_per_second
+        );
+    }
+    if let Some(peaks) = &result.peaks {
+        let _ = writeln!(
+            out,
+            "peaks: SA {:.2} at epoch {}, RA {:.2} at epoch {}",
+            peaks.test_clean_acc.value,
+            peaks.test_clean_acc.epoch,
+            peaks.test_pgd_acc.value,
+            peaks.test_pgd_acc.epoch
+        );
+    }
+    if let Some(table) = &result.final_table {
+        out += "final:";
+        for (name, value) in [
+            ("clean", table.clean),
+            ("FGSM", table.fgsm),
+            ("PGD-10", table.pgd10),
+            ("PGD-20", table.pgd20),
+            ("PGD-50", table.pgd50),
+            ("CW", table.cw),
+            ("AutoAttack", table.autoattack),
+        ] {
+            let _ = write!(out, "  {name} {}", opt(value, 2));
+        }
+        out += "\n";
+    }
+    out
+}

@@ -1,0 +1,59 @@
+//! Training methods (reference-behaviour.md section 6). A method crafts a batch's adversarial
+//! examples and returns its losses; the ratio mode is applied afterwards by [`crate::ratio`], the
+//! same way for every method.
+pub mod pgd_at;
+
+use crate::attacks::cross_entropy;
+use crate::config::{BnMode, JobConfig};
+use crate::data::Batch;
+use crate::models::Network;
+use crate::ratio::LossTerms;
+use crate::vocab::Method;
+use tch::{Kind, Tensor};
+
+/// What a method computed for one training batch.
+pub struct StepLosses {
+    pub terms: LossTerms,
+    /// Train-mode logits from before the update, for the epoch's training accuracies.
+    pub clean_logits: Tensor,
+    pub adversarial_logits: Tensor,
+}
+
+pub trait TrainingMethod {
+    /// Crafts the batch's adversarial examples and computes the losses of epoch `epoch` (0-indexed).
+    fn losses(&mut self, net: &Network, batch: &Batch, epoch: usize) -> StepLosses;
+}
+
+/// The method of a job, or a message saying why it cannot run.
+pub fn build(cfg: &JobConfig) -> Result<Box<dyn TrainingMethod>, String> {
+    match cfg.method {
+        Method::PgdAt => Ok(Box::new(pgd_at::PgdAt::new(cfg))),
+        other => Err(format!(
+            "method {other} is not available in this version of adarat yet (pgd-at is)"
+        )),
+    }
+}
+
+/// Clean and adversarial train-mode forwards (in this order, as the reference) and their CE losses,
+/// the `L_s` and `L_a` shared by the CE-based methods.
+pub(crate) fn clean_and_adversarial_ce(
+    net: &Network,
+    batch: &Batch,
+    adversarial: &Tensor,
+) -> (Tensor, Tensor, Tensor, Tensor) {
+    let clean_logits = net.forward_t(&batch.images, true);
+    let adversarial_logits = net.forward_t(adversarial, true);
+    let standard = cross_entropy(&clean_logits, &batch.labels);
+    let adversarial_loss = cross_entropy(&adversarial_logits, &batch.labels);
+    (clean_logits, adversarial_logits, standard, adversarial_loss)
+}
+
+/// Whether the training attack sees the network in train mode (quirk Q2).
+pub(crate) fn attack_in_train_mode(cfg: &JobConfig) -> bool {
+    cfg.attack.bn_mode == BnMode::Train
+}
+
+/// Number of correct predictions, kept on the device.
+pub fn correct(logits: &Tensor, labels: &Tensor) -> Tensor {
+    logits.argmax(-1, false).eq_tensor(labels).sum(Kind::Float)
+}

@@ -1,0 +1,110 @@
+//! `result.json` (product.md section 6): field names are an interface other tools read.
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Running,
+    Completed,
+    Stopped,
+    Failed,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    pub job: String,
+    pub method: String,
+    pub dataset: String,
+    pub mode: String,
+    pub model: String,
+    pub seed: u64,
+    pub protocol: String,
+    pub device: String,
+    pub status: Status,
+    pub error: Option<String>,
+    pub epochs: usize,
+    pub epochs_done: usize,
+    /// Wall time of the run so far, training and testing.
+    pub seconds: f64,
+    pub epochs_log: Vec<EpochRecord>,
+    /// Where test clean (SA) and PGD (RA) accuracy peaked, the study's central question.
+    pub peaks: Option<Peaks>,
+    #[serde(rename = "final")]
+    pub final_table: Option<FinalTable>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// 1-indexed.
+    pub epoch: usize,
+    pub lr: f64,
+    pub train_loss: f64,
+    pub train_clean_acc: f64,
+    pub train_adv_acc: f64,
+    pub test_clean_acc: f64,
+    pub test_fgsm_acc: f64,
+    pub test_pgd_acc: f64,
+    /// Mean slope on `L_s` over the batches that used it (FixRAT: 1; AdaRAT: mean H' on the barrier
+    /// branch); null in baseline or when every batch took AdaRAT's clean-only branch.
+    pub ratio_mean: Option<f64>,
+    /// Share of batches on AdaRAT's clean-only branch; null outside AdaRAT.
+    pub clean_branch_share: Option<f64>,
+    /// Training loop wall time (test excluded).
+    pub seconds: f64,
+    pub images_per_second: f64,
+    /// The unweighted batch means of `L_s` and `L_a`, as the reference logs them (`train_clean_loss`,
+    /// `train_AE_loss`).
+    pub train_clean_loss: f64,
+    pub train_adv_loss: f64,
+    pub test_clean_loss: f64,
+    pub test_fgsm_loss: f64,
+    pub test_pgd_loss: f64,
+    /// Local time the epoch ended, `YYYY/MM/DD HH:MM:SS` (the train.log prefix).
+    pub finished_at: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Peak {
+    pub epoch: usize,
+    pub value: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Peaks {
+    pub test_clean_acc: Peak,
+    pub test_pgd_acc: Peak,
+}
+
+impl Peaks {
+    /// The first epoch reaching the highest value of each curve.
+    pub fn of(records: &[EpochRecord]) -> Option<Peaks> {
+        let best = |value: fn(&EpochRecord) -> f64| {
+            records
+                .iter()
+                .fold(None, |best: Option<Peak>, r| match best {
+                    Some(p) if p.value >= value(r) => Some(p),
+                    _ => Some(Peak {
+                        epoch: r.epoch,
+                        value: value(r),
+                    }),
+                })
+        };
+        Some(Peaks {
+            test_clean_acc: best(|r| r.test_clean_acc)?,
+            test_pgd_acc: best(|r| r.test_pgd_acc)?,
+        })
+    }
+}
+
+/// The final attack table; an attack that was not run is null.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FinalTable {
+    pub clean: Option<f64>,
+    pub fgsm: Option<f64>,
+    pub pgd10: Option<f64>,
+    pub pgd20: Option<f64>,
+    pub pgd50: Option<f64>,
+    pub cw: Option<f64>,
+    pub autoattack: Option<f64>,
+    pub autoattack_preset: Option<String>,
+}

@@ -1,0 +1,190 @@
+//! `train.log` in the reference's layout (reference-behaviour.md section 7): a header, one row per
+//! epoch with fixed separators, and the final robust block.
+use super::result::{EpochRecord, FinalTable};
+use crate::config::JobConfig;
+use crate::vocab::{Method, Mode};
+
+/// The reference's method name: `PGD_AT`, `PGD_AT_FixRAT`, `PGD_AT_FixRAT_AdaRAT`, ...
+pub fn method_name(method: Method, mode: Mode) -> String {
+    let base = match method {
+        Method::St => "ST",
+        Method::PgdAt => "PGD_AT",
+        Method::Fat => "FAT",
+        Method::Dat => "DAT",
+        Method::Trades => "TRADES",
+        Method::KdAt => "KD_AT",
+        Method::Iad => "IAD",
+        Method::Generalist => "generalist",
+    };
+    match mode {
+        Mode::Baseline => base.to_string(),
+        Mode::FixRat => format!("{base}_FixRAT"),
+        Mode::AdaRat => format!("{base}_FixRAT_AdaRAT"),
+    }
+}
+
+const HEADER: &str = "epoch   learning_rate   train_time   train_AE_loss   train_AE_acc   train_clean_loss   \
+train_clean_acc   test_clean_loss   test_clean_acc   test_FGSM_loss   test_FGSM_acc   test_PGD_loss   test_PGD_acc";
+const ST_HEADER: &str =
+    "epoch   learning_rate   train_time   train_clean_loss   train_clean_acc   test_clean_loss   \
+test_clean_acc   test_FGSM_loss   test_FGSM_acc   test_PGD_loss   test_PGD_acc";
+
+fn loss(value: f64) -> String {
+    format!("{value:07.4}")
+}
+
+fn acc(value: f64) -> String {
+    format!("{value:05.2}%")
+}
+
+/// One epoch row with the reference's separators.
+pub fn row(r: &EpochRecord, method: Method) -> String {
+    let mut fields: Vec<(String, usize)> = vec![
+        (format!("{:03}", r.epoch), 5),
+        (format!("{:.4}", r.lr), 10),
+        (format!("{:06.2}", r.seconds), 7),
+    ];
+    if method == Method::St {
+        fields.push((loss(r.train_clean_loss), 12));
+    } else {
+        fields.extend([
+            (loss(r.train_adv_loss), 9),
+            (acc(r.train_adv_acc), 9),
+            (loss(r.train_clean_loss), 12),
+        ]);
+    }
+    fields.extend([
+        (acc(r.train_clean_acc), 12),
+        (loss(r.test_clean_loss), 11),
+        (acc(r.test_clean_acc), 11),
+        (loss(r.test_fgsm_loss), 10),
+        (acc(r.test_fgsm_acc), 10),
+        (loss(r.test_pgd_loss), 9),
+        (acc(r.test_pgd_acc), 0),
+    ]);
+    fields
+        .iter()
+        .map(|(text, gap)| format!("{text}{}", " ".repeat(*gap)))
+        .collect()
+}
+
+/// The argparse-like line the reference writes second.
+fn namespace(cfg: &JobConfig) -> String {
+    format!(
+        "Namespace(FixRAT={}, AdaRAT={}, batch_size={}, down_lim={}, epoch={}, epsilon={}, learning_rate={}, \
+         model='{}', seed={}, step_num={}, step_size={}, tao={}, up_lim={}, weight_decay={}, beta={})",
+        if cfg.mode == Mode::Baseline { "False" } else { "True" },
+        if cfg.mode == Mode::AdaRat { "True" } else { "False" },
+        cfg.batch_size,
+        cfg.ratio.down,
+        cfg.epochs,
+        cfg.attack.epsilon,
+        cfg.learning_rate,
+        cfg.model,
+        cfg.seed,
+        cfg.attack.steps,
+        cfg.attack.step_size,
+        cfg.ratio.tau,
+        cfg.ratio.up,
+        cfg.weight_decay,
+        cfg.ratio.beta,
+    )
+}
+
+/// The whole log, rebuilt from the records so that a resumed run never repeats or loses a row.
+pub fn render(
+    cfg: &JobConfig,
+    started_at: &str,
+    records: &[EpochRecord],
+    final_table: Option<&FinalTable>,
+) -> String {
+    let prefixed = |time: &str, line: &str| format!("[{time}] - {line}\n");
+    let mut out = String::new();
+    out += &prefixed(
+        started_at,
+        &format!("training method: {}", method_name(cfg.method, cfg.mode)),
+    );
+    out += &prefixed(started_at, &namespace(cfg));
+    out += &prefixed(
+        started_at,
+        if cfg.method == Method::St {
+            ST_HEADER
+        } else {
+            HEADER
+        },
+    );
+    for r in records {
+        out += &prefixed(&r.finished_at, &row(r, cfg.method));
+    }
+    if let (Some(table), Some(last)) = (final_table, records.last()) {
+        let time = &last.finished_at;
+        out += &prefixed(time, " ");
+        out += &prefixed(time, " ");
+        out += &prefixed(time, "final robust result:");
+        for (name, value) in [
+            ("FGSM", table.fgsm),
+            ("PGD10", table.pgd10),
+            ("PGD20", table.pgd20),
+            ("PGD50", table.pgd50),
+            ("CW", table.cw),
+            ("AA", table.autoattack),
+        ] {
+            if let Some(value) = value {
+                out += &prefixed(time, &format!("{name} ACC: {value:05.2}"));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> EpochRecord {
+        EpochRecord {
+            epoch: 1,
+            lr: 0.1,
+            train_loss: 0.0,
+            train_clean_acc: 50.0,
+            train_adv_acc: 45.68,
+            test_clean_acc: 60.0,
+            test_fgsm_acc: 40.0,
+            test_pgd_acc: 35.0,
+            ratio_mean: None,
+            clean_branch_share: None,
+            seconds: 123.456,
+            images_per_second: 0.0,
+            train_clean_loss: 1.1,
+            train_adv_loss: 1.23456,
+            test_clean_loss: 0.9,
+            test_fgsm_loss: 1.2,
+            test_pgd_loss: 1.3,
+            finished_at: "2024/05/29 10:00:00".into(),
+        }
+    }
+
+    #[test]
+    fn row_matches_the_reference_example() {
+        let expected = "001     0.1000          123.46       01.2346         45.68%         01.1000            \
+50.00%            00.9000           60.00%           01.2000          40.00%          01.3000         35.00%";
+        assert_eq!(row(&record(), Method::PgdAt), expected);
+    }
+
+    #[test]
+    fn st_rows_have_no_adversarial_fields() {
+        let st = row(&record(), Method::St);
+        assert!(st.starts_with("001     0.1000          123.46       01.1000            50.00%"));
+        assert!(!st.contains("45.68%"));
+    }
+
+    #[test]
+    fn method_names_follow_the_reference() {
+        assert_eq!(method_name(Method::PgdAt, Mode::Baseline), "PGD_AT");
+        assert_eq!(method_name(Method::PgdAt, Mode::FixRat), "PGD_AT_FixRAT");
+        assert_eq!(
+            method_name(Method::KdAt, Mode::AdaRat),
+            "KD_AT_FixRAT_AdaRAT"
+        );
+    }
+}

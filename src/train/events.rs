@@ -1,0 +1,63 @@
+//! What a run reports while it goes: the progress bar of `adarat run`, the event log and (later) the
+//! console all consume these.
+use crate::store::result::{EpochRecord, FinalTable};
+use serde::Serialize;
+
+/// One training batch, as plotted: loss, ratio and the accuracies of the pre-update logits.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BatchSample {
+    /// 1-indexed, like the epoch records.
+    pub epoch: usize,
+    /// 1-indexed within the epoch.
+    pub batch: usize,
+    pub loss: f64,
+    pub clean_loss: f64,
+    pub adv_loss: f64,
+    pub clean_acc: f64,
+    pub adv_acc: f64,
+    /// Slope on L_s; null in baseline and on AdaRAT's clean-only branch.
+    pub ratio: Option<f64>,
+    /// Whether AdaRAT took the clean-only branch; null outside AdaRAT.
+    pub clean_only: Option<bool>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    Started {
+        job: String,
+        epochs: usize,
+        first_epoch: usize,
+        batches_per_epoch: usize,
+        device: String,
+    },
+    EpochStarted {
+        epoch: usize,
+        lr: f64,
+    },
+    Batches {
+        samples: Vec<BatchSample>,
+    },
+    Testing {
+        epoch: usize,
+    },
+    EpochFinished {
+        record: EpochRecord,
+    },
+    FinalStarted,
+    FinalFinished {
+        table: FinalTable,
+    },
+}
+
+/// Receives a run's events in order.
+pub trait Observer {
+    fn observe(&mut self, event: &Event);
+}
+
+/// Discards everything (tests, quiet runs).
+pub struct Silent;
+
+impl Observer for Silent {
+    fn observe(&mut self, _event: &Event) {}
+}

@@ -1,0 +1,516 @@
+//! One run of a job: seeding, data, model, the epochs of training with the per-epoch test, the
+//! final evaluation, and the run folder kept current after every epoch.
+pub mod evaluate;
+pub mod events;
+pub mod schedule;
+pub mod sgd;
+
+use crate::config::JobConfig;
+use crate::data::{self, DataRequest, Splits};
+use crate::methods::{self, correct, TrainingMethod};
+use crate::models::{ModelSpec, Network};
+use crate::ratio::Ratio;
+use crate::store::result::{EpochRecord, Peaks, RunResult, Status};
+use crate::store::{
+    train_log, Opening, ResumePoint, RunStore, StoreError, RESUME_OPTIMIZER_FILE,
+    RESUME_WEIGHTS_FILE,
+};
+use crate::vocab::Method;
+use events::{BatchSample, Event, Observer};
+use sgd::Sgd;
+use std::time::{Duration, Instant};
+use tch::{Device, Kind, Tensor};
+
+#[derive(thiserror::Error, Debug)]
+pub enum RunError {
+    /// The job cannot start: bad data, device, checkpoint or method.
+    #[error("{0}")]
+    Input(String),
+    /// The job started and failed (non-finite loss, ...); `result.json` says so.
+    #[error("{0}")]
+    Failed(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    /// Start over even if an unfinished run of the same configuration exists.
+    pub fresh: bool,
+    /// Fetch a missing official dataset.
+    pub download: bool,
+    /// Draw download progress bars on stderr.
+    pub progress: bool,
+}
+
+/// `auto`, `cpu`, `cuda` or `cuda:N`, checked against what this machine has.
+pub fn resolve_device(spec: &str) -> Result<Device, String> {
+    let cuda = |index: usize| {
+        let count = tch::Cuda::device_count() as usize;
+        if index < count {
+            Ok(Device::Cuda(index))
+        } else if count == 0 {
+            Err(format!(
+                "device `{spec}`: CUDA is not available on this machine (use cpu or auto)"
+            ))
+        } else {
+            Err(format!(
+                "device `{spec}`: this machine has {count} CUDA device(s)"
+            ))
+        }
+    };
+    match spec {
+        "auto" => Ok(Device::cuda_if_available()),
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => cuda(0),
+        other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(index)) => cuda(index),
+            _ => Err(format!(
+                "device `{other}`: expected auto, cpu, cuda or cuda:N"
+            )),
+        },
+    }
+}
+
+pub fn device_name(device: Device) -> String {
+    match device {
+        Device::Cuda(i) => format!("cuda:{i}"),
+        _ => "cpu".to_string(),
+    }
+}
+
+/// Each epoch draws from its own seed, so a resumed run sees the same randomness as an
+/// uninterrupted one.
+fn epoch_seed(seed: u64, epoch: usize) -> i64 {
+    (seed as i64)
+        .wrapping_mul(1_000_003)
+        .wrapping_add(epoch as i64 + 1)
+}
+
+/// Per-batch scalars that stay on the device until a flush: one host sync per flush, not per batch.
+struct BatchLedger {
+    pending: Vec<(usize, Tensor)>,
+    last_flush: Instant,
+    totals: EpochTotals,
+}
+
+#[derive(Default)]
+struct EpochTotals {
+    batches: usize,
+    images: usize,
+    loss: f64,
+    clean_loss: f64,
+    adv_loss: f64,
+    clean_correct: f64,
+    adv_correct: f64,
+    ratio_sum: f64,
+    ratio_batches: usize,
+    clean_only_batches: usize,
+}
+
+const FLUSH_BATCHES: usize = 16;
+const FLUSH_INTERVAL: Duration = Duration::from_millis(1000);
+
+impl BatchLedger {
+    fn new() -> BatchLedger {
+        BatchLedger {
+            pending: Vec::new(),
+            last_flush: Instant::now(),
+            totals: EpochTotals::default(),
+        }
+    }
+
+    fn due(&self) -> bool {
+        self.pending.len() >= FLUSH_BATCHES || self.last_flush.elapsed() >= FLUSH_INTERVAL
+    }
+
+    /// Reads the pending rows in one transfer and turns them into samples.
+    fn flush(&mut self, epoch: usize) -> Result<Vec<BatchSample>, String> {
+        self.last_flush = Instant::now();
+        if self.pending.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<Tensor> = self
+            .pending
+            .iter()
+            .map(|(_, row)| row.shallow_clone())
+            .collect();
+        let values: Vec<f64> =
+            Vec::try_from(Tensor::stack(&rows, 0).to_kind(Kind::Double).view(-1))
+                .map_err(|e| format!("reading batch statistics: {e}"))?;
+        let mut samples = Vec::with_capacity(rows.len());
+        for ((size, _), v) in self.pending.drain(..).zip(values.chunks(ROW)) {
+            let t = &mut self.totals;
+            t.batches += 1;
+            let batch = t.batches;
+            if !v[0].is_finite() {
+                return Err(format!(
+                    "non-finite loss ({}) at epoch {epoch}, batch {batch}",
+                    v[0]
+                ));
+            }
+            t.images += size;
+            t.loss += v[0];
+            t.clean_loss += v[1];
+            t.adv_loss += v[2];
+            t.clean_correct += v[3];
+            t.adv_correct += v[4];
+            let clean_only = (!v[6].is_nan()).then_some(v[6] > 0.5);
+            let ratio = (!v[5].is_nan() && clean_only != Some(true)).then_some(v[5]);
+            if let Some(r) = ratio {
+                t.ratio_sum += r;
+                t.ratio_batches += 1;
+            }
+            if clean_only == Some(true) {
+                t.clean_only_batches += 1;
+            }
+            samples.push(BatchSample {
+                epoch,
+                batch,
+                loss: v[0],
+                clean_loss: v[1],
+                adv_loss: v[2],
+                clean_acc: 100.0 * v[3] / size as f64,
+                adv_acc: 100.0 * v[4] / size as f64,
+                ratio,
+                clean_only,
+            });
+        }
+        Ok(samples)
+    }
+}
+
+/// loss, L_s, L_a, clean correct, adversarial correct, ratio (NaN: none), clean-only (NaN: none).
+const ROW: usize = 7;
+
+/// Everything a running job holds.
+struct Run<'a> {
+    cfg: &'a JobConfig,
+    store: RunStore,
+    observer: &'a mut dyn Observer,
+    net: Network,
+    data: Splits,
+    method: Box<dyn TrainingMethod>,
+    ratio: Ratio,
+    sgd: Sgd,
+    result: RunResult,
+    started_at: String,
+    clock: Instant,
+    seconds_before: f64,
+}
+
+/// Runs (or resumes) a job to the end and returns its result; the run folder is current after
+/// every epoch.
+pub fn run(
+    cfg: &JobConfig,
+    options: RunOptions,
+    observer: &mut dyn Observer,
+) -> Result<RunResult, RunError> {
+    let device = resolve_device(&cfg.device).map_err(RunError::Input)?;
+    let method = methods::build(cfg).map_err(RunError::Input)?;
+    // Seed before anything random happens, model initialisation included (quirk Q6, fixed).
+    tch::manual_seed(cfg.seed as i64);
+    let data = data::load(&DataRequest {
+        kind: cfg.dataset,
+        data_dir: &cfg.data_dir,
+        device,
+        limit_train: cfg.limit_train,
+        limit_test: cfg.limit_test,
+        synthetic: cfg.synthetic,
+        seed: cfg.seed,
+        download: options.download,
+        progress: options.progress,
+    })
+    .map_err(|e| RunError::Input(e.to_string()))?;
+    let [in_channels, height, width] = data.shape;
+    let spec = ModelSpec {
+        kind: cfg.model,
+        in_channels,
+        height,
+        width,
+        classes: data.classes,
+        dropout: cfg.dropout,
+    };
+    let mut net = Network::new(&spec, device).map_err(|e| RunError::Input(e.to_string()))?;
+    let mut sgd = Sgd::new(net.parameters(), cfg.momentum, cfg.weight_decay);
+
+    let (store, opening) = RunStore::open(cfg, options.fresh)?;
+    let started_at = timestamp();
+    let result = match opening {
+        Opening::Resume { mut result, point } => {
+            net.load(&store.path(RESUME_WEIGHTS_FILE))
+                .map_err(|e| RunError::Input(e.to_string()))?;
+            if point.has_optimizer {
+                let path = store.path(RESUME_OPTIMIZER_FILE);
+                let saved = Tensor::read_safetensors(&path)
+                    .map_err(|e| RunError::Input(format!("{}: {e}", path.display())))?;
+                sgd.restore_momentum(saved)
+                    .map_err(|e| RunError::Input(format!("{}: {e}", path.display())))?;
+            }
+            result.epochs_log.truncate(point.epochs_done);
+            result.epochs_done = point.epochs_done;
+            result.status = Status::Running;
+            result.error = None;
+            result.final_table = None;
+            result
+        }
+        Opening::Fresh | Opening::Archived(_) => new_result(cfg, device),
+    };
+    let seconds_before = result.seconds;
+    let mut run = Run {
+        cfg,
+        store,
+        observer,
+        net,
+        data,
+        method,
+        ratio: Ratio::new(cfg.mode, cfg.ratio, cfg.attack.epsilon),
+        sgd,
+        result,
+        started_at,
+        clock: Instant::now(),
+        seconds_before,
+    };
+    match run.train() {
+        Ok(()) => Ok(run.result),
+        Err(RunError::Failed(message)) => {
+            run.result.status = Status::Failed;
+            run.result.error = Some(message.clone());
+            run.store.write_result(&run.result)?;
+            Err(RunError::Failed(message))
+        }
+        Err(other) => Err(other),
+    }
+}
+
+fn timestamp() -> String {
+    chrono::Local::now().format("%Y/%m/%d %H:%M:%S").to_string()
+}
+
+fn new_result(cfg: &JobConfig, device: Device) -> RunResult {
+    RunResult {
+        job: cfg.job.clone(),
+        method: cfg.method.to_string(),
+        dataset: cfg.dataset.to_string(),
+        mode: cfg.mode.to_string(),
+        model: cfg.model.to_string(),
+        seed: cfg.seed,
+        protocol: serde_plain(&cfg.protocol),
+        device: device_name(device),
+        status: Status::Running,
+        error: None,
+        epochs: cfg.epochs,
+        epochs_done: 0,
+        seconds: 0.0,
+        epochs_log: Vec::new(),
+        peaks: None,
+        final_table: None,
+    }
+}
+
+/// A unit enum's serde name (`default`, `reference`).
+fn serde_plain<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+impl Run<'_> {
+    fn emit(&mut self, event: Event) -> Result<(), RunError> {
+        if matches!(
+            event,
+            Event::Batches { .. } | Event::EpochFinished { .. } | Event::FinalFinished { .. }
+        ) {
+            self.store.append_events(std::slice::from_ref(&event))?;
+        }
+        self.observer.observe(&event);
+        Ok(())
+    }
+
+    fn train(&mut self) -> Result<(), RunError> {
+        let cfg = self.cfg;
+        let first_epoch = self.result.epochs_done;
+        let batches_per_epoch = self.data.train.len().div_ceil(cfg.batch_size);
+        self.emit(Event::Started {
+            job: cfg.job.clone(),
+            epochs: cfg.epochs,
+            first_epoch: first_epoch + 1,
+            batches_per_epoch,
+            device: self.result.device.clone(),
+        })?;
+        self.store.write_result(&self.result)?;
+        for epoch in first_epoch..cfg.epochs {
+            self.epoch(epoch)?;
+        }
+        if cfg.method != Method::St && !cfg.evaluation.final_attacks.is_empty() {
+            self.emit(Event::FinalStarted)?;
+            let table = evaluate::final_table(&self.net, &self.data.test, cfg);
+            self.result.final_table = Some(table.clone());
+            self.emit(Event::FinalFinished { table })?;
+        }
+        self.net
+            .save(&self.store.path(crate::store::MODEL_FILE))
+            .map_err(|e| RunError::Failed(e.to_string()))?;
+        self.result.status = Status::Completed;
+        self.result.seconds = self.seconds_before + self.clock.elapsed().as_secs_f64();
+        self.write_reports()
+    }
+
+    fn epoch(&mut self, epoch: usize) -> Result<(), RunError> {
+        let cfg = self.cfg;
+        tch::manual_seed(epoch_seed(cfg.seed, epoch));
+        let lr = schedule::learning_rate(&cfg.lr_schedule, cfg.learning_rate, epoch);
+        if cfg.reset_momentum_each_epoch {
+            self.sgd.reset_momentum();
+        }
+        self.emit(Event::EpochStarted {
+            epoch: epoch + 1,
+            lr,
+        })?;
+        let started = Instant::now();
+        let mut ledger = BatchLedger::new();
+        let device = self.data.train.labels.device();
+        let none = Tensor::full([], f64::NAN, (Kind::Float, device));
+        for batch in self.data.train.batches(cfg.batch_size, true, cfg.augment) {
+            self.sgd.zero_grad();
+            let step = self.method.losses(&self.net, &batch, epoch);
+            let (standard, adversarial) = (
+                step.terms.standard.detach(),
+                step.terms.adversarial.detach(),
+            );
+            let weighted = self.ratio.combine(step.terms);
+            weighted.loss.backward();
+            self.sgd.step(lr);
+            let row = tch::no_grad(|| {
+                let scalar = |t: &Tensor| t.to_kind(Kind::Float).view([]);
+                Tensor::stack(
+                    &[
+                        scalar(&weighted.loss.detach()),
+                        scalar(&standard),
+                        scalar(&adversarial),
+                        correct(&step.clean_logits, &batch.labels),
+                        correct(&step.adversarial_logits, &batch.labels),
+                        weighted
+                            .ratio
+                            .as_ref()
+                            .map_or_else(|| none.shallow_clone(), scalar),
+                        weighted
+                            .clean_only
+                            .as_ref()
+                            .map_or_else(|| none.shallow_clone(), scalar),
+                    ],
+                    0,
+                )
+            });
+            ledger.pending.push((batch.labels.size()[0] as usize, row));
+            if ledger.due() {
+                let samples = ledger.flush(epoch + 1).map_err(RunError::Failed)?;
+                self.emit(Event::Batches { samples })?;
+            }
+        }
+        let samples = ledger.flush(epoch + 1).map_err(RunError::Failed)?;
+        if !samples.is_empty() {
+            self.emit(Event::Batches { samples })?;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        self.emit(Event::Testing { epoch: epoch + 1 })?;
+        let test = evaluate::test_epoch(&self.net, &self.data.test, cfg);
+        let t = &ledger.totals;
+        let batches = t.batches.max(1) as f64;
+        let images = t.images.max(1) as f64;
+        let record = EpochRecord {
+            epoch: epoch + 1,
+            lr,
+            train_loss: t.loss / batches,
+            train_clean_acc: 100.0 * t.clean_correct / images,
+            train_adv_acc: 100.0 * t.adv_correct / images,
+            test_clean_acc: test.clean_acc,
+            test_fgsm_acc: test.fgsm_acc,
+            test_pgd_acc: test.pgd_acc,
+            ratio_mean: (t.ratio_batches > 0).then(|| t.ratio_sum / t.ratio_batches as f64),
+            clean_branch_share: (cfg.mode == crate::vocab::Mode::AdaRat)
+                .then(|| t.clean_only_batches as f64 / batches),
+            seconds,
+            images_per_second: t.images as f64 / seconds.max(1e-9),
+            train_clean_loss: t.clean_loss / batches,
+            train_adv_loss: t.adv_loss / batches,
+            test_clean_loss: test.clean_loss,
+            test_fgsm_loss: test.fgsm_loss,
+            test_pgd_loss: test.pgd_loss,
+            finished_at: timestamp(),
+        };
+        self.result.epochs_log.push(record.clone());
+        self.result.epochs_done = epoch + 1;
+        self.result.peaks = Peaks::of(&self.result.epochs_log);
+        self.result.seconds = self.seconds_before + self.clock.elapsed().as_secs_f64();
+        self.save_resume_point(epoch + 1)?;
+        self.write_reports()?;
+        self.emit(Event::EpochFinished { record })
+    }
+
+    /// Weights, then momentum, then the point that names them: a crash in between leaves the
+    /// previous point valid only if its weights are untouched, which the length check catches.
+    fn save_resume_point(&mut self, epochs_done: usize) -> Result<(), RunError> {
+        let weights = self.store.path(RESUME_WEIGHTS_FILE);
+        self.net
+            .save(&weights)
+            .map_err(|e| RunError::Failed(e.to_string()))?;
+        let buffers = if self.cfg.reset_momentum_each_epoch {
+            Vec::new()
+        } else {
+            self.sgd.momentum_buffers()
+        };
+        if !buffers.is_empty() {
+            let path = self.store.path(RESUME_OPTIMIZER_FILE);
+            let tmp = crate::store::temporary_path(&path);
+            Tensor::write_safetensors(&buffers, &tmp)
+                .and_then(|()| std::fs::rename(&tmp, &path).map_err(tch::TchError::from))
+                .map_err(|e| RunError::Failed(format!("{}: {e}", path.display())))?;
+        }
+        let weights_bytes = std::fs::metadata(&weights)
+            .map(|m| m.len())
+            .map_err(|source| StoreError::Io {
+                path: weights,
+                source,
+            })?;
+        self.store.write_resume_point(&ResumePoint {
+            epochs_done,
+            weights_bytes,
+            has_optimizer: !buffers.is_empty(),
+        })?;
+        Ok(())
+    }
+
+    fn write_reports(&self) -> Result<(), RunError> {
+        self.store.write_result(&self.result)?;
+        let log = train_log::render(
+            self.cfg,
+            &self.started_at,
+            &self.result.epochs_log,
+            self.result.final_table.as_ref(),
+        );
+        self.store.write_train_log(&log)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_strings() {
+        assert_eq!(resolve_device("cpu"), Ok(Device::Cpu));
+        assert!(resolve_device("gpu")
+            .unwrap_err()
+            .contains("expected auto, cpu, cuda or cuda:N"));
+        assert!(resolve_device("cuda:x").is_err());
+        if !tch::Cuda::is_available() {
+            assert!(resolve_device("cuda")
+                .unwrap_err()
+                .contains("not available"));
+            assert_eq!(resolve_device("auto"), Ok(Device::Cpu));
+        }
+    }
+}
