@@ -40,12 +40,28 @@ pub struct Ratio {
 
 impl Ratio {
     /// `epsilon` is the ε of β/ε: the training attack's budget (0.031 for Generalist on CIFAR-10).
-    pub fn new(mode: Mode, cfg: RatioConfig, epsilon: f64) -> Ratio {
-        Ratio {
+    /// FixRAT and AdaRAT need β, u, d; the baseline ignores them.
+    pub fn new(mode: Mode, cfg: Option<RatioConfig>, epsilon: f64) -> Result<Ratio, String> {
+        let cfg = match (mode, cfg) {
+            (_, Some(cfg)) => cfg,
+            (Mode::Baseline, None) => RatioConfig {
+                beta: 0.0,
+                up: 1.0,
+                down: 0.0,
+                tau: 0.0,
+                switch: 1.0,
+            },
+            (mode, None) => {
+                return Err(format!(
+                    "mode {mode} needs beta, up and down, and none are configured"
+                ))
+            }
+        };
+        Ok(Ratio {
             mode,
             cfg,
             weight: cfg.beta / epsilon,
-        }
+        })
     }
 
     /// The regulariser's weight β/ε.
@@ -237,7 +253,9 @@ mod tests {
     #[test]
     fn baseline_uses_the_method_loss_and_has_no_ratio() {
         let (t, s, a) = terms(0.5, 1.5, None);
-        let w = Ratio::new(Mode::Baseline, cfg(0.04, 1.1, 0.4), 8.0 / 255.0).combine(t);
+        let w = Ratio::new(Mode::Baseline, Some(cfg(0.04, 1.1, 0.4)), 8.0 / 255.0)
+            .unwrap()
+            .combine(t);
         assert_eq!(scalar(&w.loss), 1.5);
         assert!(w.ratio.is_none() && w.clean_only.is_none());
         assert_eq!(gradients(&w.loss, &s, &a), (0.0, 1.0));
@@ -251,7 +269,9 @@ mod tests {
             (0.04, 0.031, 1.0, 2.0, None),
         ] {
             let (t, s, a) = terms(ls, la, extra);
-            let w = Ratio::new(Mode::FixRat, cfg(beta, 1.1, 0.4), eps).combine(t);
+            let w = Ratio::new(Mode::FixRat, Some(cfg(beta, 1.1, 0.4)), eps)
+                .unwrap()
+                .combine(t);
             let k = beta / eps;
             let expected = ls + k * (la - ls) + extra.unwrap_or(0.0);
             assert!((scalar(&w.loss) - expected).abs() < 1e-9);
@@ -261,7 +281,11 @@ mod tests {
         }
         // β = 0.04, ε = 8/255: the clean coefficient is 1 − 1.275 (reference table 5.1).
         assert!(
-            (Ratio::new(Mode::FixRat, cfg(0.04, 1.1, 0.4), 8.0 / 255.0).weight() - 1.275).abs()
+            (Ratio::new(Mode::FixRat, Some(cfg(0.04, 1.1, 0.4)), 8.0 / 255.0)
+                .unwrap()
+                .weight()
+                - 1.275)
+                .abs()
                 < 1e-12
         );
     }
@@ -269,7 +293,7 @@ mod tests {
     #[test]
     fn adarat_branch_choice() {
         let c = cfg(0.04, 1.1, 0.4);
-        let ratio = Ratio::new(Mode::AdaRat, c, 8.0 / 255.0);
+        let ratio = Ratio::new(Mode::AdaRat, Some(c), 8.0 / 255.0).unwrap();
         assert!((ratio.threshold() - 0.77).abs() < 1e-12);
         let k = 0.04 / (8.0 / 255.0);
         // Barrier branch: H(L_s) + β/ε(L_a − L_s) + extra.
@@ -303,7 +327,7 @@ mod tests {
             tau: 0.05,
             switch: 0.7,
         };
-        let ratio = Ratio::new(Mode::AdaRat, c, 8.0 / 255.0);
+        let ratio = Ratio::new(Mode::AdaRat, Some(c), 8.0 / 255.0).unwrap();
         let (t, _, _) = terms(1.25, 2.0, None);
         assert_eq!(scalar(ratio.combine(t).clean_only.as_ref().unwrap()), 0.0);
         let (t, _, _) = terms(1.26, 2.0, None);

@@ -40,8 +40,8 @@ pub struct JobConfig {
     pub reset_momentum_each_epoch: bool,
     /// The training attack (and per-epoch test PGD): ε, α, K and the network mode while crafting.
     pub attack: AttackConfig,
-    /// FixRAT/AdaRAT parameters β, u, d, τ and the clean-only switch factor (0.7).
-    pub ratio: RatioConfig,
+    /// FixRAT/AdaRAT parameters β, u, d, τ and the clean-only switch factor (0.7); none for st.
+    pub ratio: Option<RatioConfig>,
     /// Parameters of the method itself.
     pub params: MethodParams,
     pub evaluation: EvaluationConfig,

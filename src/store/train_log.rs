@@ -70,25 +70,29 @@ pub fn row(r: &EpochRecord, method: Method) -> String {
 
 /// The argparse-like line the reference writes second.
 fn namespace(cfg: &JobConfig) -> String {
-    format!(
-        "Namespace(FixRAT={}, AdaRAT={}, batch_size={}, down_lim={}, epoch={}, epsilon={}, learning_rate={}, \
-         model='{}', seed={}, step_num={}, step_size={}, tao={}, up_lim={}, weight_decay={}, beta={})",
-        if cfg.mode == Mode::Baseline { "False" } else { "True" },
-        if cfg.mode == Mode::AdaRat { "True" } else { "False" },
-        cfg.batch_size,
-        cfg.ratio.down,
-        cfg.epochs,
-        cfg.attack.epsilon,
-        cfg.learning_rate,
-        cfg.model,
-        cfg.seed,
-        cfg.attack.steps,
-        cfg.attack.step_size,
-        cfg.ratio.tau,
-        cfg.ratio.up,
-        cfg.weight_decay,
-        cfg.ratio.beta,
-    )
+    let flag = |on: bool| if on { "True" } else { "False" };
+    let mut fields = vec![
+        format!("FixRAT={}", flag(cfg.mode != Mode::Baseline)),
+        format!("AdaRAT={}", flag(cfg.mode == Mode::AdaRat)),
+        format!("batch_size={}", cfg.batch_size),
+        format!("epoch={}", cfg.epochs),
+        format!("epsilon={}", cfg.attack.epsilon),
+        format!("learning_rate={}", cfg.learning_rate),
+        format!("model='{}'", cfg.model),
+        format!("seed={}", cfg.seed),
+        format!("step_num={}", cfg.attack.steps),
+        format!("step_size={}", cfg.attack.step_size),
+        format!("weight_decay={}", cfg.weight_decay),
+    ];
+    if let Some(r) = &cfg.ratio {
+        fields.extend([
+            format!("beta={}", r.beta),
+            format!("up_lim={}", r.up),
+            format!("down_lim={}", r.down),
+            format!("tao={}", r.tau),
+        ]);
+    }
+    format!("Namespace({})", fields.join(", "))
 }
 
 /// The whole log, rebuilt from the records so that a resumed run never repeats or loses a row.

@@ -208,6 +208,7 @@ pub fn run(
 ) -> Result<RunResult, RunError> {
     let device = resolve_device(&cfg.device).map_err(RunError::Input)?;
     let method = methods::build(cfg).map_err(RunError::Input)?;
+    let ratio = Ratio::new(cfg.mode, cfg.ratio, cfg.attack.epsilon).map_err(RunError::Input)?;
     // Seed before anything random happens, model initialisation included (quirk Q6, fixed).
     tch::manual_seed(cfg.seed as i64);
     let data = data::load(&DataRequest {
@@ -264,7 +265,7 @@ pub fn run(
         net,
         data,
         method,
-        ratio: Ratio::new(cfg.mode, cfg.ratio, cfg.attack.epsilon),
+        ratio,
         sgd,
         result,
         started_at,
