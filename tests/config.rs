@@ -1,0 +1,410 @@
+//! experiments.yaml: the study's defaults, resolution, overrides and refusals.
+use adarat::config::{
+    self, AutoAttackPreset, BnMode, JobOverrides, LrSchedule, MethodParams, Study,
+};
+use adarat::vocab::{JobName, ModelKind};
+use std::path::Path;
+
+const ORIGIN: &str = "/study/experiments.yaml";
+
+fn study() -> Study {
+    config::parse(config::DEFAULT_CONFIG, Path::new(ORIGIN), &[]).unwrap()
+}
+
+fn job(name: &str) -> JobName {
+    name.parse().unwrap()
+}
+
+fn resolve(study: &Study, name: &str) -> config::JobConfig {
+    study.resolve(&job(name), &JobOverrides::default()).unwrap()
+}
+
+/// The default file with `from` replaced by `to`, parsed; the error's text.
+fn refusal(from: &str, to: &str) -> String {
+    assert!(
+        config::DEFAULT_CONFIG.contains(from),
+        "`{from}` is not in the default file"
+    );
+    let text = config::DEFAULT_CONFIG.replacen(from, to, 1);
+    config::parse(&text, Path::new(ORIGIN), &[])
+        .unwrap_err()
+        .to_string()
+}
+
+fn line_of(needle: &str) -> usize {
+    config::DEFAULT_CONFIG
+        .lines()
+        .position(|l| l.contains(needle))
+        .unwrap()
+        + 1
+}
+
+#[test]
+fn the_grid_is_eight_methods_by_two_datasets_by_three_modes_with_st_baseline_only() {
+    let grid = study().grid();
+    assert_eq!(grid.len(), 7 * 2 * 3 + 2);
+    assert!(grid.contains(&job("trades/cifar100/adarat")));
+    assert!(grid.contains(&job("st/cifar10/baseline")));
+    assert!(grid.iter().all(|j| j.dataset.as_str().starts_with("cifar")));
+}
+
+#[test]
+fn pgd_at_cifar10_has_the_reference_values() {
+    let c = resolve(&study(), "pgd-at/cifar10/adarat");
+    assert_eq!(c.model, ModelKind::ResNet18);
+    assert_eq!(
+        (
+            c.epochs,
+            c.batch_size,
+            c.learning_rate,
+            c.momentum,
+            c.weight_decay
+        ),
+        (120, 128, 0.1, 0.9, 5e-4)
+    );
+    assert_eq!(
+        c.lr_schedule,
+        LrSchedule::Step {
+            milestones: vec![60, 90, 110],
+            factors: vec![0.1, 0.01, 0.005]
+        }
+    );
+    assert_eq!(
+        (c.attack.epsilon, c.attack.step_size, c.attack.steps),
+        (8.0 / 255.0, 2.0 / 255.0, 10)
+    );
+    assert_eq!(c.attack.bn_mode, BnMode::Train);
+    assert!(c.reset_momentum_each_epoch);
+    let r = c.ratio.unwrap();
+    assert_eq!(
+        (r.beta, r.up, r.down, r.tau, r.switch),
+        (0.04, 1.1, 0.4, 0.01, 0.7)
+    );
+    assert_eq!(c.evaluation.autoattack, AutoAttackPreset::Standard);
+    assert!(!c.test_random_crop);
+    assert_eq!(c.seed, 1);
+    assert_eq!(c.data_dir, Path::new("/study/data"));
+    assert_eq!(c.output_dir, Path::new("/study/output"));
+}
+
+#[test]
+fn per_method_and_per_dataset_defaults() {
+    let s = study();
+    let trades = resolve(&s, "trades/cifar100/adarat");
+    let r = trades.ratio.unwrap();
+    assert_eq!((r.beta, r.up, r.down), (0.04, 2.3, 1.2));
+    assert_eq!(
+        (trades.model, trades.dropout, trades.weight_decay),
+        (ModelKind::Wrn34_10, 0.3, 7e-4)
+    );
+    assert_eq!(trades.params, MethodParams::Trades { lambda: 6.0 });
+    let trades10 = resolve(&s, "trades/cifar10/fixrat").ratio.unwrap();
+    assert_eq!(
+        (trades10.beta, trades10.up, trades10.down),
+        (0.03, 1.5, 0.7)
+    );
+
+    let g = resolve(&s, "generalist/cifar10/adarat");
+    assert_eq!((g.attack.epsilon, g.attack.step_size), (0.031, 0.007));
+    assert_eq!(g.attack.bn_mode, BnMode::Eval);
+    assert!(!g.reset_momentum_each_epoch);
+    assert!(matches!(g.lr_schedule, LrSchedule::PiecewiseLinear { .. }));
+    let g100 = resolve(&s, "generalist/cifar100/adarat");
+    assert_eq!(
+        (g100.model, g100.dropout, g100.weight_decay),
+        (ModelKind::Wrn34_10, 0.0, 7e-4)
+    );
+    assert_eq!(
+        (g100.ratio.unwrap().up, g100.ratio.unwrap().down),
+        (2.0, 0.8)
+    );
+
+    let st = resolve(&s, "st/cifar100/baseline");
+    assert_eq!(st.weight_decay, 5e-4);
+    assert!(st.ratio.is_none());
+    assert_eq!(resolve(&s, "iad/cifar100/adarat").attack.steps, 10);
+    let kd = resolve(&s, "kd-at/cifar100/fixrat").ratio.unwrap();
+    assert_eq!((kd.beta, kd.up, kd.down), (0.05, 1.4, 0.8));
+
+    // Beyond the study: each method's CIFAR-10 ratio values, the dataset's own budget and model.
+    let syn = resolve(&s, "pgd-at/synthetic/adarat");
+    assert_eq!(syn.model, ModelKind::SmallCnn);
+    assert_eq!(syn.dropout, 0.5);
+    assert_eq!((syn.ratio.unwrap().up, syn.ratio.unwrap().down), (1.1, 0.4));
+    let fm = resolve(&s, "trades/fashion-mnist/adarat");
+    assert_eq!(
+        (fm.attack.epsilon, fm.attack.step_size, fm.attack.steps),
+        (0.1, 0.01, 10)
+    );
+    assert_eq!(fm.ratio.unwrap().up, 1.5);
+    assert_eq!(resolve(&s, "pgd-at/mnist/baseline").attack.steps, 40);
+}
+
+#[test]
+fn the_reference_protocol_crops_cifar10_tests_and_uses_torchattacks_autoattack() {
+    let text = config::DEFAULT_CONFIG.replacen("protocol: default", "protocol: reference", 1);
+    let s = config::parse(&text, Path::new(ORIGIN), &[]).unwrap();
+    let c = resolve(&s, "pgd-at/cifar10/adarat");
+    assert!(c.test_random_crop);
+    assert_eq!(c.evaluation.autoattack, AutoAttackPreset::Torchattacks351);
+    assert!(!resolve(&s, "pgd-at/cifar100/adarat").test_random_crop);
+    assert!(!resolve(&s, "generalist/cifar10/adarat").test_random_crop);
+}
+
+#[test]
+fn command_line_overrides_apply() {
+    let overrides = JobOverrides {
+        epochs: Some(3),
+        model: Some(ModelKind::PreActResNet18),
+        seed: Some(7),
+        device: Some("cpu".into()),
+        limit_train: Some(100),
+        limit_test: Some(50),
+        output_dir: Some("/elsewhere".into()),
+    };
+    let c = study()
+        .resolve(&job("pgd-at/cifar10/baseline"), &overrides)
+        .unwrap();
+    assert_eq!(
+        (c.epochs, c.model, c.seed, c.device.as_str()),
+        (3, ModelKind::PreActResNet18, 7, "cpu")
+    );
+    assert_eq!((c.limit_train, c.limit_test), (Some(100), Some(50)));
+    assert_eq!(c.output_dir, Path::new("/elsewhere"));
+}
+
+#[test]
+fn set_overrides_values_by_dotted_path() {
+    let sets = vec![
+        "training.epochs=3".to_string(),
+        "methods.pgd-at.datasets.cifar10.beta=0.05".to_string(),
+        "datasets.synthetic.epsilon=4/255".to_string(),
+    ];
+    let s = config::parse(config::DEFAULT_CONFIG, Path::new(ORIGIN), &sets).unwrap();
+    assert_eq!(resolve(&s, "pgd-at/cifar10/adarat").epochs, 3);
+    assert_eq!(
+        resolve(&s, "pgd-at/cifar10/adarat").ratio.unwrap().beta,
+        0.05
+    );
+    assert_eq!(
+        resolve(&s, "pgd-at/cifar100/adarat").ratio.unwrap().beta,
+        0.05
+    );
+    assert_eq!(
+        resolve(&s, "trades/cifar10/adarat").ratio.unwrap().beta,
+        0.03
+    );
+    assert_eq!(
+        resolve(&s, "pgd-at/synthetic/adarat").attack.epsilon,
+        4.0 / 255.0
+    );
+
+    let unknown = config::parse(
+        config::DEFAULT_CONFIG,
+        Path::new(ORIGIN),
+        &["training.epoch=3".into()],
+    )
+    .unwrap_err();
+    assert!(
+        unknown.to_string().contains("--set training.epoch=3")
+            && unknown.to_string().contains("unknown field `epoch`")
+    );
+    let bad = config::parse(
+        config::DEFAULT_CONFIG,
+        Path::new(ORIGIN),
+        &["training.epochs".into()],
+    )
+    .unwrap_err();
+    assert!(bad.to_string().contains("expected KEY=VALUE"));
+    let impossible = config::parse(
+        config::DEFAULT_CONFIG,
+        Path::new(ORIGIN),
+        &["methods.pgd-at.settings.down=2".into()],
+    );
+    assert!(impossible
+        .unwrap_err()
+        .to_string()
+        .contains("greater than down"));
+}
+
+#[test]
+fn unknown_keys_and_wrong_types_are_refused_with_their_line() {
+    let e = refusal("  learning_rate: 0.1", "  lerning_rate: 0.1");
+    assert!(
+        e.starts_with(&format!("{ORIGIN}:{}:", line_of("learning_rate: 0.1"))),
+        "{e}"
+    );
+    assert!(e.contains("unknown field `lerning_rate`"), "{e}");
+
+    let e = refusal("  batch_size: 128", "  batch_size: lots");
+    assert!(
+        e.starts_with(&format!("{ORIGIN}:{}:", line_of("batch_size: 128"))),
+        "{e}"
+    );
+    assert!(e.contains("training.batch_size"), "{e}");
+
+    let e = refusal("protocol: default", "protocol: sloppy");
+    assert!(
+        e.contains(&format!(":{}:", line_of("protocol: default"))) && e.contains("protocol"),
+        "{e}"
+    );
+    assert!(
+        refusal("epsilon: 8/255, step_size", "epsilon: 8/0, step_size").contains("divides by zero")
+    );
+}
+
+#[test]
+fn impossible_values_are_refused_with_their_line() {
+    for (from, to, path) in [
+        (
+            "cifar100: {beta: 0.05, up: 1.5, down: 0.7}",
+            "cifar100: {beta: 0.05, up: 0.6, down: 0.7}",
+            "methods.pgd-at.datasets.cifar100.up",
+        ),
+        ("  epochs: 120", "  epochs: 0", "training.epochs"),
+        (
+            "  batch_size: 128",
+            "  batch_size: 0",
+            "training.batch_size",
+        ),
+        ("  momentum: 0.9", "  momentum: 1.5", "training.momentum"),
+        ("  switch: 0.7", "  switch: 0", "training.switch"),
+        ("  tau: 0.01", "  tau: -1", "training.tau"),
+        (
+            "wrn-34-10:       {dropout: 0.3}",
+            "wrn-34-10:       {dropout: 1.3}",
+            "models.wrn-34-10.dropout",
+        ),
+        ("device: auto", "device: gpu", "device"),
+        (
+            "final_attacks: [fgsm,",
+            "final_attacks: [fgsn,",
+            "evaluation.final_attacks",
+        ),
+        (
+            "settings: {beta: 0.04, up: 1.1, down: 0.4}",
+            "settings: {beta: -0.04, up: 1.1, down: 0.4}",
+            "methods.pgd-at.settings.beta",
+        ),
+    ] {
+        let e = refusal(from, to);
+        let expected_line = line_of(from);
+        assert!(
+            e.starts_with(&format!("{ORIGIN}:{expected_line}: {path}:")),
+            "{from} → {e}"
+        );
+    }
+    assert!(refusal(
+        "cifar10:       {model: resnet18, weight_decay: 5e-4, epsilon: 8/255",
+        "cifar10:       {model: resnet18, weight_decay: 5e-4, epsilon: 0"
+    )
+    .contains("datasets.cifar10.epsilon: expected a value greater than 0"));
+    assert!(
+        refusal("milestones: [60, 90, 110]", "milestones: [60, 110, 90]").contains("increasing")
+    );
+    assert!(refusal(
+        "  methods: [st, pgd-at, fat, dat, trades, kd-at, iad, generalist]",
+        "  methods: []"
+    )
+    .contains("grid.methods"));
+    assert!(
+        refusal("    modes: [baseline]\n", "    modes: [baseline, adarat]\n")
+            .contains("st has the baseline mode only")
+    );
+    assert!(refusal("params: {lambda: 6}", "params: {lamda: 6}").contains("methods.trades.params"));
+}
+
+#[test]
+fn jobs_outside_a_methods_modes_are_refused() {
+    let text = config::DEFAULT_CONFIG.replacen(
+        "  pgd-at:\n    modes: [baseline, fixrat, adarat]",
+        "  pgd-at:\n    modes: [baseline]",
+        1,
+    );
+    let s = config::parse(&text, Path::new(ORIGIN), &[]).unwrap();
+    let e = s
+        .resolve(&job("pgd-at/cifar10/adarat"), &JobOverrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("mode `adarat` is not allowed for pgd-at"), "{e}");
+}
+
+#[test]
+fn resolved_configurations_round_trip_through_yaml() {
+    let s = study();
+    for j in s.grid() {
+        let c = s.resolve(&j, &JobOverrides::default()).unwrap();
+        let text = serde_yaml::to_string(&c).unwrap();
+        let back: config::JobConfig = serde_yaml::from_str(&text).unwrap();
+        assert_eq!(back, c, "{j}");
+    }
+}
+
+/// A fixed-seed xorshift, enough to mutate files reproducibly.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+#[test]
+fn hundreds_of_mutated_files_never_panic() {
+    let lines: Vec<&str> = config::DEFAULT_CONFIG.lines().collect();
+    let garbage = [
+        "{",
+        "]",
+        ": :",
+        "- x",
+        "8/0",
+        "-1",
+        "1e999",
+        "~",
+        "\"",
+        "!!binary AAAA",
+        "&a *a",
+        "\t",
+        "nan",
+        "",
+    ];
+    let mut rng = Rng(0x5eed);
+    let (mut refused, mut accepted) = (0, 0);
+    for _ in 0..400 {
+        let mut mutated: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        for _ in 0..1 + rng.next(3) {
+            let i = rng.next(mutated.len());
+            match rng.next(4) {
+                0 => {
+                    mutated.remove(i);
+                }
+                1 => {
+                    let line = mutated[i].clone();
+                    mutated.insert(i, line);
+                }
+                2 => {
+                    if let Some(colon) = mutated[i].find(": ") {
+                        let head = mutated[i][..colon + 2].to_string();
+                        mutated[i] = format!("{head}{}", garbage[rng.next(garbage.len())]);
+                    }
+                }
+                _ => mutated.insert(i, garbage[rng.next(garbage.len())].to_string()),
+            }
+        }
+        let text = mutated.join("\n");
+        let outcome =
+            std::panic::catch_unwind(|| config::parse(&text, Path::new(ORIGIN), &[]).map(|_| ()));
+        match outcome {
+            Ok(Ok(())) => accepted += 1,
+            Ok(Err(e)) => {
+                assert!(e.to_string().starts_with(ORIGIN), "{e}");
+                refused += 1;
+            }
+            Err(_) => panic!("parsing panicked on:\n{text}"),
+        }
+    }
+    println!("mutated configurations: {refused} refused, {accepted} accepted, 0 panics");
+    assert!(refused > 100);
+}
