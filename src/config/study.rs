@@ -183,6 +183,9 @@ impl Study {
 
     /// An error at a dotted path: its line in the file, or `--set` if the value came from there.
     fn error(&self, path: &str, message: impl std::fmt::Display) -> ConfigError {
+        if path.starts_with("--") {
+            return ConfigError { origin: "command line".into(), line: None, message: format!("{path}: {message}") };
+        }
         if self.set_paths.iter().any(|p| p == path) {
             return ConfigError {
                 origin: format!("--set {path}"),

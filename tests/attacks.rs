@@ -1,0 +1,108 @@
+//! Attacks on a real network: budget and range, input-only gradients, and PGD stronger than FGSM.
+use adarat::attacks::{cross_entropy, fgsm, Pgd, RandomStart};
+use adarat::config::{Augment, SyntheticSize};
+use adarat::data::{self, DataRequest, Splits};
+use adarat::models::{ModelSpec, Network};
+use adarat::train::sgd::Sgd;
+use adarat::vocab::{DatasetKind, ModelKind};
+use tch::{Device, Kind, Tensor};
+
+const EPS: f64 = 8.0 / 255.0;
+
+fn synthetic(train: usize, test: usize) -> Splits {
+    let dir = tempfile::tempdir().unwrap();
+    data::load(&DataRequest {
+        kind: DatasetKind::Synthetic,
+        data_dir: dir.path(),
+        device: Device::Cpu,
+        limit_train: None,
+        limit_test: None,
+        synthetic: SyntheticSize { train, test },
+        seed: 3,
+        download: false,
+        progress: false,
+    })
+    .unwrap()
+}
+
+fn small_cnn(classes: i64) -> Network {
+    tch::manual_seed(0);
+    let spec = ModelSpec { kind: ModelKind::SmallCnn, in_channels: 3, height: 32, width: 32, classes, dropout: 0.5 };
+    Network::new(&spec, Device::Cpu).unwrap()
+}
+
+/// A few epochs of plain training, enough for a network whose loss an attack can raise.
+fn trained() -> (Network, Splits) {
+    let data = synthetic(1024, 256);
+    let net = small_cnn(data.classes);
+    let mut sgd = Sgd::new(net.parameters(), 0.9, 5e-4);
+    for _ in 0..4 {
+        for batch in data.train.batches(64, true, Augment::None) {
+            sgd.zero_grad();
+            cross_entropy(&net.forward_t(&batch.images, true), &batch.labels).backward();
+            sgd.step(0.05);
+        }
+    }
+    (net, data)
+}
+
+fn linf(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b).abs().max().double_value(&[])
+}
+
+fn assert_in_budget(adversarial: &Tensor, x: &Tensor, eps: f64, what: &str) {
+    assert!(linf(adversarial, x) <= eps + 1e-6, "{what}: ‖x' − x‖∞ = {}", linf(adversarial, x));
+    assert!(adversarial.min().double_value(&[]) >= 0.0 && adversarial.max().double_value(&[]) <= 1.0, "{what}: out of [0, 1]");
+    assert!(linf(adversarial, x) > 0.0, "{what}: did not move");
+}
+
+#[test]
+fn every_attack_stays_in_the_budget_and_the_image_range() {
+    let (net, data) = trained();
+    let batch = data.test.batches(128, false, Augment::None).next().unwrap();
+    let (x, y) = (&batch.images, &batch.labels);
+    for train_mode in [false, true] {
+        let logits = |z: &Tensor| net.forward_t(z, train_mode);
+        assert_in_budget(&fgsm(&logits, x, y, EPS), x, EPS, "fgsm");
+        for start in [RandomStart::Uniform, RandomStart::UniformUnclipped, RandomStart::None] {
+            let pgd = Pgd { epsilon: EPS, step_size: 2.0 / 255.0, steps: 5, start };
+            let adversarial = pgd.run(&logits, x, &|z| cross_entropy(z, y));
+            assert_in_budget(&adversarial, x, EPS, &format!("pgd {start:?} train={train_mode}"));
+        }
+    }
+    // A budget at the edge of the image range still clips.
+    let big = fgsm(&|z: &Tensor| net.forward_t(z, false), x, y, 0.5);
+    assert_in_budget(&big, x, 0.5, "fgsm ε=0.5");
+}
+
+#[test]
+fn attacks_differentiate_the_input_only() {
+    let (net, data) = trained();
+    let batch = data.test.batches(64, false, Augment::None).next().unwrap();
+    let mut sgd = Sgd::new(net.parameters(), 0.9, 0.0);
+    sgd.zero_grad();
+    let pgd = Pgd { epsilon: EPS, step_size: 2.0 / 255.0, steps: 3, start: RandomStart::Uniform };
+    let _ = pgd.run(&|z| net.forward_t(z, false), &batch.images, &|z| cross_entropy(z, &batch.labels));
+    let _ = fgsm(&|z| net.forward_t(z, false), &batch.images, &batch.labels, EPS);
+    for (name, p) in net.parameters() {
+        let g = p.grad();
+        assert!(!g.defined() || g.abs().sum(Kind::Float).double_value(&[]) == 0.0, "{name} received a gradient");
+    }
+}
+
+#[test]
+fn pgd_reaches_a_higher_loss_than_fgsm_on_a_trained_model() {
+    let (net, data) = trained();
+    let logits = |z: &Tensor| net.forward_t(z, false);
+    let (mut clean, mut fgsm_loss, mut pgd_loss) = (0.0, 0.0, 0.0);
+    for batch in data.test.batches(128, false, Augment::None) {
+        let (x, y) = (&batch.images, &batch.labels);
+        let pgd = Pgd { epsilon: EPS, step_size: 2.0 / 255.0, steps: 10, start: RandomStart::Uniform };
+        let loss = |images: &Tensor| tch::no_grad(|| cross_entropy(&logits(images), y).double_value(&[]));
+        clean += loss(x);
+        fgsm_loss += loss(&fgsm(&logits, x, y, EPS));
+        pgd_loss += loss(&pgd.run(&logits, x, &|z| cross_entropy(z, y)));
+    }
+    assert!(fgsm_loss > clean, "FGSM loss {fgsm_loss} not above clean {clean}");
+    assert!(pgd_loss > fgsm_loss, "PGD loss {pgd_loss} not above FGSM {fgsm_loss}");
+}
