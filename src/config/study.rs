@@ -239,12 +239,8 @@ impl Study {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let f = &self.file;
-        if !matches!(f.device.as_str(), "auto" | "cpu" | "cuda")
-            && !f
-                .device
-                .strip_prefix("cuda:")
-                .is_some_and(|n| n.parse::<usize>().is_ok())
-        {
+        let cuda_index = f.device.strip_prefix("cuda:").is_some_and(|n| n.parse::<usize>().is_ok());
+        if !(matches!(f.device.as_str(), "auto" | "cpu" | "cuda") || cuda_index) {
             return Err(self.error(
                 "device",
                 format!("expected auto, cpu, cuda or cuda:N, got `{}`", f.device),

@@ -85,7 +85,7 @@ pub enum Opening {
     Fresh,
     /// An unfinished run of the same configuration: continue after its last completed epoch.
     Resume {
-        result: RunResult,
+        result: Box<RunResult>,
         point: ResumePoint,
     },
     /// An earlier run (finished, or of another configuration) was moved aside to this folder.
@@ -117,7 +117,7 @@ impl RunStore {
         let opening =
             if store.dir.join(RESULT_FILE).exists() || store.dir.join(CONFIG_FILE).exists() {
                 match store.resumable(cfg) {
-                    Some((result, point)) if !fresh => Opening::Resume { result, point },
+                    Some((result, point)) if !fresh => Opening::Resume { result: Box::new(result), point },
                     _ => Opening::Archived(store.archive()?),
                 }
             } else {

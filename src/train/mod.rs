@@ -253,7 +253,7 @@ pub fn run(
             result.status = Status::Running;
             result.error = None;
             result.final_table = None;
-            result
+            *result
         }
         Opening::Fresh | Opening::Archived(_) => new_result(cfg, device),
     };
