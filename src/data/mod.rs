@@ -1,102 +1,138 @@
-//! TEMPORARY STUB (replaced by the data branch).
-use crate::config::{Augment, SyntheticSize};
-use crate::vocab::DatasetKind;
-use std::path::Path;
-use tch::{Device, Kind, Tensor};
+//! Datasets in their official formats, held on the training device as u8 (product.md section 8).
+//!
+//! [`load`] finds (or downloads) the files of a dataset, parses them on the host into one buffer per split and
+//! moves each split to the device once. [`Dataset::batches`] then cuts batches, shuffles and augments them on
+//! the device, so a training epoch never goes back to the host for data.
+mod cifar;
+mod download;
+mod error;
+mod host;
+mod idx;
+mod loader;
+mod synthetic;
 
+pub use download::{install_archive, install_gzip, md5_hex};
+pub use error::DataError;
+pub use loader::{augment_batch, Batch, Batches};
+pub use synthetic::{SYNTHETIC_CLASSES, SYNTHETIC_SHAPE};
+
+use crate::config::job::{Augment, SyntheticSize};
+use crate::vocab::DatasetKind;
+use host::HostSplit;
+use std::path::Path;
+use tch::{Device, Tensor};
+
+/// One split on the device: `images` u8 `[N, C, H, W]`, `labels` i64 `[N]`.
+#[derive(Debug)]
 pub struct Dataset {
     pub images: Tensor,
     pub labels: Tensor,
 }
+
+/// The training and test splits of a dataset, with its number of classes and image shape `[C, H, W]`.
+#[derive(Debug)]
 pub struct Splits {
     pub train: Dataset,
     pub test: Dataset,
     pub classes: i64,
     pub shape: [i64; 3],
 }
+
+/// What to load and where to put it.
+#[derive(Clone, Copy, Debug)]
 pub struct DataRequest<'a> {
     pub kind: DatasetKind,
+    /// The folder holding the official files (`cifar-10-batches-bin/`, `mnist/`, ...).
     pub data_dir: &'a Path,
     pub device: Device,
+    /// Keep only the first N training / test images.
     pub limit_train: Option<usize>,
     pub limit_test: Option<usize>,
+    /// Sizes of the generated `synthetic` dataset.
     pub synthetic: SyntheticSize,
+    /// Seed of the generated `synthetic` dataset.
     pub seed: u64,
+    /// Whether a missing official dataset may be fetched from its official address.
     pub download: bool,
+    /// Whether a download shows a progress bar on stderr.
     pub progress: bool,
 }
-#[derive(thiserror::Error, Debug)]
-pub enum DataError {
-    #[error("{0}")]
-    Msg(String),
-}
-pub struct Batch {
-    pub images: Tensor,
-    pub labels: Tensor,
-}
 
-fn make(n: i64, device: Device) -> Dataset {
-    let labels = Tensor::randint(10, [n], (Kind::Int64, device));
-    let base = labels.view([n, 1, 1, 1]).to_kind(Kind::Float) * 25.0;
-    let images = (base.expand([n, 3, 32, 32], false)
-        + Tensor::rand([n, 3, 32, 32], (Kind::Float, device)) * 5.0)
-        .to_kind(Kind::Uint8);
-    Dataset { images, labels }
-}
-
+/// Reads (or generates) both splits of `req.kind` and places them on `req.device`.
 pub fn load(req: &DataRequest) -> Result<Splits, DataError> {
-    tch::manual_seed(req.seed as i64);
+    let (train, test, classes) = match req.kind {
+        DatasetKind::Cifar10 => load_cifar(&cifar::CIFAR10, req)?,
+        DatasetKind::Cifar100 => load_cifar(&cifar::CIFAR100, req)?,
+        DatasetKind::Mnist => load_idx(&idx::MNIST, req)?,
+        DatasetKind::FashionMnist => load_idx(&idx::FASHION_MNIST, req)?,
+        DatasetKind::Synthetic => {
+            let size = req.synthetic;
+            let train_count = req.limit_train.map_or(size.train, |n| n.min(size.train));
+            let test_count = req.limit_test.map_or(size.test, |n| n.min(size.test));
+            let (train, test) = synthetic::generate_splits(req.seed, train_count, test_count);
+            (train, test, SYNTHETIC_CLASSES)
+        }
+    };
+    let shape = train.shape;
     Ok(Splits {
-        train: make(
-            req.limit_train.unwrap_or(req.synthetic.train) as i64,
-            req.device,
-        ),
-        test: make(
-            req.limit_test.unwrap_or(req.synthetic.test) as i64,
-            req.device,
-        ),
-        classes: 10,
-        shape: [3, 32, 32],
+        train: train.into_dataset(req.device)?,
+        test: test.into_dataset(req.device)?,
+        classes,
+        shape,
     })
 }
 
-pub struct Batches {
-    batches: std::vec::IntoIter<Batch>,
-}
-impl Iterator for Batches {
-    type Item = Batch;
-    fn next(&mut self) -> Option<Batch> {
-        self.batches.next()
+fn load_cifar(
+    layout: &cifar::CifarLayout,
+    req: &DataRequest,
+) -> Result<(HostSplit, HostSplit, i64), DataError> {
+    let folder = req.data_dir.join(layout.folder);
+    if !layout.missing_files(&folder).is_empty() {
+        download::fetch_cifar(layout, req)?;
     }
+    let train = cifar::read_split(layout, &folder, layout.train_files, req.limit_train)?;
+    let test = cifar::read_split(layout, &folder, &[layout.test_file], req.limit_test)?;
+    Ok((train, test, layout.classes))
 }
-impl ExactSizeIterator for Batches {}
+
+fn load_idx(
+    set: &idx::IdxSet,
+    req: &DataRequest,
+) -> Result<(HostSplit, HostSplit, i64), DataError> {
+    let folder = match set.find_folder(req.data_dir) {
+        Some(folder) => folder,
+        None => download::fetch_idx(set, req)?,
+    };
+    let train = idx::read_split(&folder, &set.train, set.classes, req.limit_train)?;
+    let test = idx::read_split(&folder, &set.test, set.classes, req.limit_test)?;
+    if train.shape != test.shape {
+        return Err(DataError::Malformed {
+            path: folder,
+            problem: format!(
+                "training images are {:?} (C,H,W) but test images are {:?}",
+                train.shape, test.shape
+            ),
+        });
+    }
+    Ok((train, test, set.classes))
+}
+
 impl Dataset {
+    /// Number of images.
     pub fn len(&self) -> usize {
-        self.labels.size()[0] as usize
+        self.labels.size().first().map_or(0, |&n| n as usize)
     }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    pub fn batches(&self, batch_size: usize, shuffle: bool, _augment: Augment) -> Batches {
-        let n = self.len() as i64;
-        let idx = if shuffle {
-            Tensor::randperm(n, (Kind::Int64, self.labels.device()))
-        } else {
-            Tensor::arange(n, (Kind::Int64, self.labels.device()))
-        };
-        let mut out = vec![];
-        let mut s = 0;
-        while s < n {
-            let e = (s + batch_size as i64).min(n);
-            let i = idx.narrow(0, s, e - s);
-            out.push(Batch {
-                images: self.images.index_select(0, &i).to_kind(Kind::Float) / 255.0,
-                labels: self.labels.index_select(0, &i),
-            });
-            s = e;
-        }
-        Batches {
-            batches: out.into_iter(),
-        }
+
+    /// Batches in order or shuffled (torch's global RNG, `randperm` on the device), the last one partial,
+    /// each augmented on the device and converted to f32 in [0,1] (pixel/255).
+    ///
+    /// # Panics
+    /// If `batch_size` is 0.
+    pub fn batches(&self, batch_size: usize, shuffle: bool, augment: Augment) -> Batches {
+        Batches::new(self, batch_size, shuffle, augment)
     }
 }
