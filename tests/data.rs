@@ -813,9 +813,11 @@ fn synthetic_classes_are_learnable_and_an_epsilon_adversary_hurts() {
     }
     let (clean, robust) = (clean as f64 / 1000.0, robust as f64 / 1000.0);
     println!("nearest class mean: clean {clean:.3}, under ε = 8/255 {robust:.3}");
-    assert!(clean > 0.8, "clean accuracy {clean}");
-    assert!(robust < clean - 0.1, "robust {robust} vs clean {clean}");
-    assert!(robust > 0.1, "robust {robust}");
+    assert!(clean > 0.9, "clean accuracy {clean}");
+    // This is the best an ε-adversary can do against the ideal linear rule; against a network trained for a
+    // few epochs it does much more, but even here a share of the images must be within reach.
+    assert!(robust < clean - 0.05, "robust {robust} vs clean {clean}");
+    assert!(robust > 0.5, "robust {robust}");
 }
 
 #[test]

@@ -4,10 +4,10 @@
 //! Each class has a prototype: a background colour and a foreground colour laid out by a smooth,
 //! left-right symmetric mask (disc, ring, bands, bars, ...), so random crops of ±4 px and horizontal flips
 //! keep the class. Each image then gets its own shift (±3 px), contrast, brightness, colour cast and pixel
-//! noise, and a random share (below 1/2) of another class's prototype blended in. The blend spreads the
-//! images from their prototype to near the boundary with another class, so the classes stay clean-separable
-//! (the label is always the majority prototype) while an ε = 8/255 adversary can flip the images nearest
-//! the boundary: robust accuracy ends below clean accuracy.
+//! noise; half of the images also get a random share (below 1/2) of another class's prototype blended in.
+//! The blend spreads images from their prototype to near the boundary with another class, so the classes
+//! stay clean-separable (the label is always the majority prototype) while an ε = 8/255 adversary can flip
+//! the images nearest the boundary: robust accuracy ends below clean accuracy.
 use super::host::HostSplit;
 
 pub const SYNTHETIC_CLASSES: i64 = 10;
@@ -144,10 +144,12 @@ fn image_stream(seed: u64, split: u64, index: usize) -> SplitMix64 {
 }
 
 /// How strongly images vary around their prototype.
-const CONTRAST: (f32, f32) = (0.6, 1.0);
-const BRIGHTNESS: f32 = 0.06;
+const CONTRAST: (f32, f32) = (0.7, 1.0);
+const BRIGHTNESS: f32 = 0.05;
 const COLOUR_CAST: f32 = 0.03;
-const NOISE: f32 = 0.06;
+const NOISE: f32 = 0.05;
+/// Share of the images that get another class's prototype blended in.
+const BLENDED_SHARE: f32 = 0.5;
 /// Largest weight of another class's prototype blended into an image: the closer to 1/2, the nearer the
 /// image sits to the boundary between the two classes.
 const MAX_BLEND: f32 = 0.45;
@@ -168,7 +170,11 @@ fn generate_split(prototypes: &[Vec<f32>], seed: u64, split: u64, count: usize) 
         let cast: [f32; 3] = std::array::from_fn(|_| rng.between(-COLOUR_CAST, COLOUR_CAST));
         let other =
             (class + 1 + (rng.next_u64() % (CLASSES.len() as u64 - 1)) as usize) % CLASSES.len();
-        let blend = rng.between(0.0, MAX_BLEND);
+        let blend = if rng.unit() < BLENDED_SHARE {
+            rng.between(0.0, MAX_BLEND)
+        } else {
+            0.0
+        };
         let (prototype, intruder) = (&prototypes[class], &prototypes[other]);
         for (channel, plane) in image.chunks_exact_mut(SIDE * SIDE).enumerate() {
             let offset = brightness + cast[channel];
