@@ -27,7 +27,14 @@ fn synthetic(train: usize, test: usize) -> Splits {
 
 fn small_cnn(classes: i64) -> Network {
     tch::manual_seed(0);
-    let spec = ModelSpec { kind: ModelKind::SmallCnn, in_channels: 3, height: 32, width: 32, classes, dropout: 0.5 };
+    let spec = ModelSpec {
+        kind: ModelKind::SmallCnn,
+        in_channels: 3,
+        height: 32,
+        width: 32,
+        classes,
+        dropout: 0.5,
+    };
     Network::new(&spec, Device::Cpu).unwrap()
 }
 
@@ -51,8 +58,15 @@ fn linf(a: &Tensor, b: &Tensor) -> f64 {
 }
 
 fn assert_in_budget(adversarial: &Tensor, x: &Tensor, eps: f64, what: &str) {
-    assert!(linf(adversarial, x) <= eps + 1e-6, "{what}: ‖x' − x‖∞ = {}", linf(adversarial, x));
-    assert!(adversarial.min().double_value(&[]) >= 0.0 && adversarial.max().double_value(&[]) <= 1.0, "{what}: out of [0, 1]");
+    assert!(
+        linf(adversarial, x) <= eps + 1e-6,
+        "{what}: ‖x' − x‖∞ = {}",
+        linf(adversarial, x)
+    );
+    assert!(
+        adversarial.min().double_value(&[]) >= 0.0 && adversarial.max().double_value(&[]) <= 1.0,
+        "{what}: out of [0, 1]"
+    );
     assert!(linf(adversarial, x) > 0.0, "{what}: did not move");
 }
 
@@ -64,10 +78,24 @@ fn every_attack_stays_in_the_budget_and_the_image_range() {
     for train_mode in [false, true] {
         let logits = |z: &Tensor| net.forward_t(z, train_mode);
         assert_in_budget(&fgsm(&logits, x, y, EPS), x, EPS, "fgsm");
-        for start in [RandomStart::Uniform, RandomStart::UniformUnclipped, RandomStart::None] {
-            let pgd = Pgd { epsilon: EPS, step_size: 2.0 / 255.0, steps: 5, start };
+        for start in [
+            RandomStart::Uniform,
+            RandomStart::UniformUnclipped,
+            RandomStart::None,
+        ] {
+            let pgd = Pgd {
+                epsilon: EPS,
+                step_size: 2.0 / 255.0,
+                steps: 5,
+                start,
+            };
             let adversarial = pgd.run(&logits, x, &|z| cross_entropy(z, y));
-            assert_in_budget(&adversarial, x, EPS, &format!("pgd {start:?} train={train_mode}"));
+            assert_in_budget(
+                &adversarial,
+                x,
+                EPS,
+                &format!("pgd {start:?} train={train_mode}"),
+            );
         }
     }
     // A budget at the edge of the image range still clips.
@@ -81,12 +109,27 @@ fn attacks_differentiate_the_input_only() {
     let batch = data.test.batches(64, false, Augment::None).next().unwrap();
     let mut sgd = Sgd::new(net.parameters(), 0.9, 0.0);
     sgd.zero_grad();
-    let pgd = Pgd { epsilon: EPS, step_size: 2.0 / 255.0, steps: 3, start: RandomStart::Uniform };
-    let _ = pgd.run(&|z| net.forward_t(z, false), &batch.images, &|z| cross_entropy(z, &batch.labels));
-    let _ = fgsm(&|z| net.forward_t(z, false), &batch.images, &batch.labels, EPS);
+    let pgd = Pgd {
+        epsilon: EPS,
+        step_size: 2.0 / 255.0,
+        steps: 3,
+        start: RandomStart::Uniform,
+    };
+    let _ = pgd.run(&|z| net.forward_t(z, false), &batch.images, &|z| {
+        cross_entropy(z, &batch.labels)
+    });
+    let _ = fgsm(
+        &|z| net.forward_t(z, false),
+        &batch.images,
+        &batch.labels,
+        EPS,
+    );
     for (name, p) in net.parameters() {
         let g = p.grad();
-        assert!(!g.defined() || g.abs().sum(Kind::Float).double_value(&[]) == 0.0, "{name} received a gradient");
+        assert!(
+            !g.defined() || g.abs().sum(Kind::Float).double_value(&[]) == 0.0,
+            "{name} received a gradient"
+        );
     }
 }
 
@@ -97,12 +140,24 @@ fn pgd_reaches_a_higher_loss_than_fgsm_on_a_trained_model() {
     let (mut clean, mut fgsm_loss, mut pgd_loss) = (0.0, 0.0, 0.0);
     for batch in data.test.batches(128, false, Augment::None) {
         let (x, y) = (&batch.images, &batch.labels);
-        let pgd = Pgd { epsilon: EPS, step_size: 2.0 / 255.0, steps: 10, start: RandomStart::Uniform };
-        let loss = |images: &Tensor| tch::no_grad(|| cross_entropy(&logits(images), y).double_value(&[]));
+        let pgd = Pgd {
+            epsilon: EPS,
+            step_size: 2.0 / 255.0,
+            steps: 10,
+            start: RandomStart::Uniform,
+        };
+        let loss =
+            |images: &Tensor| tch::no_grad(|| cross_entropy(&logits(images), y).double_value(&[]));
         clean += loss(x);
         fgsm_loss += loss(&fgsm(&logits, x, y, EPS));
         pgd_loss += loss(&pgd.run(&logits, x, &|z| cross_entropy(z, y)));
     }
-    assert!(fgsm_loss > clean, "FGSM loss {fgsm_loss} not above clean {clean}");
-    assert!(pgd_loss > fgsm_loss, "PGD loss {pgd_loss} not above FGSM {fgsm_loss}");
+    assert!(
+        fgsm_loss > clean,
+        "FGSM loss {fgsm_loss} not above clean {clean}"
+    );
+    assert!(
+        pgd_loss > fgsm_loss,
+        "PGD loss {pgd_loss} not above FGSM {fgsm_loss}"
+    );
 }

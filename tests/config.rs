@@ -130,6 +130,7 @@ fn per_method_and_per_dataset_defaults() {
     let syn = resolve(&s, "pgd-at/synthetic/adarat");
     assert_eq!(syn.model, ModelKind::SmallCnn);
     assert_eq!(syn.dropout, 0.5);
+    assert_eq!((syn.learning_rate, syn.batch_size), (0.01, 32));
     assert_eq!((syn.ratio.unwrap().up, syn.ratio.unwrap().down), (1.1, 0.4));
     let fm = resolve(&s, "trades/fashion-mnist/adarat");
     assert_eq!(

@@ -184,7 +184,11 @@ impl Study {
     /// An error at a dotted path: its line in the file, or `--set` if the value came from there.
     fn error(&self, path: &str, message: impl std::fmt::Display) -> ConfigError {
         if path.starts_with("--") {
-            return ConfigError { origin: "command line".into(), line: None, message: format!("{path}: {message}") };
+            return ConfigError {
+                origin: "command line".into(),
+                line: None,
+                message: format!("{path}: {message}"),
+            };
         }
         if self.set_paths.iter().any(|p| p == path) {
             return ConfigError {
@@ -239,7 +243,10 @@ impl Study {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let f = &self.file;
-        let cuda_index = f.device.strip_prefix("cuda:").is_some_and(|n| n.parse::<usize>().is_ok());
+        let cuda_index = f
+            .device
+            .strip_prefix("cuda:")
+            .is_some_and(|n| n.parse::<usize>().is_ok());
         if !(matches!(f.device.as_str(), "auto" | "cpu" | "cuda") || cuda_index) {
             return Err(self.error(
                 "device",

@@ -149,7 +149,7 @@ const BRIGHTNESS: f32 = 0.05;
 const COLOUR_CAST: f32 = 0.03;
 const NOISE: f32 = 0.05;
 /// Share of the images that get another class's prototype blended in.
-const BLENDED_SHARE: f32 = 0.5;
+const BLENDED_SHARE: f32 = 0.25;
 /// Largest weight of another class's prototype blended into an image: the closer to 1/2, the nearer the
 /// image sits to the boundary between the two classes.
 const MAX_BLEND: f32 = 0.45;

@@ -117,7 +117,10 @@ impl RunStore {
         let opening =
             if store.dir.join(RESULT_FILE).exists() || store.dir.join(CONFIG_FILE).exists() {
                 match store.resumable(cfg) {
-                    Some((result, point)) if !fresh => Opening::Resume { result: Box::new(result), point },
+                    Some((result, point)) if !fresh => Opening::Resume {
+                        result: Box::new(result),
+                        point,
+                    },
                     _ => Opening::Archived(store.archive()?),
                 }
             } else {
