@@ -8,6 +8,7 @@
 mod batch_norm;
 mod checkpoint;
 mod layers;
+mod preact_block;
 mod preact_resnet;
 mod resnet;
 mod small_cnn;
