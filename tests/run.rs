@@ -275,3 +275,62 @@ fn bad_input_gets_one_line_and_exit_status_2() {
         assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
     }
 }
+
+#[test]
+fn an_unfinished_run_resumes_after_its_last_completed_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "run",
+        "pgd-at/synthetic/fixrat",
+        "--epochs",
+        "2",
+        "--limit-train",
+        "64",
+        "--limit-test",
+        "32",
+        "--device",
+        "cpu",
+        "--set",
+        "evaluation.final_attacks=[fgsm]",
+    ];
+    let out = adarat(dir.path(), &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let folder = dir
+        .path()
+        .join("output/pgd-at_synthetic_fixrat_small-cnn_seed1");
+    let finished = result_json(&folder);
+
+    // Make it look interrupted after epoch 1, as a kill between epochs leaves it.
+    let mut interrupted = finished.clone();
+    interrupted["status"] = "running".into();
+    interrupted["final"] = Value::Null;
+    std::fs::write(folder.join("result.json"), interrupted.to_string()).unwrap();
+    let mut point: Value =
+        serde_json::from_str(&std::fs::read_to_string(folder.join("resume.json")).unwrap())
+            .unwrap();
+    point["epochs_done"] = 1.into();
+    std::fs::write(folder.join("resume.json"), point.to_string()).unwrap();
+
+    let out = adarat(dir.path(), &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("resuming at epoch 2"),
+        "{}",
+        stderr(&out)
+    );
+    let resumed = result_json(&folder);
+    assert_eq!(resumed["status"], "completed");
+    assert_eq!(resumed["epochs_log"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        resumed["epochs_log"][0], finished["epochs_log"][0],
+        "epoch 1 is kept, not retrained"
+    );
+    assert!(resumed["final"]["fgsm"].is_number());
+    // Nothing was moved aside: it is the same run.
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("output"))
+            .unwrap()
+            .count(),
+        1
+    );
+}
