@@ -124,7 +124,7 @@ fn pgd_at_adarat_on_synthetic_learns_and_writes_a_complete_run_folder() {
     let log = std::fs::read_to_string(folder.join("train.log")).unwrap();
     assert!(log.contains("training method: PGD_AT_FixRAT_AdaRAT"));
     assert!(log.contains("epoch   learning_rate   train_time   train_AE_loss"));
-    assert!(log.contains("] - 002     0.1000"));
+    assert!(log.contains("] - 002     0.0100"));
     assert!(log.contains("final robust result:") && log.contains("PGD20 ACC: "));
     for file in [
         "config.yaml",
