@@ -178,15 +178,7 @@ pub fn report(result: &RunResult) -> String {
     }
     if let Some(table) = &result.final_table {
         out += "final:";
-        for (name, value) in [
-            ("clean", table.clean),
-            ("FGSM", table.fgsm),
-            ("PGD-10", table.pgd10),
-            ("PGD-20", table.pgd20),
-            ("PGD-50", table.pgd50),
-            ("CW", table.cw),
-            ("AutoAttack", table.autoattack),
-        ] {
+        for (name, value) in std::iter::once(("clean", table.clean)).chain(table.attacks()) {
             let _ = write!(out, "  {name} {}", opt(value, 2));
         }
         out += "\n";

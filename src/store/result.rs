@@ -108,3 +108,17 @@ pub struct FinalTable {
     pub autoattack: Option<f64>,
     pub autoattack_preset: Option<String>,
 }
+
+impl FinalTable {
+    /// The attacks' accuracies under the reference's names, in its order.
+    pub fn attacks(&self) -> [(&'static str, Option<f64>); 6] {
+        [
+            ("FGSM", self.fgsm),
+            ("PGD10", self.pgd10),
+            ("PGD20", self.pgd20),
+            ("PGD50", self.pgd50),
+            ("CW", self.cw),
+            ("AA", self.autoattack),
+        ]
+    }
+}

@@ -125,14 +125,7 @@ pub fn render(
         out += &prefixed(time, " ");
         out += &prefixed(time, " ");
         out += &prefixed(time, "final robust result:");
-        for (name, value) in [
-            ("FGSM", table.fgsm),
-            ("PGD10", table.pgd10),
-            ("PGD20", table.pgd20),
-            ("PGD50", table.pgd50),
-            ("CW", table.cw),
-            ("AA", table.autoattack),
-        ] {
+        for (name, value) in table.attacks() {
             if let Some(value) = value {
                 out += &prefixed(time, &format!("{name} ACC: {value:05.2}"));
             }
