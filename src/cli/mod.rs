@@ -7,6 +7,7 @@ use crate::store::{self, RunStore};
 use crate::train::{self, RunError, RunOptions};
 use crate::vocab::{JobName, ModelKind};
 use clap::{Args, Parser, Subcommand};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -201,6 +202,8 @@ fn list(args: &ConfigArgs) -> Result<(), Failure> {
         output_dir: args.output.clone(),
         ..Default::default()
     };
+    // A closed pipe (`adarat list | head`) ends the listing quietly.
+    let mut out = std::io::stdout().lock();
     for job in study.grid() {
         let cfg = study.resolve(&job, &overrides).map_err(Failure::input)?;
         let path = cfg
@@ -212,7 +215,9 @@ fn list(args: &ConfigArgs) -> Result<(), Failure> {
             Err(_) if !path.exists() => "not run".to_string(),
             Err(e) => format!("unreadable: {e}"),
         };
-        println!("{:<32} {state}", job.to_string());
+        if writeln!(out, "{:<32} {state}", job.to_string()).is_err() {
+            break;
+        }
     }
     Ok(())
 }
@@ -233,7 +238,8 @@ fn show(run: &str, args: &ConfigArgs) -> Result<(), Failure> {
         cfg.output_dir.join(RunStore::folder_name(&cfg))
     };
     let result = store::read_result(&folder.join(store::RESULT_FILE)).map_err(Failure::input)?;
-    print!("{}", progress::report(&result));
+    // A closed pipe is not an error worth reporting.
+    let _ = std::io::stdout().write_all(progress::report(&result).as_bytes());
     Ok(())
 }
 
