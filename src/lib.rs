@@ -8,6 +8,7 @@
 pub mod attacks;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod data;
 pub mod methods;
 pub mod models;

@@ -1,0 +1,1 @@
+//! The console's keys and their per-user overrides.

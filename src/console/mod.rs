@@ -1,0 +1,8 @@
+//! The console (product.md section 9): pure views over an application state that messages update.
+//! The console never touches the GPU: queued jobs run in a detached worker process, and everything
+//! shown is read back from the output folder, so jobs outlive the terminal.
+pub mod app;
+pub mod keys;
+pub mod settings;
+pub mod snapshot;
+pub mod views;

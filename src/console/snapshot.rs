@@ -1,0 +1,99 @@
+//! What the console knows, as plain data: the monitor builds a [`Snapshot`] from the output folder
+//! (run folders, the queue file, the locks of running processes) and the application state keeps
+//! the latest one. Nothing here touches tch.
+use crate::store::result::{EpochRecord, RunResult};
+use crate::train::events::BatchSample;
+use crate::vocab::{DatasetKind, JobName};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobState {
+    NotRun,
+    Queued,
+    Running,
+    Done,
+    Failed,
+    Stopped,
+}
+
+/// One job of the console's grid and what its run folder says.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobRow {
+    pub job: JobName,
+    /// The run folder, whether it exists yet or not.
+    pub folder: PathBuf,
+    pub state: JobState,
+    /// `result.json`, when the folder has a readable one.
+    pub result: Option<Arc<RunResult>>,
+    /// Why the job failed (from `result.json`, or from the queue when it failed before its run
+    /// folder existed), or why the folder could not be read.
+    pub error: Option<String>,
+    /// The process running the job right now, if any (a console's worker or `adarat run`).
+    pub pid: Option<u32>,
+}
+
+/// Where the running job is within an epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Loading data and building the model: no event yet.
+    Starting,
+    Training,
+    /// The per-epoch test after the training batches.
+    Testing,
+    /// The final attack table after the last epoch.
+    FinalEvaluation,
+}
+
+/// The running job as its event log tells it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Live {
+    pub job: JobName,
+    pub pid: u32,
+    pub device: String,
+    pub phase: Phase,
+    /// 1-indexed epoch being trained (or tested).
+    pub epoch: usize,
+    pub epochs: usize,
+    /// Batches done within the epoch, and per epoch.
+    pub batch: usize,
+    pub batches_per_epoch: usize,
+    /// The epoch's learning rate.
+    pub lr: f64,
+    /// The latest training batches, oldest first (a bounded window: at most [`LIVE_WINDOW`]).
+    pub samples: Vec<BatchSample>,
+    /// The epochs finished so far (also those before a resume).
+    pub epochs_log: Vec<EpochRecord>,
+    /// Training images per second over the latest batches; None until measurable.
+    pub images_per_second: Option<f64>,
+    /// Seconds until the last epoch's training and test are done, from the epochs measured so far.
+    pub eta_seconds: Option<f64>,
+    /// Recent human-readable lines (started, epoch summaries, stopped...), oldest first, bounded.
+    pub log: Vec<String>,
+}
+
+/// The most batch samples a [`Live`] keeps.
+pub const LIVE_WINDOW: usize = 4096;
+
+/// One job waiting in the queue file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Queued {
+    pub job: JobName,
+}
+
+/// Everything the monitor saw on one pass over the output folder.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Snapshot {
+    /// The grid's datasets, left to right (the study's, then those for trying things out).
+    pub datasets: Vec<DatasetKind>,
+    /// Every job of the console's grid, in grid order (method, then mode, then dataset).
+    pub jobs: Vec<JobRow>,
+    /// Jobs waiting, in the order they will run.
+    pub queue: Vec<Queued>,
+    /// The queue is held after a stop: nothing new starts until the user starts it again.
+    pub paused: bool,
+    /// The queue worker's process, while one is alive.
+    pub worker: Option<u32>,
+    /// Every running job's live view (usually one).
+    pub live: Vec<Live>,
+}

@@ -1,0 +1,1 @@
+//! Pure views: each screen draws the application state into a frame and changes nothing.
