@@ -16,3 +16,4 @@ pub mod ratio;
 pub mod store;
 pub mod train;
 pub mod vocab;
+pub mod worker;

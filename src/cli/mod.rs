@@ -1,6 +1,7 @@
 //! The command line (product.md section 5). Bad input of any kind ends with one line on stderr and
 //! exit status 2; a job that fails while running ends with status 1 after the others have run.
 mod progress;
+mod signals;
 
 use crate::config::{self, JobConfig, JobOverrides, Study};
 use crate::store::{self, RunStore};
@@ -33,6 +34,12 @@ enum Command {
         run: String,
         #[command(flatten)]
         config: ConfigArgs,
+    },
+    /// The console's queue worker (started by the console, detached from the terminal).
+    #[command(hide = true)]
+    Worker {
+        #[arg(long, value_name = "DIR")]
+        output: PathBuf,
     },
 }
 
@@ -100,6 +107,7 @@ pub fn main() -> ExitCode {
         Some(Command::Run(args)) => run(args),
         Some(Command::List(args)) => list(&args),
         Some(Command::Show { run, config }) => show(&run, &config),
+        Some(Command::Worker { output }) => worker(&output),
         None => console_placeholder(),
     };
     match outcome {
@@ -112,18 +120,14 @@ pub fn main() -> ExitCode {
 }
 
 fn load_study(args: &ConfigArgs) -> Result<Study, Failure> {
-    let result = match &args.config {
-        Some(path) => config::load(path, &args.sets),
-        None if Path::new("experiments.yaml").exists() => {
-            config::load(Path::new("experiments.yaml"), &args.sets)
-        }
-        None => config::parse(
-            config::DEFAULT_CONFIG,
-            Path::new("<built-in experiments.yaml>"),
-            &args.sets,
-        ),
-    };
-    result.map_err(Failure::input)
+    config::open(config_path(args).as_deref(), &args.sets).map_err(Failure::input)
+}
+
+/// `--config`, else `./experiments.yaml` when there is one; None means the built-in default.
+fn config_path(args: &ConfigArgs) -> Option<PathBuf> {
+    args.config
+        .clone()
+        .or_else(|| Some(PathBuf::from("experiments.yaml")).filter(|p| p.exists()))
 }
 
 fn run(args: RunArgs) -> Result<(), Failure> {
@@ -160,11 +164,14 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         fresh: args.fresh,
         download: !args.offline,
         progress: true,
+        stop: Default::default(),
     };
+    signals::install(&options.stop)
+        .map_err(|e| Failure::input(format!("installing signal handlers: {e}")))?;
     let mut failed = Vec::new();
     for cfg in &configs {
         let mut observer = progress::ProgressBars::new();
-        match train::run(cfg, options, &mut observer) {
+        match train::run(cfg, options.clone(), &mut observer) {
             Ok(result) => {
                 observer.finish();
                 let folder = cfg.output_dir.join(RunStore::folder_name(cfg));
@@ -179,6 +186,13 @@ fn run(args: RunArgs) -> Result<(), Failure> {
                 observer.finish();
                 eprintln!("adarat: {}: failed: {message}", cfg.job);
                 failed.push(cfg.job.clone());
+            }
+            Err(RunError::Stopped(message)) => {
+                observer.finish();
+                return Err(Failure {
+                    message: format!("{}: {message}", cfg.job),
+                    code: signals::STOPPED_EXIT,
+                });
             }
             Err(other) => {
                 observer.finish();
@@ -241,6 +255,15 @@ fn show(run: &str, args: &ConfigArgs) -> Result<(), Failure> {
     // A closed pipe is not an error worth reporting.
     let _ = std::io::stdout().write_all(progress::report(&result).as_bytes());
     Ok(())
+}
+
+fn worker(output: &Path) -> Result<(), Failure> {
+    let stop = train::StopFlag::default();
+    signals::install(&stop)
+        .map_err(|e| Failure::input(format!("installing signal handlers: {e}")))?;
+    let mut observer = progress::ProgressBars::new();
+    crate::worker::serve(output, &stop, &mut observer)
+        .map_err(|message| Failure { message, code: 1 })
 }
 
 fn console_placeholder() -> Result<(), Failure> {

@@ -27,8 +27,9 @@ impl ProgressBars {
 
     fn println(&self, line: String) {
         match &self.bar {
-            Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
+            // A hidden bar (stderr is not a terminal, e.g. the worker's log) prints nothing.
+            Some(bar) if !bar.is_hidden() => bar.println(line),
+            _ => eprintln!("{line}"),
         }
     }
 }
@@ -68,7 +69,7 @@ impl Observer for ProgressBars {
                 bar.set_prefix(format!("{epoch}/{} lr {lr:.4}", self.epochs));
                 self.bar = Some(bar);
             }
-            Event::Batches { samples } => {
+            Event::Batches { samples, .. } => {
                 if let (Some(bar), Some(last)) = (&self.bar, samples.last()) {
                     bar.set_position(last.batch as u64);
                     let mut msg = format!("loss {:.4}", last.loss);
@@ -105,7 +106,7 @@ impl Observer for ProgressBars {
                 self.finish();
                 eprintln!("final evaluation on the test set...");
             }
-            Event::FinalFinished { .. } => {}
+            Event::FinalFinished { .. } | Event::Ended { .. } => {}
         }
     }
 }

@@ -17,6 +17,17 @@ use study::StudyFile;
 /// The repository's `experiments.yaml`, built in for when no file is at hand.
 pub const DEFAULT_CONFIG: &str = include_str!("../../experiments.yaml");
 
+/// The study in `path`, or the built-in default when there is none.
+pub fn open(path: Option<&Path>, sets: &[String]) -> Result<Study, ConfigError> {
+    match path {
+        Some(path) => load(path, sets),
+        None => parse(DEFAULT_CONFIG, Path::new(BUILT_IN_ORIGIN), sets),
+    }
+}
+
+/// How errors in the built-in default name their file.
+pub const BUILT_IN_ORIGIN: &str = "<built-in experiments.yaml>";
+
 /// Reads and validates a configuration file, with `--set KEY=VALUE` overrides applied.
 pub fn load(path: &Path, sets: &[String]) -> Result<Study, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {

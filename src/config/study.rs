@@ -218,24 +218,30 @@ impl Study {
 
     /// Every job of the grid, methods outermost; `st` only in baseline.
     pub fn grid(&self) -> Vec<JobName> {
+        self.grid_over(&self.file.grid.datasets)
+    }
+
+    /// The grid's datasets, left to right.
+    pub fn grid_datasets(&self) -> &[DatasetKind] {
+        &self.file.grid.datasets
+    }
+
+    /// The grid's methods and modes over other datasets, in grid order (method, mode, dataset).
+    pub fn grid_over(&self, datasets: &[DatasetKind]) -> Vec<JobName> {
         let g = &self.file.grid;
         let mut jobs = Vec::new();
         for &method in &g.methods {
-            for &mode in &g.modes {
-                for &dataset in &g.datasets {
-                    if self
-                        .file
-                        .methods
-                        .get(&method)
-                        .is_some_and(|m| m.modes.contains(&mode))
-                    {
-                        jobs.push(JobName {
-                            method,
-                            dataset,
-                            mode,
-                        });
-                    }
-                }
+            let modes = self.file.methods.get(&method).map(|m| &m.modes);
+            for &mode in g
+                .modes
+                .iter()
+                .filter(|m| modes.is_some_and(|ms| ms.contains(m)))
+            {
+                jobs.extend(datasets.iter().map(|&dataset| JobName {
+                    method,
+                    dataset,
+                    mode,
+                }));
             }
         }
         jobs

@@ -22,10 +22,18 @@ pub enum Command {
     /// Un-pause the queue and make sure a worker runs it.
     StartQueue,
     /// Stop the running job (SIGTERM to its process); the queue pauses.
-    Stop { job: JobName, pid: u32 },
+    Stop {
+        job: JobName,
+        pid: u32,
+    },
     /// Move a queued job by this many places (negative: earlier).
-    MoveQueued { job: JobName, by: isize },
+    MoveQueued {
+        job: JobName,
+        by: isize,
+    },
     RemoveQueued(JobName),
     /// Leave the console; `farewell` is printed after the terminal is restored.
-    Quit { farewell: Option<String> },
+    Quit {
+        farewell: Option<String>,
+    },
 }

@@ -3,6 +3,7 @@
 //! shown is read back from the output folder, so jobs outlive the terminal.
 pub mod app;
 pub mod keys;
+pub mod monitor;
 pub mod settings;
 pub mod snapshot;
 pub mod views;

@@ -96,4 +96,6 @@ pub struct Snapshot {
     pub worker: Option<u32>,
     /// Every running job's live view (usually one).
     pub live: Vec<Live>,
+    /// What is wrong with the output folder itself (a damaged queue file), for the status line.
+    pub problems: Vec<String>,
 }

@@ -1,6 +1,7 @@
 //! The run folder (product.md section 6): one directory under `output/` per job, model and seed,
 //! holding the resolved configuration, the event log, `result.json`, `train.log`, the final weights
 //! and what resuming needs. Every file a later step reads is written to a temporary file and renamed.
+pub mod lock;
 pub mod result;
 pub mod train_log;
 
@@ -29,6 +30,11 @@ pub enum StoreError {
     },
     #[error("{path}: {message}")]
     Corrupt { path: PathBuf, message: String },
+    #[error("{folder}: {source}")]
+    Busy {
+        folder: PathBuf,
+        source: lock::LockError,
+    },
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
@@ -77,6 +83,9 @@ pub struct ResumePoint {
 
 pub struct RunStore {
     dir: PathBuf,
+    /// Held while the run goes on: a second process on the same folder is refused, and the
+    /// console learns which process runs the job.
+    _lock: lock::ProcessLock,
 }
 
 /// What was found in a job's folder when the run was opened.
@@ -112,8 +121,14 @@ impl RunStore {
     /// Opens the job's folder. An unfinished run of the identical configuration is resumed unless
     /// `fresh`; any other earlier run is moved aside, never overwritten.
     pub fn open(cfg: &JobConfig, fresh: bool) -> Result<(RunStore, Opening), StoreError> {
-        let dir = cfg.output_dir.join(Self::folder_name(cfg));
-        let store = RunStore { dir };
+        let name = Self::folder_name(cfg);
+        let dir = cfg.output_dir.join(&name);
+        let held = lock::ProcessLock::try_acquire(&lock::run_lock_path(&cfg.output_dir, &name))
+            .map_err(|source| StoreError::Busy {
+                folder: dir.clone(),
+                source,
+            })?;
+        let store = RunStore { dir, _lock: held };
         let opening =
             if store.dir.join(RESULT_FILE).exists() || store.dir.join(CONFIG_FILE).exists() {
                 match store.resumable(cfg) {

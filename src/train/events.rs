@@ -1,10 +1,10 @@
 //! What a run reports while it goes: the progress bar of `adarat run`, the event log and (later) the
 //! console all consume these.
-use crate::store::result::{EpochRecord, FinalTable};
-use serde::Serialize;
+use crate::store::result::{EpochRecord, FinalTable, Status};
+use serde::{Deserialize, Serialize};
 
 /// One training batch, as plotted: loss, ratio and the accuracies of the pre-update logits.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BatchSample {
     /// 1-indexed, like the epoch records.
     pub epoch: usize,
@@ -21,7 +21,8 @@ pub struct BatchSample {
     pub clean_only: Option<bool>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// Every event is also a line of the run's `events.jsonl`, which the console reads back.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     Started {
@@ -37,6 +38,11 @@ pub enum Event {
     },
     Batches {
         samples: Vec<BatchSample>,
+        /// Training images in these batches and the wall time they took (for images/s).
+        #[serde(default)]
+        images: usize,
+        #[serde(default)]
+        seconds: f64,
     },
     Testing {
         epoch: usize,
@@ -47,6 +53,11 @@ pub enum Event {
     FinalStarted,
     FinalFinished {
         table: FinalTable,
+    },
+    /// The run ended: completed, stopped (resumable) or failed.
+    Ended {
+        status: Status,
+        error: Option<String>,
     },
 }
 

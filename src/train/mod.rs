@@ -18,6 +18,8 @@ use crate::store::{
 use crate::vocab::Method;
 use events::{BatchSample, Event, Observer};
 use sgd::Sgd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tch::{Device, Kind, Tensor};
 
@@ -29,11 +31,33 @@ pub enum RunError {
     /// The job started and failed (non-finite loss, ...); `result.json` says so.
     #[error("{0}")]
     Failed(String),
+    /// A stop was requested (a signal, the console's `x`); the run is resumable.
+    #[error("{0}")]
+    Stopped(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+/// Asks a run to stop at the next batch boundary; shared with signal handlers.
+#[derive(Clone, Debug, Default)]
+pub struct StopFlag(Arc<AtomicBool>);
+
+impl StopFlag {
+    pub fn request(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn requested(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// The flag itself, for `signal_hook::flag::register`.
+    pub fn shared(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.0)
+    }
+}
+
+#[derive(Clone, Debug, Default)]
 pub struct RunOptions {
     /// Start over even if an unfinished run of the same configuration exists.
     pub fresh: bool,
@@ -41,6 +65,7 @@ pub struct RunOptions {
     pub download: bool,
     /// Draw download progress bars on stderr.
     pub progress: bool,
+    pub stop: StopFlag,
 }
 
 /// `auto`, `cpu`, `cuda` or `cuda:N`, checked against what this machine has.
@@ -124,12 +149,14 @@ impl BatchLedger {
         self.pending.len() >= FLUSH_BATCHES || self.last_flush.elapsed() >= FLUSH_INTERVAL
     }
 
-    /// Reads the pending rows in one transfer and turns them into samples.
-    fn flush(&mut self, epoch: usize) -> Result<Vec<BatchSample>, String> {
+    /// Reads the pending rows in one transfer and turns them into the `Batches` event.
+    fn flush(&mut self, epoch: usize) -> Result<Option<Event>, String> {
+        let seconds = self.last_flush.elapsed().as_secs_f64();
         self.last_flush = Instant::now();
         if self.pending.is_empty() {
-            return Ok(Vec::new());
+            return Ok(None);
         }
+        let images = self.pending.iter().map(|(size, _)| size).sum();
         let rows: Vec<Tensor> = self
             .pending
             .iter()
@@ -176,7 +203,11 @@ impl BatchLedger {
                 clean_only,
             });
         }
-        Ok(samples)
+        Ok(Some(Event::Batches {
+            samples,
+            images,
+            seconds,
+        }))
     }
 }
 
@@ -186,6 +217,7 @@ const ROW: usize = 7;
 /// Everything a running job holds.
 struct Run<'a> {
     cfg: &'a JobConfig,
+    stop: StopFlag,
     store: RunStore,
     observer: &'a mut dyn Observer,
     net: Network,
@@ -260,6 +292,7 @@ pub fn run(
     let seconds_before = result.seconds;
     let mut run = Run {
         cfg,
+        stop: options.stop.clone(),
         store,
         observer,
         net,
@@ -272,16 +305,21 @@ pub fn run(
         clock: Instant::now(),
         seconds_before,
     };
-    match run.train() {
-        Ok(()) => Ok(run.result),
-        Err(RunError::Failed(message)) => {
-            run.result.status = Status::Failed;
-            run.result.error = Some(message.clone());
-            run.store.write_result(&run.result)?;
-            Err(RunError::Failed(message))
-        }
-        Err(other) => Err(other),
+    let outcome = run.train();
+    let (status, error) = match &outcome {
+        Ok(()) => (Status::Completed, None),
+        Err(RunError::Failed(message)) => (Status::Failed, Some(message.clone())),
+        Err(RunError::Stopped(_)) => (Status::Stopped, None),
+        Err(_) => return outcome.map(|()| run.result),
+    };
+    if status != Status::Completed {
+        run.result.status = status;
+        run.result.error = error.clone();
+        run.result.seconds = run.seconds_before + run.clock.elapsed().as_secs_f64();
+        run.store.write_result(&run.result)?;
     }
+    run.emit(Event::Ended { status, error })?;
+    outcome.map(|()| run.result)
 }
 
 fn timestamp() -> String {
@@ -319,14 +357,20 @@ fn serde_plain<T: serde::Serialize>(value: &T) -> String {
 
 impl Run<'_> {
     fn emit(&mut self, event: Event) -> Result<(), RunError> {
-        if matches!(
-            event,
-            Event::Batches { .. } | Event::EpochFinished { .. } | Event::FinalFinished { .. }
-        ) {
-            self.store.append_events(std::slice::from_ref(&event))?;
-        }
+        self.store.append_events(std::slice::from_ref(&event))?;
         self.observer.observe(&event);
         Ok(())
+    }
+
+    /// Ends the run here when a stop was requested: the last completed epoch is the resume point.
+    fn check_stop(&self, epoch: usize, batch: usize) -> Result<(), RunError> {
+        if !self.stop.requested() {
+            return Ok(());
+        }
+        let done = self.result.epochs_done;
+        Err(RunError::Stopped(format!(
+            "stopped at epoch {epoch}, batch {batch}; resumes after epoch {done}"
+        )))
     }
 
     fn train(&mut self) -> Result<(), RunError> {
@@ -345,6 +389,7 @@ impl Run<'_> {
             self.epoch(epoch)?;
         }
         if cfg.method != Method::St && !cfg.evaluation.final_attacks.is_empty() {
+            self.check_stop(cfg.epochs, 0)?;
             self.emit(Event::FinalStarted)?;
             let table = evaluate::final_table(&self.net, &self.data.test, cfg);
             self.result.final_table = Some(table.clone());
@@ -373,7 +418,13 @@ impl Run<'_> {
         let mut ledger = BatchLedger::new();
         let device = self.data.train.labels.device();
         let none = Tensor::full([], f64::NAN, (Kind::Float, device));
-        for batch in self.data.train.batches(cfg.batch_size, true, cfg.augment) {
+        for (index, batch) in self
+            .data
+            .train
+            .batches(cfg.batch_size, true, cfg.augment)
+            .enumerate()
+        {
+            self.check_stop(epoch + 1, index + 1)?;
             self.sgd.zero_grad();
             let step = self.method.losses(&self.net, &batch, epoch);
             let (standard, adversarial) = (
@@ -406,15 +457,16 @@ impl Run<'_> {
             });
             ledger.pending.push((batch.labels.size()[0] as usize, row));
             if ledger.due() {
-                let samples = ledger.flush(epoch + 1).map_err(RunError::Failed)?;
-                self.emit(Event::Batches { samples })?;
+                if let Some(event) = ledger.flush(epoch + 1).map_err(RunError::Failed)? {
+                    self.emit(event)?;
+                }
             }
         }
-        let samples = ledger.flush(epoch + 1).map_err(RunError::Failed)?;
-        if !samples.is_empty() {
-            self.emit(Event::Batches { samples })?;
+        if let Some(event) = ledger.flush(epoch + 1).map_err(RunError::Failed)? {
+            self.emit(event)?;
         }
         let seconds = started.elapsed().as_secs_f64();
+        self.check_stop(epoch + 1, ledger.totals.batches)?;
         self.emit(Event::Testing { epoch: epoch + 1 })?;
         let test = evaluate::test_epoch(&self.net, &self.data.test, cfg);
         let t = &ledger.totals;

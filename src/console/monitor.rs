@@ -1,0 +1,484 @@
+//! Reads the output folder into [`Snapshot`]s: `result.json` of every grid job (re-read only when it
+//! changes), the run locks that say which process runs what, the queue file, and the growing
+//! `events.jsonl` of each running job (read incrementally from where the last pass stopped).
+use super::snapshot::{JobRow, JobState, Live, Phase, Queued, Snapshot, LIVE_WINDOW};
+use crate::config::{JobOverrides, Study};
+use crate::store::lock::{self, Holder};
+use crate::store::result::{RunResult, Status};
+use crate::store::{read_result, RunStore, EVENTS_FILE, RESULT_FILE};
+use crate::train::events::{BatchSample, Event};
+use crate::vocab::{DatasetKind, JobName};
+use crate::worker::{self, queue};
+use std::collections::{HashMap, VecDeque};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// The console adds this dataset after the study's, so that a job runs at once on any machine.
+pub const TRY_DATASET: DatasetKind = DatasetKind::Synthetic;
+
+/// How many recent log lines a live view keeps.
+const LOG_LINES: usize = 50;
+
+/// A grid job and where its run lives.
+struct Watched {
+    job: JobName,
+    folder: PathBuf,
+    lock: PathBuf,
+    /// Why the job's configuration does not resolve, if it does not.
+    unresolvable: Option<String>,
+}
+
+pub struct Monitor {
+    output_dir: PathBuf,
+    datasets: Vec<DatasetKind>,
+    watched: Vec<Watched>,
+    results: HashMap<PathBuf, CachedResult>,
+    tails: HashMap<PathBuf, Tail>,
+}
+
+struct CachedResult {
+    stamp: (SystemTime, u64),
+    result: Result<Arc<RunResult>, String>,
+}
+
+impl Monitor {
+    pub fn new(study: &Study, output_dir: &Path) -> Monitor {
+        let mut datasets = study.grid_datasets().to_vec();
+        if !datasets.contains(&TRY_DATASET) {
+            datasets.push(TRY_DATASET);
+        }
+        let overrides = JobOverrides {
+            output_dir: Some(output_dir.to_path_buf()),
+            ..Default::default()
+        };
+        let watched = study
+            .grid_over(&datasets)
+            .into_iter()
+            .map(|job| match study.resolve(&job, &overrides) {
+                Ok(cfg) => {
+                    let name = RunStore::folder_name(&cfg);
+                    Watched {
+                        job,
+                        folder: output_dir.join(&name),
+                        lock: lock::run_lock_path(output_dir, &name),
+                        unresolvable: None,
+                    }
+                }
+                Err(e) => Watched {
+                    job,
+                    folder: PathBuf::new(),
+                    lock: PathBuf::new(),
+                    unresolvable: Some(e.to_string()),
+                },
+            })
+            .collect();
+        Monitor {
+            output_dir: output_dir.to_path_buf(),
+            datasets,
+            watched,
+            results: HashMap::new(),
+            tails: HashMap::new(),
+        }
+    }
+
+    /// One pass over the output folder.
+    pub fn scan(&mut self) -> Snapshot {
+        let queue_file = queue::read(&self.output_dir);
+        let queue = queue_file.clone().unwrap_or_default();
+        let mut snapshot = Snapshot {
+            datasets: self.datasets.clone(),
+            queue: queue
+                .jobs
+                .iter()
+                .filter_map(|e| e.job.parse().ok().map(|job| Queued { job }))
+                .collect(),
+            paused: queue.paused,
+            worker: worker::worker_pid(&self.output_dir).map(|pid| pid.unwrap_or(0)),
+            ..Snapshot::default()
+        };
+        let mut running = Vec::new();
+        for index in 0..self.watched.len() {
+            let row = self.row(index, &queue);
+            if row.state == JobState::Running {
+                running.push(index);
+            }
+            snapshot.jobs.push(row);
+        }
+        self.tails
+            .retain(|folder, _| running.iter().any(|&i| &snapshot.jobs[i].folder == folder));
+        for index in running {
+            let row = &snapshot.jobs[index];
+            let tail = self
+                .tails
+                .entry(row.folder.clone())
+                .or_insert_with(|| Tail::new(row.job));
+            tail.read_new(&row.folder.join(EVENTS_FILE));
+            snapshot.live.push(tail.live(row));
+        }
+        if let Err(message) = queue_file {
+            snapshot.problems.push(message);
+        }
+        snapshot
+    }
+
+    fn row(&mut self, index: usize, queue: &queue::Queue) -> JobRow {
+        let watched = &self.watched[index];
+        let name = watched.job.to_string();
+        let mut row = JobRow {
+            job: watched.job,
+            folder: watched.folder.clone(),
+            state: JobState::NotRun,
+            result: None,
+            error: watched.unresolvable.clone(),
+            pid: None,
+        };
+        if watched.unresolvable.is_some() {
+            return row;
+        }
+        let holder = lock::holder(&watched.lock);
+        let folder = watched.folder.clone();
+        match self.result(&folder) {
+            Some(Ok(result)) => row.result = Some(result),
+            Some(Err(message)) => row.error = Some(message),
+            None => {}
+        }
+        let failure = queue.failures.iter().rev().find(|f| f.job == name);
+        row.state = if let Holder::Held(pid) = holder {
+            row.pid = pid;
+            JobState::Running
+        } else if queue.contains(&name) {
+            JobState::Queued
+        } else if let Some(failure) = failure {
+            row.error = Some(failure.error.clone());
+            JobState::Failed
+        } else {
+            match row.result.as_ref().map(|r| r.status) {
+                None => JobState::NotRun,
+                Some(Status::Completed) => JobState::Done,
+                Some(Status::Failed) => {
+                    row.error = row.result.as_ref().and_then(|r| r.error.clone());
+                    JobState::Failed
+                }
+                Some(Status::Stopped) => JobState::Stopped,
+                Some(Status::Running) => {
+                    row.error = Some(
+                        "interrupted: its process ended without stopping cleanly; queue it to \
+                         resume"
+                            .to_string(),
+                    );
+                    JobState::Stopped
+                }
+            }
+        };
+        row
+    }
+
+    /// `result.json` of a folder, re-read only when its modification time or length changed.
+    fn result(&mut self, folder: &Path) -> Option<Result<Arc<RunResult>, String>> {
+        let path = folder.join(RESULT_FILE);
+        let Ok(meta) = std::fs::metadata(&path) else {
+            self.results.remove(folder);
+            return None;
+        };
+        let stamp = (
+            meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            meta.len(),
+        );
+        let cached = self.results.get(folder).filter(|c| c.stamp == stamp);
+        if cached.is_none() {
+            let result = read_result(&path)
+                .map(Arc::new)
+                .map_err(|e| format!("unreadable: {e}"));
+            self.results
+                .insert(folder.to_path_buf(), CachedResult { stamp, result });
+        }
+        self.results.get(folder).map(|c| c.result.clone())
+    }
+}
+
+/// The running job's event log, read so far.
+struct Tail {
+    job: JobName,
+    offset: u64,
+    /// A line whose end has not been written yet.
+    partial: String,
+    device: String,
+    phase: Phase,
+    epoch: usize,
+    epochs: usize,
+    batch: usize,
+    batches_per_epoch: usize,
+    lr: f64,
+    samples: VecDeque<BatchSample>,
+    /// (images, seconds) of the latest `Batches` events of this epoch, for the throughput.
+    recent_rates: VecDeque<(usize, f64)>,
+    log: VecDeque<String>,
+}
+
+/// How many `Batches` events the images/s average spans.
+const RATE_EVENTS: usize = 8;
+
+impl Tail {
+    fn new(job: JobName) -> Tail {
+        Tail {
+            job,
+            offset: 0,
+            partial: String::new(),
+            device: String::new(),
+            phase: Phase::Starting,
+            epoch: 0,
+            epochs: 0,
+            batch: 0,
+            batches_per_epoch: 0,
+            lr: 0.0,
+            samples: VecDeque::new(),
+            recent_rates: VecDeque::new(),
+            log: VecDeque::new(),
+        }
+    }
+
+    /// Reads what was appended since the last call; starts over if the file was replaced by a
+    /// shorter one (a new run in the folder).
+    fn read_new(&mut self, path: &Path) {
+        let Ok(mut file) = File::open(path) else {
+            return;
+        };
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        if len < self.offset {
+            *self = Tail::new(self.job);
+        }
+        if len == self.offset || file.seek(SeekFrom::Start(self.offset)).is_err() {
+            return;
+        }
+        let mut bytes = Vec::new();
+        if file.read_to_end(&mut bytes).is_err() {
+            return;
+        }
+        self.offset += bytes.len() as u64;
+        self.partial.push_str(&String::from_utf8_lossy(&bytes));
+        let text = std::mem::take(&mut self.partial);
+        let mut lines = text.split('\n').peekable();
+        while let Some(line) = lines.next() {
+            if lines.peek().is_none() {
+                self.partial = line.to_string();
+            } else if let Ok(event) = serde_json::from_str::<Event>(line) {
+                self.apply(event);
+            }
+        }
+    }
+
+    fn say(&mut self, line: String) {
+        self.log.push_back(line);
+        while self.log.len() > LOG_LINES {
+            self.log.pop_front();
+        }
+    }
+
+    fn apply(&mut self, event: Event) {
+        match event {
+            Event::Started {
+                epochs,
+                first_epoch,
+                batches_per_epoch,
+                device,
+                ..
+            } => {
+                self.epochs = epochs;
+                self.batches_per_epoch = batches_per_epoch;
+                self.phase = Phase::Starting;
+                let resuming = if first_epoch > 1 {
+                    format!(", resuming at epoch {first_epoch}")
+                } else {
+                    String::new()
+                };
+                self.say(format!("started: {epochs} epochs on {device}{resuming}"));
+                self.device = device;
+            }
+            Event::EpochStarted { epoch, lr } => {
+                self.epoch = epoch;
+                self.lr = lr;
+                self.batch = 0;
+                self.phase = Phase::Training;
+                self.recent_rates.clear();
+            }
+            Event::Batches {
+                samples,
+                images,
+                seconds,
+            } => {
+                if let Some(last) = samples.last() {
+                    self.batch = last.batch;
+                }
+                self.samples.extend(samples);
+                while self.samples.len() > LIVE_WINDOW {
+                    self.samples.pop_front();
+                }
+                if seconds > 0.0 {
+                    self.recent_rates.push_back((images, seconds));
+                    while self.recent_rates.len() > RATE_EVENTS {
+                        self.recent_rates.pop_front();
+                    }
+                }
+            }
+            Event::Testing { epoch } => {
+                self.phase = Phase::Testing;
+                self.say(format!("epoch {epoch}: testing"));
+            }
+            Event::EpochFinished { record: r } => {
+                let mut line = format!(
+                    "epoch {}/{}: loss {:.4}, test SA {:.2}% FGSM {:.2}% PGD {:.2}%, {:.0} img/s",
+                    r.epoch,
+                    self.epochs,
+                    r.train_loss,
+                    r.test_clean_acc,
+                    r.test_fgsm_acc,
+                    r.test_pgd_acc,
+                    r.images_per_second
+                );
+                if let Some(share) = r.clean_branch_share {
+                    line += &format!(", clean-only {:.0}%", 100.0 * share);
+                }
+                self.say(line);
+            }
+            Event::FinalStarted => {
+                self.phase = Phase::FinalEvaluation;
+                self.say("final evaluation on the test set".to_string());
+            }
+            Event::FinalFinished { table } => {
+                let attacks: Vec<String> = table
+                    .attacks()
+                    .iter()
+                    .filter_map(|(name, value)| value.map(|v| format!("{name} {v:.2}%")))
+                    .collect();
+                self.say(format!("final: {}", attacks.join(", ")));
+            }
+            Event::Ended { status, error } => {
+                let word = serde_json::to_value(status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                self.say(match error {
+                    Some(error) => format!("{word}: {error}"),
+                    None => word,
+                });
+            }
+        }
+    }
+
+    fn images_per_second(&self) -> Option<f64> {
+        let (images, seconds) = self
+            .recent_rates
+            .iter()
+            .fold((0usize, 0.0), |(i, s), &(images, seconds)| {
+                (i + images, s + seconds)
+            });
+        (seconds > 0.0).then(|| images as f64 / seconds)
+    }
+
+    fn live(&self, row: &JobRow) -> Live {
+        let epochs_log = row
+            .result
+            .as_ref()
+            .map(|r| r.epochs_log.clone())
+            .unwrap_or_default();
+        let images_per_second = self.images_per_second();
+        Live {
+            job: self.job,
+            pid: row.pid.unwrap_or(0),
+            device: self.device.clone(),
+            phase: self.phase,
+            epoch: self.epoch,
+            epochs: self.epochs,
+            batch: self.batch,
+            batches_per_epoch: self.batches_per_epoch,
+            lr: self.lr,
+            samples: self.samples.iter().cloned().collect(),
+            eta_seconds: eta(
+                &epochs_log,
+                self.epoch,
+                self.epochs,
+                self.batch,
+                self.batches_per_epoch,
+            ),
+            epochs_log,
+            images_per_second,
+            log: self.log.iter().cloned().collect(),
+        }
+    }
+}
+
+/// Time left: the mean wall time of the epochs this run finished (training and test, from the
+/// epochs' end times), times the epochs left, less the share of the current epoch already done.
+fn eta(
+    log: &[crate::store::result::EpochRecord],
+    epoch: usize,
+    epochs: usize,
+    batch: usize,
+    batches_per_epoch: usize,
+) -> Option<f64> {
+    let ends: Vec<i64> = log
+        .iter()
+        .filter_map(|r| {
+            chrono::NaiveDateTime::parse_from_str(&r.finished_at, "%Y/%m/%d %H:%M:%S")
+                .ok()
+                .map(|t| t.and_utc().timestamp())
+        })
+        .collect();
+    let per_epoch = match ends.as_slice() {
+        [first, .., last] if ends.len() >= 2 => (last - first) as f64 / (ends.len() - 1) as f64,
+        // One epoch measured: its training time stands for the whole epoch.
+        _ => log.last()?.seconds,
+    };
+    let current_left = if epoch > log.len() && batches_per_epoch > 0 {
+        1.0 - batch.min(batches_per_epoch) as f64 / batches_per_epoch as f64
+    } else {
+        0.0
+    };
+    let later = epochs.saturating_sub(epoch.max(log.len())) as f64;
+    Some(per_epoch.max(0.0) * (later + current_left))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(epoch: usize, finished_at: &str) -> crate::store::result::EpochRecord {
+        crate::store::result::EpochRecord {
+            epoch,
+            lr: 0.1,
+            train_loss: 1.0,
+            train_clean_acc: 50.0,
+            train_adv_acc: 30.0,
+            test_clean_acc: 50.0,
+            test_fgsm_acc: 40.0,
+            test_pgd_acc: 30.0,
+            ratio_mean: None,
+            clean_branch_share: None,
+            seconds: 8.0,
+            images_per_second: 100.0,
+            train_clean_loss: 1.0,
+            train_adv_loss: 1.0,
+            test_clean_loss: 1.0,
+            test_fgsm_loss: 1.0,
+            test_pgd_loss: 1.0,
+            finished_at: finished_at.to_string(),
+        }
+    }
+
+    #[test]
+    fn eta_uses_the_wall_time_between_epoch_ends() {
+        let log = [
+            record(1, "2026/01/01 10:00:00"),
+            record(2, "2026/01/01 10:00:10"),
+            record(3, "2026/01/01 10:00:20"),
+        ];
+        // Epoch 4 of 10, half done: 6.5 epochs of 10 s.
+        assert_eq!(eta(&log, 4, 10, 50, 100), Some(65.0));
+        // One epoch finished: its 8 s of training stand for an epoch.
+        assert_eq!(eta(&log[..1], 2, 3, 0, 100), Some(16.0));
+        assert_eq!(eta(&[], 1, 3, 10, 100), None);
+    }
+}

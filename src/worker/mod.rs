@@ -1,0 +1,196 @@
+//! The queue worker: a detached process (`adarat worker`) that runs the queue's jobs one at a time,
+//! so jobs go on when the console that queued them closes or loses its terminal. It owns every tch
+//! object on its one thread; the console learns what it does from the output folder (run folders,
+//! the queue file, locks) and talks back through the queue file and SIGTERM.
+pub mod queue;
+
+use crate::config::{self, JobConfig, JobOverrides};
+use crate::store::lock::{self, Holder, LockError, ProcessLock, LOCKS_DIR};
+use crate::store::{self, result::Status, RunStore, StoreError};
+use crate::train::{self, events::Observer, RunError, RunOptions, StopFlag};
+use crate::vocab::JobName;
+use queue::Entry;
+use std::fs::OpenOptions;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The worker's own output (its jobs' progress lines and failures), in the output folder.
+pub const WORKER_LOG: &str = "worker.log";
+
+pub fn worker_lock_path(output_dir: &Path) -> PathBuf {
+    output_dir.join(LOCKS_DIR).join("worker.lock")
+}
+
+/// The pid of the worker serving `output_dir`'s queue, if one is alive.
+pub fn worker_pid(output_dir: &Path) -> Option<Option<u32>> {
+    match lock::holder(&worker_lock_path(output_dir)) {
+        Holder::Free => None,
+        Holder::Held(pid) => Some(pid),
+    }
+}
+
+/// Runs queued jobs one at a time until the queue is empty or paused, or a stop is requested (the
+/// running job stops resumably and the queue pauses). Returns at once when another worker already
+/// serves this output folder.
+pub fn serve(
+    output_dir: &Path,
+    stop: &StopFlag,
+    observer: &mut dyn Observer,
+) -> Result<(), String> {
+    let mut held = match ProcessLock::try_acquire(&worker_lock_path(output_dir)) {
+        Ok(lock) => Some(lock),
+        Err(LockError::Held(_)) => return Ok(()),
+        Err(e) => return Err(e.to_string()),
+    };
+    while !stop.requested() {
+        // The lock is given up under the queue's lock, so a console that queues a job right now
+        // either sees this worker take it or sees no worker and starts one.
+        let next = queue::modify(output_dir, |q| {
+            if q.paused || q.jobs.is_empty() {
+                held = None;
+                None
+            } else {
+                Some(q.jobs.remove(0))
+            }
+        })?;
+        let Some(entry) = next else {
+            return Ok(());
+        };
+        println!("{}: starting", entry.job);
+        match run_entry(&entry, output_dir, stop, observer) {
+            Ok(()) => println!("{}: completed", entry.job),
+            Err(Ending::Stopped(message)) => {
+                println!("{}: {message}", entry.job);
+                break;
+            }
+            Err(Ending::Failed(message)) => {
+                println!("{}: failed: {message}", entry.job);
+            }
+            Err(Ending::FailedWithoutFolder(message)) => {
+                println!("{}: failed: {message}", entry.job);
+                queue::modify(output_dir, |q| q.record_failure(&entry.job, message))?;
+            }
+        }
+    }
+    queue::modify(output_dir, |q| q.paused = true)?;
+    println!("stopped; the queue is paused");
+    Ok(())
+}
+
+/// How a job ended when it did not complete.
+enum Ending {
+    Stopped(String),
+    /// Its `result.json` says so.
+    Failed(String),
+    /// Nothing in a run folder says so: the queue file records it.
+    FailedWithoutFolder(String),
+}
+
+fn resolve(entry: &Entry, output_dir: &Path) -> Result<JobConfig, String> {
+    let study = config::open(entry.config.as_deref(), &entry.sets).map_err(|e| e.to_string())?;
+    let job: JobName = entry.job.parse()?;
+    let overrides = JobOverrides {
+        output_dir: Some(output_dir.to_path_buf()),
+        ..Default::default()
+    };
+    study.resolve(&job, &overrides).map_err(|e| e.to_string())
+}
+
+fn run_entry(
+    entry: &Entry,
+    output_dir: &Path,
+    stop: &StopFlag,
+    observer: &mut dyn Observer,
+) -> Result<(), Ending> {
+    let cfg = resolve(entry, output_dir).map_err(Ending::FailedWithoutFolder)?;
+    let options = RunOptions {
+        fresh: false,
+        download: true,
+        progress: false,
+        stop: stop.clone(),
+    };
+    // A panic inside libtorch (CUDA out of memory, say) ends this job, not the queue.
+    let outcome = catch_unwind(AssertUnwindSafe(|| train::run(&cfg, options, observer)));
+    let folder = cfg.output_dir.join(RunStore::folder_name(&cfg));
+    match outcome {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(RunError::Stopped(message))) => Err(Ending::Stopped(message)),
+        Ok(Err(RunError::Failed(message))) => Err(Ending::Failed(message)),
+        Ok(Err(RunError::Input(message))) => Err(Ending::FailedWithoutFolder(message)),
+        Ok(Err(RunError::Store(error @ StoreError::Busy { .. }))) => {
+            Err(Ending::FailedWithoutFolder(error.to_string()))
+        }
+        Ok(Err(RunError::Store(error))) => Err(mark_failed(&folder, error.to_string())),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "the job panicked".to_string());
+            Err(mark_failed(&folder, message))
+        }
+    }
+}
+
+/// Records a failure in the run's `result.json` when it has one still marked running.
+fn mark_failed(folder: &Path, message: String) -> Ending {
+    let path = folder.join(store::RESULT_FILE);
+    match store::read_result(&path) {
+        Ok(mut result) if result.status == Status::Running => {
+            result.status = Status::Failed;
+            result.error = Some(message.clone());
+            let written = serde_json::to_string_pretty(&result)
+                .map_err(|e| e.to_string())
+                .and_then(|text| {
+                    store::write_atomically(&path, text.as_bytes()).map_err(|e| e.to_string())
+                });
+            match written {
+                Ok(()) => Ending::Failed(message),
+                Err(_) => Ending::FailedWithoutFolder(message),
+            }
+        }
+        _ => Ending::FailedWithoutFolder(message),
+    }
+}
+
+/// Starts a worker for `output_dir` in its own session (no terminal, so no SIGHUP reaches it), its
+/// output appended to `worker.log`, unless one is alive already.
+pub fn ensure_running(output_dir: &Path) -> Result<(), String> {
+    if worker_pid(output_dir).is_some() {
+        return Ok(());
+    }
+    let exe = std::env::current_exe().map_err(|e| format!("finding adarat's binary: {e}"))?;
+    std::fs::create_dir_all(output_dir).map_err(|e| format!("{}: {e}", output_dir.display()))?;
+    let log_path = output_dir.join(WORKER_LOG);
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| format!("{}: {e}", log_path.display()))?;
+    let log_err = log
+        .try_clone()
+        .map_err(|e| format!("{}: {e}", log_path.display()))?;
+    let mut command = Command::new(exe);
+    command
+        .arg("worker")
+        .arg("--output")
+        .arg(output_dir)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err);
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("starting the worker: {e}"))?;
+    // Reaped here so it never lingers as a zombie while the console runs.
+    std::thread::spawn(move || child.wait());
+    Ok(())
+}

@@ -1,0 +1,173 @@
+//! The queue file, `<output>/queue.json`: the jobs waiting for the worker, in order. The console
+//! edits it and the worker takes jobs from its head; both go through [`modify`], which holds a
+//! lock across read, change and atomic write.
+use crate::store::lock::{ProcessLock, LOCKS_DIR};
+use crate::store::write_atomically;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+pub const QUEUE_FILE: &str = "queue.json";
+
+/// How many failures without a run folder the file remembers.
+const FAILURES_KEPT: usize = 50;
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Queue {
+    /// Waiting jobs; the head runs next.
+    #[serde(default)]
+    pub jobs: Vec<Entry>,
+    /// Set by a stop: the worker starts nothing until the console starts the queue again.
+    #[serde(default)]
+    pub paused: bool,
+    /// Jobs that failed before they had a run folder to say so (a missing dataset, a bad
+    /// configuration), newest last.
+    #[serde(default)]
+    pub failures: Vec<Failure>,
+}
+
+/// A job and the configuration it is resolved from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    pub job: String,
+    /// The study file (absolute); None for the built-in default.
+    pub config: Option<PathBuf>,
+    /// `--set KEY=VALUE` overrides, in order.
+    #[serde(default)]
+    pub sets: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Failure {
+    pub job: String,
+    pub error: String,
+    /// Local time, `YYYY/MM/DD HH:MM:SS`.
+    pub at: String,
+}
+
+impl Queue {
+    /// Appends the entries whose job is not waiting already; returns how many were added.
+    pub fn push(&mut self, entries: impl IntoIterator<Item = Entry>) -> usize {
+        let before = self.jobs.len();
+        for entry in entries {
+            if !self.contains(&entry.job) {
+                self.forget_failure(&entry.job);
+                self.jobs.push(entry);
+            }
+        }
+        self.jobs.len() - before
+    }
+
+    pub fn contains(&self, job: &str) -> bool {
+        self.jobs.iter().any(|e| e.job == job)
+    }
+
+    /// Moves a waiting job by `by` places (negative: earlier), within the queue's bounds.
+    pub fn shift(&mut self, job: &str, by: isize) {
+        if let Some(from) = self.jobs.iter().position(|e| e.job == job) {
+            let last = self.jobs.len() as isize - 1;
+            let to = (from as isize + by).clamp(0, last) as usize;
+            let entry = self.jobs.remove(from);
+            self.jobs.insert(to, entry);
+        }
+    }
+
+    pub fn remove(&mut self, job: &str) {
+        self.jobs.retain(|e| e.job != job);
+    }
+
+    pub fn record_failure(&mut self, job: &str, error: String) {
+        self.forget_failure(job);
+        self.failures.push(Failure {
+            job: job.to_string(),
+            error,
+            at: chrono::Local::now().format("%Y/%m/%d %H:%M:%S").to_string(),
+        });
+        let excess = self.failures.len().saturating_sub(FAILURES_KEPT);
+        self.failures.drain(..excess);
+    }
+
+    pub fn forget_failure(&mut self, job: &str) {
+        self.failures.retain(|f| f.job != job);
+    }
+}
+
+pub fn queue_path(output_dir: &Path) -> PathBuf {
+    output_dir.join(QUEUE_FILE)
+}
+
+/// Reads the queue; a missing file is an empty queue, a damaged one an error naming the file.
+pub fn read(output_dir: &Path) -> Result<Queue, String> {
+    let path = queue_path(output_dir);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Queue::default()),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+/// Reads, changes and writes the queue under its lock.
+pub fn modify<R>(output_dir: &Path, change: impl FnOnce(&mut Queue) -> R) -> Result<R, String> {
+    let lock_path = output_dir.join(LOCKS_DIR).join("queue.lock");
+    let _lock = ProcessLock::acquire_waiting(&lock_path).map_err(|e| e.to_string())?;
+    let mut queue = read(output_dir)?;
+    let before = queue.clone();
+    let outcome = change(&mut queue);
+    if queue != before {
+        let text = serde_json::to_string_pretty(&queue).map_err(|e| e.to_string())?;
+        write_atomically(&queue_path(output_dir), text.as_bytes()).map_err(|e| e.to_string())?;
+    }
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(job: &str) -> Entry {
+        Entry {
+            job: job.to_string(),
+            config: None,
+            sets: Vec::new(),
+        }
+    }
+
+    fn jobs(queue: &Queue) -> Vec<&str> {
+        queue.jobs.iter().map(|e| e.job.as_str()).collect()
+    }
+
+    #[test]
+    fn push_skips_waiting_jobs_and_clears_their_failure() {
+        let mut queue = Queue::default();
+        queue.record_failure("b", "no data".into());
+        assert_eq!(queue.push([entry("a"), entry("b"), entry("a")]), 2);
+        assert_eq!(jobs(&queue), ["a", "b"]);
+        assert!(queue.failures.is_empty());
+    }
+
+    #[test]
+    fn shift_stays_within_bounds_and_remove_drops_one_job() {
+        let mut queue = Queue::default();
+        queue.push([entry("a"), entry("b"), entry("c")]);
+        queue.shift("c", -1);
+        assert_eq!(jobs(&queue), ["a", "c", "b"]);
+        queue.shift("a", -5);
+        assert_eq!(jobs(&queue), ["a", "c", "b"]);
+        queue.shift("a", 9);
+        assert_eq!(jobs(&queue), ["c", "b", "a"]);
+        queue.remove("b");
+        assert_eq!(jobs(&queue), ["c", "a"]);
+    }
+
+    #[test]
+    fn modify_persists_and_a_damaged_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        modify(dir.path(), |q| q.push([entry("a")])).unwrap();
+        assert_eq!(jobs(&read(dir.path()).unwrap()), ["a"]);
+        std::fs::write(queue_path(dir.path()), "{ not json").unwrap();
+        let error = modify(dir.path(), |q| q.paused = true).unwrap_err();
+        assert!(error.contains("queue.json"), "{error}");
+    }
+}
