@@ -37,12 +37,15 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
     let metrics = metrics(&results);
     let header = Row::new(std::iter::once(String::new()).chain(names)).style(theme.bold());
     let rows = metrics.iter().map(|metric| {
+        // A best only where the runs differ: a row of equal values marks nothing.
+        let first = metric.values.first().and_then(|(_, v)| *v);
+        let differ = metric.values.iter().any(|(_, v)| *v != first);
         let best = metric
             .values
             .iter()
             .filter_map(|(_, v)| *v)
             .reduce(f64::max)
-            .filter(|_| metric.mark_best && metric.values.len() > 1);
+            .filter(|_| metric.mark_best && differ);
         let cells = metric.values.iter().map(|(text, value)| {
             let is_best = best.is_some() && *value == best;
             best_cell(text, is_best, theme)

@@ -25,7 +25,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
         draw_grid(frame, grid, app, theme);
         let [detail, queue] =
             Layout::vertical([Constraint::Length(10), Constraint::Min(0)]).areas(side);
-        let detail_text = Paragraph::new(detail_lines(app, theme))
+        let detail_text = Paragraph::new(detail_lines(app, theme, false))
             .wrap(Wrap { trim: false })
             .block(theme.block(" job "));
         frame.render_widget(detail_text, detail);
@@ -39,8 +39,8 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
         ])
         .areas(area);
         draw_grid(frame, grid, app, theme);
-        let detail_text =
-            Paragraph::new(detail_lines(app, theme)).block(theme.block_with(Borders::TOP, ""));
+        let detail_text = Paragraph::new(detail_lines(app, theme, true))
+            .block(theme.block_with(Borders::TOP, ""));
         frame.render_widget(detail_text, detail);
         let one_line = queue_lines(app, theme)
             .into_iter()
@@ -75,7 +75,7 @@ fn draw_grid(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
         .iter()
         .enumerate()
         .map(|(row_index, &(method, mode))| {
-            let label = Cell::from(format!("{method:<10} {mode}")).style(theme.bold());
+            let label = Cell::from(format!("{:<10} {mode}", method.as_str())).style(theme.bold());
             let cells = shape.datasets.iter().enumerate().map(|(column, &dataset)| {
                 let job = JobName {
                     method,
@@ -180,8 +180,9 @@ fn job_cell(app: &App, row: &JobRow, width: usize, theme: Theme) -> Cell<'static
     ]))
 }
 
-/// The cursor's job: name, state, epochs, process, folder and its headline or error.
-fn detail_lines(app: &App, theme: Theme) -> Vec<Line<'static>> {
+/// The cursor's job: name, state, epochs, process, folder and its headline or error. Compact puts
+/// the name and the facts on one line; the side pane gives the name a line of its own.
+fn detail_lines(app: &App, theme: Theme, compact: bool) -> Vec<Line<'static>> {
     let Some(row) = app.cursor() else {
         return vec![Line::from("no jobs in the grid")];
     };
@@ -191,11 +192,18 @@ fn detail_lines(app: &App, theme: Theme) -> Vec<Line<'static>> {
         (None, Some(result)) => (result.epochs_done, result.epochs),
         (None, None) => (0, 0),
     };
-    let mut first = vec![
-        Span::styled(row.job.to_string(), theme.bold()),
-        Span::raw("  "),
-        Span::styled(theme.state_word(row.state), theme.state_style(row.state)),
-    ];
+    let name = Span::styled(row.job.to_string(), theme.bold());
+    let mut lines = Vec::new();
+    let mut first = Vec::new();
+    if compact {
+        first.extend([name, Span::raw("  ")]);
+    } else {
+        lines.push(Line::from(name));
+    }
+    first.push(Span::styled(
+        theme.state_word(row.state),
+        theme.state_style(row.state),
+    ));
     if total > 0 {
         first.push(Span::raw(format!("  epochs {done}/{total}")));
     }
@@ -212,7 +220,7 @@ fn detail_lines(app: &App, theme: Theme) -> Vec<Line<'static>> {
     if app.is_selected(row.job) {
         first.push(Span::styled("  selected", theme.fg(Color::Cyan)));
     }
-    let mut lines = vec![Line::from(first)];
+    lines.push(Line::from(first));
     if let Some(error) = &row.error {
         lines.push(Line::from(Span::styled(
             format!("error: {error}"),
@@ -225,7 +233,9 @@ fn detail_lines(app: &App, theme: Theme) -> Vec<Line<'static>> {
             .chain(table.attacks())
             .map(|(name, value)| format!("{name} {}", percent(value)))
             .collect();
-        lines.push(Line::from(attacks.join("  ")));
+        // The side pane is narrow: three to a line there.
+        let per_line = if compact { attacks.len() } else { 3 };
+        lines.extend(attacks.chunks(per_line).map(|c| Line::from(c.join("  "))));
     } else if let Some(last) = last_epoch(app, row) {
         lines.push(Line::from(format!(
             "epoch {}: test SA {:.1}  RA {:.1}",

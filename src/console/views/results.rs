@@ -9,6 +9,7 @@ use ratatui::style::{Color, Modifier};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Borders, Paragraph, Row, Table};
 use ratatui::Frame;
+use std::path::Path;
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
     let Some(row) = app.cursor() else {
@@ -34,7 +35,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
         Constraint::Min(0),
     ])
     .areas(area);
-    frame.render_widget(Paragraph::new(header_lines(result, theme)), header);
+    frame.render_widget(
+        Paragraph::new(header_lines(result, &row.folder, theme)),
+        header,
+    );
     let [table, curves] =
         Layout::horizontal([Constraint::Length(28), Constraint::Min(0)]).areas(middle);
     let final_text =
@@ -53,7 +57,7 @@ fn status_word(status: Status) -> &'static str {
     }
 }
 
-fn header_lines(result: &RunResult, theme: Theme) -> Vec<Line<'static>> {
+fn header_lines(result: &RunResult, folder: &Path, theme: Theme) -> Vec<Line<'static>> {
     let status_style = match result.status {
         Status::Completed => theme.fg(Color::Green),
         Status::Failed => theme.fg(Color::Red),
@@ -80,10 +84,7 @@ fn header_lines(result: &RunResult, theme: Theme) -> Vec<Line<'static>> {
             format!("error: {error}"),
             theme.fg(Color::Red),
         )),
-        None => Line::from(Span::styled(
-            format!("{:.0} seconds in all", result.seconds),
-            theme.dim(),
-        )),
+        None => Line::from(Span::styled(folder.display().to_string(), theme.dim())),
     };
     vec![first, second]
 }
@@ -216,7 +217,7 @@ fn draw_epoch_table(
             row.style(theme.fg(Color::Yellow).add_modifier(Modifier::BOLD))
         }
     });
-    let widths = [4, 7, 6, 5, 5, 5, 5, 5, 6, 5, 5, 5].map(Constraint::Length);
+    let widths = [5, 7, 6, 5, 5, 5, 5, 5, 6, 5, 5, 5].map(Constraint::Length);
     let keys = app.keys();
     let title = format!(
         " epochs from {} of {} ({}/{} scroll) ",

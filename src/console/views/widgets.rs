@@ -148,7 +148,7 @@ impl Theme {
         let (full, empty) = if self.ascii {
             ("#", ".")
         } else {
-            ("█", "░")
+            ("█", "·")
         };
         format!("[{}{}]", full.repeat(filled), empty.repeat(inner - filled))
     }
