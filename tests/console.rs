@@ -474,6 +474,15 @@ fn x_stops_the_running_job_only_after_y() {
         }]
     );
 
+    // The job ends while the question is open: y stops nothing.
+    type_keys(&mut app, "x");
+    app.update(Msg::Snapshot(idle_snapshot()));
+    assert!(type_keys(&mut app, "y").is_empty());
+    assert!(app
+        .status()
+        .unwrap_or_default()
+        .contains("no longer running"));
+
     let mut idle = app_with(plain_settings(), idle_snapshot());
     assert!(type_keys(&mut idle, "x").is_empty());
     assert!(idle.popup().is_none());
@@ -694,7 +703,14 @@ fn the_grid_shows_states_and_headline_numbers() {
         &["paused", "1. pgd-at/mnist/adarat", "2. fat/mnist/baseline"],
     );
     let compact = screen_text(&app_at("dat/cifar10/baseline"), 80, 24);
-    assert_contains(&compact, &["failed", "error: CUDA out of memory"]);
+    assert_contains(
+        &compact,
+        &[
+            "failed",
+            "error: CUDA out of memory",
+            "out/dat/cifar10/baseline",
+        ],
+    );
 }
 
 #[test]
@@ -767,7 +783,7 @@ fn the_results_screen_shows_the_final_table_peaks_and_epochs() {
             &[
                 "pgd-at/synthetic/adarat",
                 "completed",
-                "1:02:03",
+                "1:02:03 (3723 s)",
                 "clean    82.1",
                 "FGSM     55.3",
                 "PGD20    48.2",

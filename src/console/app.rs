@@ -515,9 +515,16 @@ impl App {
         let yes = matches!(event.code, KeyCode::Char('y' | 'Y'));
         match (yes, question) {
             (true, Confirmation::Rerun { jobs, .. }) => self.queue_jobs(jobs),
-            (true, Confirmation::Stop { job, pid }) => {
+            // The job may have ended while the question was open; its pid could be reused since.
+            (true, Confirmation::Stop { job, pid })
+                if self.running().contains(&(job, Some(pid))) =>
+            {
                 self.say(format!("stopping {job} (pid {pid})"));
                 vec![Command::Stop { job, pid }]
+            }
+            (true, Confirmation::Stop { job, .. }) => {
+                self.say(format!("{job} is no longer running"));
+                Vec::new()
             }
             (false, Confirmation::Rerun { .. }) => {
                 self.say("nothing queued");

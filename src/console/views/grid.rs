@@ -34,7 +34,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
     } else {
         let [grid, detail, queue] = Layout::vertical([
             Constraint::Min(3),
-            Constraint::Length(3),
+            Constraint::Length(4),
             Constraint::Length(1),
         ])
         .areas(area);

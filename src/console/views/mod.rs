@@ -6,7 +6,7 @@ mod grid;
 mod help;
 mod live;
 mod results;
-pub mod widgets;
+mod widgets;
 
 use super::app::{App, Popup, Screen};
 use super::keys::Action;

@@ -69,10 +69,11 @@ fn header_lines(result: &RunResult, folder: &Path, theme: Theme) -> Vec<Line<'st
         Span::raw("  "),
         Span::styled(status_word(result.status), status_style),
         Span::raw(format!(
-            "  epochs {}/{}  {}  {}  seed {}  {}  {}",
+            "  epochs {}/{}  {} ({:.0} s)  {}  seed {}  {}  {}",
             result.epochs_done,
             result.epochs,
             clock(result.seconds),
+            result.seconds,
             result.model,
             result.seed,
             result.protocol,

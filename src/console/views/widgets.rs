@@ -6,7 +6,7 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::symbols::{bar, border};
-use ratatui::text::{Line, Span};
+use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Sparkline, SparklineBar, Widget};
 
 const ASCII_BORDER: border::Set = border::Set {
@@ -192,10 +192,6 @@ pub fn percent(value: Option<f64>) -> String {
 pub fn clock(seconds: f64) -> String {
     let total = seconds.max(0.0).round() as u64;
     format!("{}:{:02}:{:02}", total / 3600, total / 60 % 60, total % 60)
-}
-
-pub fn label(text: impl Into<String>, style: Style) -> Span<'static> {
-    Span::styled(text.into(), style)
 }
 
 /// One series of a [`Curves`] plot.
