@@ -1,1 +1,143 @@
 //! Pure views: each screen draws the application state into a frame and changes nothing.
+//! Every screen has a header line (screens, queue, worker), a body and a status line (the transient
+//! message, the search line, or key hints); popups (help, confirmations) go on top.
+mod compare;
+mod grid;
+mod help;
+mod live;
+mod results;
+mod widgets;
+
+use super::app::{App, Popup, Screen};
+use super::keys::Action;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Clear, Paragraph, Wrap};
+use ratatui::Frame;
+use widgets::Theme;
+
+pub fn draw(frame: &mut Frame, app: &App) {
+    let theme = Theme::of(app);
+    let [header, body, status] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(0),
+        Constraint::Length(1),
+    ])
+    .areas(frame.area());
+    frame.render_widget(header_line(app, theme), header);
+    if !app.has_snapshot() {
+        let reading = Paragraph::new("reading the output folder...").style(theme.dim());
+        frame.render_widget(reading, body);
+    } else {
+        match app.screen() {
+            Screen::Grid => grid::draw(frame, body, app, theme),
+            Screen::Live => live::draw(frame, body, app, theme),
+            Screen::Results => results::draw(frame, body, app, theme),
+            Screen::Compare => compare::draw(frame, body, app, theme),
+        }
+    }
+    frame.render_widget(status_line(app, theme), status);
+    match app.popup() {
+        Some(Popup::Help { scroll }) => help::draw(frame, frame.area(), app, theme, *scroll),
+        Some(Popup::Confirm(question)) => {
+            draw_question(frame, frame.area(), &question.question(), theme)
+        }
+        Some(Popup::Search { .. }) | None => {}
+    }
+}
+
+/// `adarat  [1 Grid] 2 Live 3 Results 4 Compare   queue 2 paused  worker 1234`
+fn header_line(app: &App, theme: Theme) -> Line<'static> {
+    let mut spans = vec![Span::styled("adarat ", theme.bold())];
+    for (number, screen) in Screen::ALL.iter().enumerate() {
+        let text = format!(" {} {} ", number + 1, screen.title());
+        let style = if *screen == app.screen() {
+            theme.fg(Color::Cyan).add_modifier(Modifier::REVERSED)
+        } else {
+            theme.dim()
+        };
+        spans.push(Span::styled(text, style));
+    }
+    let snapshot = app.snapshot();
+    let mut queue = format!("  queue {}", snapshot.queue.len());
+    if snapshot.paused {
+        queue.push_str(" paused");
+    }
+    let paused_style = if snapshot.paused {
+        theme.fg(Color::Yellow)
+    } else {
+        Style::default()
+    };
+    spans.push(Span::styled(queue, paused_style));
+    let worker = match snapshot.worker {
+        Some(pid) => format!("  worker {pid}"),
+        None => "  no worker".into(),
+    };
+    spans.push(Span::styled(worker, theme.dim()));
+    Line::from(spans)
+}
+
+/// The search line while searching, else the status message, else hints for the main keys.
+fn status_line(app: &App, theme: Theme) -> Line<'static> {
+    if let Some(Popup::Search { text, .. }) = app.popup() {
+        let found = match app.first_match(text) {
+            Some(job) if !text.is_empty() => format!("   -> {job}"),
+            Some(_) => String::new(),
+            None => "   (no match)".into(),
+        };
+        return Line::from(vec![
+            Span::styled(format!("/{text}_"), theme.bold()),
+            Span::styled(format!("{found}   enter: go  esc: back"), theme.dim()),
+        ]);
+    }
+    if let Some(message) = app.status() {
+        return Line::from(Span::styled(message.to_string(), theme.fg(Color::Yellow)));
+    }
+    let keys = app.keys();
+    let hints = [
+        (Action::Help, "help"),
+        (Action::Search, "find"),
+        (Action::Enqueue, "queue"),
+        (Action::Stop, "stop"),
+        (Action::NextScreen, "screen"),
+        (Action::Quit, "quit"),
+    ];
+    let mut spans = Vec::new();
+    for (action, what) in hints {
+        let key = keys.keys(action).first().map(ToString::to_string);
+        if let Some(key) = key {
+            spans.push(Span::styled(key, theme.bold()));
+            spans.push(Span::styled(format!(" {what}  "), theme.dim()));
+        }
+    }
+    Line::from(spans)
+}
+
+/// A rectangle of at most `width` × `height` in the middle of `area`.
+pub(crate) fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let width = width.min(area.width);
+    let height = height.min(area.height);
+    Rect::new(
+        area.x + (area.width - width) / 2,
+        area.y + (area.height - height) / 2,
+        width,
+        height,
+    )
+}
+
+fn draw_question(frame: &mut Frame, area: Rect, question: &str, theme: Theme) {
+    let width = (question.chars().count() as u16 + 4).clamp(20, 70);
+    let lines = question.chars().count() as u16 / (width.saturating_sub(4)).max(1) + 1;
+    let popup = centered(area, width, lines + 2);
+    let text = Paragraph::new(question.to_string())
+        .wrap(Wrap { trim: true })
+        .style(theme.bold())
+        .block(
+            theme
+                .block(" confirm ")
+                .border_style(theme.fg(Color::Yellow)),
+        );
+    frame.render_widget(Clear, popup);
+    frame.render_widget(text, popup);
+}

@@ -1,0 +1,161 @@
+//! The compare screen: the selected runs side by side (or every mode of the cursor's method and
+//! dataset), one column per run, the best accuracy of each row highlighted.
+use super::widgets::{clock, percent, Theme};
+use crate::console::app::App;
+use crate::console::snapshot::JobRow;
+use crate::store::result::{Peaks, RunResult};
+use crate::vocab::JobName;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Cell, Paragraph, Row, Table};
+use ratatui::Frame;
+
+/// One row of the comparison: its name, each run's value (shown and compared), and whether the
+/// highest value is the best (accuracies) or no best is marked (epochs, time).
+struct Metric {
+    name: &'static str,
+    values: Vec<(String, Option<f64>)>,
+    mark_best: bool,
+}
+
+pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
+    let (what, runs) = app.compared();
+    if runs.is_empty() {
+        let lines = vec![
+            Line::from(format!("compare {what}: no results yet")),
+            Line::from(Span::styled(
+                "select runs with space in the grid, or put the cursor on a method and dataset",
+                theme.dim(),
+            )),
+        ];
+        frame.render_widget(Paragraph::new(lines), area);
+        return;
+    }
+    let names = column_names(&runs);
+    let results: Vec<&RunResult> = runs.iter().filter_map(|r| r.result.as_deref()).collect();
+    let metrics = metrics(&results);
+    let header = Row::new(std::iter::once(String::new()).chain(names)).style(theme.bold());
+    let rows = metrics.iter().map(|metric| {
+        // A best only where the runs differ: a row of equal values marks nothing.
+        let first = metric.values.first().and_then(|(_, v)| *v);
+        let differ = metric.values.iter().any(|(_, v)| *v != first);
+        let best = metric
+            .values
+            .iter()
+            .filter_map(|(_, v)| *v)
+            .reduce(f64::max)
+            .filter(|_| metric.mark_best && differ);
+        let cells = metric.values.iter().map(|(text, value)| {
+            let is_best = best.is_some() && *value == best;
+            best_cell(text, is_best, theme)
+        });
+        Row::new(std::iter::once(Cell::from(metric.name).style(theme.bold())).chain(cells))
+    });
+    let widths =
+        std::iter::once(Constraint::Length(12)).chain(runs.iter().map(|_| Constraint::Fill(1)));
+    let title = format!(" compare {what}: best of each row in bold ");
+    let table = Table::new(rows, widths)
+        .header(header)
+        .block(theme.block(title));
+    frame.render_widget(table, area);
+}
+
+/// The best value: bold and green, and with a `*` in ASCII mode or without colours where bold alone
+/// may not show.
+fn best_cell(text: &str, is_best: bool, theme: Theme) -> Cell<'static> {
+    if !is_best {
+        return Cell::from(text.to_string());
+    }
+    let text = if theme.ascii || !theme.colors {
+        format!("{text}*")
+    } else {
+        text.to_string()
+    };
+    let style: Style = theme.fg(Color::Green).add_modifier(Modifier::BOLD);
+    Cell::from(text).style(style)
+}
+
+/// Each run's column heading: the parts of its name that differ between the runs.
+fn column_names(runs: &[&JobRow]) -> Vec<String> {
+    let first = runs[0].job;
+    let same = |part: fn(&JobName) -> String| runs.iter().all(|r| part(&r.job) == part(&first));
+    let (same_method, same_dataset, same_mode) = (
+        same(|j| j.method.to_string()),
+        same(|j| j.dataset.to_string()),
+        same(|j| j.mode.to_string()),
+    );
+    runs.iter()
+        .map(|r| {
+            let mut parts = Vec::new();
+            if !same_method {
+                parts.push(r.job.method.to_string());
+            }
+            if !same_dataset {
+                parts.push(r.job.dataset.to_string());
+            }
+            if !same_mode || parts.is_empty() {
+                parts.push(r.job.mode.to_string());
+            }
+            parts.join("/")
+        })
+        .collect()
+}
+
+fn metrics(results: &[&RunResult]) -> Vec<Metric> {
+    let accuracy = |name: &'static str, value: &dyn Fn(&RunResult) -> Option<f64>| Metric {
+        name,
+        values: results
+            .iter()
+            .map(|r| {
+                let v = value(r);
+                (percent(v), v)
+            })
+            .collect(),
+        mark_best: true,
+    };
+    let final_value = |pick: fn(&crate::store::result::FinalTable) -> Option<f64>| {
+        move |r: &RunResult| r.final_table.as_ref().and_then(pick)
+    };
+    let peaks = |r: &RunResult| r.peaks.or_else(|| Peaks::of(&r.epochs_log));
+    let peak_metric = |name: &'static str, pick: fn(&Peaks) -> (f64, usize)| Metric {
+        name,
+        values: results
+            .iter()
+            .map(|r| match peaks(r).map(|p| pick(&p)) {
+                Some((value, epoch)) => (format!("{value:.1} @{epoch}"), Some(value)),
+                None => ("-".into(), None),
+            })
+            .collect(),
+        mark_best: true,
+    };
+    let last = |r: &RunResult| r.epochs_log.last().cloned();
+    vec![
+        accuracy("clean", &final_value(|t| t.clean)),
+        accuracy("FGSM", &final_value(|t| t.fgsm)),
+        accuracy("PGD-10", &final_value(|t| t.pgd10)),
+        accuracy("PGD-20", &final_value(|t| t.pgd20)),
+        accuracy("PGD-50", &final_value(|t| t.pgd50)),
+        accuracy("CW", &final_value(|t| t.cw)),
+        accuracy("AA", &final_value(|t| t.autoattack)),
+        peak_metric("SA peak", |p| {
+            (p.test_clean_acc.value, p.test_clean_acc.epoch)
+        }),
+        peak_metric("RA peak", |p| (p.test_pgd_acc.value, p.test_pgd_acc.epoch)),
+        accuracy("last SA", &|r| last(r).map(|e| e.test_clean_acc)),
+        accuracy("last RA", &|r| last(r).map(|e| e.test_pgd_acc)),
+        Metric {
+            name: "epochs",
+            values: results
+                .iter()
+                .map(|r| (format!("{}/{}", r.epochs_done, r.epochs), None))
+                .collect(),
+            mark_best: false,
+        },
+        Metric {
+            name: "time",
+            values: results.iter().map(|r| (clock(r.seconds), None)).collect(),
+            mark_best: false,
+        },
+    ]
+}

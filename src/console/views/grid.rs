@@ -1,0 +1,286 @@
+//! The home screen: the grid of jobs (rows method × mode, columns datasets) with each job's state
+//! and headline numbers, the cursor's job in detail, and the queue.
+use super::widgets::{percent, Theme};
+use crate::console::app::App;
+use crate::console::keys::Action;
+use crate::console::snapshot::{JobRow, JobState};
+use crate::store::result::EpochRecord;
+use crate::vocab::{DatasetKind, JobName};
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Borders, Cell, Paragraph, Row, Table, TableState, Wrap};
+use ratatui::Frame;
+
+/// Wide enough for the side pane with the detail and the queue.
+const SIDE_PANE_FROM_WIDTH: u16 = 110;
+const SIDE_PANE_WIDTH: u16 = 42;
+const LABEL_WIDTH: u16 = 19;
+
+pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
+    if area.width >= SIDE_PANE_FROM_WIDTH {
+        let [grid, side] =
+            Layout::horizontal([Constraint::Min(0), Constraint::Length(SIDE_PANE_WIDTH)])
+                .areas(area);
+        draw_grid(frame, grid, app, theme);
+        let [detail, queue] =
+            Layout::vertical([Constraint::Length(10), Constraint::Min(0)]).areas(side);
+        let detail_text = Paragraph::new(detail_lines(app, theme, false))
+            .wrap(Wrap { trim: false })
+            .block(theme.block(" job "));
+        frame.render_widget(detail_text, detail);
+        let queue_text = Paragraph::new(queue_lines(app, theme)).block(theme.block(" queue "));
+        frame.render_widget(queue_text, queue);
+    } else {
+        let [grid, detail, queue] = Layout::vertical([
+            Constraint::Min(3),
+            Constraint::Length(4),
+            Constraint::Length(1),
+        ])
+        .areas(area);
+        draw_grid(frame, grid, app, theme);
+        let detail_text = Paragraph::new(detail_lines(app, theme, true))
+            .block(theme.block_with(Borders::TOP, ""));
+        frame.render_widget(detail_text, detail);
+        let one_line = queue_lines(app, theme)
+            .into_iter()
+            .flat_map(|line| {
+                let mut spans = line.spans;
+                spans.push(Span::raw("  "));
+                spans
+            })
+            .collect::<Vec<_>>();
+        frame.render_widget(Paragraph::new(Line::from(one_line)), queue);
+    }
+}
+
+fn draw_grid(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
+    let shape = app.grid_shape();
+    let columns = shape.datasets.len().max(1) as u16;
+    let cell_width = area.width.saturating_sub(LABEL_WIDTH) / columns;
+    let cell_width = cell_width.saturating_sub(1) as usize;
+    let header = Row::new(
+        std::iter::once(Cell::from("")).chain(
+            shape
+                .datasets
+                .iter()
+                .map(|d| Cell::from(dataset_label(*d, cell_width))),
+        ),
+    )
+    .style(theme.bold());
+    let cursor = app.cursor().map(|row| row.job);
+    let mut cursor_cell = None;
+    let rows = shape
+        .rows
+        .iter()
+        .enumerate()
+        .map(|(row_index, &(method, mode))| {
+            let label = Cell::from(format!("{:<10} {mode}", method.as_str())).style(theme.bold());
+            let cells = shape.datasets.iter().enumerate().map(|(column, &dataset)| {
+                let job = JobName {
+                    method,
+                    dataset,
+                    mode,
+                };
+                if Some(job) == cursor {
+                    cursor_cell = Some((row_index, column + 1));
+                }
+                match app.row(job) {
+                    Some(row) => job_cell(app, row, cell_width, theme),
+                    None => Cell::from(""),
+                }
+            });
+            Row::new(std::iter::once(label).chain(cells.collect::<Vec<_>>()))
+        });
+    let rows: Vec<Row> = rows.collect();
+    let widths = std::iter::once(Constraint::Length(LABEL_WIDTH))
+        .chain(shape.datasets.iter().map(|_| Constraint::Fill(1)));
+    let title = Line::from(vec![
+        Span::styled(" Grid ", theme.bold()),
+        Span::styled("done: PGD20 AA   running/stopped: test SA RA ", theme.dim()),
+    ]);
+    let table = Table::new(rows, widths)
+        .header(header)
+        .cell_highlight_style(Modifier::REVERSED)
+        .block(theme.block_with(Borders::TOP, title));
+    let mut state = TableState::default().with_selected_cell(cursor_cell);
+    frame.render_stateful_widget(table, area, &mut state);
+}
+
+/// The dataset's name, shortened when the column is narrow.
+fn dataset_label(dataset: DatasetKind, width: usize) -> &'static str {
+    let name = dataset.as_str();
+    if name.len() <= width {
+        return name;
+    }
+    match dataset {
+        DatasetKind::FashionMnist => "fmnist",
+        DatasetKind::Synthetic => "synth",
+        DatasetKind::Cifar100 => "c100",
+        DatasetKind::Cifar10 => "c10",
+        DatasetKind::Mnist => "mnist",
+    }
+}
+
+/// The epoch record a running or stopped job's cell shows: the live one if it runs.
+pub(crate) fn last_epoch<'a>(app: &'a App, row: &'a JobRow) -> Option<&'a EpochRecord> {
+    let live = app.snapshot().live.iter().find(|l| l.job == row.job);
+    live.and_then(|l| l.epochs_log.last())
+        .or_else(|| row.result.as_ref().and_then(|r| r.epochs_log.last()))
+}
+
+/// The headline numbers of a job: final PGD-20 and AA when done, last test SA and RA otherwise.
+fn headline(app: &App, row: &JobRow) -> Option<String> {
+    match row.state {
+        JobState::Done => {
+            let table = row.result.as_ref()?.final_table.as_ref()?;
+            Some(format!(
+                "{} {}",
+                percent(table.pgd20),
+                percent(table.autoattack)
+            ))
+        }
+        JobState::Running | JobState::Stopped => {
+            let last = last_epoch(app, row)?;
+            Some(format!(
+                "{:.1} {:.1}",
+                last.test_clean_acc, last.test_pgd_acc
+            ))
+        }
+        JobState::NotRun | JobState::Queued | JobState::Failed => None,
+    }
+}
+
+fn job_cell(app: &App, row: &JobRow, width: usize, theme: Theme) -> Cell<'static> {
+    let mark = if app.is_selected(row.job) {
+        theme.selected_mark()
+    } else {
+        " "
+    };
+    let room = width.saturating_sub(1);
+    let word = theme.state_word(row.state);
+    let text = match (row.state, headline(app, row)) {
+        (JobState::Queued, _) => {
+            let place = app.queue_position(row.job).map_or(0, |p| p + 1);
+            if room >= 9 {
+                format!("queued #{place}")
+            } else {
+                format!("q#{place}")
+            }
+        }
+        (_, Some(numbers)) if room > word.len() + numbers.len() => format!("{word} {numbers}"),
+        (_, Some(numbers)) => format!("{}{numbers}", theme.state_glyph(row.state)),
+        (_, None) if room >= word.len() => word.to_string(),
+        (state, None) => theme.state_glyph(state).to_string(),
+    };
+    let mark_style = theme.fg(Color::Cyan).add_modifier(Modifier::BOLD);
+    Cell::from(Line::from(vec![
+        Span::styled(mark, mark_style),
+        Span::styled(text, theme.state_style(row.state)),
+    ]))
+}
+
+/// The cursor's job: name, state, epochs, process, folder and its headline or error. Compact puts
+/// the name and the facts on one line; the side pane gives the name a line of its own.
+fn detail_lines(app: &App, theme: Theme, compact: bool) -> Vec<Line<'static>> {
+    let Some(row) = app.cursor() else {
+        return vec![Line::from("no jobs in the grid")];
+    };
+    let live = app.snapshot().live.iter().find(|l| l.job == row.job);
+    let (done, total) = match (live, &row.result) {
+        (Some(live), _) => (live.epochs_log.len(), live.epochs),
+        (None, Some(result)) => (result.epochs_done, result.epochs),
+        (None, None) => (0, 0),
+    };
+    let name = Span::styled(row.job.to_string(), theme.bold());
+    let mut lines = Vec::new();
+    let mut first = Vec::new();
+    if compact {
+        first.extend([name, Span::raw("  ")]);
+    } else {
+        lines.push(Line::from(name));
+    }
+    first.push(Span::styled(
+        theme.state_word(row.state),
+        theme.state_style(row.state),
+    ));
+    if total > 0 {
+        first.push(Span::raw(format!("  epochs {done}/{total}")));
+    }
+    if let Some(pid) = row.pid.or(live.map(|l| l.pid)) {
+        first.push(Span::raw(format!("  pid {pid}")));
+    }
+    if let Some(place) = app.queue_position(row.job) {
+        let count = app.snapshot().queue.len();
+        first.push(Span::raw(format!(
+            "  #{} of {count} in the queue",
+            place + 1
+        )));
+    }
+    if app.is_selected(row.job) {
+        first.push(Span::styled("  selected", theme.fg(Color::Cyan)));
+    }
+    lines.push(Line::from(first));
+    if let Some(error) = &row.error {
+        lines.push(Line::from(Span::styled(
+            format!("error: {error}"),
+            theme.fg(Color::Red),
+        )));
+    }
+    let final_table = row.result.as_ref().and_then(|r| r.final_table.as_ref());
+    if let Some(table) = final_table {
+        let attacks: Vec<String> = std::iter::once(("clean", table.clean))
+            .chain(table.attacks())
+            .map(|(name, value)| format!("{name} {}", percent(value)))
+            .collect();
+        // The side pane is narrow: three to a line there.
+        let per_line = if compact { attacks.len() } else { 3 };
+        lines.extend(attacks.chunks(per_line).map(|c| Line::from(c.join("  "))));
+    } else if let Some(last) = last_epoch(app, row) {
+        lines.push(Line::from(format!(
+            "epoch {}: test SA {:.1}  RA {:.1}",
+            last.epoch, last.test_clean_acc, last.test_pgd_acc
+        )));
+    }
+    lines.push(Line::from(Span::styled(
+        row.folder.display().to_string(),
+        theme.dim(),
+    )));
+    lines
+}
+
+/// `queue (paused):` then one line per queued job, then the worker.
+fn queue_lines(app: &App, theme: Theme) -> Vec<Line<'static>> {
+    let snapshot = app.snapshot();
+    let state = match (snapshot.queue.is_empty(), snapshot.paused) {
+        (true, false) => "queue empty".to_string(),
+        (true, true) => "queue empty, paused".to_string(),
+        (false, paused) => {
+            let count = snapshot.queue.len();
+            if paused {
+                let start = app.keys().label(Action::StartQueue);
+                format!("queue {count}, paused ({start} starts it):")
+            } else {
+                format!("queue {count}:")
+            }
+        }
+    };
+    let mut lines = vec![Line::from(Span::styled(state, theme.bold()))];
+    for (place, queued) in snapshot.queue.iter().enumerate() {
+        let style = if app.cursor().map(|r| r.job) == Some(queued.job) {
+            theme.fg(Color::Cyan).add_modifier(Modifier::REVERSED)
+        } else {
+            theme.fg(Color::Cyan)
+        };
+        lines.push(Line::from(Span::styled(
+            format!("{}. {}", place + 1, queued.job),
+            style,
+        )));
+    }
+    let worker = match snapshot.worker {
+        Some(pid) => format!("worker pid {pid}"),
+        None => "no worker".into(),
+    };
+    lines.push(Line::from(Span::styled(worker, theme.dim())));
+    lines
+}

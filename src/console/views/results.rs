@@ -1,0 +1,234 @@
+//! The results screen for the cursor's job: the final attack table, the SA and RA peaks, per-epoch
+//! curves with the peaks marked, and a scrollable per-epoch table.
+use super::widgets::{clock, percent, Curves, Series, Theme};
+use crate::console::app::App;
+use crate::console::keys::Action;
+use crate::store::result::{Peaks, RunResult, Status};
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Borders, Paragraph, Row, Table};
+use ratatui::Frame;
+use std::path::Path;
+
+pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
+    let Some(row) = app.cursor() else {
+        frame.render_widget(Paragraph::new("no jobs in the grid"), area);
+        return;
+    };
+    let Some(result) = row.result.as_deref() else {
+        let lines = vec![
+            Line::from(Span::styled(row.job.to_string(), theme.bold())),
+            Line::from(format!(
+                "no result yet ({}): results appear once its run writes result.json",
+                theme.state_word(row.state)
+            )),
+        ];
+        frame.render_widget(Paragraph::new(lines), area);
+        return;
+    };
+    let peaks = result.peaks.or_else(|| Peaks::of(&result.epochs_log));
+    let middle_height = (area.height / 2).max(12);
+    let [header, middle, epochs] = Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Length(middle_height),
+        Constraint::Min(0),
+    ])
+    .areas(area);
+    frame.render_widget(
+        Paragraph::new(header_lines(result, &row.folder, theme)),
+        header,
+    );
+    let [table, curves] =
+        Layout::horizontal([Constraint::Length(28), Constraint::Min(0)]).areas(middle);
+    let final_text =
+        Paragraph::new(final_lines(result, peaks, theme)).block(theme.block(" final "));
+    frame.render_widget(final_text, table);
+    draw_curves(frame, curves, result, peaks, theme);
+    draw_epoch_table(frame, epochs, app, result, peaks, theme);
+}
+
+fn status_word(status: Status) -> &'static str {
+    match status {
+        Status::Running => "running",
+        Status::Completed => "completed",
+        Status::Stopped => "stopped",
+        Status::Failed => "failed",
+    }
+}
+
+fn header_lines(result: &RunResult, folder: &Path, theme: Theme) -> Vec<Line<'static>> {
+    let status_style = match result.status {
+        Status::Completed => theme.fg(Color::Green),
+        Status::Failed => theme.fg(Color::Red),
+        Status::Running => theme.fg(Color::Yellow),
+        Status::Stopped => theme.fg(Color::Magenta),
+    };
+    let first = Line::from(vec![
+        Span::styled(result.job.clone(), theme.bold()),
+        Span::raw("  "),
+        Span::styled(status_word(result.status), status_style),
+        Span::raw(format!(
+            "  epochs {}/{}  {} ({:.0} s)  {}  seed {}  {}  {}",
+            result.epochs_done,
+            result.epochs,
+            clock(result.seconds),
+            result.seconds,
+            result.model,
+            result.seed,
+            result.protocol,
+            result.device
+        )),
+    ]);
+    let second = match &result.error {
+        Some(error) => Line::from(Span::styled(
+            format!("error: {error}"),
+            theme.fg(Color::Red),
+        )),
+        None => Line::from(Span::styled(folder.display().to_string(), theme.dim())),
+    };
+    vec![first, second]
+}
+
+fn final_lines(result: &RunResult, peaks: Option<Peaks>, theme: Theme) -> Vec<Line<'static>> {
+    let mut lines = Vec::new();
+    match &result.final_table {
+        Some(table) => {
+            let rows = std::iter::once(("clean", table.clean)).chain(table.attacks());
+            lines.extend(
+                rows.map(|(name, value)| Line::from(format!("{name:<7}{:>6}", percent(value)))),
+            );
+            let preset = table.autoattack_preset.as_deref().unwrap_or("-");
+            lines.push(Line::from(Span::styled(
+                format!("AA preset {preset}"),
+                theme.dim(),
+            )));
+        }
+        None => lines.push(Line::from(Span::styled(
+            "no final attacks yet",
+            theme.dim(),
+        ))),
+    }
+    if let Some(peaks) = peaks {
+        for (name, peak) in [("SA", peaks.test_clean_acc), ("RA", peaks.test_pgd_acc)] {
+            lines.push(Line::from(vec![
+                Span::styled(format!("{name} peak "), theme.bold()),
+                Span::raw(format!("{:.1} @ epoch {}", peak.value, peak.epoch)),
+            ]));
+        }
+    }
+    lines
+}
+
+fn draw_curves(
+    frame: &mut Frame,
+    area: Rect,
+    result: &RunResult,
+    peaks: Option<Peaks>,
+    theme: Theme,
+) {
+    let (sa_glyph, ra_glyph) = if theme.ascii {
+        ("*", "o")
+    } else {
+        ("•", "×")
+    };
+    let title = Line::from(vec![
+        Span::raw(" test "),
+        Span::styled(format!("{sa_glyph} SA"), theme.fg(Color::Green)),
+        Span::raw(" "),
+        Span::styled(format!("{ra_glyph} RA"), theme.fg(Color::Red)),
+        Span::raw(" per epoch, ^ peaks "),
+    ]);
+    let block = theme.block(title);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let [plot, loss] = Layout::vertical([Constraint::Min(0), Constraint::Length(1)]).areas(inner);
+    let records = &result.epochs_log;
+    // Peaks are epochs (1-indexed); the plot wants positions in the log.
+    let position = |epoch: usize| records.iter().position(|r| r.epoch == epoch);
+    let curves = Curves {
+        series: vec![
+            Series {
+                glyph: sa_glyph,
+                style: theme.fg(Color::Green),
+                values: records.iter().map(|r| r.test_clean_acc).collect(),
+                peak: peaks.and_then(|p| position(p.test_clean_acc.epoch)),
+            },
+            Series {
+                glyph: ra_glyph,
+                style: theme.fg(Color::Red),
+                values: records.iter().map(|r| r.test_pgd_acc).collect(),
+                peak: peaks.and_then(|p| position(p.test_pgd_acc.epoch)),
+            },
+        ],
+        ascii: theme.ascii,
+        axis_style: theme.dim(),
+    };
+    frame.render_widget(curves, plot);
+    let [label, spark] =
+        Layout::horizontal([Constraint::Length(11), Constraint::Min(0)]).areas(loss);
+    frame.render_widget(Paragraph::new("train loss"), label);
+    let losses: Vec<Option<f64>> = records.iter().map(|r| Some(r.train_loss)).collect();
+    let shown = &losses[losses.len().saturating_sub(spark.width as usize)..];
+    frame.render_widget(theme.sparkline(shown, None, Color::White), spark);
+}
+
+fn draw_epoch_table(
+    frame: &mut Frame,
+    area: Rect,
+    app: &App,
+    result: &RunResult,
+    peaks: Option<Peaks>,
+    theme: Theme,
+) {
+    let header = Row::new([
+        "epoch", "lr", "loss", "trSA", "trRA", "SA", "FGSM", "RA", "ratio", "clean", "sec", "peak",
+    ])
+    .style(theme.bold());
+    let records = &result.epochs_log;
+    let scroll = app.epoch_scroll().min(records.len().saturating_sub(1));
+    let rows = records.iter().skip(scroll).map(|r| {
+        let sa_peak = peaks.is_some_and(|p| p.test_clean_acc.epoch == r.epoch);
+        let ra_peak = peaks.is_some_and(|p| p.test_pgd_acc.epoch == r.epoch);
+        let peak = match (sa_peak, ra_peak) {
+            (true, true) => "SA RA",
+            (true, false) => "SA",
+            (false, true) => "RA",
+            (false, false) => "",
+        };
+        let row = Row::new([
+            r.epoch.to_string(),
+            format!("{:.4}", r.lr),
+            format!("{:.3}", r.train_loss),
+            format!("{:.1}", r.train_clean_acc),
+            format!("{:.1}", r.train_adv_acc),
+            format!("{:.1}", r.test_clean_acc),
+            format!("{:.1}", r.test_fgsm_acc),
+            format!("{:.1}", r.test_pgd_acc),
+            r.ratio_mean
+                .map_or_else(|| "-".into(), |v| format!("{v:.3}")),
+            r.clean_branch_share
+                .map_or_else(|| "-".into(), |v| format!("{:.0}%", 100.0 * v)),
+            format!("{:.0}", r.seconds),
+            peak.to_string(),
+        ]);
+        if peak.is_empty() {
+            row
+        } else {
+            row.style(theme.fg(Color::Yellow).add_modifier(Modifier::BOLD))
+        }
+    });
+    let widths = [5, 7, 6, 5, 5, 5, 5, 5, 6, 5, 5, 5].map(Constraint::Length);
+    let keys = app.keys();
+    let title = format!(
+        " epochs from {} of {} ({}/{} scroll) ",
+        (scroll + 1).min(records.len()),
+        records.len(),
+        keys.label(Action::ScrollUp),
+        keys.label(Action::ScrollDown)
+    );
+    let table = Table::new(rows, widths)
+        .header(header)
+        .block(theme.block_with(Borders::TOP, title));
+    frame.render_widget(table, area);
+}

@@ -1,0 +1,976 @@
+//! The console through its public API: keys in, state and commands out; and what each screen draws
+//! into a test terminal, at 80×24, at 160×48, in plain ASCII and at tiny sizes.
+use adarat::console::app::{App, Command, Confirmation, Msg, Popup, Screen};
+use adarat::console::settings::{load_settings_from, parse_settings, SavedState, Settings};
+use adarat::console::snapshot::{JobRow, JobState, Live, Phase, Queued, Snapshot};
+use adarat::console::views::draw;
+use adarat::store::result::{EpochRecord, FinalTable, Peak, Peaks, RunResult, Status};
+use adarat::train::events::BatchSample;
+use adarat::vocab::{DatasetKind, JobName, Method, Mode};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::style::Color;
+use ratatui::Terminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+// Fixtures.
+
+const RUNNING: &str = "trades/synthetic/adarat";
+const RUNNING_PID: u32 = 4242;
+
+fn job(name: &str) -> JobName {
+    name.parse().unwrap()
+}
+
+fn epoch(epoch: usize, sa: f64, ra: f64) -> EpochRecord {
+    EpochRecord {
+        epoch,
+        lr: 0.1,
+        train_loss: 2.0 / epoch as f64,
+        train_clean_acc: sa + 5.0,
+        train_adv_acc: ra + 5.0,
+        test_clean_acc: sa,
+        test_fgsm_acc: ra + 8.0,
+        test_pgd_acc: ra,
+        ratio_mean: Some(1.25),
+        clean_branch_share: Some(0.25),
+        seconds: 12.0,
+        images_per_second: 900.0,
+        train_clean_loss: 1.0,
+        train_adv_loss: 1.5,
+        test_clean_loss: 1.0,
+        test_fgsm_loss: 1.2,
+        test_pgd_loss: 1.4,
+        finished_at: "2025/01/01 10:00:00".into(),
+    }
+}
+
+/// A finished run whose SA peaks at epoch 4 (83.0) and RA at epoch 3 (49.1).
+fn done_result(name: &str, pgd20: f64, autoattack: Option<f64>) -> RunResult {
+    let records = vec![
+        epoch(1, 60.0, 35.0),
+        epoch(2, 75.0, 44.0),
+        epoch(3, 80.0, 49.1),
+        epoch(4, 83.0, 47.5),
+        epoch(5, 82.1, 46.0),
+    ];
+    let job = job(name);
+    RunResult {
+        job: name.into(),
+        method: job.method.to_string(),
+        dataset: job.dataset.to_string(),
+        mode: job.mode.to_string(),
+        model: "small-cnn".into(),
+        seed: 0,
+        protocol: "quick".into(),
+        device: "cpu".into(),
+        status: Status::Completed,
+        error: None,
+        epochs: 5,
+        epochs_done: 5,
+        seconds: 3723.0,
+        peaks: Some(Peaks {
+            test_clean_acc: Peak {
+                epoch: 4,
+                value: 83.0,
+            },
+            test_pgd_acc: Peak {
+                epoch: 3,
+                value: 49.1,
+            },
+        }),
+        epochs_log: records,
+        final_table: Some(FinalTable {
+            clean: Some(82.1),
+            fgsm: Some(55.3),
+            pgd10: Some(48.9),
+            pgd20: Some(pgd20),
+            pgd50: Some(47.7),
+            cw: Some(46.4),
+            autoattack,
+            autoattack_preset: Some("standard".into()),
+        }),
+    }
+}
+
+fn sample(batch: usize, clean_only: bool) -> BatchSample {
+    BatchSample {
+        epoch: 3,
+        batch,
+        loss: 1.0 + batch as f64 / 10.0,
+        clean_loss: 1.0,
+        adv_loss: 1.5,
+        clean_acc: 70.0,
+        adv_acc: 40.0,
+        ratio: (!clean_only).then_some(1.5),
+        clean_only: Some(clean_only),
+    }
+}
+
+fn live() -> Live {
+    Live {
+        job: job(RUNNING),
+        pid: RUNNING_PID,
+        device: "cuda:0".into(),
+        phase: Phase::Training,
+        epoch: 3,
+        epochs: 10,
+        batch: 4,
+        batches_per_epoch: 40,
+        lr: 0.1,
+        samples: vec![
+            sample(1, false),
+            sample(2, true),
+            sample(3, false),
+            sample(4, false),
+        ],
+        epochs_log: vec![epoch(1, 50.0, 30.0), epoch(2, 61.5, 38.2)],
+        images_per_second: Some(1234.0),
+        eta_seconds: Some(754.0),
+        log: vec![
+            "started trades/synthetic/adarat".into(),
+            "epoch 2 done".into(),
+        ],
+    }
+}
+
+/// The whole grid; a few jobs have something to show. The queue holds two jobs and is paused.
+fn snapshot() -> Snapshot {
+    let mut jobs = Vec::new();
+    for &method in Method::ALL {
+        for &mode in Mode::ALL {
+            if method == Method::St && mode != Mode::Baseline {
+                continue;
+            }
+            for &dataset in DatasetKind::ALL {
+                let job = JobName {
+                    method,
+                    dataset,
+                    mode,
+                };
+                jobs.push(JobRow {
+                    job,
+                    folder: PathBuf::from("out").join(job.to_string()),
+                    state: JobState::NotRun,
+                    result: None,
+                    error: None,
+                    pid: None,
+                });
+            }
+        }
+    }
+    let mut snapshot = Snapshot {
+        datasets: DatasetKind::ALL.to_vec(),
+        jobs,
+        queue: vec![
+            Queued {
+                job: job("pgd-at/mnist/adarat"),
+            },
+            Queued {
+                job: job("fat/mnist/baseline"),
+            },
+        ],
+        paused: true,
+        worker: None,
+        live: vec![live()],
+    };
+    let mut set = |name: &str, state: JobState, result: Option<RunResult>| {
+        let row = snapshot
+            .jobs
+            .iter_mut()
+            .find(|r| r.job == job(name))
+            .unwrap();
+        row.state = state;
+        row.result = result.map(Arc::new);
+    };
+    set(
+        "pgd-at/synthetic/adarat",
+        JobState::Done,
+        Some(done_result("pgd-at/synthetic/adarat", 48.2, Some(41.0))),
+    );
+    set(
+        "pgd-at/synthetic/baseline",
+        JobState::Done,
+        Some(done_result("pgd-at/synthetic/baseline", 44.4, None)),
+    );
+    set("pgd-at/mnist/adarat", JobState::Queued, None);
+    set("fat/mnist/baseline", JobState::Queued, None);
+    set("dat/cifar10/baseline", JobState::Failed, None);
+    set(RUNNING, JobState::Running, None);
+    let failed = snapshot
+        .jobs
+        .iter_mut()
+        .find(|r| r.job == job("dat/cifar10/baseline"));
+    failed.unwrap().error = Some("CUDA out of memory".into());
+    let running = snapshot.jobs.iter_mut().find(|r| r.job == job(RUNNING));
+    running.unwrap().pid = Some(RUNNING_PID);
+    snapshot
+}
+
+/// A snapshot where nothing runs and the queue is empty.
+fn idle_snapshot() -> Snapshot {
+    let mut idle = snapshot();
+    idle.live.clear();
+    idle.queue.clear();
+    idle.paused = false;
+    for row in &mut idle.jobs {
+        if matches!(row.state, JobState::Running | JobState::Queued) {
+            row.state = JobState::NotRun;
+            row.pid = None;
+        }
+    }
+    idle
+}
+
+fn plain_settings() -> Settings {
+    Settings {
+        colors: true,
+        ..Settings::default()
+    }
+}
+
+fn app_with(settings: Settings, snapshot: Snapshot) -> App {
+    let mut app = App::new(settings, SavedState::default(), Vec::new());
+    app.update(Msg::Snapshot(snapshot));
+    app
+}
+
+fn app() -> App {
+    app_with(plain_settings(), snapshot())
+}
+
+fn app_at(cursor: &str) -> App {
+    let saved = SavedState {
+        cursor: Some(cursor.into()),
+        selected: Vec::new(),
+    };
+    let mut app = App::new(plain_settings(), saved, Vec::new());
+    app.update(Msg::Snapshot(snapshot()));
+    app
+}
+
+fn press_key(app: &mut App, code: KeyCode, modifiers: KeyModifiers) -> Vec<Command> {
+    app.update(Msg::Key(KeyEvent::new(code, modifiers)))
+}
+
+fn press(app: &mut App, code: KeyCode) -> Vec<Command> {
+    press_key(app, code, KeyModifiers::NONE)
+}
+
+/// Types each character as a key.
+fn type_keys(app: &mut App, text: &str) -> Vec<Command> {
+    text.chars()
+        .flat_map(|c| press(app, KeyCode::Char(c)))
+        .collect()
+}
+
+fn cursor(app: &App) -> String {
+    app.cursor().map(|r| r.job.to_string()).unwrap_or_default()
+}
+
+fn render(app: &App, width: u16, height: u16) -> Buffer {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|frame| draw(frame, app)).unwrap();
+    terminal.backend().buffer().clone()
+}
+
+fn text(buffer: &Buffer) -> String {
+    let width = buffer.area.width as usize;
+    let symbols: Vec<&str> = buffer.content().iter().map(|c| c.symbol()).collect();
+    symbols
+        .chunks(width)
+        .map(|line| line.concat())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn screen_text(app: &App, width: u16, height: u16) -> String {
+    text(&render(app, width, height))
+}
+
+fn assert_contains(screen: &str, wanted: &[&str]) {
+    for piece in wanted {
+        assert!(screen.contains(piece), "`{piece}` missing from:\n{screen}");
+    }
+}
+
+// Cursor, selection, search.
+
+#[test]
+fn the_cursor_moves_with_arrows_and_hjkl_and_stops_at_the_edges() {
+    let mut app = app();
+    assert_eq!(cursor(&app), "st/cifar10/baseline");
+    press(&mut app, KeyCode::Left);
+    press(&mut app, KeyCode::Up);
+    assert_eq!(cursor(&app), "st/cifar10/baseline", "edges hold");
+    press(&mut app, KeyCode::Right);
+    assert_eq!(cursor(&app), "st/cifar100/baseline");
+    type_keys(&mut app, "l");
+    assert_eq!(cursor(&app), "st/fashion-mnist/baseline");
+    press(&mut app, KeyCode::Down);
+    assert_eq!(cursor(&app), "pgd-at/fashion-mnist/baseline");
+    type_keys(&mut app, "jj");
+    assert_eq!(cursor(&app), "pgd-at/fashion-mnist/adarat");
+    type_keys(&mut app, "kh");
+    assert_eq!(cursor(&app), "pgd-at/cifar100/fixrat");
+    type_keys(&mut app, "llllllll");
+    assert_eq!(cursor(&app), "pgd-at/synthetic/fixrat");
+    type_keys(&mut app, &"j".repeat(40));
+    assert_eq!(cursor(&app), "generalist/synthetic/adarat");
+}
+
+#[test]
+fn the_saved_cursor_and_selection_come_back() {
+    let saved = SavedState {
+        cursor: Some("fat/mnist/fixrat".into()),
+        selected: vec!["st/mnist/baseline".into(), "not a job".into()],
+    };
+    let mut app = App::new(plain_settings(), saved, Vec::new());
+    app.update(Msg::Snapshot(snapshot()));
+    assert_eq!(cursor(&app), "fat/mnist/fixrat");
+    assert!(app.is_selected(job("st/mnist/baseline")));
+    assert_eq!(app.saved_state().selected, vec!["st/mnist/baseline"]);
+
+    let gone = SavedState {
+        cursor: Some("pgd-at/cifar10/adarat".into()),
+        selected: Vec::new(),
+    };
+    let mut app = App::new(plain_settings(), gone, Vec::new());
+    let mut small = snapshot();
+    small.jobs.retain(|r| r.job.method == Method::St);
+    app.update(Msg::Snapshot(small));
+    assert_eq!(
+        cursor(&app),
+        "st/cifar10/baseline",
+        "a vanished job falls back to the first"
+    );
+}
+
+#[test]
+fn space_toggles_the_selection_and_u_clears_it() {
+    let mut app = app();
+    type_keys(&mut app, " l ");
+    assert!(app.is_selected(job("st/cifar10/baseline")));
+    assert!(app.is_selected(job("st/cifar100/baseline")));
+    type_keys(&mut app, " ");
+    assert!(!app.is_selected(job("st/cifar100/baseline")));
+    assert_eq!(app.saved_state().selected, vec!["st/cifar10/baseline"]);
+    assert_eq!(
+        app.saved_state().cursor.as_deref(),
+        Some("st/cifar100/baseline")
+    );
+    type_keys(&mut app, "u");
+    assert!(app.saved_state().selected.is_empty());
+}
+
+#[test]
+fn slash_jumps_to_a_job_by_part_of_its_name() {
+    let mut app = app();
+    type_keys(&mut app, "/synth/ada");
+    assert!(matches!(app.popup(), Some(Popup::Search { .. })));
+    assert_eq!(
+        cursor(&app),
+        "pgd-at/synthetic/adarat",
+        "the cursor follows while typing"
+    );
+    press(&mut app, KeyCode::Enter);
+    assert!(app.popup().is_none());
+    assert_eq!(cursor(&app), "pgd-at/synthetic/adarat");
+
+    type_keys(&mut app, "/trades/cifar100/fixrat");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(cursor(&app), "trades/cifar100/fixrat");
+
+    type_keys(&mut app, "/kd-at");
+    assert_eq!(cursor(&app), "kd-at/cifar10/baseline");
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(cursor(&app), "trades/cifar100/fixrat", "esc goes back");
+    assert!(app.popup().is_none());
+
+    let commands = type_keys(&mut app, "/qq");
+    assert!(commands.is_empty(), "q types in the search line");
+    press(&mut app, KeyCode::Enter);
+    assert!(app
+        .status()
+        .unwrap_or_default()
+        .contains("no job matches `qq`"));
+}
+
+// Queueing, stopping, the queue.
+
+#[test]
+fn enter_queues_the_cursor_job_or_the_selection() {
+    let mut app = app_at("fat/cifar10/fixrat");
+    assert_eq!(
+        press(&mut app, KeyCode::Enter),
+        vec![Command::Enqueue(vec![job("fat/cifar10/fixrat")])]
+    );
+    type_keys(&mut app, " j ");
+    let commands = press(&mut app, KeyCode::Enter);
+    assert_eq!(
+        commands,
+        vec![Command::Enqueue(vec![
+            job("fat/cifar10/fixrat"),
+            job("fat/cifar10/adarat")
+        ])]
+    );
+    assert!(
+        app.saved_state().selected.is_empty(),
+        "queued jobs leave the selection"
+    );
+}
+
+#[test]
+fn enter_on_a_done_job_asks_first() {
+    let mut app = app_at("pgd-at/synthetic/adarat");
+    assert!(press(&mut app, KeyCode::Enter).is_empty());
+    let Some(Popup::Confirm(question)) = app.popup() else {
+        panic!("expected a question, got {:?}", app.popup());
+    };
+    assert!(question
+        .question()
+        .contains("run again? the finished run is kept aside: y/n"));
+    assert!(type_keys(&mut app, "n").is_empty());
+    assert!(app.popup().is_none());
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(
+        type_keys(&mut app, "y"),
+        vec![Command::Enqueue(vec![job("pgd-at/synthetic/adarat")])]
+    );
+}
+
+#[test]
+fn enter_on_a_running_or_queued_job_says_so_and_does_nothing() {
+    let mut app = app_at(RUNNING);
+    assert!(press(&mut app, KeyCode::Enter).is_empty());
+    assert!(app.status().unwrap_or_default().contains("already running"));
+    let mut app = app_at("pgd-at/mnist/adarat");
+    assert!(press(&mut app, KeyCode::Enter).is_empty());
+    assert!(app.status().unwrap_or_default().contains("already queued"));
+}
+
+#[test]
+fn x_stops_the_running_job_only_after_y() {
+    let mut app = app_at("st/mnist/baseline");
+    assert!(type_keys(&mut app, "x").is_empty());
+    assert_eq!(
+        app.popup(),
+        Some(&Popup::Confirm(Confirmation::Stop {
+            job: job(RUNNING),
+            pid: RUNNING_PID
+        })),
+        "the only running job, from anywhere"
+    );
+    assert!(type_keys(&mut app, "n").is_empty());
+    assert!(app.popup().is_none());
+    type_keys(&mut app, "2x");
+    assert_eq!(
+        type_keys(&mut app, "y"),
+        vec![Command::Stop {
+            job: job(RUNNING),
+            pid: RUNNING_PID
+        }]
+    );
+
+    // The job ends while the question is open: y stops nothing.
+    type_keys(&mut app, "x");
+    app.update(Msg::Snapshot(idle_snapshot()));
+    assert!(type_keys(&mut app, "y").is_empty());
+    assert!(app
+        .status()
+        .unwrap_or_default()
+        .contains("no longer running"));
+
+    let mut idle = app_with(plain_settings(), idle_snapshot());
+    assert!(type_keys(&mut idle, "x").is_empty());
+    assert!(idle.popup().is_none());
+    assert_eq!(idle.status(), Some("nothing is running"));
+}
+
+#[test]
+fn queued_jobs_move_and_leave_the_queue() {
+    let mut app = app_at("pgd-at/mnist/adarat");
+    assert!(type_keys(&mut app, "K").is_empty(), "already first");
+    assert!(app.status().unwrap_or_default().contains("already first"));
+    let later = Command::MoveQueued {
+        job: job("pgd-at/mnist/adarat"),
+        by: 1,
+    };
+    assert_eq!(type_keys(&mut app, "J"), vec![later.clone()]);
+    assert_eq!(type_keys(&mut app, "-"), vec![later]);
+    assert_eq!(
+        press(&mut app, KeyCode::Delete),
+        vec![Command::RemoveQueued(job("pgd-at/mnist/adarat"))]
+    );
+
+    let mut app = app_at("fat/mnist/baseline");
+    assert!(type_keys(&mut app, "J").is_empty(), "already last");
+    let earlier = Command::MoveQueued {
+        job: job("fat/mnist/baseline"),
+        by: -1,
+    };
+    assert_eq!(type_keys(&mut app, "+"), vec![earlier]);
+    assert_eq!(
+        type_keys(&mut app, "d"),
+        vec![Command::RemoveQueued(job("fat/mnist/baseline"))]
+    );
+
+    let mut app = app_at("st/mnist/baseline");
+    assert!(type_keys(&mut app, "dK").is_empty());
+    assert!(app.status().unwrap_or_default().contains("is not queued"));
+}
+
+#[test]
+fn s_starts_a_paused_queue_but_not_an_empty_one() {
+    let mut app = app();
+    assert_eq!(type_keys(&mut app, "s"), vec![Command::StartQueue]);
+    let mut idle = app_with(plain_settings(), idle_snapshot());
+    assert!(type_keys(&mut idle, "s").is_empty());
+}
+
+// Quitting.
+
+fn farewell(commands: Vec<Command>) -> Option<String> {
+    match commands.as_slice() {
+        [Command::Quit { farewell }] => farewell.clone(),
+        other => panic!("expected a quit, got {other:?}"),
+    }
+}
+
+#[test]
+fn quitting_with_a_running_job_says_it_goes_on_and_how_to_come_back() {
+    let mut app = app();
+    let words = farewell(type_keys(&mut app, "q")).expect("a farewell");
+    assert!(
+        words.contains("trades/synthetic/adarat (pid 4242) goes on running"),
+        "{words}"
+    );
+    assert!(
+        words.contains("Run `adarat` again to watch or stop it"),
+        "{words}"
+    );
+    let ctrl_c = press_key(&mut app, KeyCode::Char('c'), KeyModifiers::CONTROL);
+    assert_eq!(farewell(ctrl_c), Some(words), "ctrl-c quits the same way");
+}
+
+#[test]
+fn quitting_mentions_a_working_queue_and_is_silent_when_nothing_goes_on() {
+    let mut idle = app_with(plain_settings(), idle_snapshot());
+    assert_eq!(farewell(type_keys(&mut idle, "q")), None);
+
+    let mut working = idle_snapshot();
+    working.queue.push(Queued {
+        job: job("fat/cifar10/fixrat"),
+    });
+    working.worker = Some(777);
+    let mut app = app_with(plain_settings(), working);
+    let words = farewell(type_keys(&mut app, "q")).expect("a farewell");
+    assert!(
+        words.contains("The queue (1 job) goes on in worker pid 777"),
+        "{words}"
+    );
+}
+
+#[test]
+fn ctrl_c_quits_even_from_the_search_line_and_popups() {
+    let mut searching = app();
+    type_keys(&mut searching, "/pgd");
+    let commands = press_key(&mut searching, KeyCode::Char('c'), KeyModifiers::CONTROL);
+    assert!(matches!(commands.as_slice(), [Command::Quit { .. }]));
+    let mut helped = app();
+    type_keys(&mut helped, "?");
+    assert!(
+        type_keys(&mut helped, "q").is_empty(),
+        "q closes the help, it does not quit"
+    );
+    assert!(helped.popup().is_none());
+}
+
+// Screens, help, settings.
+
+#[test]
+fn screens_switch_with_tab_numbers_and_letters_and_esc_goes_home() {
+    let mut app = app();
+    assert_eq!(app.screen(), Screen::Grid);
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(app.screen(), Screen::Live);
+    press_key(&mut app, KeyCode::BackTab, KeyModifiers::SHIFT);
+    press_key(&mut app, KeyCode::BackTab, KeyModifiers::SHIFT);
+    assert_eq!(app.screen(), Screen::Compare);
+    type_keys(&mut app, "3");
+    assert_eq!(app.screen(), Screen::Results);
+    type_keys(&mut app, "v");
+    assert_eq!(app.screen(), Screen::Live);
+    type_keys(&mut app, "c");
+    assert_eq!(app.screen(), Screen::Compare);
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(app.screen(), Screen::Grid);
+}
+
+#[test]
+fn a_key_override_changes_the_key_and_the_help() {
+    let (settings, problems) = parse_settings("keys:\n  stop: X\n  help: f1\n");
+    assert!(problems.is_empty(), "{problems:?}");
+    let mut app = app_with(settings, snapshot());
+    assert!(type_keys(&mut app, "x?").is_empty());
+    assert!(app.popup().is_none(), "x and ? no longer do anything");
+    press(&mut app, KeyCode::F(1));
+    assert!(matches!(app.popup(), Some(Popup::Help { .. })));
+    let help = screen_text(&app, 100, 40);
+    assert_contains(&help, &["X ", "f1", "stop the running job"]);
+    press(&mut app, KeyCode::Esc);
+    press_key(&mut app, KeyCode::Char('X'), KeyModifiers::SHIFT);
+    assert!(matches!(
+        app.popup(),
+        Some(Popup::Confirm(Confirmation::Stop { .. }))
+    ));
+}
+
+#[test]
+fn a_broken_settings_file_gives_defaults_and_a_notice_that_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("settings.yaml");
+    std::fs::write(&path, "ascii: [true\n").unwrap();
+    let (settings, notices) = load_settings_from(&path);
+    assert_eq!(settings, Settings::default());
+    assert_eq!(notices.len(), 1);
+    assert!(
+        notices[0].contains(&path.display().to_string()),
+        "{notices:?}"
+    );
+    assert!(notices[0].contains("defaults used"), "{notices:?}");
+
+    let (_, none) = load_settings_from(&dir.path().join("missing.yaml"));
+    assert!(none.is_empty(), "a missing file is no problem");
+
+    let mut app = App::new(settings, SavedState::default(), notices.clone());
+    app.update(Msg::Snapshot(snapshot()));
+    assert_eq!(app.status(), Some(notices[0].as_str()));
+    assert!(screen_text(&app, 200, 24).contains("defaults used"));
+    for _ in 0..1000 {
+        app.update(Msg::Tick);
+    }
+    assert_eq!(app.status(), None);
+}
+
+#[test]
+fn mouse_capture_follows_the_settings() {
+    assert!(!app().mouse_capture());
+    let (settings, _) = parse_settings("mouse: true");
+    assert!(app_with(settings, snapshot()).mouse_capture());
+}
+
+// Views.
+
+#[test]
+fn the_grid_shows_states_and_headline_numbers() {
+    for (width, height) in [(80, 24), (160, 48)] {
+        let app = app_at("pgd-at/synthetic/adarat");
+        let screen = screen_text(&app, width, height);
+        assert_contains(
+            &screen,
+            &[
+                "cifar10",
+                "pgd-at",
+                "adarat",
+                "48.2 41.0",
+                "44.4 -",
+                "61.5 38.2",
+            ],
+        );
+        // The detail of the cursor's job, with the final table.
+        assert_contains(
+            &screen,
+            &["pgd-at/synthetic/adarat", "epochs 5/5", "PGD20 48.2"],
+        );
+    }
+    let wide = screen_text(&app_at("dat/cifar10/baseline"), 160, 48);
+    assert_contains(
+        &wide,
+        &[
+            "not run",
+            "queued #1",
+            "queued #2",
+            "failed",
+            "running",
+            "error: CUDA out of memory",
+        ],
+    );
+    assert_contains(
+        &wide,
+        &["paused", "1. pgd-at/mnist/adarat", "2. fat/mnist/baseline"],
+    );
+    let compact = screen_text(&app_at("dat/cifar10/baseline"), 80, 24);
+    assert_contains(
+        &compact,
+        &[
+            "failed",
+            "error: CUDA out of memory",
+            "out/dat/cifar10/baseline",
+        ],
+    );
+}
+
+#[test]
+fn the_grid_scrolls_to_keep_the_cursor_visible_at_80x24() {
+    let app = app_at("generalist/synthetic/adarat");
+    let screen = screen_text(&app, 80, 24);
+    assert!(screen.contains("generalist adarat"), "{screen}");
+}
+
+#[test]
+fn the_live_screen_shows_progress_sparklines_and_clean_only_batches() {
+    for (width, height) in [(80, 24), (160, 48)] {
+        let mut app = app();
+        type_keys(&mut app, "v");
+        let buffer = render(&app, width, height);
+        let screen = text(&buffer);
+        assert_contains(
+            &screen,
+            &[
+                "trades/synthetic/adarat",
+                "pid 4242",
+                "cuda:0",
+                "epoch   3/10",
+                "batch   4/40",
+                "1234 img/s",
+                "ETA 0:12:34",
+                "loss",
+                "ratio H' 1.500",
+                "train SA 70.0",
+                "train RA 40.0",
+                "test SA  61.5 e2",
+                "test RA  38.2 e2",
+                "clean-only batches: epoch 3 25% (1/4)",
+                "e1 25% e2 25%",
+                "epoch 2 done",
+            ],
+        );
+        // The clean-only batch (the second sample) is drawn with its own symbol.
+        assert!(screen.contains('░'), "{screen}");
+    }
+}
+
+#[test]
+fn the_live_screen_says_when_there_is_no_ratio_or_nothing_runs() {
+    let mut baseline = snapshot();
+    baseline.live[0].job = job("trades/synthetic/baseline");
+    for sample in &mut baseline.live[0].samples {
+        sample.ratio = None;
+        sample.clean_only = None;
+    }
+    let mut app = app_with(plain_settings(), baseline);
+    type_keys(&mut app, "v");
+    let screen = screen_text(&app, 80, 24);
+    assert_contains(&screen, &["no ratio in baseline"]);
+    assert!(!screen.contains("clean-only"), "{screen}");
+
+    let mut idle = app_with(plain_settings(), idle_snapshot());
+    type_keys(&mut idle, "v");
+    assert_contains(&screen_text(&idle, 80, 24), &["nothing running"]);
+}
+
+#[test]
+fn the_results_screen_shows_the_final_table_peaks_and_epochs() {
+    for (width, height) in [(80, 24), (160, 48)] {
+        let mut app = app_at("pgd-at/synthetic/adarat");
+        type_keys(&mut app, "r");
+        let screen = screen_text(&app, width, height);
+        assert_contains(
+            &screen,
+            &[
+                "pgd-at/synthetic/adarat",
+                "completed",
+                "1:02:03 (3723 s)",
+                "clean    82.1",
+                "FGSM     55.3",
+                "PGD20    48.2",
+                "AA       41.0",
+                "AA preset standard",
+                "SA peak 83.0 @ epoch 4",
+                "RA peak 49.1 @ epoch 3",
+                "^",
+            ],
+        );
+        // The epoch table, peak rows named.
+        assert_contains(&screen, &["epoch", "FGSM", "RA", "SA"]);
+    }
+    let mut app = app_at("pgd-at/synthetic/adarat");
+    type_keys(&mut app, "r");
+    let tall = screen_text(&app, 160, 48);
+    let row = |epoch: &str| {
+        tall.lines()
+            .find(|l| l.starts_with(epoch))
+            .map(str::trim_end)
+    };
+    assert!(row("3 ").is_some_and(|l| l.ends_with("RA")), "{tall}");
+    assert!(row("4 ").is_some_and(|l| l.ends_with("SA")), "{tall}");
+    assert!(row("5 ").is_some_and(|l| l.ends_with("12")), "{tall}");
+
+    let mut none = app_at("fat/cifar10/fixrat");
+    type_keys(&mut none, "r");
+    assert_contains(&screen_text(&none, 80, 24), &["no result yet (not run)"]);
+
+    let mut baseline = app_at("pgd-at/synthetic/baseline");
+    type_keys(&mut baseline, "r");
+    assert_contains(&screen_text(&baseline, 80, 24), &["AA          -"]);
+}
+
+#[test]
+fn the_results_table_scrolls() {
+    let mut app = app_at("pgd-at/synthetic/adarat");
+    type_keys(&mut app, "r");
+    press(&mut app, KeyCode::PageDown);
+    assert_eq!(app.epoch_scroll(), 4, "no further than the last epoch");
+    assert_contains(&screen_text(&app, 80, 24), &["epochs from 5 of 5"]);
+    press(&mut app, KeyCode::PageUp);
+    assert_eq!(app.epoch_scroll(), 0);
+}
+
+#[test]
+fn compare_puts_the_modes_of_the_cursor_side_by_side_best_marked() {
+    let mut ascii = plain_settings();
+    ascii.ascii = true;
+    let mut app = app_with(ascii, snapshot());
+    type_keys(&mut app, "/pgd-at/synthetic/fixrat");
+    press(&mut app, KeyCode::Enter);
+    type_keys(&mut app, "c");
+    for (width, height) in [(80, 24), (160, 48)] {
+        let screen = screen_text(&app, width, height);
+        assert_contains(
+            &screen,
+            &[
+                "pgd-at on synthetic",
+                "baseline",
+                "adarat",
+                "PGD-20",
+                "48.2*",
+                "44.4",
+                "41.0*",
+            ],
+        );
+        assert_contains(
+            &screen,
+            &["SA peak", "83.0 @4", "RA peak", "49.1 @3", "5/5"],
+        );
+        assert!(!screen.contains("44.4*"), "only the best is marked");
+        assert!(
+            !screen.contains("82.1*"),
+            "a row of equal values marks nothing"
+        );
+    }
+
+    // The selection wins over the cursor's trio.
+    let mut app = app_at("pgd-at/synthetic/baseline");
+    type_keys(&mut app, " c");
+    let screen = screen_text(&app, 80, 24);
+    assert_contains(&screen, &["the selected runs", "44.4"]);
+    assert!(!screen.contains("48.2"), "{screen}");
+}
+
+#[test]
+fn help_lists_every_key_at_both_sizes() {
+    for (width, height) in [(80, 24), (160, 48)] {
+        let mut app = app();
+        type_keys(&mut app, "?");
+        let screen = screen_text(&app, width, height);
+        assert_contains(&screen, &["up/k", "space", "enter", "stop the running job"]);
+        if height >= 40 {
+            assert_contains(&screen, &["q/ctrl-c", "quit (running jobs go on)"]);
+        }
+    }
+    let mut app = app();
+    type_keys(&mut app, "?");
+    type_keys(&mut app, &"j".repeat(30));
+    let scrolled = screen_text(&app, 80, 24);
+    assert_contains(&scrolled, &["q/ctrl-c", "quit (running jobs go on)"]);
+}
+
+/// Every screen, with and without popups, the cursor on a done job.
+fn every_view(settings: &Settings) -> Vec<App> {
+    let keys = ["", "v", "r", "c", "?", "x", "/synth", " j c", "\n"];
+    keys.iter()
+        .map(|keys| {
+            let mut app = app_with(settings.clone(), snapshot());
+            type_keys(&mut app, "/pgd-at/synthetic/adarat");
+            press(&mut app, KeyCode::Enter);
+            for key in keys.chars() {
+                let code = if key == '\n' {
+                    KeyCode::Enter
+                } else {
+                    KeyCode::Char(key)
+                };
+                press(&mut app, code);
+            }
+            app
+        })
+        .collect()
+}
+
+fn ascii_settings() -> Settings {
+    Settings {
+        ascii: true,
+        ..plain_settings()
+    }
+}
+
+#[test]
+fn ascii_mode_draws_only_ascii() {
+    for app in every_view(&ascii_settings()) {
+        for (width, height) in [(80, 24), (160, 48), (40, 12)] {
+            let buffer = render(&app, width, height);
+            let odd: String = buffer
+                .content()
+                .iter()
+                .map(|c| c.symbol())
+                .filter(|s| !s.is_ascii())
+                .collect();
+            assert!(
+                odd.is_empty(),
+                "{:?} at {width}x{height} draws {odd:?}:\n{}",
+                app.screen(),
+                text(&buffer)
+            );
+        }
+    }
+}
+
+#[test]
+fn without_colours_nothing_is_coloured() {
+    let settings = Settings {
+        colors: false,
+        ..Settings::default()
+    };
+    for app in every_view(&settings) {
+        let buffer = render(&app, 160, 48);
+        let coloured = buffer
+            .content()
+            .iter()
+            .filter(|c| c.fg != Color::Reset || c.bg != Color::Reset)
+            .count();
+        assert_eq!(coloured, 0, "{:?}:\n{}", app.screen(), text(&buffer));
+    }
+}
+
+#[test]
+fn tiny_terminals_do_not_panic() {
+    for app in every_view(&ascii_settings())
+        .into_iter()
+        .chain(every_view(&plain_settings()))
+    {
+        for (width, height) in [(20, 5), (1, 1), (10, 2), (80, 3), (3, 40)] {
+            render(&app, width, height);
+        }
+    }
+}
+
+#[test]
+fn before_the_first_snapshot_the_console_says_it_is_reading() {
+    for keys in ["", "v", "r", "c"] {
+        let mut app = App::new(plain_settings(), SavedState::default(), Vec::new());
+        type_keys(&mut app, keys);
+        assert_contains(&screen_text(&app, 80, 24), &["reading the output folder"]);
+    }
+}
