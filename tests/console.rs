@@ -175,6 +175,7 @@ fn snapshot() -> Snapshot {
         paused: true,
         worker: None,
         live: vec![live()],
+        problems: Vec::new(),
     };
     let mut set = |name: &str, state: JobState, result: Option<RunResult>| {
         let row = snapshot
@@ -652,6 +653,26 @@ fn a_broken_settings_file_gives_defaults_and_a_notice_that_expires() {
     for _ in 0..1000 {
         app.update(Msg::Tick);
     }
+    assert_eq!(app.status(), None);
+}
+
+#[test]
+fn notices_and_output_folder_problems_reach_the_status_line_once() {
+    let mut app = app();
+    app.update(Msg::Notice("queued pgd-at/synthetic/adarat".to_string()));
+    assert_eq!(app.status(), Some("queued pgd-at/synthetic/adarat"));
+    for _ in 0..1000 {
+        app.update(Msg::Tick);
+    }
+    let mut damaged = snapshot();
+    damaged.problems = vec!["output/queue.json: expected value at line 1".to_string()];
+    app.update(Msg::Snapshot(damaged.clone()));
+    assert!(app.status().is_some_and(|s| s.contains("queue.json")));
+    for _ in 0..1000 {
+        app.update(Msg::Tick);
+    }
+    // The same problem again is not repeated on every snapshot.
+    app.update(Msg::Snapshot(damaged));
     assert_eq!(app.status(), None);
 }
 

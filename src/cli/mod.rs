@@ -18,7 +18,11 @@ use std::process::ExitCode;
     version,
     about = "Adversarial-training console and runner for the AdaRAT study"
 )]
+#[command(args_conflicts_with_subcommands = true)]
 struct Cli {
+    /// With no command: the console, on this configuration.
+    #[command(flatten)]
+    console: ConfigArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -108,7 +112,7 @@ pub fn main() -> ExitCode {
         Some(Command::List(args)) => list(&args),
         Some(Command::Show { run, config }) => show(&run, &config),
         Some(Command::Worker { output }) => worker(&output),
-        None => console_placeholder(),
+        None => console(&cli.console),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -266,11 +270,30 @@ fn worker(output: &Path) -> Result<(), Failure> {
         .map_err(|message| Failure { message, code: 1 })
 }
 
-fn console_placeholder() -> Result<(), Failure> {
-    eprintln!("The console is not part of this version yet. Use `adarat run JOB`, `adarat list` or `adarat --help`.");
-    list(&ConfigArgs {
-        config: None,
-        sets: Vec::new(),
-        output: None,
-    })
+/// The console on the study, its queue worker and runs in the study's output folder.
+fn console(args: &ConfigArgs) -> Result<(), Failure> {
+    use std::io::IsTerminal;
+    let study = load_study(args)?;
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        return Err(Failure::input(
+            "the console needs a terminal; in scripts use `adarat run`, `adarat list` or `adarat show`",
+        ));
+    }
+    let absolute = |path: PathBuf| std::path::absolute(&path).unwrap_or(path);
+    let output_dir = absolute(args.output.clone().unwrap_or_else(|| study.output_dir()));
+    let control = crate::console::control::Control {
+        output_dir: output_dir.clone(),
+        config: config_path(args).map(absolute),
+        sets: args.sets.clone(),
+    };
+    let monitor = crate::console::monitor::Monitor::new(&study, &output_dir);
+    match crate::console::event_loop::run(monitor, control) {
+        Ok(farewell) => {
+            if let Some(line) = farewell {
+                println!("{line}");
+            }
+            Ok(())
+        }
+        Err(message) => Err(Failure { message, code: 1 }),
+    }
 }

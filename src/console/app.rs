@@ -16,6 +16,9 @@ pub enum Msg {
     Snapshot(Snapshot),
     /// A few times a second, for messages that expire.
     Tick,
+    /// A line for the status bar from outside the application (what a command did, or why it
+    /// failed).
+    Notice(String),
 }
 
 /// What the application asks the outside world to do; the event loop carries it out.
@@ -198,6 +201,10 @@ impl App {
                 Vec::new()
             }
             Msg::Snapshot(snapshot) => {
+                // A damaged queue file is said once, when it appears or changes.
+                if !snapshot.problems.is_empty() && snapshot.problems != self.snapshot.problems {
+                    self.say(snapshot.problems.join("; "));
+                }
                 self.snapshot = snapshot;
                 self.has_snapshot = true;
                 if self.cursor.and_then(|job| self.row(job)).is_none() {
@@ -206,6 +213,10 @@ impl App {
                 Vec::new()
             }
             Msg::Key(event) => self.on_key(event),
+            Msg::Notice(text) => {
+                self.say(text);
+                Vec::new()
+            }
         }
     }
 

@@ -1,0 +1,173 @@
+//! The console end to end, in a real terminal (tmux): open it, jump to a synthetic job, start it,
+//! see an epoch finish, lose the terminal, see the job go on, reopen, stop the job, quit.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A tmux server of its own, killed when the test ends.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn new() -> Tmux {
+        Tmux {
+            socket: format!("adarat-e2e-{}", std::process::id()),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .args(["-L", &self.socket, "-f", "/dev/null"])
+            .args(args)
+            .output()
+            .expect("tmux runs")
+    }
+
+    /// Opens the console in a new 80×24 session.
+    fn open(&self, dir: &Path, console: &str) {
+        let out = self.command(&[
+            "new-session",
+            "-d",
+            "-s",
+            "console",
+            "-x",
+            "80",
+            "-y",
+            "24",
+            &format!("cd {} && {console}", dir.display()),
+        ]);
+        assert!(out.status.success(), "{out:?}");
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for key in keys {
+            let out = self.command(&["send-keys", "-t", "console", key]);
+            assert!(out.status.success(), "{out:?}");
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+
+    /// The text of the console's screen.
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(
+            &self
+                .command(&["capture-pane", "-p", "-t", "console"])
+                .stdout,
+        )
+        .into_owned()
+    }
+
+    fn session_alive(&self) -> bool {
+        self.command(&["has-session", "-t", "console"])
+            .status
+            .success()
+    }
+
+    /// Kills the server: the console's terminal goes away as with a dropped SSH connection.
+    fn kill(&self) {
+        self.command(&["kill-server"]);
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn wait_for(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+fn console_command(dir: &Path) -> String {
+    let home = dir.join("home");
+    format!(
+        "env OMP_NUM_THREADS=1 TERM=xterm-256color XDG_CONFIG_HOME={home}/config \
+         XDG_STATE_HOME={home}/state XDG_DATA_HOME={home}/data {exe} \
+         --set datasets.synthetic.train_size=160 --set datasets.synthetic.test_size=64 \
+         --set device=cpu --set training.epochs=50; sleep 30",
+        home = home.display(),
+        exe = env!("CARGO_BIN_EXE_adarat"),
+    )
+}
+
+fn pid_in(lock: &Path) -> Option<i32> {
+    read(lock).trim().parse().ok()
+}
+
+fn alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+#[test]
+fn the_console_starts_a_job_that_outlives_its_terminal_and_stops_it_when_reopened() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("SKIPPED: tmux is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let run: PathBuf = dir
+        .path()
+        .join("output/pgd-at_synthetic_adarat_small-cnn_seed1");
+    let events = run.join("events.jsonl");
+    let tmux = Tmux::new();
+    tmux.open(dir.path(), &console_command(dir.path()));
+    wait_for("the grid", Duration::from_secs(20), || {
+        tmux.screen().contains("pgd-at")
+    });
+
+    tmux.keys(&["/", "pgd-at/synthetic/adarat", "Enter", "Enter"]);
+    wait_for("an epoch to finish", Duration::from_secs(120), || {
+        read(&events).contains("epoch_finished")
+    });
+    // The job runs in the queue worker, not in the console.
+    let worker = pid_in(&dir.path().join("output/.locks/worker.lock")).expect("a worker runs");
+    let runner = pid_in(
+        &dir.path()
+            .join("output/.locks/pgd-at_synthetic_adarat_small-cnn_seed1.lock"),
+    );
+    assert_eq!(runner, Some(worker));
+
+    // Drop the terminal; the job goes on.
+    tmux.kill();
+    let before = read(&events).len();
+    wait_for(
+        "more batches after the terminal went",
+        Duration::from_secs(60),
+        || read(&events).len() > before,
+    );
+    assert!(alive(worker));
+
+    // Reopen: the job shows live and stops on `x` `y`.
+    let tmux = Tmux::new();
+    tmux.open(dir.path(), &console_command(dir.path()));
+    wait_for("the console again", Duration::from_secs(20), || {
+        tmux.screen().contains("pgd-at")
+    });
+    tmux.keys(&["x"]);
+    wait_for("the stop confirmation", Duration::from_secs(10), || {
+        tmux.screen().contains("y/n")
+    });
+    tmux.keys(&["y"]);
+    wait_for("the run to stop", Duration::from_secs(60), || {
+        read(&run.join("result.json")).contains("\"stopped\"")
+    });
+    wait_for("the worker to end", Duration::from_secs(30), || {
+        !alive(worker)
+    });
+    tmux.keys(&["q"]);
+    wait_for("the console to quit", Duration::from_secs(10), || {
+        !tmux.screen().contains("pgd-at")
+    });
+    assert!(tmux.session_alive());
+}
