@@ -130,6 +130,16 @@ fn the_console_starts_a_job_that_outlives_its_terminal_and_stops_it_when_reopene
     wait_for("an epoch to finish", Duration::from_secs(120), || {
         read(&events).contains("epoch_finished")
     });
+    // The live screen shows the finished epoch and the batches of the next one.
+    tmux.keys(&["v"]);
+    wait_for(
+        "the live screen's epoch line",
+        Duration::from_secs(20),
+        || {
+            let screen = tmux.screen();
+            screen.contains("epoch 1/50: loss") && screen.contains("pgd-at/synthetic/adarat")
+        },
+    );
     // The job runs in the queue worker, not in the console.
     let worker = pid_in(&dir.path().join("output/.locks/worker.lock")).expect("a worker runs");
     let runner = pid_in(
@@ -151,9 +161,11 @@ fn the_console_starts_a_job_that_outlives_its_terminal_and_stops_it_when_reopene
     // Reopen: the job shows live and stops on `x` `y`.
     let tmux = Tmux::new();
     tmux.open(dir.path(), &console_command(dir.path()));
-    wait_for("the console again", Duration::from_secs(20), || {
-        tmux.screen().contains("pgd-at")
-    });
+    wait_for(
+        "the job running in the reopened console",
+        Duration::from_secs(20),
+        || tmux.screen().contains("running"),
+    );
     tmux.keys(&["x"]);
     wait_for("the stop confirmation", Duration::from_secs(10), || {
         tmux.screen().contains("y/n")
