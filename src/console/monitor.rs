@@ -47,8 +47,10 @@ struct CachedResult {
 impl Monitor {
     pub fn new(study: &Study, output_dir: &Path) -> Monitor {
         let mut datasets = study.grid_datasets().to_vec();
-        if !datasets.contains(&TRY_DATASET) {
-            datasets.push(TRY_DATASET);
+        for dataset in std::iter::once(TRY_DATASET).chain(datasets_with_runs(output_dir)) {
+            if !datasets.contains(&dataset) {
+                datasets.push(dataset);
+            }
         }
         let overrides = JobOverrides {
             output_dir: Some(output_dir.to_path_buf()),
@@ -197,6 +199,28 @@ impl Monitor {
         }
         self.results.get(folder).map(|c| c.result.clone())
     }
+}
+
+/// Datasets of the run folders already in the output folder (`<method>_<dataset>_<mode>_<model>_seed<S>`),
+/// so that runs made with `adarat run` on datasets outside the grid show in the console too.
+fn datasets_with_runs(output_dir: &Path) -> Vec<DatasetKind> {
+    let Ok(entries) = std::fs::read_dir(output_dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<DatasetKind> = entries
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name().into_string().ok()?;
+            match name.split('_').collect::<Vec<_>>().as_slice() {
+                [_, dataset, _, _, seed] if seed.strip_prefix("seed")?.parse::<u64>().is_ok() => {
+                    dataset.parse().ok()
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    found.sort();
+    found.dedup();
+    found
 }
 
 /// The running job's event log, read so far.
@@ -466,6 +490,22 @@ mod tests {
             test_pgd_loss: 1.0,
             finished_at: finished_at.to_string(),
         }
+    }
+
+    #[test]
+    fn datasets_of_existing_run_folders_are_found_and_archives_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            "pgd-at_fashion-mnist_adarat_small-cnn_seed1",
+            "pgd-at_mnist_baseline_small-cnn_seed3.20261125-101010",
+            "queue.json",
+        ] {
+            std::fs::create_dir(dir.path().join(name)).unwrap();
+        }
+        assert_eq!(
+            datasets_with_runs(dir.path()),
+            [DatasetKind::FashionMnist]
+        );
     }
 
     #[test]
