@@ -150,10 +150,12 @@ fn the_worker_runs_the_queue_in_order_records_failures_and_pauses_on_a_stop() {
     sets.push("training.epochs=1");
     let mut long_sets = sets.clone();
     long_sets.push("training.epochs=20");
+    let mut bad_device = sets.clone();
+    bad_device.push("device=tpu");
     write_queue(
         &output,
         json!({"jobs": [
-            {"job": "trades/synthetic/adarat", "config": null, "sets": sets},
+            {"job": "trades/synthetic/adarat", "config": null, "sets": bad_device},
             {"job": "pgd-at/synthetic/baseline", "config": null, "sets": sets},
             {"job": "pgd-at/synthetic/adarat", "config": null, "sets": long_sets},
         ]}),
@@ -172,10 +174,8 @@ fn the_worker_runs_the_queue_in_order_records_failures_and_pauses_on_a_stop() {
     let queue = read_queue(&output);
     assert_eq!(queue["jobs"], json!([]));
     assert_eq!(queue["failures"][0]["job"], "trades/synthetic/adarat");
-    assert!(queue["failures"][0]["error"]
-        .as_str()
-        .unwrap()
-        .contains("not available"));
+    let error = queue["failures"][0]["error"].as_str().unwrap();
+    assert!(error.contains("--set device"), "{error}");
     // The second ran to the end before the third started.
     let baseline = result_json(&folder(
         dir.path(),

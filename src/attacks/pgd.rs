@@ -22,17 +22,25 @@ pub struct Pgd {
     pub start: RandomStart,
 }
 
+impl RandomStart {
+    /// The first iterate around the (detached) clean images `x`; also the start of the FAT and
+    /// FOSC attacks, whose iterations differ from PGD's.
+    pub fn apply(self, x: &Tensor, epsilon: f64) -> Tensor {
+        let noise = || x.rand_like() * (2.0 * epsilon) - epsilon;
+        match self {
+            RandomStart::Uniform => (x + noise()).clamp(0.0, 1.0),
+            RandomStart::UniformUnclipped => x + noise(),
+            RandomStart::None => x.shallow_clone(),
+        }
+    }
+}
+
 impl Pgd {
     /// Maximises `loss(logits)` over the ε-ball around `x`; returns `x_K` (no early stop, no best
     /// iterate), detached.
     pub fn run(&self, logits: Logits, x: &Tensor, loss: &dyn Fn(&Tensor) -> Tensor) -> Tensor {
         let x = x.detach();
-        let noise = || x.rand_like() * (2.0 * self.epsilon) - self.epsilon;
-        let mut adversarial = match self.start {
-            RandomStart::Uniform => (&x + noise()).clamp(0.0, 1.0),
-            RandomStart::UniformUnclipped => &x + noise(),
-            RandomStart::None => x.shallow_clone(),
-        };
+        let mut adversarial = self.start.apply(&x, self.epsilon);
         tch::with_grad(|| {
             for _ in 0..self.steps {
                 let current = adversarial.detach().set_requires_grad(true);

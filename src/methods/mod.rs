@@ -1,7 +1,11 @@
 //! Training methods (reference-behaviour.md section 6). A method crafts a batch's adversarial
 //! examples and returns its losses; the ratio mode is applied afterwards by [`crate::ratio`], the
 //! same way for every method.
+pub mod dat;
+pub mod fat;
 pub mod pgd_at;
+pub mod st;
+pub mod trades;
 
 use crate::attacks::cross_entropy;
 use crate::config::{BnMode, JobConfig};
@@ -27,9 +31,13 @@ pub trait TrainingMethod {
 /// The method of a job, or a message saying why it cannot run.
 pub fn build(cfg: &JobConfig) -> Result<Box<dyn TrainingMethod>, String> {
     match cfg.method {
+        Method::St => Ok(Box::new(st::St)),
         Method::PgdAt => Ok(Box::new(pgd_at::PgdAt::new(cfg))),
+        Method::Fat => Ok(Box::new(fat::Fat::new(cfg)?)),
+        Method::Dat => Ok(Box::new(dat::Dat::new(cfg)?)),
+        Method::Trades => Ok(Box::new(trades::Trades::new(cfg)?)),
         other => Err(format!(
-            "method {other} is not available in this version of adarat yet (pgd-at is)"
+            "method {other} is not available in this version of adarat yet"
         )),
     }
 }
@@ -46,6 +54,31 @@ pub(crate) fn clean_and_adversarial_ce(
     let standard = cross_entropy(&clean_logits, &batch.labels);
     let adversarial_loss = cross_entropy(&adversarial_logits, &batch.labels);
     (clean_logits, adversarial_logits, standard, adversarial_loss)
+}
+
+/// The step of the methods whose losses are PGD-AT's with their own adversarial examples (PGD-AT,
+/// FAT, DAT; sections 6.1 to 6.3): `L_s = CE(f(x), y)`, `L_a = CE(f(x'), y)`, baseline `L_a`.
+pub(crate) fn cross_entropy_step(net: &Network, batch: &Batch, adversarial: &Tensor) -> StepLosses {
+    let (clean_logits, adversarial_logits, standard, adversarial_loss) =
+        clean_and_adversarial_ce(net, batch, adversarial);
+    StepLosses {
+        terms: LossTerms {
+            baseline: adversarial_loss.shallow_clone(),
+            standard,
+            adversarial: adversarial_loss,
+            extra: None,
+        },
+        clean_logits,
+        adversarial_logits,
+    }
+}
+
+/// The error for a job whose parameters are not its method's.
+fn mismatched_params(cfg: &JobConfig) -> String {
+    format!(
+        "method {} was configured with another method's parameters ({:?})",
+        cfg.method, cfg.params
+    )
 }
 
 /// Whether the training attack sees the network in train mode (quirk Q2).

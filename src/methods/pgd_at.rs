@@ -1,11 +1,10 @@
 //! PGD-AT (Madry et al.; reference-behaviour.md 6.1): PGD-CE training examples crafted in train mode,
 //! baseline loss `CE(f(x'), y)`.
-use super::{attack_in_train_mode, clean_and_adversarial_ce, StepLosses, TrainingMethod};
+use super::{attack_in_train_mode, cross_entropy_step, StepLosses, TrainingMethod};
 use crate::attacks::{cross_entropy, Pgd, RandomStart};
 use crate::config::JobConfig;
 use crate::data::Batch;
 use crate::models::Network;
-use crate::ratio::LossTerms;
 
 pub struct PgdAt {
     attack: Pgd,
@@ -34,17 +33,6 @@ impl TrainingMethod for PgdAt {
             .run(&|x| net.forward_t(x, train), &batch.images, &|logits| {
                 cross_entropy(logits, &batch.labels)
             });
-        let (clean_logits, adversarial_logits, standard, adversarial_loss) =
-            clean_and_adversarial_ce(net, batch, &adversarial);
-        StepLosses {
-            terms: LossTerms {
-                baseline: adversarial_loss.shallow_clone(),
-                standard,
-                adversarial: adversarial_loss,
-                extra: None,
-            },
-            clean_logits,
-            adversarial_logits,
-        }
+        cross_entropy_step(net, batch, &adversarial)
     }
 }

@@ -1,0 +1,28 @@
+//! ST (reference-behaviour.md 6.8): standard training on clean images, `CE(f(x), y)`, no attack; one
+//! train-mode forward (one BN statistics update) per batch.
+use super::{StepLosses, TrainingMethod};
+use crate::attacks::cross_entropy;
+use crate::data::Batch;
+use crate::models::Network;
+use crate::ratio::LossTerms;
+
+pub struct St;
+
+impl TrainingMethod for St {
+    fn losses(&mut self, net: &Network, batch: &Batch, _epoch: usize) -> StepLosses {
+        let clean_logits = net.forward_t(&batch.images, true);
+        let standard = cross_entropy(&clean_logits, &batch.labels);
+        // ST trains on x itself (an ε = 0 "attack"), so its adversarial statistics are the clean
+        // ones; train.log leaves them out of ST's rows (section 7).
+        StepLosses {
+            terms: LossTerms {
+                standard: standard.shallow_clone(),
+                adversarial: standard.shallow_clone(),
+                baseline: standard,
+                extra: None,
+            },
+            adversarial_logits: clean_logits.shallow_clone(),
+            clean_logits,
+        }
+    }
+}
