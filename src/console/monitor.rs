@@ -465,6 +465,7 @@ mod tests {
             test_fgsm_loss: 1.0,
             test_pgd_loss: 1.0,
             finished_at: finished_at.to_string(),
+            train_teacher_acc: None,
         }
     }
 

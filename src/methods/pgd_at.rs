@@ -45,6 +45,7 @@ impl TrainingMethod for PgdAt {
             },
             clean_logits,
             adversarial_logits,
+            teacher_correct: None,
         }
     }
 }
