@@ -98,11 +98,14 @@ impl Distillation {
             .run(&|x| net.forward_t(x, train), &batch.images, &|logits| {
                 cross_entropy(logits, &batch.labels)
             });
+        let clean_logits = net.forward_t(&batch.images, true);
+        let adversarial_logits = net.forward_t(&adversarial, true);
+        let (on_clean, on_adversarial) = self.teach(&batch.images, &adversarial);
         let forwards = Forwards {
-            clean_logits: net.forward_t(&batch.images, true),
-            adversarial_logits: net.forward_t(&adversarial, true),
-            on_clean: self.teach(&batch.images),
-            on_adversarial: self.teach(&adversarial),
+            clean_logits,
+            adversarial_logits,
+            on_clean,
+            on_adversarial,
         };
         let labels = &batch.labels;
         let standard = kd_loss(
@@ -127,15 +130,32 @@ impl Distillation {
         }
     }
 
-    /// The teachers' probabilities on `x`, in eval mode (no BatchNorm update) and without a graph.
-    fn teach(&self, x: &Tensor) -> TeacherProbabilities {
+    /// The teachers' probabilities on `x` and on `x'`, in eval mode (no BatchNorm update) and
+    /// without a graph. Eval mode treats samples independently, so each teacher sees both
+    /// batches in one forward.
+    fn teach(
+        &self,
+        clean: &Tensor,
+        adversarial: &Tensor,
+    ) -> (TeacherProbabilities, TeacherProbabilities) {
         tch::no_grad(|| {
-            let probabilities =
-                |teacher: &Network| teacher.forward_t(x, false).softmax(-1, Kind::Float);
-            TeacherProbabilities {
-                robust: probabilities(&self.teachers.robust),
-                standard: probabilities(&self.teachers.standard),
-            }
+            let both = Tensor::cat(&[clean, adversarial], 0);
+            let size = clean.size()[0];
+            let robust = self
+                .teachers
+                .robust
+                .forward_t(&both, false)
+                .softmax(-1, Kind::Float);
+            let standard = self
+                .teachers
+                .standard
+                .forward_t(&both, false)
+                .softmax(-1, Kind::Float);
+            let part = |start: i64| TeacherProbabilities {
+                robust: robust.narrow(0, start, size),
+                standard: standard.narrow(0, start, size),
+            };
+            (part(0), part(size))
         })
     }
 }
