@@ -142,7 +142,7 @@ impl Teachers {
                 .find(|(r, _)| *r == role)
                 .ok_or_else(|| format!("{} learns from no teachers", cfg.method))?;
             let folder = teacher_folder(cfg, &job);
-            let what = format!("{student}: its {} {job}", role.describe());
+            let what = format!("its {} {job}", role.describe());
             if !is_finished(&folder) {
                 return Err(format!(
                     "{what} has no finished run in {} (adarat run trains it first)",
