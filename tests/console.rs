@@ -44,6 +44,7 @@ fn epoch(epoch: usize, sa: f64, ra: f64) -> EpochRecord {
         test_fgsm_loss: 1.2,
         test_pgd_loss: 1.4,
         finished_at: "2025/01/01 10:00:00".into(),
+        train_teacher_acc: None,
     }
 }
 

@@ -160,8 +160,11 @@ fn run(args: RunArgs) -> Result<(), Failure> {
             study.resolve(&job, &overrides).map_err(Failure::input)
         })
         .collect::<Result<Vec<JobConfig>, Failure>>()?;
+    // KD-AT and IAD learn from finished teachers: the missing ones run first (product.md 4).
+    let configs = crate::methods::teachers::with_missing_teachers(&study, configs, &overrides)
+        .map_err(Failure::input)?;
     for cfg in &configs {
-        crate::methods::build(cfg).map_err(Failure::input)?;
+        crate::methods::check(cfg).map_err(Failure::input)?;
         train::resolve_device(&cfg.device).map_err(Failure::input)?;
     }
     let options = RunOptions {

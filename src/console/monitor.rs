@@ -489,6 +489,7 @@ mod tests {
             test_fgsm_loss: 1.0,
             test_pgd_loss: 1.0,
             finished_at: finished_at.to_string(),
+            train_teacher_acc: None,
         }
     }
 
@@ -502,10 +503,7 @@ mod tests {
         ] {
             std::fs::create_dir(dir.path().join(name)).unwrap();
         }
-        assert_eq!(
-            datasets_with_runs(dir.path()),
-            [DatasetKind::FashionMnist]
-        );
+        assert_eq!(datasets_with_runs(dir.path()), [DatasetKind::FashionMnist]);
     }
 
     #[test]

@@ -2,18 +2,23 @@
 //! examples and returns its losses; the ratio mode is applied afterwards by [`crate::ratio`], the
 //! same way for every method.
 pub mod dat;
+pub mod distillation;
 pub mod fat;
+pub mod iad;
+pub mod kd_at;
 pub mod pgd_at;
 pub mod st;
+pub mod teachers;
 pub mod trades;
 
 use crate::attacks::cross_entropy;
 use crate::config::{BnMode, JobConfig};
 use crate::data::Batch;
-use crate::models::Network;
+use crate::models::{ModelSpec, Network};
 use crate::ratio::LossTerms;
 use crate::vocab::Method;
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
+use teachers::Teachers;
 
 /// What a method computed for one training batch.
 pub struct StepLosses {
@@ -21,6 +26,9 @@ pub struct StepLosses {
     /// Train-mode logits from before the update, for the epoch's training accuracies.
     pub clean_logits: Tensor,
     pub adversarial_logits: Tensor,
+    /// How many of the batch's adversarial examples the robust teacher classifies correctly
+    /// (KD-AT's `teacher` statistic, section 7), on the device; None without a teacher.
+    pub teacher_correct: Option<Tensor>,
 }
 
 pub trait TrainingMethod {
@@ -28,17 +36,40 @@ pub trait TrainingMethod {
     fn losses(&mut self, net: &Network, batch: &Batch, epoch: usize) -> StepLosses;
 }
 
-/// The method of a job, or a message saying why it cannot run.
-pub fn build(cfg: &JobConfig) -> Result<Box<dyn TrainingMethod>, String> {
+/// Whether this version trains the job's method; checks jobs up front, loading nothing.
+pub fn check(cfg: &JobConfig) -> Result<(), String> {
+    match cfg.method {
+        Method::Generalist => Err(unavailable(Method::Generalist)),
+        _ => Ok(()),
+    }
+}
+
+fn unavailable(method: Method) -> String {
+    format!("method {method} is not available in this version of adarat yet")
+}
+
+/// The method of a job whose network is `spec` on `device` (teachers are loaded here, so before
+/// the student's seeding, as the reference does), or a message saying why it cannot run.
+pub fn build(
+    cfg: &JobConfig,
+    spec: &ModelSpec,
+    device: Device,
+) -> Result<Box<dyn TrainingMethod>, String> {
     match cfg.method {
         Method::St => Ok(Box::new(st::St)),
         Method::PgdAt => Ok(Box::new(pgd_at::PgdAt::new(cfg))),
         Method::Fat => Ok(Box::new(fat::Fat::new(cfg)?)),
         Method::Dat => Ok(Box::new(dat::Dat::new(cfg)?)),
         Method::Trades => Ok(Box::new(trades::Trades::new(cfg)?)),
-        other => Err(format!(
-            "method {other} is not available in this version of adarat yet"
-        )),
+        Method::KdAt => Ok(Box::new(kd_at::KdAt::new(
+            cfg,
+            Teachers::load(cfg, spec, device)?,
+        )?)),
+        Method::Iad => Ok(Box::new(iad::Iad::new(
+            cfg,
+            Teachers::load(cfg, spec, device)?,
+        )?)),
+        Method::Generalist => Err(unavailable(Method::Generalist)),
     }
 }
 
@@ -70,6 +101,7 @@ pub(crate) fn cross_entropy_step(net: &Network, batch: &Batch, adversarial: &Ten
         },
         clean_logits,
         adversarial_logits,
+        teacher_correct: None,
     }
 }
 

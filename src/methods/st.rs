@@ -23,6 +23,7 @@ impl TrainingMethod for St {
             },
             adversarial_logits: clean_logits.shallow_clone(),
             clean_logits,
+            teacher_correct: None,
         }
     }
 }

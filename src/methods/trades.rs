@@ -76,6 +76,7 @@ impl TrainingMethod for Trades {
             ),
             clean_logits,
             adversarial_logits,
+            teacher_correct: None,
         }
     }
 }

@@ -61,6 +61,10 @@ pub struct EpochRecord {
     pub test_pgd_loss: f64,
     /// Local time the epoch ended, `YYYY/MM/DD HH:MM:SS` (the train.log prefix).
     pub finished_at: String,
+    /// KD-AT and IAD: the robust teacher's accuracy on the training adversarial examples (%, the
+    /// reference's `teacher` column); null for other methods.
+    #[serde(default)]
+    pub train_teacher_acc: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]

@@ -62,6 +62,13 @@ pub fn row(r: &EpochRecord, method: Method) -> String {
         (loss(r.test_pgd_loss), 9),
         (acc(r.test_pgd_acc), 0),
     ]);
+    // KD-AT's extra last column: 9 spaces, then the robust teacher's accuracy (section 7).
+    if let (Method::KdAt, Some(teacher)) = (method, r.train_teacher_acc) {
+        if let Some((_, gap)) = fields.last_mut() {
+            *gap = 9;
+        }
+        fields.push((acc(teacher), 0));
+    }
     fields
         .iter()
         .map(|(text, gap)| format!("{text}{}", " ".repeat(*gap)))
@@ -109,14 +116,12 @@ pub fn render(
         &format!("training method: {}", method_name(cfg.method, cfg.mode)),
     );
     out += &prefixed(started_at, &namespace(cfg));
-    out += &prefixed(
-        started_at,
-        if cfg.method == Method::St {
-            ST_HEADER
-        } else {
-            HEADER
-        },
-    );
+    let header = match cfg.method {
+        Method::St => ST_HEADER.to_string(),
+        Method::KdAt => format!("{HEADER}   teacher"),
+        _ => HEADER.to_string(),
+    };
+    out += &prefixed(started_at, &header);
     for r in records {
         out += &prefixed(&r.finished_at, &row(r, cfg.method));
     }
@@ -158,6 +163,7 @@ mod tests {
             test_fgsm_loss: 1.2,
             test_pgd_loss: 1.3,
             finished_at: "2024/05/29 10:00:00".into(),
+            train_teacher_acc: None,
         }
     }
 
@@ -166,6 +172,20 @@ mod tests {
         let expected = "001     0.1000          123.46       01.2346         45.68%         01.1000            \
 50.00%            00.9000           60.00%           01.2000          40.00%          01.3000         35.00%";
         assert_eq!(row(&record(), Method::PgdAt), expected);
+    }
+
+    #[test]
+    fn kd_at_rows_end_with_the_teacher_column_and_iad_rows_do_not() {
+        let with_teacher = EpochRecord {
+            train_teacher_acc: Some(41.5),
+            ..record()
+        };
+        let standard = row(&record(), Method::PgdAt);
+        assert_eq!(
+            row(&with_teacher, Method::KdAt),
+            format!("{standard}         41.50%")
+        );
+        assert_eq!(row(&with_teacher, Method::Iad), standard);
     }
 
     #[test]

@@ -131,6 +131,8 @@ struct EpochTotals {
     ratio_sum: f64,
     ratio_batches: usize,
     clean_only_batches: usize,
+    /// Correct robust-teacher predictions on the adversarial examples; None without a teacher.
+    teacher_correct: Option<f64>,
 }
 
 const FLUSH_BATCHES: usize = 16;
@@ -191,6 +193,9 @@ impl BatchLedger {
             if clean_only == Some(true) {
                 t.clean_only_batches += 1;
             }
+            if !v[7].is_nan() {
+                *t.teacher_correct.get_or_insert(0.0) += v[7];
+            }
             samples.push(BatchSample {
                 epoch,
                 batch,
@@ -211,8 +216,9 @@ impl BatchLedger {
     }
 }
 
-/// loss, L_s, L_a, clean correct, adversarial correct, ratio (NaN: none), clean-only (NaN: none).
-const ROW: usize = 7;
+/// loss, L_s, L_a, clean correct, adversarial correct, ratio (NaN: none), clean-only (NaN: none),
+/// teacher correct (NaN: none).
+const ROW: usize = 8;
 
 /// Everything a running job holds.
 struct Run<'a> {
@@ -239,10 +245,9 @@ pub fn run(
     observer: &mut dyn Observer,
 ) -> Result<RunResult, RunError> {
     let device = resolve_device(&cfg.device).map_err(RunError::Input)?;
-    let method = methods::build(cfg).map_err(RunError::Input)?;
+    methods::check(cfg).map_err(RunError::Input)?;
     let ratio = Ratio::new(cfg.mode, cfg.ratio, cfg.attack.epsilon).map_err(RunError::Input)?;
-    // Seed before anything random happens, model initialisation included (quirk Q6, fixed).
-    tch::manual_seed(cfg.seed as i64);
+    // Loading draws nothing from torch's generator (synthetic data has its own, seeded).
     let data = data::load(&DataRequest {
         kind: cfg.dataset,
         data_dir: &cfg.data_dir,
@@ -264,6 +269,11 @@ pub fn run(
         classes: data.classes,
         dropout: cfg.dropout,
     };
+    // Teachers are built and loaded before the seeding, as the reference does (section 1), so
+    // the student starts as it would in any other method.
+    let method = methods::build(cfg, &spec, device).map_err(RunError::Input)?;
+    // Seed before anything random happens, model initialisation included (quirk Q6, fixed).
+    tch::manual_seed(cfg.seed as i64);
     let mut net = Network::new(&spec, device).map_err(|e| RunError::Input(e.to_string()))?;
     let mut sgd = Sgd::new(net.parameters(), cfg.momentum, cfg.weight_decay);
 
@@ -451,6 +461,9 @@ impl Run<'_> {
                             .clean_only
                             .as_ref()
                             .map_or_else(|| none.shallow_clone(), scalar),
+                        step.teacher_correct
+                            .as_ref()
+                            .map_or_else(|| none.shallow_clone(), scalar),
                     ],
                     0,
                 )
@@ -486,6 +499,7 @@ impl Run<'_> {
                 .then(|| t.clean_only_batches as f64 / batches),
             seconds,
             images_per_second: t.images as f64 / seconds.max(1e-9),
+            train_teacher_acc: t.teacher_correct.map(|c| 100.0 * c / images),
             train_clean_loss: t.clean_loss / batches,
             train_adv_loss: t.adv_loss / batches,
             test_clean_loss: test.clean_loss,

@@ -5,6 +5,7 @@
 pub mod queue;
 
 use crate::config::{self, JobConfig, JobOverrides};
+use crate::methods::teachers;
 use crate::store::lock::{self, Holder, LockError, ProcessLock, LOCKS_DIR};
 use crate::store::{self, result::Status, RunStore, StoreError};
 use crate::train::{self, events::Observer, RunError, RunOptions, StopFlag};
@@ -87,23 +88,100 @@ enum Ending {
     FailedWithoutFolder(String),
 }
 
-fn resolve(entry: &Entry, output_dir: &Path) -> Result<JobConfig, String> {
+/// The entry's job resolved from its study, and the teachers it still lacks (KD-AT, IAD).
+fn resolve(entry: &Entry, output_dir: &Path) -> Result<(JobConfig, Vec<JobConfig>), String> {
     let study = config::open(entry.config.as_deref(), &entry.sets).map_err(|e| e.to_string())?;
     let job: JobName = entry.job.parse()?;
     let overrides = JobOverrides {
         output_dir: Some(output_dir.to_path_buf()),
         ..Default::default()
     };
-    study.resolve(&job, &overrides).map_err(|e| e.to_string())
+    let cfg = study.resolve(&job, &overrides).map_err(|e| e.to_string())?;
+    let teachers = teachers::missing_teachers(&study, &cfg, &overrides)?;
+    Ok((cfg, teachers))
 }
 
+/// Runs the entry's missing teachers in turn (product.md section 4), then its job. A teacher
+/// waiting in the queue with the same configuration is taken out of it, and one running in another
+/// process is waited for, so no teacher runs twice. When a stop ends a teacher, the entry goes
+/// back to the head of the queue.
 fn run_entry(
     entry: &Entry,
     output_dir: &Path,
     stop: &StopFlag,
     observer: &mut dyn Observer,
 ) -> Result<(), Ending> {
-    let cfg = resolve(entry, output_dir).map_err(Ending::FailedWithoutFolder)?;
+    let (cfg, teachers) = resolve(entry, output_dir).map_err(Ending::FailedWithoutFolder)?;
+    for teacher in &teachers {
+        let ran = take_teacher(entry, teacher, output_dir, stop).and_then(|()| {
+            let folder = teacher.output_dir.join(RunStore::folder_name(teacher));
+            if teachers::is_finished(&folder) {
+                return Ok(());
+            }
+            println!("{}: first its teacher {}", entry.job, teacher.job);
+            run_config(teacher, stop, observer)
+        });
+        match ran {
+            Ok(()) => {}
+            Err(Ending::Stopped(message)) => {
+                queue::modify(output_dir, |q| {
+                    if !q.contains(&entry.job) {
+                        q.jobs.insert(0, entry.clone());
+                    }
+                })
+                .map_err(Ending::FailedWithoutFolder)?;
+                return Err(Ending::Stopped(message));
+            }
+            Err(Ending::Failed(message) | Ending::FailedWithoutFolder(message)) => {
+                return Err(Ending::FailedWithoutFolder(format!(
+                    "its teacher {} did not complete: {message}",
+                    teacher.job
+                )));
+            }
+        }
+    }
+    run_config(&cfg, stop, observer)
+}
+
+/// Takes `teacher` out of the queue when it waits there with the entry's configuration, then
+/// waits while another process runs it.
+fn take_teacher(
+    entry: &Entry,
+    teacher: &JobConfig,
+    output_dir: &Path,
+    stop: &StopFlag,
+) -> Result<(), Ending> {
+    queue::modify(output_dir, |q| {
+        q.jobs
+            .retain(|e| !(e.job == teacher.job && e.config == entry.config && e.sets == entry.sets))
+    })
+    .map_err(Ending::FailedWithoutFolder)?;
+    let lock = lock::run_lock_path(&teacher.output_dir, &RunStore::folder_name(teacher));
+    let mut announced = false;
+    while let Holder::Held(pid) = lock::holder(&lock) {
+        if stop.requested() {
+            return Err(Ending::Stopped(format!(
+                "stopped while waiting for its teacher {}",
+                teacher.job
+            )));
+        }
+        if !announced {
+            let pid = pid.map_or("?".to_string(), |p| p.to_string());
+            println!(
+                "{}: waiting for its teacher {}, running in process {pid}",
+                entry.job, teacher.job
+            );
+            announced = true;
+        }
+        std::thread::sleep(TEACHER_POLL);
+    }
+    Ok(())
+}
+
+/// How often a job waiting for a teacher that another process runs looks again.
+const TEACHER_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
+fn run_config(cfg: &JobConfig, stop: &StopFlag, observer: &mut dyn Observer) -> Result<(), Ending> {
     let options = RunOptions {
         fresh: false,
         download: true,
@@ -111,8 +189,8 @@ fn run_entry(
         stop: stop.clone(),
     };
     // A panic inside libtorch (CUDA out of memory, say) ends this job, not the queue.
-    let outcome = catch_unwind(AssertUnwindSafe(|| train::run(&cfg, options, observer)));
-    let folder = cfg.output_dir.join(RunStore::folder_name(&cfg));
+    let outcome = catch_unwind(AssertUnwindSafe(|| train::run(cfg, options, observer)));
+    let folder = cfg.output_dir.join(RunStore::folder_name(cfg));
     match outcome {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(RunError::Stopped(message))) => Err(Ending::Stopped(message)),

@@ -1,0 +1,47 @@
+//! KD-AT (reference-behaviour.md 6.5): a student trained on PGD-CE examples while distilling from a
+//! robust and a standard teacher; `KD_clean` and `KD_adv` are the same KD loss on `x` and `x'`.
+use super::distillation::{kd_loss, Distillation, KdWeights};
+use super::teachers::Teachers;
+use super::{StepLosses, TrainingMethod};
+use crate::config::{JobConfig, MethodParams};
+use crate::data::Batch;
+use crate::models::Network;
+
+pub struct KdAt {
+    distillation: Distillation,
+}
+
+impl KdAt {
+    pub fn new(cfg: &JobConfig, teachers: Teachers) -> Result<KdAt, String> {
+        let MethodParams::KdAt {
+            ce,
+            teacher_robust,
+            teacher_standard,
+        } = cfg.params
+        else {
+            return Err(format!("{}: expected kd-at parameters", cfg.job));
+        };
+        let weights = KdWeights {
+            ce,
+            robust: teacher_robust,
+            standard: teacher_standard,
+        };
+        Ok(KdAt {
+            distillation: Distillation::new(cfg, teachers, weights),
+        })
+    }
+}
+
+impl TrainingMethod for KdAt {
+    fn losses(&mut self, net: &Network, batch: &Batch, _epoch: usize) -> StepLosses {
+        self.distillation
+            .step(net, batch, |weights, forwards, labels| {
+                kd_loss(
+                    weights,
+                    &forwards.adversarial_logits,
+                    labels,
+                    &forwards.on_adversarial,
+                )
+            })
+    }
+}
