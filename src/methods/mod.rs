@@ -4,6 +4,7 @@
 pub mod dat;
 pub mod distillation;
 pub mod fat;
+pub mod generalist;
 pub mod iad;
 pub mod kd_at;
 pub mod pgd_at;
@@ -12,7 +13,7 @@ pub mod teachers;
 pub mod trades;
 
 use crate::attacks::cross_entropy;
-use crate::config::{BnMode, JobConfig};
+use crate::config::{BnMode, JobConfig, MethodParams};
 use crate::data::Batch;
 use crate::models::{ModelSpec, Network};
 use crate::ratio::LossTerms;
@@ -34,18 +35,49 @@ pub struct StepLosses {
 pub trait TrainingMethod {
     /// Crafts the batch's adversarial examples and computes the losses of epoch `epoch` (0-indexed).
     fn losses(&mut self, net: &Network, batch: &Batch, epoch: usize) -> StepLosses;
+
+    /// Sets the method's own networks from the freshly built `net`, before any resume.
+    fn initialise(&mut self, _net: &Network) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Work after the run's optimizer step on `net` with learning rate `lr` (Generalist's ST
+    /// learner, EMA teachers and communication, section 6.7).
+    fn after_step(
+        &mut self,
+        _net: &mut Network,
+        _batch: &Batch,
+        _epoch: usize,
+        _lr: f64,
+    ) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// The network that the per-epoch test and the final evaluation see and that is saved as the
+    /// run's model; None: the trained `net` itself.
+    fn evaluated(&self) -> Option<&Network> {
+        None
+    }
+
+    /// The method's own state that a resumed run needs, saved at each epoch end.
+    fn resume_state(&self) -> Vec<(String, Tensor)> {
+        Vec::new()
+    }
+
+    /// Restores what [`TrainingMethod::resume_state`] saved.
+    fn restore_state(&mut self, _saved: Vec<(String, Tensor)>) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Whether this version trains the job's method; checks jobs up front, loading nothing.
 pub fn check(cfg: &JobConfig) -> Result<(), String> {
-    match cfg.method {
-        Method::Generalist => Err(unavailable(Method::Generalist)),
+    match (cfg.method, &cfg.params) {
+        (Method::Generalist, MethodParams::Generalist { mix_points, .. }) if mix_points.is_empty() => {
+            Err(format!("{}: generalist needs at least one mix point", cfg.job))
+        }
         _ => Ok(()),
     }
-}
-
-fn unavailable(method: Method) -> String {
-    format!("method {method} is not available in this version of adarat yet")
 }
 
 /// The method of a job whose network is `spec` on `device` (teachers are loaded here, so before
@@ -69,7 +101,7 @@ pub fn build(
             cfg,
             Teachers::load(cfg, spec, device)?,
         )?)),
-        Method::Generalist => Err(unavailable(Method::Generalist)),
+        Method::Generalist => Ok(Box::new(generalist::Generalist::new(cfg, spec, device)?)),
     }
 }
 

@@ -20,6 +20,8 @@ pub const MODEL_FILE: &str = "model.safetensors";
 pub const RESUME_FILE: &str = "resume.json";
 pub const RESUME_WEIGHTS_FILE: &str = "resume.safetensors";
 pub const RESUME_OPTIMIZER_FILE: &str = "resume-optimizer.safetensors";
+/// A method's own resume state (Generalist's ST learner, momentum and EMA models).
+pub const RESUME_METHOD_FILE: &str = "resume-method.safetensors";
 
 #[derive(thiserror::Error, Debug)]
 pub enum StoreError {
@@ -79,6 +81,9 @@ pub struct ResumePoint {
     /// Length of `resume.safetensors`, checked before it is loaded.
     pub weights_bytes: u64,
     pub has_optimizer: bool,
+    /// Whether `resume-method.safetensors` belongs to this point.
+    #[serde(default)]
+    pub has_method_state: bool,
 }
 
 pub struct RunStore {

@@ -12,8 +12,8 @@ use crate::models::{ModelSpec, Network};
 use crate::ratio::Ratio;
 use crate::store::result::{EpochRecord, Peaks, RunResult, Status};
 use crate::store::{
-    train_log, Opening, ResumePoint, RunStore, StoreError, RESUME_OPTIMIZER_FILE,
-    RESUME_WEIGHTS_FILE,
+    train_log, Opening, ResumePoint, RunStore, StoreError, RESUME_METHOD_FILE,
+    RESUME_OPTIMIZER_FILE, RESUME_WEIGHTS_FILE,
 };
 use crate::vocab::Method;
 use events::{BatchSample, Event, Observer};
@@ -271,10 +271,11 @@ pub fn run(
     };
     // Teachers are built and loaded before the seeding, as the reference does (section 1), so
     // the student starts as it would in any other method.
-    let method = methods::build(cfg, &spec, device).map_err(RunError::Input)?;
+    let mut method = methods::build(cfg, &spec, device).map_err(RunError::Input)?;
     // Seed before anything random happens, model initialisation included (quirk Q6, fixed).
     tch::manual_seed(cfg.seed as i64);
     let mut net = Network::new(&spec, device).map_err(|e| RunError::Input(e.to_string()))?;
+    method.initialise(&net).map_err(RunError::Input)?;
     let mut sgd = Sgd::new(net.parameters(), cfg.momentum, cfg.weight_decay);
 
     let (store, opening) = RunStore::open(cfg, options.fresh)?;
@@ -285,9 +286,15 @@ pub fn run(
                 .map_err(|e| RunError::Input(e.to_string()))?;
             if point.has_optimizer {
                 let path = store.path(RESUME_OPTIMIZER_FILE);
-                let saved = Tensor::read_safetensors(&path)
-                    .map_err(|e| RunError::Input(format!("{}: {e}", path.display())))?;
+                let saved = read_tensors(&path)?;
                 sgd.restore_momentum(saved)
+                    .map_err(|e| RunError::Input(format!("{}: {e}", path.display())))?;
+            }
+            if point.has_method_state {
+                let path = store.path(RESUME_METHOD_FILE);
+                let saved = read_tensors(&path)?;
+                method
+                    .restore_state(saved)
                     .map_err(|e| RunError::Input(format!("{}: {e}", path.display())))?;
             }
             result.epochs_log.truncate(point.epochs_done);
@@ -330,6 +337,21 @@ pub fn run(
     }
     run.emit(Event::Ended { status, error })?;
     outcome.map(|()| run.result)
+}
+
+fn read_tensors(path: &std::path::Path) -> Result<Vec<(String, Tensor)>, RunError> {
+    Tensor::read_safetensors(path).map_err(|e| RunError::Input(format!("{}: {e}", path.display())))
+}
+
+/// Writes `tensors` to `path` through a temporary file and a rename.
+fn write_tensors_atomically(
+    path: &std::path::Path,
+    tensors: &[(String, Tensor)],
+) -> Result<(), RunError> {
+    let tmp = crate::store::temporary_path(path);
+    Tensor::write_safetensors(tensors, &tmp)
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(tch::TchError::from))
+        .map_err(|e| RunError::Failed(format!("{}: {e}", path.display())))
 }
 
 fn timestamp() -> String {
@@ -401,11 +423,11 @@ impl Run<'_> {
         if cfg.method != Method::St && !cfg.evaluation.final_attacks.is_empty() {
             self.check_stop(cfg.epochs, 0)?;
             self.emit(Event::FinalStarted)?;
-            let table = evaluate::final_table(&self.net, &self.data.test, cfg);
+            let table = evaluate::final_table(self.evaluated(), &self.data.test, cfg);
             self.result.final_table = Some(table.clone());
             self.emit(Event::FinalFinished { table })?;
         }
-        self.net
+        self.evaluated()
             .save(&self.store.path(crate::store::MODEL_FILE))
             .map_err(|e| RunError::Failed(e.to_string()))?;
         self.result.status = Status::Completed;
@@ -444,6 +466,9 @@ impl Run<'_> {
             let weighted = self.ratio.combine(step.terms);
             weighted.loss.backward();
             self.sgd.step(lr);
+            self.method
+                .after_step(&mut self.net, &batch, epoch, lr)
+                .map_err(RunError::Failed)?;
             let row = tch::no_grad(|| {
                 let scalar = |t: &Tensor| t.to_kind(Kind::Float).view([]);
                 Tensor::stack(
@@ -481,7 +506,7 @@ impl Run<'_> {
         let seconds = started.elapsed().as_secs_f64();
         self.check_stop(epoch + 1, ledger.totals.batches)?;
         self.emit(Event::Testing { epoch: epoch + 1 })?;
-        let test = evaluate::test_epoch(&self.net, &self.data.test, cfg);
+        let test = evaluate::test_epoch(self.evaluated(), &self.data.test, cfg);
         let t = &ledger.totals;
         let batches = t.batches.max(1) as f64;
         let images = t.images.max(1) as f64;
@@ -529,11 +554,11 @@ impl Run<'_> {
             self.sgd.momentum_buffers()
         };
         if !buffers.is_empty() {
-            let path = self.store.path(RESUME_OPTIMIZER_FILE);
-            let tmp = crate::store::temporary_path(&path);
-            Tensor::write_safetensors(&buffers, &tmp)
-                .and_then(|()| std::fs::rename(&tmp, &path).map_err(tch::TchError::from))
-                .map_err(|e| RunError::Failed(format!("{}: {e}", path.display())))?;
+            write_tensors_atomically(&self.store.path(RESUME_OPTIMIZER_FILE), &buffers)?;
+        }
+        let method_state = self.method.resume_state();
+        if !method_state.is_empty() {
+            write_tensors_atomically(&self.store.path(RESUME_METHOD_FILE), &method_state)?;
         }
         let weights_bytes = std::fs::metadata(&weights)
             .map(|m| m.len())
@@ -545,8 +570,14 @@ impl Run<'_> {
             epochs_done,
             weights_bytes,
             has_optimizer: !buffers.is_empty(),
+            has_method_state: !method_state.is_empty(),
         })?;
         Ok(())
+    }
+
+    /// The network that is tested, finally evaluated and saved (Generalist: its global model).
+    fn evaluated(&self) -> &Network {
+        self.method.evaluated().unwrap_or(&self.net)
     }
 
     fn write_reports(&self) -> Result<(), RunError> {
