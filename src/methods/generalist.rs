@@ -328,7 +328,12 @@ mod tests {
     fn ema_update_matches_a_hand_computation() {
         let mut ema = Ema::new(tiny_network(), 0.999);
         let source = tiny_network();
-        let before: Vec<Tensor> = ema.model.state_dict().iter().map(|(_, t)| t.copy()).collect();
+        let before: Vec<Tensor> = ema
+            .model
+            .state_dict()
+            .iter()
+            .map(|(_, t)| t.copy())
+            .collect();
         // Give the integer counters values whose blend must be truncated: 0.9·3 + 0.1·7 = 3.4 → 3.
         tch::no_grad(|| {
             for ((name, e), (_, s)) in ema.model.state_dict().iter().zip(source.state_dict()) {

@@ -73,8 +73,13 @@ pub trait TrainingMethod {
 /// Whether this version trains the job's method; checks jobs up front, loading nothing.
 pub fn check(cfg: &JobConfig) -> Result<(), String> {
     match (cfg.method, &cfg.params) {
-        (Method::Generalist, MethodParams::Generalist { mix_points, .. }) if mix_points.is_empty() => {
-            Err(format!("{}: generalist needs at least one mix point", cfg.job))
+        (Method::Generalist, MethodParams::Generalist { mix_points, .. })
+            if mix_points.is_empty() =>
+        {
+            Err(format!(
+                "{}: generalist needs at least one mix point",
+                cfg.job
+            ))
         }
         _ => Ok(()),
     }

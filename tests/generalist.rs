@@ -1,0 +1,340 @@
+//! Generalist (reference-behaviour.md 6.7): its schedules, the order of its per-batch updates, the
+//! communication resets, its resume state, and whole runs of the three modes through the binary.
+use adarat::config::{self, JobConfig, JobOverrides, MethodParams, Study};
+use adarat::data::Batch;
+use adarat::methods::generalist::Generalist;
+use adarat::methods::TrainingMethod;
+use adarat::models::{ModelSpec, Network};
+use adarat::train::schedule::learning_rate;
+use adarat::train::sgd::Sgd;
+use adarat::vocab::ModelKind;
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+use tch::{Device, Kind, Tensor};
+
+fn study() -> Study {
+    config::parse(
+        config::DEFAULT_CONFIG,
+        Path::new("/study/experiments.yaml"),
+        &[],
+    )
+    .unwrap()
+}
+
+fn job(name: &str) -> JobConfig {
+    study()
+        .resolve(&name.parse().unwrap(), &JobOverrides::default())
+        .unwrap()
+}
+
+fn spec() -> ModelSpec {
+    ModelSpec {
+        kind: ModelKind::SmallCnn,
+        in_channels: 3,
+        height: 32,
+        width: 32,
+        classes: 10,
+        dropout: 0.0,
+    }
+}
+
+/// A synthetic job whose learners communicate from 1-indexed epoch `start` on, every epoch.
+fn synthetic_job(start: usize) -> JobConfig {
+    let mut cfg = job("generalist/synthetic/baseline");
+    if let MethodParams::Generalist {
+        communication_start,
+        communication_period,
+        ..
+    } = &mut cfg.params
+    {
+        *communication_start = start;
+        *communication_period = 1;
+    }
+    cfg
+}
+
+struct Setup {
+    method: Generalist,
+    at_learner: Network,
+    at_optimizer: Sgd,
+}
+
+fn setup(cfg: &JobConfig) -> Setup {
+    tch::manual_seed(3);
+    let mut method = Generalist::new(cfg, &spec(), Device::Cpu).unwrap();
+    let at_learner = Network::new(&spec(), Device::Cpu).unwrap();
+    method.initialise(&at_learner).unwrap();
+    let at_optimizer = Sgd::new(at_learner.parameters(), 0.9, 5e-4);
+    Setup {
+        method,
+        at_learner,
+        at_optimizer,
+    }
+}
+
+fn batch() -> Batch {
+    Batch {
+        images: Tensor::rand([8, 3, 32, 32], (Kind::Float, Device::Cpu)),
+        labels: Tensor::randint(10, [8], (Kind::Int64, Device::Cpu)),
+    }
+}
+
+/// One training step as the run loop takes it: the AT learner's baseline loss and step, then the
+/// method's own updates.
+fn train_step(s: &mut Setup, epoch: usize) {
+    let batch = batch();
+    s.at_optimizer.zero_grad();
+    let step = s.method.losses(&s.at_learner, &batch, epoch);
+    step.terms.baseline.backward();
+    s.at_optimizer.step(0.1);
+    s.method
+        .after_step(&mut s.at_learner, &batch, epoch, 0.1)
+        .unwrap();
+}
+
+fn state(net: &Network) -> Vec<Tensor> {
+    net.state_dict()
+        .into_iter()
+        .map(|(_, t)| t.copy())
+        .collect()
+}
+
+/// The state of the ST learner, read from the method's resume state.
+fn st_learner_state(method: &Generalist) -> Vec<Tensor> {
+    method
+        .resume_state()
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("st_learner."))
+        .map(|(_, t)| t)
+        .collect()
+}
+
+fn all_equal(a: &[Tensor], b: &[Tensor]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.equal(y))
+}
+
+#[test]
+fn the_learning_rate_follows_generalists_piecewise_linear_schedule() {
+    let cfg = job("generalist/cifar10/adarat");
+    let lr = |epoch_one_indexed: usize| {
+        learning_rate(&cfg.lr_schedule, cfg.learning_rate, epoch_one_indexed - 1)
+    };
+    for (epoch, expected) in [
+        (1, 0.1),
+        (40, 0.1),
+        (60, 0.055),
+        (80, 0.01),
+        (100, 0.0055),
+        (120, 0.001),
+    ] {
+        assert!(
+            (lr(epoch) - expected).abs() < 1e-12,
+            "epoch {epoch}: {} ≠ {expected}",
+            lr(epoch)
+        );
+    }
+    assert!(
+        !cfg.reset_momentum_each_epoch,
+        "optimizers are created once"
+    );
+}
+
+#[test]
+fn the_global_model_is_an_ema_of_the_at_teacher_while_beta_mix_is_one() {
+    let mut s = setup(&synthetic_job(75));
+    let initial = state(&s.at_learner);
+    train_step(&mut s, 0);
+    let stepped = state(&s.at_learner);
+    // First updates: decay (0+1)/(0+10) = 0.1. T_at = 0.1·θ0 + 0.9·θ1; T_mix = 0.1·θ0 + 0.9·T_at.
+    let global = state(s.method.evaluated().unwrap());
+    let names = s.at_learner.state_dict();
+    let mut checked = 0;
+    for (((name, _), (g, t0)), t1) in names.iter().zip(global.iter().zip(&initial)).zip(&stepped) {
+        if !t0.is_floating_point() {
+            continue;
+        }
+        let at_teacher = t0 * 0.1 + t1 * 0.9;
+        let expected = t0 * 0.1 + at_teacher * 0.9;
+        let gap = (g - expected).abs().max().double_value(&[]);
+        assert!(gap < 1e-6, "{name}: off by {gap}");
+        checked += 1;
+    }
+    assert!(checked > 0);
+    assert!(
+        !all_equal(&global, &stepped),
+        "no communication before epoch 75"
+    );
+}
+
+#[test]
+fn communication_resets_both_learners_to_the_global_model() {
+    let mut s = setup(&synthetic_job(1));
+    train_step(&mut s, 0);
+    let global = state(s.method.evaluated().unwrap());
+    assert!(all_equal(&state(&s.at_learner), &global));
+    assert!(all_equal(&st_learner_state(&s.method), &global));
+
+    // Outside the communication epochs the learners keep their own weights.
+    let mut s = setup(&synthetic_job(75));
+    train_step(&mut s, 73); // epoch 74
+    let global = state(s.method.evaluated().unwrap());
+    assert!(!all_equal(&state(&s.at_learner), &global));
+    assert!(!all_equal(&st_learner_state(&s.method), &global));
+}
+
+#[test]
+fn the_resume_state_restores_every_model_momentum_and_counter() {
+    let cfg = synthetic_job(75);
+    let mut s = setup(&cfg);
+    train_step(&mut s, 0);
+    train_step(&mut s, 0);
+    let saved = s.method.resume_state();
+    assert!(saved.iter().any(|(n, _)| n.starts_with("st_momentum.")));
+    assert!(saved.iter().any(|(n, _)| n == "global.updates"));
+
+    let mut restored = setup(&cfg).method;
+    restored
+        .restore_state(saved.iter().map(|(n, t)| (n.clone(), t.copy())).collect())
+        .unwrap();
+    let again = restored.resume_state();
+    assert_eq!(saved.len(), again.len());
+    for ((name, a), (other, b)) in saved.iter().zip(&again) {
+        assert_eq!(name, other);
+        assert!(a.equal(b), "{name} differs after restoring");
+    }
+
+    let mut incomplete = saved;
+    incomplete.retain(|(n, _)| n != "at_teacher.updates");
+    let error = restored.restore_state(incomplete).unwrap_err();
+    assert!(error.contains("at_teacher.updates"), "{error}");
+}
+
+fn adarat(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_adarat"))
+        .args(args)
+        .current_dir(dir)
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .expect("the adarat binary runs")
+}
+
+fn result_json(folder: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(folder.join("result.json")).unwrap()).unwrap()
+}
+
+const TINY: [&str; 8] = [
+    "--device",
+    "cpu",
+    "--set",
+    "datasets.synthetic.train_size=160",
+    "--set",
+    "datasets.synthetic.test_size=64",
+    "--set",
+    "evaluation.final_attacks=[fgsm, pgd10]",
+];
+
+#[test]
+fn generalist_runs_in_all_three_modes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "run",
+        "generalist/synthetic/baseline",
+        "generalist/synthetic/fixrat",
+        "generalist/synthetic/adarat",
+        "--epochs",
+        "1",
+    ];
+    args.extend(TINY);
+    let out = adarat(dir.path(), &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for mode in ["baseline", "fixrat", "adarat"] {
+        let folder = dir.path().join(format!(
+            "output/generalist_synthetic_{mode}_small-cnn_seed1"
+        ));
+        let result = result_json(&folder);
+        assert_eq!(result["status"], "completed", "{mode}");
+        assert_eq!(result["epochs_done"], 1, "{mode}");
+        let epoch = &result["epochs_log"][0];
+        for field in ["train_loss", "train_clean_loss", "train_adv_loss"] {
+            let value = epoch[field].as_f64().unwrap();
+            assert!(value.is_finite() && value > 0.0, "{mode} {field}: {value}");
+        }
+        for field in ["test_clean_acc", "test_fgsm_acc", "test_pgd_acc"] {
+            assert!(epoch[field].is_number(), "{mode} {field}");
+        }
+        for attack in ["fgsm", "pgd10"] {
+            assert!(result["final"][attack].is_number(), "{mode} {attack}");
+        }
+        match mode {
+            "baseline" => {
+                assert!(epoch["ratio_mean"].is_null());
+                assert!(epoch["clean_branch_share"].is_null());
+            }
+            "fixrat" => assert_eq!(epoch["ratio_mean"], 1.0),
+            _ => {
+                let share = epoch["clean_branch_share"].as_f64().unwrap();
+                assert!((0.0..=1.0).contains(&share));
+                assert!(epoch["ratio_mean"].is_number() || share == 1.0);
+            }
+        }
+        // One epoch has no communication, so the saved global model is not the AT learner.
+        let model = Tensor::read_safetensors(folder.join("model.safetensors")).unwrap();
+        let at_learner = Tensor::read_safetensors(folder.join("resume.safetensors")).unwrap();
+        let weight = |tensors: &[(String, Tensor)]| {
+            tensors
+                .iter()
+                .find(|(n, _)| n == "classifier.fc3.weight")
+                .map(|(_, t)| t.copy())
+                .unwrap()
+        };
+        assert!(!weight(&model).equal(&weight(&at_learner)), "{mode}");
+        assert!(folder.join("resume-method.safetensors").exists(), "{mode}");
+    }
+}
+
+#[test]
+fn an_interrupted_generalist_run_resumes_with_its_method_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec!["run", "generalist/synthetic/adarat", "--epochs", "2"];
+    args.extend(TINY);
+    let out = adarat(dir.path(), &args);
+    assert!(out.status.success());
+    let folder = dir
+        .path()
+        .join("output/generalist_synthetic_adarat_small-cnn_seed1");
+    let finished = result_json(&folder);
+    let mut interrupted = finished.clone();
+    interrupted["status"] = "running".into();
+    interrupted["final"] = Value::Null;
+    std::fs::write(folder.join("result.json"), interrupted.to_string()).unwrap();
+    let mut point: Value =
+        serde_json::from_str(&std::fs::read_to_string(folder.join("resume.json")).unwrap())
+            .unwrap();
+    assert_eq!(point["has_method_state"], true);
+    point["epochs_done"] = 1.into();
+    std::fs::write(folder.join("resume.json"), point.to_string()).unwrap();
+
+    // A damaged method state is refused, not silently replaced by fresh learners.
+    let method_file = folder.join("resume-method.safetensors");
+    let intact = std::fs::read(&method_file).unwrap();
+    std::fs::write(&method_file, b"not safetensors").unwrap();
+    let out = adarat(dir.path(), &args);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("resume-method.safetensors"), "{stderr}");
+
+    std::fs::write(&method_file, intact).unwrap();
+    let out = adarat(dir.path(), &args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("resuming at epoch 2"), "{stderr}");
+    let resumed = result_json(&folder);
+    assert_eq!(resumed["status"], "completed");
+    assert_eq!(resumed["epochs_log"][0], finished["epochs_log"][0]);
+    assert!(resumed["final"]["pgd10"].is_number());
+}
