@@ -56,7 +56,7 @@ fn blend_into(target: &Tensor, source: &Tensor, weight: f64) {
         let _ = target.lerp_(source, weight);
     } else {
         let blended = &target * (1.0 - weight) + source * weight;
-        let _ = target.copy_(&blended);
+        target.copy_(&blended);
     }
 }
 
@@ -71,7 +71,7 @@ impl Communication {
     /// Whether 0-indexed epoch `epoch` communicates: `e ≥ start` and `e mod period = 0`, `e = epoch+1`.
     pub fn is_communication_epoch(&self, epoch: usize) -> bool {
         let e = epoch + 1;
-        e >= self.start && e % self.period == 0
+        e >= self.start && e.is_multiple_of(self.period)
     }
 }
 
@@ -241,19 +241,15 @@ impl TrainingMethod for Generalist {
     }
 
     fn restore_state(&mut self, saved: Vec<(String, Tensor)>) -> Result<(), String> {
-        let mut saved: HashMap<String, Tensor> = saved.into_iter().collect();
-        load_state(&self.st_learner, &mut saved, ST_LEARNER)?;
-        let momentum = saved
-            .keys()
-            .filter_map(|k| k.strip_prefix(ST_MOMENTUM).map(str::to_string))
-            .collect::<Vec<_>>()
+        let (momentum, models): (Vec<_>, Vec<_>) = saved
             .into_iter()
-            .filter_map(|name| {
-                saved
-                    .remove(&format!("{ST_MOMENTUM}{name}"))
-                    .map(|t| (name, t))
-            })
+            .partition(|(name, _)| name.starts_with(ST_MOMENTUM));
+        let momentum = momentum
+            .into_iter()
+            .map(|(name, t)| (name[ST_MOMENTUM.len()..].to_string(), t))
             .collect();
+        let mut saved: HashMap<String, Tensor> = models.into_iter().collect();
+        load_state(&self.st_learner, &mut saved, ST_LEARNER)?;
         self.st_optimizer.restore_momentum(momentum)?;
         for (prefix, ema) in [
             (AT_TEACHER, &mut self.at_teacher),
