@@ -45,6 +45,8 @@ fn epoch(epoch: usize, sa: f64, ra: f64) -> EpochRecord {
         test_pgd_loss: 1.4,
         finished_at: "2025/01/01 10:00:00".into(),
         train_teacher_acc: None,
+        test_st_clean_acc: None,
+        test_st_pgd_acc: None,
     }
 }
 

@@ -267,6 +267,18 @@ fn generalist_runs_in_all_three_modes() {
         for field in ["test_clean_acc", "test_fgsm_acc", "test_pgd_acc"] {
             assert!(epoch[field].is_number(), "{mode} {field}");
         }
+        for field in ["test_st_clean_acc", "test_st_pgd_acc"] {
+            assert!(
+                epoch[field].is_number(),
+                "{mode} {field}: the ST teacher is tested too"
+            );
+        }
+        let log = std::fs::read_to_string(folder.join("train.log")).unwrap();
+        assert!(
+            log.starts_with("Epoch\tNatural\tPGD20\tema_Natural\tema_PGD20\tTime\t\n1.000000\t"),
+            "{mode}: {log}"
+        );
+        assert!(log.contains("\n1000001.000000\t"), "{mode}: {log}");
         for attack in ["fgsm", "pgd10"] {
             assert!(result["final"][attack].is_number(), "{mode} {attack}");
         }

@@ -490,6 +490,8 @@ mod tests {
             test_pgd_loss: 1.0,
             finished_at: finished_at.to_string(),
             train_teacher_acc: None,
+            test_st_clean_acc: None,
+            test_st_pgd_acc: None,
         }
     }
 

@@ -217,6 +217,11 @@ impl TrainingMethod for Generalist {
         Some(&self.global.model)
     }
 
+    fn tested_alongside(&self) -> Option<&Network> {
+        // The per-epoch test is `test(T_st, T_mix)` (6.7).
+        Some(&self.st_teacher.model)
+    }
+
     fn resume_state(&self) -> Vec<(String, Tensor)> {
         let prefixed = |prefix: &str, state: Vec<(String, Tensor)>| {
             state

@@ -59,6 +59,12 @@ pub trait TrainingMethod {
         None
     }
 
+    /// A second network tested after each epoch beside the evaluated one (Generalist's ST
+    /// teacher, 6.7); None for the other methods.
+    fn tested_alongside(&self) -> Option<&Network> {
+        None
+    }
+
     /// The method's own state that a resumed run needs, saved at each epoch end.
     fn resume_state(&self) -> Vec<(String, Tensor)> {
         Vec::new()

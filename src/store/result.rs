@@ -65,6 +65,12 @@ pub struct EpochRecord {
     /// reference's `teacher` column); null for other methods.
     #[serde(default)]
     pub train_teacher_acc: Option<f64>,
+    /// Generalist: clean and PGD-K test accuracy of the ST teacher `T_st` (the reference's
+    /// `Natural` and `PGD20` columns, 6.7); null for other methods.
+    #[serde(default)]
+    pub test_st_clean_acc: Option<f64>,
+    #[serde(default)]
+    pub test_st_pgd_acc: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]

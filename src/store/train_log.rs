@@ -2,7 +2,7 @@
 //! epoch with fixed separators, and the final robust block.
 use super::result::{EpochRecord, FinalTable};
 use crate::config::JobConfig;
-use crate::vocab::{Method, Mode};
+use crate::vocab::{DatasetKind, Method, Mode};
 
 /// The reference's method name: `PGD_AT`, `PGD_AT_FixRAT`, `PGD_AT_FixRAT_AdaRAT`, ...
 pub fn method_name(method: Method, mode: Mode) -> String {
@@ -109,6 +109,9 @@ pub fn render(
     records: &[EpochRecord],
     final_table: Option<&FinalTable>,
 ) -> String {
+    if cfg.method == Method::Generalist {
+        return render_generalist(cfg.dataset, records, final_table);
+    }
     let prefixed = |time: &str, line: &str| format!("[{time}] - {line}\n");
     let mut out = String::new();
     out += &prefixed(
@@ -139,6 +142,50 @@ pub fn render(
     out
 }
 
+/// Generalist's own table (reference-behaviour.md 6.7): every cell `%.6f` or a name, each followed
+/// by a tab, no logging prefix. `Natural`/`PGD20` hold the ST teacher's clean and PGD-K accuracy,
+/// `ema_*` the global model's (Q14); `Time` is the cumulative training time (CIFAR-10 only).
+fn render_generalist(
+    dataset: DatasetKind,
+    records: &[EpochRecord],
+    final_table: Option<&FinalTable>,
+) -> String {
+    let line = |cells: &[String]| cells.iter().map(|c| format!("{c}\t")).collect::<String>() + "\n";
+    let number =
+        |value: Option<f64>| value.map_or_else(|| "nan".to_string(), |v| format!("{v:.6}"));
+    let with_time = dataset != DatasetKind::Cifar100;
+    let mut header = vec!["Epoch", "Natural", "PGD20", "ema_Natural", "ema_PGD20"];
+    if with_time {
+        header.push("Time");
+    }
+    let mut out = line(&header.iter().map(|h| h.to_string()).collect::<Vec<_>>());
+    let mut training_seconds = 0.0;
+    for r in records {
+        training_seconds += r.seconds;
+        let mut cells = vec![
+            number(Some(r.epoch as f64)),
+            number(r.test_st_clean_acc),
+            number(r.test_st_pgd_acc),
+            number(Some(r.test_clean_acc)),
+            number(Some(r.test_pgd_acc)),
+        ];
+        if with_time {
+            cells.push(number(Some(training_seconds)));
+        }
+        out += &line(&cells);
+    }
+    if let Some(table) = final_table {
+        let names = [
+            "Epoch", "clean", "FGSM", "PGD10", "PGD20", "PGD50", "CW", "AA",
+        ];
+        out += &line(&names.map(str::to_string));
+        let mut cells = vec![number(Some(1_000_001.0)), number(table.clean)];
+        cells.extend(table.attacks().iter().map(|(_, value)| number(*value)));
+        out += &line(&cells);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +211,8 @@ mod tests {
             test_pgd_loss: 1.3,
             finished_at: "2024/05/29 10:00:00".into(),
             train_teacher_acc: None,
+            test_st_clean_acc: None,
+            test_st_pgd_acc: None,
         }
     }
 
@@ -193,6 +242,51 @@ mod tests {
         let st = row(&record(), Method::St);
         assert!(st.starts_with("001     0.1000          123.46       01.1000            50.00%"));
         assert!(!st.contains("45.68%"));
+    }
+
+    #[test]
+    fn generalist_writes_its_own_tab_separated_table() {
+        let r = EpochRecord {
+            test_st_clean_acc: Some(55.5),
+            test_st_pgd_acc: Some(20.25),
+            ..record()
+        };
+        let table = FinalTable {
+            clean: Some(61.0),
+            fgsm: Some(40.0),
+            pgd10: Some(35.0),
+            ..FinalTable::default()
+        };
+        let cifar10 =
+            render_generalist(DatasetKind::Cifar10, &[r.clone(), r.clone()], Some(&table));
+        let lines: Vec<&str> = cifar10.lines().collect();
+        assert_eq!(
+            lines[0],
+            "Epoch\tNatural\tPGD20\tema_Natural\tema_PGD20\tTime\t"
+        );
+        assert_eq!(
+            lines[1],
+            "1.000000\t55.500000\t20.250000\t60.000000\t35.000000\t123.456000\t"
+        );
+        assert!(
+            lines[2].ends_with("\t246.912000\t"),
+            "cumulative time: {}",
+            lines[2]
+        );
+        assert_eq!(
+            lines[3],
+            "Epoch\tclean\tFGSM\tPGD10\tPGD20\tPGD50\tCW\tAA\t"
+        );
+        assert_eq!(
+            lines[4],
+            "1000001.000000\t61.000000\t40.000000\t35.000000\tnan\tnan\tnan\tnan\t"
+        );
+        let cifar100 = render_generalist(DatasetKind::Cifar100, &[r], None);
+        assert_eq!(
+            cifar100,
+            "Epoch\tNatural\tPGD20\tema_Natural\tema_PGD20\t\n\
+             1.000000\t55.500000\t20.250000\t60.000000\t35.000000\t\n"
+        );
     }
 
     #[test]

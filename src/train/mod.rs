@@ -507,6 +507,10 @@ impl Run<'_> {
         self.check_stop(epoch + 1, ledger.totals.batches)?;
         self.emit(Event::Testing { epoch: epoch + 1 })?;
         let test = evaluate::test_epoch(self.evaluated(), &self.data.test, cfg);
+        let alongside = self
+            .method
+            .tested_alongside()
+            .map(|net| evaluate::test_epoch(net, &self.data.test, cfg));
         let t = &ledger.totals;
         let batches = t.batches.max(1) as f64;
         let images = t.images.max(1) as f64;
@@ -525,6 +529,8 @@ impl Run<'_> {
             seconds,
             images_per_second: t.images as f64 / seconds.max(1e-9),
             train_teacher_acc: t.teacher_correct.map(|c| 100.0 * c / images),
+            test_st_clean_acc: alongside.as_ref().map(|m| m.clean_acc),
+            test_st_pgd_acc: alongside.as_ref().map(|m| m.pgd_acc),
             train_clean_loss: t.clean_loss / batches,
             train_adv_loss: t.adv_loss / batches,
             test_clean_loss: test.clean_loss,
