@@ -36,6 +36,9 @@ pub struct Ratio {
     cfg: RatioConfig,
     /// β/ε, the weight of `L_a − L_s`.
     weight: f64,
+    /// Whether `L_s = switch·u` exactly takes the barrier branch (Generalist's `≤`, quirk Q19)
+    /// rather than the clean-only one (the main scripts' `≥`).
+    barrier_at_threshold: bool,
 }
 
 impl Ratio {
@@ -61,7 +64,16 @@ impl Ratio {
             mode,
             cfg,
             weight: cfg.beta / epsilon,
+            barrier_at_threshold: false,
         })
+    }
+
+    /// Sends a loss exactly at the switch to the barrier branch when `yes` (Generalist, Q19).
+    pub fn with_barrier_at_threshold(self, yes: bool) -> Ratio {
+        Ratio {
+            barrier_at_threshold: yes,
+            ..self
+        }
     }
 
     /// The regulariser's weight β/ε.
@@ -99,7 +111,11 @@ impl Ratio {
             },
             Mode::AdaRat => {
                 let threshold = self.threshold();
-                let clean_only = standard.ge(threshold);
+                let clean_only = if self.barrier_at_threshold {
+                    standard.gt(threshold)
+                } else {
+                    standard.ge(threshold)
+                };
                 // The barrier is only selected below the threshold; clamping its input there keeps the
                 // unselected branch finite (tan explodes at u) without changing the selected value.
                 let below = standard.clamp_max(threshold);

@@ -1,13 +1,14 @@
 //! Generalist (reference-behaviour.md 6.7): its schedules, the order of its per-batch updates, the
 //! communication resets, its resume state, and whole runs of the three modes through the binary.
-use adarat::config::{self, JobConfig, JobOverrides, MethodParams, Study};
+use adarat::config::{self, JobConfig, JobOverrides, MethodParams, RatioConfig, Study};
 use adarat::data::Batch;
 use adarat::methods::generalist::Generalist;
 use adarat::methods::TrainingMethod;
 use adarat::models::{ModelSpec, Network};
+use adarat::ratio::{LossTerms, Ratio};
 use adarat::train::schedule::learning_rate;
 use adarat::train::sgd::Sgd;
-use adarat::vocab::ModelKind;
+use adarat::vocab::{Mode, ModelKind};
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -208,6 +209,42 @@ fn the_resume_state_restores_every_model_momentum_and_counter() {
     incomplete.retain(|(n, _)| n != "at_teacher.updates");
     let error = restored.restore_state(incomplete).unwrap_err();
     assert!(error.contains("at_teacher.updates"), "{error}");
+}
+
+#[test]
+fn a_clean_loss_exactly_at_the_switch_takes_generalists_barrier_branch() {
+    // u = 1 and switch 0.5 make the threshold exactly 0.5 in f32 and f64.
+    let cfg = RatioConfig {
+        beta: 0.04,
+        up: 1.0,
+        down: 0.2,
+        tau: 0.01,
+        switch: 0.5,
+    };
+    let clean_only = |generalist: bool, standard: f32| {
+        let ratio = Ratio::new(Mode::AdaRat, Some(cfg), 0.031)
+            .unwrap()
+            .with_barrier_at_threshold(generalist);
+        let terms = LossTerms {
+            standard: Tensor::from(standard),
+            adversarial: Tensor::from(1.0f32),
+            baseline: Tensor::from(1.0f32),
+            extra: None,
+        };
+        ratio.combine(terms).clean_only.unwrap().double_value(&[])
+    };
+    assert_eq!(
+        clean_only(true, 0.5),
+        0.0,
+        "Generalist: L_s ≤ 0.7u → barrier"
+    );
+    assert_eq!(
+        clean_only(false, 0.5),
+        1.0,
+        "main scripts: L_s ≥ 0.7u → clean only"
+    );
+    assert_eq!(clean_only(true, 0.5001), 1.0);
+    assert_eq!(clean_only(false, 0.4999), 0.0);
 }
 
 fn adarat(dir: &Path, args: &[&str]) -> Output {

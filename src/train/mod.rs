@@ -246,7 +246,9 @@ pub fn run(
 ) -> Result<RunResult, RunError> {
     let device = resolve_device(&cfg.device).map_err(RunError::Input)?;
     methods::check(cfg).map_err(RunError::Input)?;
-    let ratio = Ratio::new(cfg.mode, cfg.ratio, cfg.attack.epsilon).map_err(RunError::Input)?;
+    let ratio = Ratio::new(cfg.mode, cfg.ratio, cfg.attack.epsilon)
+        .map_err(RunError::Input)?
+        .with_barrier_at_threshold(cfg.method == Method::Generalist);
     // Loading draws nothing from torch's generator (synthetic data has its own, seeded).
     let data = data::load(&DataRequest {
         kind: cfg.dataset,
