@@ -169,6 +169,38 @@ fn the_global_model_is_an_ema_of_the_at_teacher_while_beta_mix_is_one() {
 }
 
 #[test]
+fn below_one_beta_mix_blends_the_at_and_st_teachers() {
+    let mut cfg = synthetic_job(75);
+    if let MethodParams::Generalist { mix_points, .. } = &mut cfg.params {
+        *mix_points = vec![(0.0, 0.25)];
+    }
+    let mut s = setup(&cfg);
+    let initial = state(&s.at_learner);
+    train_step(&mut s, 0);
+    let (at, st) = (state(&s.at_learner), st_learner_state(&s.method));
+    let global = state(s.method.evaluated().unwrap());
+    let names = s.at_learner.state_dict();
+    for ((name, _), (((g, t0), a), b)) in names
+        .iter()
+        .zip(global.iter().zip(&initial).zip(&at).zip(&st))
+    {
+        if !t0.is_floating_point() {
+            continue;
+        }
+        // T_at, T_st after one update (decay 0.1), then T_mix from 0.25·T_at + 0.75·T_st.
+        let at_teacher = t0 * 0.1 + a * 0.9;
+        let st_teacher = t0 * 0.1 + b * 0.9;
+        let expected = t0 * 0.1 + (at_teacher * 0.25 + st_teacher * 0.75) * 0.9;
+        let gap = (g - expected).abs().max().double_value(&[]);
+        assert!(gap < 1e-6, "{name}: off by {gap}");
+    }
+    assert!(
+        !all_equal(&at, &st),
+        "the two learners took different steps"
+    );
+}
+
+#[test]
 fn communication_resets_both_learners_to_the_global_model() {
     let mut s = setup(&synthetic_job(1));
     train_step(&mut s, 0);

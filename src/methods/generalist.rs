@@ -15,6 +15,9 @@ use tch::{Device, Tensor};
 /// An exponential moving average of a network's whole state (6.7, "EMA rule").
 pub struct Ema {
     pub model: Network,
+    /// Handles on `model`'s state in [`Network::state_dict`] order, updated in place (no per-batch
+    /// lookup).
+    state: Vec<(String, Tensor)>,
     /// Updates so far, `t` in the decay rule.
     pub updates: u64,
     max_decay: f64,
@@ -23,6 +26,7 @@ pub struct Ema {
 impl Ema {
     pub fn new(model: Network, max_decay: f64) -> Ema {
         Ema {
+            state: model.state_dict(),
             model,
             updates: 0,
             max_decay,
@@ -41,7 +45,7 @@ impl Ema {
         let weight = 1.0 - self.decay();
         self.updates += 1;
         tch::no_grad(|| {
-            for ((_, target), (_, src)) in self.model.state_dict().iter().zip(source) {
+            for ((_, target), (_, src)) in self.state.iter().zip(source) {
                 blend_into(target, src, weight);
             }
         });
@@ -148,15 +152,15 @@ impl Generalist {
     /// `T_mix` from `β_mix·θ(T_at) + (1−β_mix)·θ(T_st)` (6.7 step 5).
     fn update_global(&mut self, epoch: usize) {
         let beta = mixing_coefficient(&self.mix_points, epoch);
-        let at = self.at_teacher.model.state_dict();
+        let at = &self.at_teacher.state;
         if beta == 1.0 {
             // Exactly T_at's state, without computing the blend (epochs ≤ 80 by default, Q18).
-            self.global.update(&at);
+            self.global.update(at);
             return;
         }
         let source: Vec<(String, Tensor)> = tch::no_grad(|| {
             at.iter()
-                .zip(self.st_teacher.model.state_dict())
+                .zip(&self.st_teacher.state)
                 .map(|((name, a), (_, s))| (name.clone(), a * beta + s * (1.0 - beta)))
                 .collect()
         });
