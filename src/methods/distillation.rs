@@ -2,8 +2,8 @@
 //! crafted on the student, the teachers run in eval mode under no-grad on the student's `x` and
 //! `x'`, and KD losses without temperature (T = 1, quirk Q20).
 use super::teachers::Teachers;
-use super::{attack_in_train_mode, correct, StepLosses};
-use crate::attacks::{cross_entropy, Pgd, RandomStart};
+use super::{attack_in_train_mode, correct, pgd_ce_examples, training_pgd, StepLosses};
+use crate::attacks::{cross_entropy, Pgd};
 use crate::config::JobConfig;
 use crate::data::Batch;
 use crate::models::Network;
@@ -71,12 +71,7 @@ pub struct Distillation {
 impl Distillation {
     pub fn new(cfg: &JobConfig, teachers: Teachers, weights: KdWeights) -> Distillation {
         Distillation {
-            attack: Pgd {
-                epsilon: cfg.attack.epsilon,
-                step_size: cfg.attack.step_size,
-                steps: cfg.attack.steps,
-                start: RandomStart::Uniform,
-            },
+            attack: training_pgd(cfg),
             attack_train_mode: attack_in_train_mode(cfg),
             teachers,
             weights,
@@ -93,11 +88,7 @@ impl Distillation {
         adversarial_loss: impl FnOnce(&KdWeights, &Forwards, &Tensor) -> Tensor,
     ) -> StepLosses {
         let train = self.attack_train_mode;
-        let adversarial = self
-            .attack
-            .run(&|x| net.forward_t(x, train), &batch.images, &|logits| {
-                cross_entropy(logits, &batch.labels)
-            });
+        let adversarial = pgd_ce_examples(&self.attack, net, train, batch);
         let clean_logits = net.forward_t(&batch.images, true);
         let adversarial_logits = net.forward_t(&adversarial, true);
         let (on_clean, on_adversarial) = self.teach(&batch.images, &adversarial);

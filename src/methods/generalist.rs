@@ -2,8 +2,11 @@
 //! optimizer) and an ST learner (held here, with its own optimizer) train side by side; EMA teachers
 //! of both are mixed into a global model `T_mix`, which is evaluated and saved, and in the
 //! communication epochs both learners are reset from it after every batch.
-use super::{attack_in_train_mode, cross_entropy_step, StepLosses, TrainingMethod};
-use crate::attacks::{cross_entropy, Pgd, RandomStart};
+use super::{
+    attack_in_train_mode, cross_entropy_step, pgd_ce_examples, training_pgd, StepLosses,
+    TrainingMethod,
+};
+use crate::attacks::{cross_entropy, Pgd};
 use crate::config::{JobConfig, MethodParams};
 use crate::data::Batch;
 use crate::models::{ModelSpec, Network};
@@ -121,12 +124,7 @@ impl Generalist {
         let st_learner = network()?;
         let st_optimizer = Sgd::new(st_learner.parameters(), cfg.momentum, st_weight_decay);
         Ok(Generalist {
-            attack: Pgd {
-                epsilon: cfg.attack.epsilon,
-                step_size: cfg.attack.step_size,
-                steps: cfg.attack.steps,
-                start: RandomStart::Uniform,
-            },
+            attack: training_pgd(cfg),
             attack_train_mode: attack_in_train_mode(cfg),
             st_learner,
             st_optimizer,
@@ -185,11 +183,7 @@ impl TrainingMethod for Generalist {
     fn losses(&mut self, net: &Network, batch: &Batch, _epoch: usize) -> StepLosses {
         // The training attack runs in eval mode (6.7 step 1, Q2); the losses in train mode.
         let train = self.attack_train_mode;
-        let adversarial = self
-            .attack
-            .run(&|x| net.forward_t(x, train), &batch.images, &|logits| {
-                cross_entropy(logits, &batch.labels)
-            });
+        let adversarial = pgd_ce_examples(&self.attack, net, train, batch);
         cross_entropy_step(net, batch, &adversarial)
     }
 

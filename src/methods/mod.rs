@@ -12,7 +12,7 @@ pub mod st;
 pub mod teachers;
 pub mod trades;
 
-use crate::attacks::cross_entropy;
+use crate::attacks::{cross_entropy, Pgd, RandomStart};
 use crate::config::{BnMode, JobConfig, MethodParams};
 use crate::data::Batch;
 use crate::models::{ModelSpec, Network};
@@ -154,6 +154,23 @@ fn mismatched_params(cfg: &JobConfig) -> String {
         "method {} was configured with another method's parameters ({:?})",
         cfg.method, cfg.params
     )
+}
+
+/// The job's training PGD (4.1): its ε, α and K from a uniform random start.
+pub(crate) fn training_pgd(cfg: &JobConfig) -> Pgd {
+    Pgd {
+        epsilon: cfg.attack.epsilon,
+        step_size: cfg.attack.step_size,
+        steps: cfg.attack.steps,
+        start: RandomStart::Uniform,
+    }
+}
+
+/// PGD-CE training examples (4.1), crafted with the network in train or eval mode.
+pub(crate) fn pgd_ce_examples(attack: &Pgd, net: &Network, train: bool, batch: &Batch) -> Tensor {
+    attack.run(&|x| net.forward_t(x, train), &batch.images, &|logits| {
+        cross_entropy(logits, &batch.labels)
+    })
 }
 
 /// Whether the training attack sees the network in train mode (quirk Q2).

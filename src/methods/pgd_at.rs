@@ -1,7 +1,10 @@
 //! PGD-AT (Madry et al.; reference-behaviour.md 6.1): PGD-CE training examples crafted in train mode,
 //! baseline loss `CE(f(x'), y)`.
-use super::{attack_in_train_mode, cross_entropy_step, StepLosses, TrainingMethod};
-use crate::attacks::{cross_entropy, Pgd, RandomStart};
+use super::{
+    attack_in_train_mode, cross_entropy_step, pgd_ce_examples, training_pgd, StepLosses,
+    TrainingMethod,
+};
+use crate::attacks::Pgd;
 use crate::config::JobConfig;
 use crate::data::Batch;
 use crate::models::Network;
@@ -14,12 +17,7 @@ pub struct PgdAt {
 impl PgdAt {
     pub fn new(cfg: &JobConfig) -> PgdAt {
         PgdAt {
-            attack: Pgd {
-                epsilon: cfg.attack.epsilon,
-                step_size: cfg.attack.step_size,
-                steps: cfg.attack.steps,
-                start: RandomStart::Uniform,
-            },
+            attack: training_pgd(cfg),
             attack_train_mode: attack_in_train_mode(cfg),
         }
     }
@@ -28,11 +26,7 @@ impl PgdAt {
 impl TrainingMethod for PgdAt {
     fn losses(&mut self, net: &Network, batch: &Batch, _epoch: usize) -> StepLosses {
         let train = self.attack_train_mode;
-        let adversarial = self
-            .attack
-            .run(&|x| net.forward_t(x, train), &batch.images, &|logits| {
-                cross_entropy(logits, &batch.labels)
-            });
+        let adversarial = pgd_ce_examples(&self.attack, net, train, batch);
         cross_entropy_step(net, batch, &adversarial)
     }
 }

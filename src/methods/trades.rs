@@ -1,8 +1,8 @@
 //! TRADES (reference-behaviour.md 6.4): examples from PGD-KL (4.2), loss
 //! `CE(f(x), y) + λ·KL_bm(clamp(softmax(f(x)), 1e-8) ‖ softmax(f(x')))`. In FixRAT and AdaRAT the
 //! λ·KL term is the ratio's `extra`, so AdaRAT's clean-only branch drops it with the regulariser.
-use super::{attack_in_train_mode, mismatched_params, StepLosses, TrainingMethod};
-use crate::attacks::{cross_entropy, kl_batchmean, pgd_kl, Pgd, RandomStart};
+use super::{attack_in_train_mode, mismatched_params, training_pgd, StepLosses, TrainingMethod};
+use crate::attacks::{cross_entropy, kl_batchmean, pgd_kl, Pgd};
 use crate::config::{JobConfig, MethodParams};
 use crate::data::Batch;
 use crate::models::Network;
@@ -21,12 +21,7 @@ impl Trades {
             return Err(mismatched_params(cfg));
         };
         Ok(Trades {
-            attack: Pgd {
-                epsilon: cfg.attack.epsilon,
-                step_size: cfg.attack.step_size,
-                steps: cfg.attack.steps,
-                start: RandomStart::Uniform,
-            },
+            attack: training_pgd(cfg),
             attack_train_mode: attack_in_train_mode(cfg),
             lambda,
         })
