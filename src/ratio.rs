@@ -20,6 +20,19 @@ pub struct LossTerms {
     pub extra: Option<Tensor>,
 }
 
+impl LossTerms {
+    /// The terms of a method whose baseline loss is its adversarial loss `L_a` (PGD-AT, FAT, DAT,
+    /// KD-AT, IAD), with nothing extra.
+    pub fn adversarial_baseline(standard: Tensor, adversarial: Tensor) -> LossTerms {
+        LossTerms {
+            baseline: adversarial.shallow_clone(),
+            standard,
+            adversarial,
+            extra: None,
+        }
+    }
+}
+
 /// The loss to minimise and what the console plots for it. All scalars stay on the device so that
 /// weighting a batch never waits for the GPU.
 pub struct Weighted {

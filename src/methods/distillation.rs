@@ -109,12 +109,7 @@ impl Distillation {
         // The `teacher` statistic (section 7): the robust teacher on the student's training x'.
         let teacher_correct = tch::no_grad(|| correct(&forwards.on_adversarial.robust, labels));
         StepLosses {
-            terms: LossTerms {
-                baseline: adversarial_loss.shallow_clone(),
-                standard,
-                adversarial: adversarial_loss,
-                extra: None,
-            },
+            terms: LossTerms::adversarial_baseline(standard, adversarial_loss),
             clean_logits: forwards.clean_logits,
             adversarial_logits: forwards.adversarial_logits,
             teacher_correct: Some(teacher_correct),

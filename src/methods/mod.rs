@@ -136,12 +136,7 @@ pub(crate) fn cross_entropy_step(net: &Network, batch: &Batch, adversarial: &Ten
     let (clean_logits, adversarial_logits, standard, adversarial_loss) =
         clean_and_adversarial_ce(net, batch, adversarial);
     StepLosses {
-        terms: LossTerms {
-            baseline: adversarial_loss.shallow_clone(),
-            standard,
-            adversarial: adversarial_loss,
-            extra: None,
-        },
+        terms: LossTerms::adversarial_baseline(standard, adversarial_loss),
         clean_logits,
         adversarial_logits,
         teacher_correct: None,
