@@ -67,6 +67,14 @@ vocabulary!(
     }
 );
 
+vocabulary!(
+    /// An attack of the final table (reference-behaviour.md 8), in the table's order.
+    FinalAttack, "attack" {
+        Fgsm => "fgsm", Pgd10 => "pgd10", Pgd20 => "pgd20", Pgd50 => "pgd50", Cw => "cw",
+        AutoAttack => "autoattack",
+    }
+);
+
 /// A job: `method/dataset/mode`, e.g. `trades/cifar10/adarat`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct JobName {

@@ -2,7 +2,7 @@
 //! into a test terminal, at 80×24, at 160×48, in plain ASCII and at tiny sizes.
 use adarat::console::app::{App, Command, Confirmation, Msg, Popup, Screen};
 use adarat::console::settings::{load_settings_from, parse_settings, SavedState, Settings};
-use adarat::console::snapshot::{JobRow, JobState, Live, Phase, Queued, Snapshot};
+use adarat::console::snapshot::{FinalStep, JobRow, JobState, Live, Phase, Queued, Snapshot};
 use adarat::console::views::draw;
 use adarat::store::result::{EpochRecord, FinalTable, Peak, Peaks, RunResult, Status};
 use adarat::train::events::BatchSample;
@@ -94,6 +94,7 @@ fn done_result(name: &str, pgd20: f64, autoattack: Option<f64>) -> RunResult {
             cw: Some(46.4),
             autoattack,
             autoattack_preset: Some("standard".into()),
+            ..FinalTable::default()
         }),
     }
 }
@@ -136,6 +137,7 @@ fn live() -> Live {
             "started trades/synthetic/adarat".into(),
             "epoch 2 done".into(),
         ],
+        final_step: None,
     }
 }
 
@@ -775,6 +777,22 @@ fn the_live_screen_shows_progress_sparklines_and_clean_only_batches() {
         // The clean-only batch (the second sample) is drawn with its own symbol.
         assert!(screen.contains('░'), "{screen}");
     }
+}
+
+#[test]
+fn the_live_screen_follows_the_final_evaluation_attack_by_attack() {
+    let mut snapshot = snapshot();
+    snapshot.live[0].phase = Phase::FinalEvaluation;
+    snapshot.live[0].final_step = Some(FinalStep {
+        attack: "autoattack/apgd-t".into(),
+        batch: 3,
+        batches: 40,
+    });
+    let mut app = app_with(plain_settings(), snapshot);
+    type_keys(&mut app, "v");
+    let screen = screen_text(&app, 80, 24);
+    assert_contains(&screen, &["final attacks: autoattack/apgd-t", "final   3/40"]);
+    assert!(!screen.contains("batch   4/40"), "{screen}");
 }
 
 #[test]

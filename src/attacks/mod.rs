@@ -1,16 +1,26 @@
 //! L∞ attacks. Every attack takes the network as a function from images to logits, so the caller
 //! decides its mode (train mode while crafting training examples, eval mode in every evaluation),
 //! and differentiates with respect to the input only: no weight-gradient work, no `.grad` pollution.
+pub mod apgd;
+pub mod autoattack;
+pub mod cw;
+pub mod fab;
 pub mod fat;
 pub mod fgsm;
 pub mod fosc;
 pub mod pgd;
+pub mod square;
 pub mod trades;
 
+pub use apgd::Apgd;
+pub use autoattack::AutoAttack;
+pub use cw::Cw;
+pub use fab::FabTargeted;
 pub use fat::EarlyStoppedPgd;
 pub use fgsm::fgsm;
 pub use fosc::FoscPgd;
 pub use pgd::{Pgd, RandomStart};
+pub use square::Square;
 pub use trades::pgd_kl;
 
 use tch::{Reduction, Tensor};

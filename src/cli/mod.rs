@@ -31,6 +31,9 @@ struct Cli {
 enum Command {
     /// Train jobs one after another, headless (e.g. `adarat run pgd-at/cifar10/adarat`).
     Run(RunArgs),
+    /// The final attack table (FGSM, PGD-10/20/50, CW, AutoAttack) of a safetensors checkpoint with
+    /// PyTorch names, e.g. `adarat eval model.safetensors --dataset cifar10 --model resnet18`.
+    Eval(EvalArgs),
     /// List the jobs of the grid with the state of their runs.
     List(ConfigArgs),
     /// Print a run's per-epoch table and final attacks (a run folder or a job name).
@@ -90,6 +93,49 @@ struct RunArgs {
     offline: bool,
 }
 
+#[derive(Args, Debug)]
+struct EvalArgs {
+    /// The weights: safetensors under the reference's PyTorch state_dict names.
+    #[arg(value_name = "CHECKPOINT")]
+    checkpoint: PathBuf,
+    #[arg(long, value_name = "D")]
+    dataset: String,
+    #[arg(long, value_name = "M")]
+    model: String,
+    /// Comma-separated attacks (default: the configuration's final attacks), of fgsm, pgd10,
+    /// pgd20, pgd50, cw, autoattack.
+    #[arg(long, value_name = "LIST")]
+    attacks: Option<String>,
+    /// L∞ budget (default: the dataset's), e.g. 8/255.
+    #[arg(long, value_name = "E")]
+    epsilon: Option<String>,
+    /// PGD and CW step (default: the dataset's), e.g. 2/255.
+    #[arg(long, value_name = "A")]
+    step_size: Option<String>,
+    /// standard (default) or torchattacks-3.5.1.
+    #[arg(long, value_name = "PRESET")]
+    autoattack: Option<String>,
+    /// Seeds every attack's randomness (default: the configuration's seed).
+    #[arg(long, value_name = "S")]
+    seed: Option<u64>,
+    /// Evaluate the first N test images only.
+    #[arg(long, value_name = "N")]
+    limit_test: Option<usize>,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, value_name = "D")]
+    device: Option<String>,
+    #[arg(long, value_name = "N")]
+    batch_size: Option<usize>,
+    /// Print the table as one JSON object, shaped like `final` in result.json.
+    #[arg(long)]
+    json: bool,
+    /// Never download a missing dataset; say where to put it instead.
+    #[arg(long)]
+    offline: bool,
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
 /// A failure to report: its message and exit status.
 struct Failure {
     message: String,
@@ -109,6 +155,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Some(Command::Run(args)) => run(args),
+        Some(Command::Eval(args)) => eval(args),
         Some(Command::List(args)) => list(&args),
         Some(Command::Show { run, config }) => show(&run, &config),
         Some(Command::Worker { output }) => worker(&output),
@@ -215,6 +262,105 @@ fn run(args: RunArgs) -> Result<(), Failure> {
             code: 1,
         })
     }
+}
+
+/// `adarat eval`: the dataset's defaults come from the configuration (as for a PGD-AT job on it),
+/// the command line overrides them.
+fn eval(args: EvalArgs) -> Result<(), Failure> {
+    use crate::train::attack_table::{AttackTable, Progress};
+    let study = load_study(&args.config)?;
+    let dataset: crate::vocab::DatasetKind = args.dataset.parse().map_err(Failure::input)?;
+    let model: ModelKind = args.model.parse().map_err(Failure::input)?;
+    let job = JobName {
+        method: crate::vocab::Method::PgdAt,
+        dataset,
+        mode: crate::vocab::Mode::Baseline,
+    };
+    // The seed stays the configuration's for the data (synthetic images are made from it);
+    // --seed seeds the attacks.
+    let overrides = JobOverrides {
+        model: Some(model),
+        device: args.device.clone(),
+        limit_test: args.limit_test,
+        ..Default::default()
+    };
+    let cfg = study.resolve(&job, &overrides).map_err(Failure::input)?;
+    let mut table = AttackTable::for_job(&cfg);
+    table.seed = args.seed.unwrap_or(cfg.seed);
+    let number = |flag: &str, text: &Option<String>, default: f64| match text {
+        Some(text) => config::parse_number(text)
+            .ok()
+            .filter(|v| *v > 0.0 && v.is_finite())
+            .ok_or_else(|| Failure::input(format!("--{flag} {text}: expected a positive number such as 8/255"))),
+        None => Ok(default),
+    };
+    table.epsilon = number("epsilon", &args.epsilon, table.epsilon)?;
+    table.step_size = number("step-size", &args.step_size, table.step_size)?;
+    if let Some(list) = &args.attacks {
+        table.attacks = list
+            .split(',')
+            .map(|name| name.trim().parse().map_err(|e| Failure::input(format!("--attacks: {e}"))))
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(preset) = &args.autoattack {
+        table.autoattack = serde_yaml::from_str(preset).map_err(|_| {
+            Failure::input(format!(
+                "--autoattack {preset}: expected standard or torchattacks-3.5.1"
+            ))
+        })?;
+    }
+    if let Some(size) = args.batch_size {
+        table.batch_size = size.max(1);
+    }
+    let device = train::resolve_device(&cfg.device).map_err(Failure::input)?;
+    let data = crate::data::load(&crate::data::DataRequest {
+        kind: dataset,
+        data_dir: &cfg.data_dir,
+        device,
+        limit_train: Some(1),
+        limit_test: cfg.limit_test,
+        synthetic: cfg.synthetic,
+        seed: cfg.seed,
+        download: !args.offline,
+        progress: true,
+    })
+    .map_err(Failure::input)?;
+    let [in_channels, height, width] = data.shape;
+    let spec = crate::models::ModelSpec {
+        kind: model,
+        in_channels,
+        height,
+        width,
+        classes: data.classes,
+        dropout: cfg.dropout,
+    };
+    let mut net = crate::models::Network::new(&spec, device).map_err(Failure::input)?;
+    net.load(&args.checkpoint).map_err(Failure::input)?;
+    eprintln!(
+        "{}: {} on {} ({} test images, ε {:.6}) on {}",
+        args.checkpoint.display(),
+        model,
+        dataset,
+        data.test.len(),
+        table.epsilon,
+        train::device_name(device)
+    );
+    let mut bar = progress::EvalProgress::new();
+    let result = table
+        .run(&net, &data.test, &mut |p: Progress| {
+            bar.update(&p);
+            Ok(())
+        })
+        .map_err(|message| Failure { message, code: 1 });
+    bar.finish();
+    let result = result?;
+    let text = if args.json {
+        serde_json::to_string_pretty(&result).unwrap_or_default() + "\n"
+    } else {
+        progress::attack_table(&result)
+    };
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    Ok(())
 }
 
 fn list(args: &ConfigArgs) -> Result<(), Failure> {

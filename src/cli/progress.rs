@@ -1,5 +1,5 @@
 //! What `adarat run` shows on stderr: a progress bar per epoch and one line per finished epoch.
-use crate::store::result::{RunResult, Status};
+use crate::store::result::{FinalTable, RunResult, Status};
 use crate::train::events::{Event, Observer};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::fmt::Write;
@@ -23,6 +23,22 @@ impl ProgressBars {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
+    }
+
+    /// The bar over the final evaluation's batches, named after the attack running.
+    fn final_bar(&mut self, attack: &str, batch: usize, batches: usize) {
+        let bar = self.bar.get_or_insert_with(|| {
+            let bar = ProgressBar::with_draw_target(Some(batches as u64), ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template("final [{bar:30}] batch {pos}/{len} {msg} ({elapsed})")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            bar
+        });
+        bar.set_length(batches as u64);
+        bar.set_position(batch as u64);
+        bar.set_message(attack.to_string());
     }
 
     fn println(&self, line: String) {
@@ -106,9 +122,80 @@ impl Observer for ProgressBars {
                 self.finish();
                 eprintln!("final evaluation on the test set...");
             }
-            Event::FinalFinished { .. } | Event::Ended { .. } => {}
+            Event::FinalAttack {
+                attack,
+                batch,
+                batches,
+            } => self.final_bar(attack, *batch, *batches),
+            Event::FinalBatch { .. } => {}
+            Event::FinalFinished { table } => {
+                self.finish();
+                eprint!("{}", attack_table(table));
+            }
+            Event::Ended { .. } => {}
         }
     }
+}
+
+/// `adarat eval`'s progress: the same bar as the final evaluation of `adarat run`.
+pub struct EvalProgress(ProgressBars);
+
+impl EvalProgress {
+    pub fn new() -> EvalProgress {
+        EvalProgress(ProgressBars::new())
+    }
+
+    pub fn update(&mut self, progress: &crate::train::attack_table::Progress) {
+        if let crate::train::attack_table::Progress::Attack {
+            attack,
+            batch,
+            batches,
+        } = progress
+        {
+            self.0.final_bar(attack, *batch, *batches);
+        }
+    }
+
+    pub fn finish(&mut self) {
+        self.0.finish();
+    }
+}
+
+/// The final table as text: accuracy and time per attack, AutoAttack's sub-attacks, the flags.
+pub fn attack_table(table: &FinalTable) -> String {
+    let mut out = String::new();
+    let images = table.images.map_or_else(String::new, |n| format!(" on {n} images"));
+    let epsilon = table.epsilon.map_or_else(String::new, |e| format!(", ε {e:.6}"));
+    let seed = table.seed.map_or_else(String::new, |s| format!(", seed {s}"));
+    let _ = writeln!(out, "attack table{images}{epsilon}{seed}");
+    let _ = writeln!(out, "  {:<24} {:>9} {:>10}", "attack", "accuracy", "seconds");
+    let seconds = |name: &str| {
+        table
+            .seconds
+            .get(name)
+            .map_or_else(String::new, |s| format!("{s:.1}"))
+    };
+    let keys = ["clean", "fgsm", "pgd10", "pgd20", "pgd50", "cw", "autoattack"];
+    let rows = std::iter::once(("clean", table.clean)).chain(table.attacks());
+    for (key, (name, value)) in keys.iter().zip(rows) {
+        let Some(value) = value else { continue };
+        let name = match (*key, &table.autoattack_preset) {
+            ("autoattack", Some(preset)) => format!("AutoAttack ({preset})"),
+            _ => name.to_string(),
+        };
+        let _ = writeln!(out, "  {name:<24} {value:>8.2}% {:>10}", seconds(key));
+    }
+    for step in &table.autoattack_steps {
+        let _ = writeln!(
+            out,
+            "    after {:<16} {:>8.2}% {:>10.1}",
+            step.attack, step.accuracy, step.seconds
+        );
+    }
+    for flag in &table.flags {
+        let _ = writeln!(out, "  warning: {flag}");
+    }
+    out
 }
 
 /// One line: state, epochs and the headline numbers.
@@ -178,11 +265,7 @@ pub fn report(result: &RunResult) -> String {
         );
     }
     if let Some(table) = &result.final_table {
-        out += "final:";
-        for (name, value) in std::iter::once(("clean", table.clean)).chain(table.attacks()) {
-            let _ = write!(out, "  {name} {}", opt(value, 2));
-        }
-        out += "\n";
+        out += &attack_table(table);
     }
     out
 }

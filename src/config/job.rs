@@ -1,6 +1,6 @@
 //! The resolved configuration of one job: everything a run needs, with every default filled in.
 //! It is written as `config.yaml` in the run folder, so a run can be repeated exactly.
-use crate::vocab::{DatasetKind, Method, Mode, ModelKind};
+use crate::vocab::{DatasetKind, FinalAttack, Method, Mode, ModelKind};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -169,8 +169,8 @@ pub enum AutoAttackPreset {
 pub struct EvaluationConfig {
     /// Batch size of the per-epoch test and the final evaluation.
     pub batch_size: usize,
-    /// Final attacks, in order: any of fgsm, pgd10, pgd20, pgd50, cw, autoattack.
-    pub final_attacks: Vec<String>,
+    /// Final attacks: any of fgsm, pgd10, pgd20, pgd50, cw, autoattack.
+    pub final_attacks: Vec<FinalAttack>,
     pub autoattack: AutoAttackPreset,
     pub cw_steps: usize,
     pub cw_margin: f64,

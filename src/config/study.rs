@@ -5,7 +5,7 @@
 use super::job::*;
 use super::locate::locate;
 use super::number::Num;
-use crate::vocab::{DatasetKind, JobName, Method, Mode, ModelKind};
+use crate::vocab::{DatasetKind, FinalAttack, JobName, Method, Mode, ModelKind};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -155,9 +155,6 @@ pub struct Study {
     set_paths: Vec<String>,
 }
 
-pub(super) const FINAL_ATTACK_NAMES: [&str; 6] =
-    ["fgsm", "pgd10", "pgd20", "pgd50", "cw", "autoattack"];
-
 impl Study {
     pub(super) fn new(
         file: StudyFile,
@@ -266,18 +263,13 @@ impl Study {
                 "expected a positive batch size, got 0",
             ));
         }
-        if let Some(bad) = e
+        if let Some(Err(message)) = e
             .final_attacks
             .iter()
-            .find(|a| !FINAL_ATTACK_NAMES.contains(&a.as_str()))
+            .map(|a| a.parse::<FinalAttack>())
+            .find(Result::is_err)
         {
-            return Err(self.error(
-                "evaluation.final_attacks",
-                format!(
-                    "unknown attack `{bad}` (expected some of: {})",
-                    FINAL_ATTACK_NAMES.join(", ")
-                ),
-            ));
+            return Err(self.error("evaluation.final_attacks", message));
         }
         if e.cw_steps == 0 || e.cw_margin.0 < 0.0 {
             return Err(self.error(
@@ -568,7 +560,12 @@ impl Study {
             params: self.params(job.method, method_entry)?,
             evaluation: EvaluationConfig {
                 batch_size: e.batch_size,
-                final_attacks: e.final_attacks.clone(),
+                // Checked in `validate`.
+                final_attacks: e
+                    .final_attacks
+                    .iter()
+                    .filter_map(|a| a.parse().ok())
+                    .collect(),
                 autoattack: e.autoattack.unwrap_or(if reference {
                     AutoAttackPreset::Torchattacks351
                 } else {

@@ -1,7 +1,7 @@
 //! Reads the output folder into [`Snapshot`]s: `result.json` of every grid job (re-read only when it
 //! changes), the run locks that say which process runs what, the queue file, and the growing
 //! `events.jsonl` of each running job (read incrementally from where the last pass stopped).
-use super::snapshot::{JobRow, JobState, Live, Phase, Queued, Snapshot, LIVE_WINDOW};
+use super::snapshot::{FinalStep, JobRow, JobState, Live, Phase, Queued, Snapshot, LIVE_WINDOW};
 use crate::config::{JobOverrides, Study};
 use crate::store::lock::{self, Holder};
 use crate::store::result::{RunResult, Status};
@@ -240,6 +240,7 @@ struct Tail {
     /// (images, seconds) of the latest `Batches` events of this epoch, for the throughput.
     recent_rates: VecDeque<(usize, f64)>,
     log: VecDeque<String>,
+    final_step: Option<FinalStep>,
 }
 
 /// How many `Batches` events the images/s average spans.
@@ -261,6 +262,7 @@ impl Tail {
             samples: VecDeque::new(),
             recent_rates: VecDeque::new(),
             log: VecDeque::new(),
+            final_step: None,
         }
     }
 
@@ -371,13 +373,31 @@ impl Tail {
                 self.phase = Phase::FinalEvaluation;
                 self.say("final evaluation on the test set".to_string());
             }
+            Event::FinalAttack {
+                attack,
+                batch,
+                batches,
+            } => {
+                self.final_step = Some(FinalStep {
+                    attack,
+                    batch,
+                    batches,
+                });
+            }
+            Event::FinalBatch {
+                images_done,
+                images,
+                table,
+            } => self.say(format!(
+                "final, {images_done}/{images} images: {}",
+                accuracies(&table)
+            )),
             Event::FinalFinished { table } => {
-                let attacks: Vec<String> = table
-                    .attacks()
-                    .iter()
-                    .filter_map(|(name, value)| value.map(|v| format!("{name} {v:.2}%")))
-                    .collect();
-                self.say(format!("final: {}", attacks.join(", ")));
+                self.final_step = None;
+                self.say(format!("final: {}", accuracies(&table)));
+                for flag in &table.flags {
+                    self.say(format!("warning: {flag}"));
+                }
             }
             Event::Ended { status, error } => {
                 let word = serde_json::to_value(status)
@@ -430,8 +450,19 @@ impl Tail {
             epochs_log,
             images_per_second,
             log: self.log.iter().cloned().collect(),
+            final_step: self.final_step.clone(),
         }
     }
+}
+
+/// `FGSM 55.10%, PGD10 50.02%, …` for the attacks a table has.
+fn accuracies(table: &crate::store::result::FinalTable) -> String {
+    let attacks: Vec<String> = table
+        .attacks()
+        .iter()
+        .filter_map(|(name, value)| value.map(|v| format!("{name} {v:.2}%")))
+        .collect();
+    attacks.join(", ")
 }
 
 /// Time left: the mean wall time of the epochs this run finished (training and test, from the

@@ -70,6 +70,17 @@ pub struct Live {
     pub eta_seconds: Option<f64>,
     /// Recent human-readable lines (started, epoch summaries, stopped...), oldest first, bounded.
     pub log: Vec<String>,
+    /// In the final evaluation: the attack running and the batch it is on.
+    pub final_step: Option<FinalStep>,
+}
+
+/// The attack the final evaluation is running (`pgd20`, `autoattack/square`) on batch `batch`
+/// (1-indexed) of `batches`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FinalStep {
+    pub attack: String,
+    pub batch: usize,
+    pub batches: usize,
 }
 
 /// The most batch samples a [`Live`] keeps.

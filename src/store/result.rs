@@ -1,5 +1,6 @@
 //! `result.json` (product.md section 6): field names are an interface other tools read.
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -117,6 +118,30 @@ pub struct FinalTable {
     pub cw: Option<f64>,
     pub autoattack: Option<f64>,
     pub autoattack_preset: Option<String>,
+    /// Robust accuracy after each AutoAttack sub-attack, in the order they ran.
+    #[serde(default)]
+    pub autoattack_steps: Vec<SubAttackRow>,
+    /// The images evaluated, the L∞ budget and the seed of every attack's randomness.
+    #[serde(default)]
+    pub images: Option<usize>,
+    #[serde(default)]
+    pub epsilon: Option<f64>,
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Wall seconds each attack took, by name (`fgsm`, …, `autoattack`).
+    #[serde(default)]
+    pub seconds: BTreeMap<String, f64>,
+    /// Signs of gradient masking that reviewers check for (empty when none).
+    #[serde(default)]
+    pub flags: Vec<String>,
+}
+
+/// The robust accuracy (%) once an AutoAttack sub-attack has run, and its wall time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SubAttackRow {
+    pub attack: String,
+    pub accuracy: f64,
+    pub seconds: f64,
 }
 
 impl FinalTable {

@@ -51,6 +51,19 @@ pub enum Event {
         record: EpochRecord,
     },
     FinalStarted,
+    /// An attack of the final table (`pgd20`, or an AutoAttack sub-attack such as
+    /// `autoattack/square`) starts on batch `batch` (1-indexed) of `batches`.
+    FinalAttack {
+        attack: String,
+        batch: usize,
+        batches: usize,
+    },
+    /// A batch of the final evaluation is done: the table over the first `images_done` images.
+    FinalBatch {
+        images_done: usize,
+        images: usize,
+        table: FinalTable,
+    },
     FinalFinished {
         table: FinalTable,
     },

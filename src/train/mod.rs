@@ -1,5 +1,6 @@
 //! One run of a job: seeding, data, model, the epochs of training with the per-epoch test, the
 //! final evaluation, and the run folder kept current after every epoch.
+pub mod attack_table;
 pub mod evaluate;
 pub mod events;
 pub mod schedule;
@@ -10,7 +11,8 @@ use crate::data::{self, DataRequest, Splits};
 use crate::methods::{self, correct, TrainingMethod};
 use crate::models::{ModelSpec, Network};
 use crate::ratio::Ratio;
-use crate::store::result::{EpochRecord, Peaks, RunResult, Status};
+use crate::store::result::{EpochRecord, FinalTable, Peaks, RunResult, Status};
+use attack_table::{AttackTable, Progress};
 use crate::store::{
     train_log, Opening, ResumePoint, RunStore, StoreError, RESUME_METHOD_FILE,
     RESUME_OPTIMIZER_FILE, RESUME_WEIGHTS_FILE,
@@ -425,7 +427,7 @@ impl Run<'_> {
         if cfg.method != Method::St && !cfg.evaluation.final_attacks.is_empty() {
             self.check_stop(cfg.epochs, 0)?;
             self.emit(Event::FinalStarted)?;
-            let table = evaluate::final_table(self.evaluated(), &self.data.test, cfg);
+            let table = self.final_table()?;
             self.result.final_table = Some(table.clone());
             self.emit(Event::FinalFinished { table })?;
         }
@@ -581,6 +583,56 @@ impl Run<'_> {
             has_method_state: !method_state.is_empty(),
         })?;
         Ok(())
+    }
+
+    /// The final attack table of the evaluated network, its progress in the events; a stop request
+    /// ends it at the next batch (the run resumes into a new final evaluation).
+    fn final_table(&mut self) -> Result<FinalTable, RunError> {
+        let table = AttackTable::for_job(self.cfg);
+        let net = self.method.evaluated().unwrap_or(&self.net);
+        let (store, observer, stop) = (&mut self.store, &mut *self.observer, &self.stop);
+        let mut failure = None;
+        let outcome = table.run(net, &self.data.test, &mut |progress| {
+            let event = match progress {
+                Progress::Attack {
+                    attack,
+                    batch,
+                    batches,
+                } => {
+                    if stop.requested() {
+                        failure = Some(RunError::Stopped(format!(
+                            "stopped in the final evaluation at batch {batch}; resumes into a new final evaluation"
+                        )));
+                        return Err(String::new());
+                    }
+                    Event::FinalAttack {
+                        attack,
+                        batch,
+                        batches,
+                    }
+                }
+                Progress::Batch {
+                    images_done,
+                    images,
+                    table,
+                } => Event::FinalBatch {
+                    images_done,
+                    images,
+                    table,
+                },
+            };
+            if let Err(e) = store.append_events(std::slice::from_ref(&event)) {
+                failure = Some(e.into());
+                return Err(String::new());
+            }
+            observer.observe(&event);
+            Ok(())
+        });
+        match (outcome, failure) {
+            (Ok(table), _) => Ok(table),
+            (Err(_), Some(failure)) => Err(failure),
+            (Err(message), None) => Err(RunError::Failed(message)),
+        }
     }
 
     /// The network that is tested, finally evaluated and saved (Generalist: its global model).

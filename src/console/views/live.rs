@@ -66,7 +66,10 @@ fn info_lines(app: &App, live: &Live, theme: Theme, width: u16) -> Vec<Line<'sta
         Phase::Starting => "starting: loading data, building the model".to_string(),
         Phase::Training => "training".into(),
         Phase::Testing => format!("testing epoch {}", live.epoch),
-        Phase::FinalEvaluation => "final attacks".into(),
+        Phase::FinalEvaluation => match &live.final_step {
+            Some(step) => format!("final attacks: {}", step.attack),
+            None => "final attacks".into(),
+        },
     };
     let running = app.running().len();
     let others = if running > 1 {
@@ -94,17 +97,23 @@ fn info_lines(app: &App, live: &Live, theme: Theme, width: u16) -> Vec<Line<'sta
             ),
             Span::raw(format!("  lr {:.4}  {rate}  ETA {eta}", live.lr)),
         ]),
-        Line::from(vec![
-            Span::raw(format!(
-                "batch {:>3}/{:<3} ",
-                live.batch, live.batches_per_epoch
-            )),
-            Span::styled(
-                theme.progress_bar(live.batch, live.batches_per_epoch, bar_width),
-                theme.fg(Color::Cyan),
-            ),
-        ]),
+        batch_line(live, theme, bar_width),
     ]
+}
+
+/// The training batch within the epoch, or in the final evaluation the test batch.
+fn batch_line(live: &Live, theme: Theme, bar_width: usize) -> Line<'static> {
+    let (label, batch, batches) = match (&live.phase, &live.final_step) {
+        (Phase::FinalEvaluation, Some(step)) => ("final", step.batch, step.batches),
+        _ => ("batch", live.batch, live.batches_per_epoch),
+    };
+    Line::from(vec![
+        Span::raw(format!("{label} {batch:>3}/{batches:<3} ")),
+        Span::styled(
+            theme.progress_bar(batch, batches, bar_width),
+            theme.fg(Color::Cyan),
+        ),
+    ])
 }
 
 /// A label on the left, a sparkline of the latest values that fit on the right.

@@ -1,0 +1,362 @@
+//! The final attack table (reference-behaviour.md 8, product.md 2): clean accuracy, FGSM,
+//! PGD-10/20/50, CW∞ and AutoAttack on the test set, in eval mode, batch by batch, with the time
+//! each attack took and the sanity flags reviewers look for. The same table follows training and
+//! `adarat eval` on any checkpoint.
+use crate::attacks::autoattack::{SubAttack, SubAttackEvent};
+use crate::attacks::{cross_entropy, fgsm, AutoAttack, Cw, Pgd, RandomStart};
+use crate::config::{Augment, AutoAttackPreset, JobConfig};
+use crate::data::Dataset;
+use crate::models::Network;
+use crate::store::result::{FinalTable, SubAttackRow};
+use crate::vocab::FinalAttack;
+use std::collections::BTreeMap;
+use std::time::Instant;
+use tch::{Kind, Tensor};
+
+/// How the table is made.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttackTable {
+    pub attacks: Vec<FinalAttack>,
+    pub epsilon: f64,
+    pub step_size: f64,
+    pub cw_steps: usize,
+    pub cw_margin: f64,
+    pub autoattack: AutoAttackPreset,
+    /// Seeds every attack's randomness, per batch and attack, so a table can be repeated.
+    pub seed: u64,
+    pub batch_size: usize,
+    /// The test images' augmentation: the reference's CIFAR-10 random crop under
+    /// `protocol: reference` (quirk Q3), else none.
+    pub augment: Augment,
+}
+
+/// What the evaluation reports while it runs.
+#[derive(Clone, Debug)]
+pub enum Progress {
+    /// `attack` (`pgd20`, `autoattack/apgd-t`, …) starts on batch `batch` of `batches` (1-indexed).
+    Attack {
+        attack: String,
+        batch: usize,
+        batches: usize,
+    },
+    /// A batch is done: the table over the images so far.
+    Batch {
+        images_done: usize,
+        images: usize,
+        table: FinalTable,
+    },
+}
+
+/// A gap this large between PGD-20 and AutoAttack means PGD is being misled (anchors.md 5).
+const AUTOATTACK_GAP_FLAG: f64 = 5.0;
+
+impl AttackTable {
+    pub fn for_job(cfg: &JobConfig) -> AttackTable {
+        AttackTable {
+            attacks: cfg.evaluation.final_attacks.clone(),
+            epsilon: cfg.attack.epsilon,
+            step_size: cfg.attack.step_size,
+            cw_steps: cfg.evaluation.cw_steps,
+            cw_margin: cfg.evaluation.cw_margin,
+            autoattack: cfg.evaluation.autoattack,
+            seed: cfg.seed,
+            batch_size: cfg.evaluation.batch_size,
+            augment: super::evaluate::test_augment(cfg),
+        }
+    }
+
+    fn wants(&self, attack: FinalAttack) -> bool {
+        self.attacks.contains(&attack)
+    }
+
+    /// Evaluates `net` in eval mode on `test`. `progress` may end the evaluation early by
+    /// returning an error (a stop request, a failed write), which is passed on.
+    pub fn run(
+        &self,
+        net: &Network,
+        test: &Dataset,
+        progress: &mut dyn FnMut(Progress) -> Result<(), String>,
+    ) -> Result<FinalTable, String> {
+        let eval = |x: &Tensor| net.forward_t(x, false);
+        let images = test.len();
+        let batches = images.div_ceil(self.batch_size.max(1));
+        let mut tally = Tally::default();
+        for (index, batch) in test
+            .batches(self.batch_size, false, self.augment)
+            .enumerate()
+        {
+            let (x, y) = (&batch.images, &batch.labels);
+            let mut starting = |attack: String| {
+                progress(Progress::Attack {
+                    attack,
+                    batch: index + 1,
+                    batches,
+                })
+            };
+            let clean_correct = tch::no_grad(|| eval(x).argmax(-1, false).eq_tensor(y));
+            tally.add("clean", &clean_correct, 0.0);
+            for attack in FinalAttack::ALL.iter().copied().filter(|a| self.wants(*a)) {
+                starting(attack.to_string())?;
+                let started = Instant::now();
+                tch::manual_seed(attack_seed(self.seed, index, attack as i64));
+                let correct = match self.single_shot(attack, &eval, x, y) {
+                    Some(adversarial) => {
+                        tch::no_grad(|| eval(&adversarial).argmax(-1, false).eq_tensor(y))
+                    }
+                    None => {
+                        let mut failure = Ok(());
+                        let robust = self.autoattack(net, x, y, &clean_correct, index, &mut |event| {
+                            match event {
+                                SubAttackEvent::Starting(sub) => {
+                                    if failure.is_ok() {
+                                        failure = starting(format!("autoattack/{}", sub.name()));
+                                    }
+                                }
+                                SubAttackEvent::Finished { attack: sub, fooled, elapsed } => {
+                                    tally.sub_attack(sub, fooled, elapsed.as_secs_f64());
+                                }
+                            }
+                        });
+                        failure?;
+                        robust
+                    }
+                };
+                tally.add(attack.as_str(), &correct, started.elapsed().as_secs_f64());
+            }
+            tally.images += y.size()[0] as usize;
+            progress(Progress::Batch {
+                images_done: tally.images,
+                images,
+                table: self.table(&tally),
+            })?;
+        }
+        Ok(self.table(&tally))
+    }
+
+    /// The images of a single-shot attack; None for AutoAttack, which judges points as it goes.
+    fn single_shot(
+        &self,
+        attack: FinalAttack,
+        eval: crate::attacks::Logits,
+        x: &Tensor,
+        y: &Tensor,
+    ) -> Option<Tensor> {
+        let pgd = |steps| Pgd {
+            epsilon: self.epsilon,
+            step_size: self.step_size,
+            steps,
+            start: RandomStart::Uniform,
+        };
+        let ce = |z: &Tensor| cross_entropy(z, y);
+        Some(match attack {
+            FinalAttack::Fgsm => fgsm(eval, x, y, self.epsilon),
+            FinalAttack::Pgd10 => pgd(10).run(eval, x, &ce),
+            FinalAttack::Pgd20 => pgd(20).run(eval, x, &ce),
+            FinalAttack::Pgd50 => pgd(50).run(eval, x, &ce),
+            FinalAttack::Cw => Cw {
+                epsilon: self.epsilon,
+                step_size: self.step_size,
+                steps: self.cw_steps,
+                margin: self.cw_margin,
+            }
+            .run(eval, x, y),
+            FinalAttack::AutoAttack => return None,
+        })
+    }
+
+    /// AutoAttack on the clean-correct points of one batch; the mask of those left robust.
+    fn autoattack(
+        &self,
+        net: &Network,
+        x: &Tensor,
+        y: &Tensor,
+        clean_correct: &Tensor,
+        batch: usize,
+        report: &mut dyn FnMut(SubAttackEvent),
+    ) -> Tensor {
+        let eval = |x: &Tensor| net.forward_t(x, false);
+        let autoattack = AutoAttack {
+            epsilon: self.epsilon,
+            preset: self.autoattack,
+        };
+        let base = FinalAttack::ALL.len() as i64;
+        let seed_for = |sub: SubAttack| attack_seed(self.seed, batch, base + sub as i64);
+        autoattack.run(&eval, x, y, clean_correct, &seed_for, report)
+    }
+
+    fn table(&self, tally: &Tally) -> FinalTable {
+        let images = tally.images.max(1) as f64;
+        let accuracy = |name: &str| tally.correct.get(name).map(|c| 100.0 * c / images);
+        let attack = |a: FinalAttack| {
+            if self.wants(a) {
+                accuracy(a.as_str())
+            } else {
+                None
+            }
+        };
+        let autoattack_steps = if self.wants(FinalAttack::AutoAttack) {
+            // A point left robust after a sub-attack stays counted by the later ones.
+            let mut correct = tally.correct.get("clean").copied().unwrap_or(0.0);
+            SubAttack::ALL
+                .iter()
+                .map(|sub| {
+                    let (fooled, seconds) = tally.sub_attacks.get(sub.name()).copied().unwrap_or((0.0, 0.0));
+                    correct -= fooled;
+                    SubAttackRow {
+                        attack: sub.name().to_string(),
+                        accuracy: 100.0 * correct / images,
+                        seconds,
+                    }
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut table = FinalTable {
+            clean: accuracy("clean"),
+            fgsm: attack(FinalAttack::Fgsm),
+            pgd10: attack(FinalAttack::Pgd10),
+            pgd20: attack(FinalAttack::Pgd20),
+            pgd50: attack(FinalAttack::Pgd50),
+            cw: attack(FinalAttack::Cw),
+            autoattack: attack(FinalAttack::AutoAttack),
+            autoattack_preset: self
+                .wants(FinalAttack::AutoAttack)
+                .then(|| preset_name(self.autoattack)),
+            autoattack_steps,
+            images: Some(tally.images),
+            epsilon: Some(self.epsilon),
+            seed: Some(self.seed),
+            seconds: tally.seconds.clone(),
+            flags: Vec::new(),
+        };
+        table.flags = sanity_flags(&table);
+        table
+    }
+}
+
+/// `standard` or `torchattacks-3.5.1`, as written in the configuration.
+pub fn preset_name(preset: AutoAttackPreset) -> String {
+    match preset {
+        AutoAttackPreset::Standard => "standard",
+        AutoAttackPreset::Torchattacks351 => "torchattacks-3.5.1",
+    }
+    .to_string()
+}
+
+/// The seed of one attack on one batch: independent of what ran before, so a batch can be redone.
+fn attack_seed(seed: u64, batch: usize, attack: i64) -> i64 {
+    (seed as i64)
+        .wrapping_mul(1_000_003)
+        .wrapping_add(batch as i64)
+        .wrapping_mul(64)
+        .wrapping_add(attack)
+}
+
+/// Counts so far: correct points per attack, AutoAttack's fooled points per sub-attack, seconds.
+#[derive(Default)]
+struct Tally {
+    images: usize,
+    correct: BTreeMap<String, f64>,
+    sub_attacks: BTreeMap<&'static str, (f64, f64)>,
+    seconds: BTreeMap<String, f64>,
+}
+
+impl Tally {
+    /// Reads the batch's count (one host read, which also makes the timing honest on a GPU).
+    fn add(&mut self, name: &str, correct: &Tensor, seconds: f64) {
+        let count = correct.to_kind(Kind::Int64).sum(Kind::Int64).int64_value(&[]) as f64;
+        *self.correct.entry(name.to_string()).or_default() += count;
+        if name != "clean" {
+            *self.seconds.entry(name.to_string()).or_default() += seconds;
+        }
+    }
+
+    fn sub_attack(&mut self, sub: SubAttack, fooled: usize, seconds: f64) {
+        let entry = self.sub_attacks.entry(sub.name()).or_default();
+        entry.0 += fooled as f64;
+        entry.1 += seconds;
+    }
+}
+
+/// Signs of gradient masking (anchors.md 5): a one-step attack beating an iterative one, Square
+/// (black-box) fooling points the white-box attacks missed, AutoAttack far below PGD-20.
+pub fn sanity_flags(table: &FinalTable) -> Vec<String> {
+    let mut flags = Vec::new();
+    if let Some(fgsm) = table.fgsm {
+        let pgds = [("PGD-10", table.pgd10), ("PGD-20", table.pgd20), ("PGD-50", table.pgd50)];
+        if let Some((name, pgd)) = pgds
+            .iter()
+            .find_map(|(name, pgd)| pgd.filter(|p| fgsm < *p).map(|p| (name, p)))
+        {
+            flags.push(format!(
+                "FGSM accuracy {fgsm:.2} is below {name} {pgd:.2}: a one-step attack beats an iterative one (gradient masking?)"
+            ));
+        }
+    }
+    let before_square = table.autoattack_steps.iter().rev().nth(1);
+    if let (Some(before), Some(square)) = (before_square, table.autoattack_steps.last()) {
+        if square.attack == SubAttack::Square.name() && square.accuracy < before.accuracy {
+            flags.push(format!(
+                "Square (black-box) lowered robust accuracy from {:.2} to {:.2} on points the white-box attacks missed (gradient masking?)",
+                before.accuracy, square.accuracy
+            ));
+        }
+    }
+    if let (Some(aa), Some(pgd20)) = (table.autoattack, table.pgd20) {
+        if pgd20 - aa > AUTOATTACK_GAP_FLAG {
+            flags.push(format!(
+                "AutoAttack {aa:.2} is {:.2} points below PGD-20 {pgd20:.2}: PGD is misled (gradient masking?)",
+                pgd20 - aa
+            ));
+        }
+    }
+    flags
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(attack: &str, accuracy: f64) -> SubAttackRow {
+        SubAttackRow {
+            attack: attack.into(),
+            accuracy,
+            seconds: 0.0,
+        }
+    }
+
+    #[test]
+    fn flags_name_each_sign_of_gradient_masking() {
+        let honest = FinalTable {
+            fgsm: Some(55.0),
+            pgd10: Some(50.0),
+            pgd20: Some(49.0),
+            pgd50: Some(48.5),
+            autoattack: Some(46.0),
+            autoattack_steps: vec![row("apgd-ce", 47.0), row("apgd-t", 46.2), row("fab-t", 46.0), row("square", 46.0)],
+            ..FinalTable::default()
+        };
+        assert!(sanity_flags(&honest).is_empty());
+
+        let masked = FinalTable {
+            fgsm: Some(40.0),
+            autoattack: Some(30.0),
+            autoattack_steps: vec![row("apgd-ce", 45.0), row("apgd-t", 44.0), row("fab-t", 44.0), row("square", 30.0)],
+            ..honest.clone()
+        };
+        let flags = sanity_flags(&masked);
+        assert_eq!(flags.len(), 3, "{flags:?}");
+        assert!(flags[0].contains("FGSM accuracy 40.00 is below PGD-10 50.00"));
+        assert!(flags[1].contains("from 44.00 to 30.00"));
+        assert!(flags[2].contains("19.00 points below PGD-20"));
+    }
+
+    #[test]
+    fn seeds_differ_per_batch_and_attack() {
+        let seeds: std::collections::BTreeSet<i64> = (0..40)
+            .flat_map(|batch| (0..10).map(move |attack| attack_seed(1, batch, attack)))
+            .collect();
+        assert_eq!(seeds.len(), 400);
+    }
+}
