@@ -5,12 +5,14 @@ pub mod fat;
 pub mod fgsm;
 pub mod fosc;
 pub mod pgd;
+pub mod square;
 pub mod trades;
 
 pub use fat::EarlyStoppedPgd;
 pub use fgsm::fgsm;
 pub use fosc::FoscPgd;
 pub use pgd::{Pgd, RandomStart};
+pub use square::Square;
 pub use trades::pgd_kl;
 
 use tch::{Reduction, Tensor};
