@@ -1,12 +1,14 @@
 //! L∞ attacks. Every attack takes the network as a function from images to logits, so the caller
 //! decides its mode (train mode while crafting training examples, eval mode in every evaluation),
 //! and differentiates with respect to the input only: no weight-gradient work, no `.grad` pollution.
+pub mod fab;
 pub mod fat;
 pub mod fgsm;
 pub mod fosc;
 pub mod pgd;
 pub mod trades;
 
+pub use fab::FabTargeted;
 pub use fat::EarlyStoppedPgd;
 pub use fgsm::fgsm;
 pub use fosc::FoscPgd;
