@@ -26,8 +26,9 @@ run: build
 build: $(LIBTORCH_DEP)
 	$(CARGO) build --release
 
-test: $(LIBTORCH_DEP)
-	$(CARGO) test --all-targets -- --test-threads=1
+# The tests also compare against PyTorch and torchattacks 3.5.1 (installed into .venv for them only).
+test: $(LIBTORCH_DEP) $(VENV)/.test-tools
+	ADARAT_PYTHON=$(VENV)/bin/python $(CARGO) test --all-targets -- --test-threads=1
 
 clippy: $(LIBTORCH_DEP)
 	$(CARGO) clippy --all-targets -- -D warnings
@@ -35,9 +36,18 @@ clippy: $(LIBTORCH_DEP)
 fmt:
 	$(CARGO) fmt --all
 
-# The wheel's torch/ folder is a complete libtorch; .venv/libtorch points at it.
-$(VENV)/libtorch/lib:
+$(VENV)/.torch:
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --disable-pip-version-check -q torch==$(TORCH_VERSION)
+	touch $@
+
+# torchattacks' own requirements (torchvision, an old requests) are not needed by its attacks.
+$(VENV)/.test-tools: $(VENV)/.torch
+	$(VENV)/bin/python -m pip install --disable-pip-version-check -q numpy scipy
+	$(VENV)/bin/python -m pip install --disable-pip-version-check -q --no-deps torchattacks==3.5.1
+	touch $@
+
+# The wheel's torch/ folder is a complete libtorch; .venv/libtorch points at it.
+$(VENV)/libtorch/lib: $(VENV)/.torch
 	ln -sfn "$$($(VENV)/bin/python -c 'import os, torch; print(os.path.dirname(torch.__file__))')" $(VENV)/libtorch
 	test -d $(VENV)/libtorch/lib

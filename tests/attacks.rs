@@ -1,5 +1,6 @@
-//! Attacks on a real network: budget and range, input-only gradients, and PGD stronger than FGSM.
-use adarat::attacks::{cross_entropy, fgsm, Pgd, RandomStart};
+//! Attacks on a real network: budget and range, input-only gradients, the network's mode and state
+//! left as they were, and PGD stronger than FGSM.
+use adarat::attacks::{cross_entropy, fgsm, Apgd, Cw, FabTargeted, Pgd, RandomStart, Square};
 use adarat::config::{Augment, SyntheticSize};
 use adarat::data::{self, DataRequest, Splits};
 use adarat::models::{ModelSpec, Network};
@@ -98,6 +99,28 @@ fn every_attack_stays_in_the_budget_and_the_image_range() {
             );
         }
     }
+    // The final table's attacks, on the network in eval mode.
+    let logits = |z: &Tensor| net.forward_t(z, false);
+    let apgd = Apgd::new(EPS, 10);
+    let cw = Cw {
+        epsilon: EPS,
+        step_size: 2.0 / 255.0,
+        steps: 5,
+        margin: 50.0,
+    };
+    let square = Square {
+        queries: 50,
+        ..Square::new(EPS, false)
+    };
+    for (name, adversarial) in [
+        ("cw", cw.run(&logits, x, y)),
+        ("apgd-ce", apgd.run_ce(&logits, x, y)),
+        ("apgd-t", apgd.run_targeted(&logits, x, y, 9)),
+        ("fab-t", FabTargeted::new(EPS, 10).run(&logits, x, y)),
+        ("square", square.run(&logits, x, y)),
+    ] {
+        assert_in_budget(&adversarial, x, EPS, name);
+    }
     // A budget at the edge of the image range still clips.
     let big = fgsm(&|z: &Tensor| net.forward_t(z, false), x, y, 0.5);
     assert_in_budget(&big, x, 0.5, "fgsm ε=0.5");
@@ -124,6 +147,59 @@ fn attacks_differentiate_the_input_only() {
         &batch.labels,
         EPS,
     );
+    for (name, p) in net.parameters() {
+        let g = p.grad();
+        assert!(
+            !g.defined() || g.abs().sum(Kind::Float).double_value(&[]) == 0.0,
+            "{name} received a gradient"
+        );
+    }
+}
+
+#[test]
+fn the_final_table_leaves_the_network_and_its_batch_norm_state_as_they_were() {
+    use adarat::config::AutoAttackPreset;
+    use adarat::train::attack_table::AttackTable;
+    use adarat::vocab::FinalAttack;
+    let data = synthetic(64, 8);
+    tch::manual_seed(0);
+    // A network with BatchNorm, on small images to stay quick.
+    let spec = ModelSpec::new(ModelKind::ResNet18, 3, 32, 32, data.classes);
+    let net = Network::new(&spec, Device::Cpu).unwrap();
+    for batch in data.train.batches(32, true, Augment::None) {
+        let _ = tch::no_grad(|| net.forward_t(&batch.images, true));
+    }
+    let before: Vec<(String, Tensor)> = net
+        .state_dict()
+        .into_iter()
+        .map(|(name, t)| (name, t.copy()))
+        .collect();
+    let table = AttackTable {
+        attacks: vec![
+            FinalAttack::Fgsm,
+            FinalAttack::Pgd10,
+            FinalAttack::Cw,
+            FinalAttack::AutoAttack,
+        ],
+        epsilon: EPS,
+        step_size: 2.0 / 255.0,
+        cw_steps: 2,
+        cw_margin: 50.0,
+        autoattack: AutoAttackPreset::Torchattacks351,
+        seed: 1,
+        batch_size: 8,
+        augment: Augment::None,
+    };
+    let result = table.run(&net, &data.test, &mut |_| Ok(())).unwrap();
+    assert_eq!(result.images, Some(8));
+    assert!(result.autoattack.is_some());
+    for (name, tensor) in net.state_dict() {
+        let original = &before.iter().find(|(n, _)| *n == name).unwrap().1;
+        assert!(
+            tensor.equal(original),
+            "{name} changed during the evaluation"
+        );
+    }
     for (name, p) in net.parameters() {
         let g = p.grad();
         assert!(

@@ -791,7 +791,10 @@ fn the_live_screen_follows_the_final_evaluation_attack_by_attack() {
     let mut app = app_with(plain_settings(), snapshot);
     type_keys(&mut app, "v");
     let screen = screen_text(&app, 80, 24);
-    assert_contains(&screen, &["final attacks: autoattack/apgd-t", "final   3/40"]);
+    assert_contains(
+        &screen,
+        &["final attacks: autoattack/apgd-t", "final   3/40"],
+    );
     assert!(!screen.contains("batch   4/40"), "{screen}");
 }
 

@@ -1,25 +1,8 @@
 //! `adarat run` end to end, through the real binary, the real engine and libtorch.
+mod common;
+
+use common::{adarat, result_json, stderr};
 use serde_json::Value;
-use std::path::Path;
-use std::process::{Command, Output};
-
-fn adarat(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_adarat"))
-        .args(args)
-        .current_dir(dir)
-        // One thread: the run is then bitwise reproducible, whatever the machine's core count.
-        .env("OMP_NUM_THREADS", "1")
-        .output()
-        .expect("the adarat binary runs")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn result_json(folder: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(folder.join("result.json")).unwrap()).unwrap()
-}
 
 #[test]
 fn pgd_at_adarat_on_synthetic_learns_and_writes_a_complete_run_folder() {
@@ -36,6 +19,10 @@ fn pgd_at_adarat_on_synthetic_learns_and_writes_a_complete_run_folder() {
             "--device",
             "cpu",
             "--offline",
+            // AutoAttack's Square spends 5000 queries per robust point: its own test below
+            // keeps few robust points.
+            "--set",
+            "evaluation.final_attacks=[fgsm,pgd10,pgd20,pgd50,cw]",
         ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
@@ -179,6 +166,79 @@ fn pgd_at_adarat_on_synthetic_learns_and_writes_a_complete_run_folder() {
     let show = adarat(dir.path(), &["show", "pgd-at/synthetic/adarat"]);
     assert!(show.status.success(), "{}", stderr(&show));
     assert!(String::from_utf8_lossy(&show.stdout).contains("peaks: SA"));
+}
+
+#[test]
+fn the_final_table_of_a_run_has_every_field_autoattack_included() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = adarat(
+        dir.path(),
+        &[
+            "run",
+            "pgd-at/synthetic/baseline",
+            "--epochs",
+            "1",
+            "--limit-train",
+            "256",
+            "--limit-test",
+            "64",
+            "--device",
+            "cpu",
+            "--offline",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The finished table is printed, AutoAttack's sub-attacks included.
+    assert!(
+        stderr(&out).contains("AutoAttack (standard)"),
+        "{}",
+        stderr(&out)
+    );
+    let folder = dir
+        .path()
+        .join("output/pgd-at_synthetic_baseline_small-cnn_seed1");
+    let table = &result_json(&folder)["final"];
+    for field in [
+        "clean",
+        "fgsm",
+        "pgd10",
+        "pgd20",
+        "pgd50",
+        "cw",
+        "autoattack",
+    ] {
+        assert!(
+            table[field].is_number(),
+            "final.{field} is {}",
+            table[field]
+        );
+    }
+    assert_eq!(table["autoattack_preset"], "standard");
+    assert_eq!(table["seed"], 1);
+    assert_eq!(table["images"], 64);
+    let aa = table["autoattack"].as_f64().unwrap();
+    assert!(aa <= table["pgd20"].as_f64().unwrap() && aa <= table["clean"].as_f64().unwrap());
+    let steps = table["autoattack_steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 4);
+    assert_eq!(steps[3]["accuracy"].as_f64(), Some(aa));
+    for attack in ["fgsm", "pgd10", "pgd20", "pgd50", "cw", "autoattack"] {
+        assert!(
+            table["seconds"][attack].is_number(),
+            "no seconds for {attack}"
+        );
+    }
+    // The reference's closing block carries the AutoAttack line.
+    let log = std::fs::read_to_string(folder.join("train.log")).unwrap();
+    assert!(log.contains(&format!("AA ACC: {aa:05.2}")), "{log}");
+    // Progress went to the event log, attack by attack.
+    let events = std::fs::read_to_string(folder.join("events.jsonl")).unwrap();
+    for needle in [
+        r#""type":"final_attack","attack":"pgd50""#,
+        r#""attack":"autoattack/apgd-ce""#,
+        r#""type":"final_batch""#,
+    ] {
+        assert!(events.contains(needle), "events.jsonl lacks {needle}");
+    }
 }
 
 #[test]

@@ -56,14 +56,19 @@ pub fn dlr_loss(logits: &Tensor, labels: &Tensor) -> Tensor {
     let (sorted, order) = logits.sort(1, true);
     let true_logit = logits.gather(1, &labels.unsqueeze(1), false).squeeze_dim(1);
     let top_is_true = order.select(1, 0).eq_tensor(labels).to_kind(logits.kind());
-    let best_other = sorted.select(1, 1) * &top_is_true + sorted.select(1, 0) * (-&top_is_true + 1.0);
+    let best_other =
+        sorted.select(1, 1) * &top_is_true + sorted.select(1, 0) * (-&top_is_true + 1.0);
     -(true_logit - best_other) / (sorted.select(1, 0) - sorted.select(1, 2) + 1e-12)
 }
 
 /// Targeted DLR: `−(z_y − z_t) / (z_π1 − (z_π3 + z_π4)/2 + 10⁻¹²)` per sample.
 pub fn targeted_dlr_loss(logits: &Tensor, labels: &Tensor, targets: &Tensor) -> Tensor {
     let sorted = logits.sort(1, true).0;
-    let pick = |classes: &Tensor| logits.gather(1, &classes.unsqueeze(1), false).squeeze_dim(1);
+    let pick = |classes: &Tensor| {
+        logits
+            .gather(1, &classes.unsqueeze(1), false)
+            .squeeze_dim(1)
+    };
     -(pick(labels) - pick(targets))
         / (sorted.select(1, 0) - (sorted.select(1, 2) + sorted.select(1, 3)) * 0.5 + 1e-12)
 }
@@ -116,7 +121,13 @@ impl Apgd {
 
     /// APGD-T: for each of the `targets` classes ranked second, third, … by the clean logits, the
     /// targeted-DLR APGD on the points not yet fooled. Needs at least four classes.
-    pub fn run_targeted(&self, logits: Logits, x: &Tensor, labels: &Tensor, targets: usize) -> Tensor {
+    pub fn run_targeted(
+        &self,
+        logits: Logits,
+        x: &Tensor,
+        labels: &Tensor,
+        targets: usize,
+    ) -> Tensor {
         let x = x.detach();
         let classes = tch::no_grad(|| logits(&x.narrow(0, 0, 1.min(x.size()[0])))).size()[1];
         let mut output = x.shallow_clone();
@@ -126,7 +137,10 @@ impl Apgd {
             if indices.size()[0] == 0 || classes < 4 {
                 break;
             }
-            let (x_sub, y_sub) = (x.index_select(0, &indices), labels.index_select(0, &indices));
+            let (x_sub, y_sub) = (
+                x.index_select(0, &indices),
+                labels.index_select(0, &indices),
+            );
             let target = tch::no_grad(|| logits(&x_sub).sort(1, true).1.select(1, rank as i64));
             let (fooled, adversarial) = self.single_run(logits, &x_sub, &y_sub, &|z| {
                 targeted_dlr_loss(z, &y_sub, &target)
@@ -169,7 +183,8 @@ impl Apgd {
         // Uniform start on the ε-sphere of L∞: each image's noise is scaled so its largest pixel is ±ε.
         let noise = x.rand_like() * 2.0 - 1.0;
         let largest = noise.abs().flatten(1, -1).amax([1i64].as_slice(), false);
-        let mut adversarial = (x + per_sample(&largest.reciprocal(), x) * &noise * eps).clamp(0.0, 1.0);
+        let mut adversarial =
+            (x + per_sample(&largest.reciprocal(), x) * &noise * eps).clamp(0.0, 1.0);
         let mut best_adversarial = adversarial.shallow_clone();
         let (mut best_loss, mut gradient, mut robust) = loss_and_gradient(&adversarial);
         let mut best_point = adversarial.shallow_clone();
@@ -265,7 +280,10 @@ mod tests {
                 decrease: 1
             }
         );
-        assert_eq!(Checkpoints::for_steps(10).iterations(10), vec![1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(
+            Checkpoints::for_steps(10).iterations(10),
+            vec![1, 2, 3, 4, 5, 6, 7, 8, 9]
+        );
     }
 
     #[test]
@@ -287,7 +305,9 @@ mod tests {
 
     /// A linear classifier on 4 pixels with 4 classes: logits = W·x + b.
     fn linear(weights: &[f64], bias: &[f64]) -> impl Fn(&Tensor) -> Tensor {
-        let w = Tensor::from_slice(weights).view([4, 4]).to_kind(Kind::Float);
+        let w = Tensor::from_slice(weights)
+            .view([4, 4])
+            .to_kind(Kind::Float);
         let b = Tensor::from_slice(bias).to_kind(Kind::Float);
         move |x: &Tensor| x.flatten(1, -1).matmul(&w.tr()) + &b
     }
@@ -298,7 +318,9 @@ mod tests {
         // Class 0 ↔ pixel 0 and class 1 ↔ pixel 1; from x = (0.5, 0.45, …) the class-0 margin
         // 0.05 falls by 2 per unit of L∞, so ε = 0.05 crosses it and ε = 0.01 does not.
         let net = linear(
-            &[1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1.],
+            &[
+                1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1.,
+            ],
             &[0., 0., -1., -1.],
         );
         let x = Tensor::from_slice(&[0.5f32, 0.45, 0.2, 0.2]).view([1, 1, 2, 2]);
@@ -316,7 +338,10 @@ mod tests {
                 let predicted = net(&adversarial).argmax(-1, false).int64_value(&[0]);
                 assert_eq!(predicted != 0, fooled, "eps {eps}");
                 if !fooled {
-                    assert!(adversarial.equal(&x), "a failed attack returns the clean image");
+                    assert!(
+                        adversarial.equal(&x),
+                        "a failed attack returns the clean image"
+                    );
                 }
             }
         }
@@ -326,7 +351,9 @@ mod tests {
     fn misclassified_points_are_returned_clean() {
         tch::manual_seed(0);
         let net = linear(
-            &[1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1.],
+            &[
+                1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1.,
+            ],
             &[0., 0., 0., 0.],
         );
         let x = Tensor::from_slice(&[0.9f32, 0.1, 0.1, 0.1]).view([1, 1, 2, 2]);

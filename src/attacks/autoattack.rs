@@ -91,9 +91,14 @@ impl AutoAttack {
             report(SubAttackEvent::Starting(attack));
             let started = Instant::now();
             tch::manual_seed(seed_for(attack));
-            let (x_left, y_left) = (x.index_select(0, &indices), labels.index_select(0, &indices));
+            let (x_left, y_left) = (
+                x.index_select(0, &indices),
+                labels.index_select(0, &indices),
+            );
             let adversarial = match attack {
-                SubAttack::ApgdCe => Apgd::new(self.epsilon, steps).run_ce(logits, &x_left, &y_left),
+                SubAttack::ApgdCe => {
+                    Apgd::new(self.epsilon, steps).run_ce(logits, &x_left, &y_left)
+                }
                 SubAttack::ApgdT => {
                     Apgd::new(self.epsilon, steps).run_targeted(logits, &x_left, &y_left, TARGETS)
                 }
@@ -110,7 +115,10 @@ impl AutoAttack {
             // Success is judged here, on the returned images, whatever the attack believed: a
             // misclassified image within the budget (up to float rounding of the projection).
             let fooled = tch::no_grad(|| {
-                let distance = (&adversarial - &x_left).abs().flatten(1, -1).amax([1i64].as_slice(), false);
+                let distance = (&adversarial - &x_left)
+                    .abs()
+                    .flatten(1, -1)
+                    .amax([1i64].as_slice(), false);
                 logits(&adversarial)
                     .argmax(-1, false)
                     .ne_tensor(&y_left)

@@ -291,7 +291,11 @@ fn eval(args: EvalArgs) -> Result<(), Failure> {
         Some(text) => config::parse_number(text)
             .ok()
             .filter(|v| *v > 0.0 && v.is_finite())
-            .ok_or_else(|| Failure::input(format!("--{flag} {text}: expected a positive number such as 8/255"))),
+            .ok_or_else(|| {
+                Failure::input(format!(
+                    "--{flag} {text}: expected a positive number such as 8/255"
+                ))
+            }),
         None => Ok(default),
     };
     table.epsilon = number("epsilon", &args.epsilon, table.epsilon)?;
@@ -299,7 +303,11 @@ fn eval(args: EvalArgs) -> Result<(), Failure> {
     if let Some(list) = &args.attacks {
         table.attacks = list
             .split(',')
-            .map(|name| name.trim().parse().map_err(|e| Failure::input(format!("--attacks: {e}"))))
+            .map(|name| {
+                name.trim()
+                    .parse()
+                    .map_err(|e| Failure::input(format!("--attacks: {e}")))
+            })
             .collect::<Result<_, _>>()?;
     }
     if let Some(preset) = &args.autoattack {

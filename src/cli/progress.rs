@@ -28,11 +28,14 @@ impl ProgressBars {
     /// The bar over the final evaluation's batches, named after the attack running.
     fn final_bar(&mut self, attack: &str, batch: usize, batches: usize) {
         let bar = self.bar.get_or_insert_with(|| {
-            let bar = ProgressBar::with_draw_target(Some(batches as u64), ProgressDrawTarget::stderr());
+            let bar =
+                ProgressBar::with_draw_target(Some(batches as u64), ProgressDrawTarget::stderr());
             bar.set_style(
-                ProgressStyle::with_template("final [{bar:30}] batch {pos}/{len} {msg} ({elapsed})")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "final [{bar:30}] batch {pos}/{len} {msg} ({elapsed})",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
             );
             bar
         });
@@ -164,18 +167,36 @@ impl EvalProgress {
 /// The final table as text: accuracy and time per attack, AutoAttack's sub-attacks, the flags.
 pub fn attack_table(table: &FinalTable) -> String {
     let mut out = String::new();
-    let images = table.images.map_or_else(String::new, |n| format!(" on {n} images"));
-    let epsilon = table.epsilon.map_or_else(String::new, |e| format!(", ε {e:.6}"));
-    let seed = table.seed.map_or_else(String::new, |s| format!(", seed {s}"));
+    let images = table
+        .images
+        .map_or_else(String::new, |n| format!(" on {n} images"));
+    let epsilon = table
+        .epsilon
+        .map_or_else(String::new, |e| format!(", ε {e:.6}"));
+    let seed = table
+        .seed
+        .map_or_else(String::new, |s| format!(", seed {s}"));
     let _ = writeln!(out, "attack table{images}{epsilon}{seed}");
-    let _ = writeln!(out, "  {:<24} {:>9} {:>10}", "attack", "accuracy", "seconds");
+    let _ = writeln!(
+        out,
+        "  {:<24} {:>9} {:>10}",
+        "attack", "accuracy", "seconds"
+    );
     let seconds = |name: &str| {
         table
             .seconds
             .get(name)
             .map_or_else(String::new, |s| format!("{s:.1}"))
     };
-    let keys = ["clean", "fgsm", "pgd10", "pgd20", "pgd50", "cw", "autoattack"];
+    let keys = [
+        "clean",
+        "fgsm",
+        "pgd10",
+        "pgd20",
+        "pgd50",
+        "cw",
+        "autoattack",
+    ];
     let rows = std::iter::once(("clean", table.clean)).chain(table.attacks());
     for (key, (name, value)) in keys.iter().zip(rows) {
         let Some(value) = value else { continue };

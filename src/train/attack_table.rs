@@ -43,7 +43,7 @@ pub enum Progress {
     Batch {
         images_done: usize,
         images: usize,
-        table: FinalTable,
+        table: Box<FinalTable>,
     },
 }
 
@@ -105,18 +105,24 @@ impl AttackTable {
                     }
                     None => {
                         let mut failure = Ok(());
-                        let robust = self.autoattack(net, x, y, &clean_correct, index, &mut |event| {
-                            match event {
-                                SubAttackEvent::Starting(sub) => {
-                                    if failure.is_ok() {
-                                        failure = starting(format!("autoattack/{}", sub.name()));
+                        let robust =
+                            self.autoattack(net, x, y, &clean_correct, index, &mut |event| {
+                                match event {
+                                    SubAttackEvent::Starting(sub) => {
+                                        if failure.is_ok() {
+                                            failure =
+                                                starting(format!("autoattack/{}", sub.name()));
+                                        }
+                                    }
+                                    SubAttackEvent::Finished {
+                                        attack: sub,
+                                        fooled,
+                                        elapsed,
+                                    } => {
+                                        tally.sub_attack(sub, fooled, elapsed.as_secs_f64());
                                     }
                                 }
-                                SubAttackEvent::Finished { attack: sub, fooled, elapsed } => {
-                                    tally.sub_attack(sub, fooled, elapsed.as_secs_f64());
-                                }
-                            }
-                        });
+                            });
                         failure?;
                         robust
                     }
@@ -127,7 +133,7 @@ impl AttackTable {
             progress(Progress::Batch {
                 images_done: tally.images,
                 images,
-                table: self.table(&tally),
+                table: Box::new(self.table(&tally)),
             })?;
         }
         Ok(self.table(&tally))
@@ -200,7 +206,11 @@ impl AttackTable {
             SubAttack::ALL
                 .iter()
                 .map(|sub| {
-                    let (fooled, seconds) = tally.sub_attacks.get(sub.name()).copied().unwrap_or((0.0, 0.0));
+                    let (fooled, seconds) = tally
+                        .sub_attacks
+                        .get(sub.name())
+                        .copied()
+                        .unwrap_or((0.0, 0.0));
                     correct -= fooled;
                     SubAttackRow {
                         attack: sub.name().to_string(),
@@ -265,7 +275,10 @@ struct Tally {
 impl Tally {
     /// Reads the batch's count (one host read, which also makes the timing honest on a GPU).
     fn add(&mut self, name: &str, correct: &Tensor, seconds: f64) {
-        let count = correct.to_kind(Kind::Int64).sum(Kind::Int64).int64_value(&[]) as f64;
+        let count = correct
+            .to_kind(Kind::Int64)
+            .sum(Kind::Int64)
+            .int64_value(&[]) as f64;
         *self.correct.entry(name.to_string()).or_default() += count;
         if name != "clean" {
             *self.seconds.entry(name.to_string()).or_default() += seconds;
@@ -284,7 +297,11 @@ impl Tally {
 pub fn sanity_flags(table: &FinalTable) -> Vec<String> {
     let mut flags = Vec::new();
     if let Some(fgsm) = table.fgsm {
-        let pgds = [("PGD-10", table.pgd10), ("PGD-20", table.pgd20), ("PGD-50", table.pgd50)];
+        let pgds = [
+            ("PGD-10", table.pgd10),
+            ("PGD-20", table.pgd20),
+            ("PGD-50", table.pgd50),
+        ];
         if let Some((name, pgd)) = pgds
             .iter()
             .find_map(|(name, pgd)| pgd.filter(|p| fgsm < *p).map(|p| (name, p)))
@@ -334,7 +351,12 @@ mod tests {
             pgd20: Some(49.0),
             pgd50: Some(48.5),
             autoattack: Some(46.0),
-            autoattack_steps: vec![row("apgd-ce", 47.0), row("apgd-t", 46.2), row("fab-t", 46.0), row("square", 46.0)],
+            autoattack_steps: vec![
+                row("apgd-ce", 47.0),
+                row("apgd-t", 46.2),
+                row("fab-t", 46.0),
+                row("square", 46.0),
+            ],
             ..FinalTable::default()
         };
         assert!(sanity_flags(&honest).is_empty());
@@ -342,7 +364,12 @@ mod tests {
         let masked = FinalTable {
             fgsm: Some(40.0),
             autoattack: Some(30.0),
-            autoattack_steps: vec![row("apgd-ce", 45.0), row("apgd-t", 44.0), row("fab-t", 44.0), row("square", 30.0)],
+            autoattack_steps: vec![
+                row("apgd-ce", 45.0),
+                row("apgd-t", 44.0),
+                row("fab-t", 44.0),
+                row("square", 30.0),
+            ],
             ..honest.clone()
         };
         let flags = sanity_flags(&masked);

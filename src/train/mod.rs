@@ -12,12 +12,12 @@ use crate::methods::{self, correct, TrainingMethod};
 use crate::models::{ModelSpec, Network};
 use crate::ratio::Ratio;
 use crate::store::result::{EpochRecord, FinalTable, Peaks, RunResult, Status};
-use attack_table::{AttackTable, Progress};
 use crate::store::{
     train_log, Opening, ResumePoint, RunStore, StoreError, RESUME_METHOD_FILE,
     RESUME_OPTIMIZER_FILE, RESUME_WEIGHTS_FILE,
 };
 use crate::vocab::Method;
+use attack_table::{AttackTable, Progress};
 use events::{BatchSample, Event, Observer};
 use sgd::Sgd;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -618,7 +618,7 @@ impl Run<'_> {
                 } => Event::FinalBatch {
                     images_done,
                     images,
-                    table,
+                    table: *table,
                 },
             };
             if let Err(e) = store.append_events(std::slice::from_ref(&event)) {
