@@ -1,5 +1,7 @@
 //! Generalist (reference-behaviour.md 6.7): its schedules, the order of its per-batch updates, the
 //! communication resets, its resume state, and whole runs of the three modes through the binary.
+mod common;
+
 use adarat::config::{self, JobConfig, JobOverrides, MethodParams, RatioConfig, Study};
 use adarat::data::Batch;
 use adarat::methods::generalist::Generalist;
@@ -9,9 +11,9 @@ use adarat::ratio::{LossTerms, Ratio};
 use adarat::train::schedule::learning_rate;
 use adarat::train::sgd::Sgd;
 use adarat::vocab::{Mode, ModelKind};
+use common::{adarat, result_json, TINY};
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Output};
 use tch::{Device, Kind, Tensor};
 
 fn study() -> Study {
@@ -278,30 +280,6 @@ fn a_clean_loss_exactly_at_the_switch_takes_generalists_barrier_branch() {
     assert_eq!(clean_only(true, 0.5001), 1.0);
     assert_eq!(clean_only(false, 0.4999), 0.0);
 }
-
-fn adarat(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_adarat"))
-        .args(args)
-        .current_dir(dir)
-        .env("OMP_NUM_THREADS", "1")
-        .output()
-        .expect("the adarat binary runs")
-}
-
-fn result_json(folder: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(folder.join("result.json")).unwrap()).unwrap()
-}
-
-const TINY: [&str; 8] = [
-    "--device",
-    "cpu",
-    "--set",
-    "datasets.synthetic.train_size=160",
-    "--set",
-    "datasets.synthetic.test_size=64",
-    "--set",
-    "evaluation.final_attacks=[fgsm, pgd10]",
-];
 
 #[test]
 fn generalist_runs_in_all_three_modes() {

@@ -1,5 +1,7 @@
 //! ST, FAT, DAT and TRADES: their training attacks on hand-made networks whose behaviour the tests
 //! control, TRADES' loss, and one epoch of every method and mode through the real binary.
+mod common;
+
 use adarat::attacks::{cross_entropy, pgd_kl, EarlyStoppedPgd, FoscPgd, Pgd, RandomStart};
 use adarat::config::{Augment, RatioConfig, SyntheticSize};
 use adarat::data::{self, DataRequest};
@@ -8,10 +10,9 @@ use adarat::models::{ModelSpec, Network};
 use adarat::ratio::{barrier_value, Ratio};
 use adarat::train::sgd::Sgd;
 use adarat::vocab::{DatasetKind, Mode, ModelKind};
+use common::adarat;
 use serde_json::Value;
 use std::cell::RefCell;
-use std::path::Path;
-use std::process::{Command, Output};
 use tch::{Device, Kind, Reduction, Tensor};
 
 const EPS: f64 = 8.0 / 255.0;
@@ -405,15 +406,6 @@ fn trades_losses_in_each_mode() {
         0.0,
         "no gradient through the KL"
     );
-}
-
-fn adarat(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_adarat"))
-        .args(args)
-        .current_dir(dir)
-        .env("OMP_NUM_THREADS", "1")
-        .output()
-        .expect("the adarat binary runs")
 }
 
 /// One epoch of `method` in each of `modes` on a tiny synthetic set, in one `adarat run`; returns

@@ -4,38 +4,17 @@
 use adarat::models::{ModelSpec, Network};
 use adarat::store::result::{RunResult, Status};
 use adarat::vocab::ModelKind;
+mod common;
+
+use common::{adarat_command as adarat, result_json, stderr, TINY};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 use tch::Device;
 
-/// An epoch takes a few seconds on one CPU thread.
-const TINY: [&str; 8] = [
-    "--set",
-    "datasets.synthetic.train_size=160",
-    "--set",
-    "datasets.synthetic.test_size=64",
-    "--set",
-    "device=cpu",
-    "--set",
-    "evaluation.final_attacks=[fgsm, pgd10]",
-];
-
 const ROBUST_FOLDER: &str = "pgd-at_synthetic_baseline_small-cnn_seed1";
 const STANDARD_FOLDER: &str = "st_synthetic_baseline_small-cnn_seed1";
-
-fn adarat(dir: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_adarat"));
-    command
-        .args(args)
-        .current_dir(dir)
-        .env("OMP_NUM_THREADS", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    command
-}
 
 /// `adarat run JOBS... --epochs 1` on the tiny set, with extra `--set` values.
 fn run(dir: &Path, jobs: &[&str], sets: &[&str]) -> Output {
@@ -49,16 +28,8 @@ fn run(dir: &Path, jobs: &[&str], sets: &[&str]) -> Output {
     adarat(dir, &args).output().expect("the adarat binary runs")
 }
 
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 fn output(dir: &Path) -> PathBuf {
     dir.join("output")
-}
-
-fn result_json(folder: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(folder.join("result.json")).unwrap()).unwrap()
 }
 
 /// A finished teacher run made by hand: `model` weights for the synthetic images and `classes`

@@ -1,33 +1,11 @@
 //! Jobs as processes: stop requests, hangups, the run lock and the console's queue worker, through
 //! the real binary and the real engine on a tiny synthetic dataset.
+mod common;
+
+use common::{adarat_command as adarat, result_json, wait_for, TINY};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// Small enough that an epoch takes a few seconds on one CPU thread.
-const TINY: [&str; 8] = [
-    "--set",
-    "datasets.synthetic.train_size=160",
-    "--set",
-    "datasets.synthetic.test_size=64",
-    "--set",
-    "device=cpu",
-    "--set",
-    "evaluation.final_attacks=[fgsm, pgd10]",
-];
-
-fn adarat(dir: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_adarat"));
-    command
-        .args(args)
-        .current_dir(dir)
-        .env("OMP_NUM_THREADS", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    command
-}
+use std::process::Child;
 
 fn run_args<'a>(job: &'a str, epochs: &'a str) -> Vec<&'a str> {
     let mut args = vec!["run", job, "--epochs", epochs, "--offline"];
@@ -37,22 +15,6 @@ fn run_args<'a>(job: &'a str, epochs: &'a str) -> Vec<&'a str> {
 
 fn folder(dir: &Path, job_folder: &str) -> PathBuf {
     dir.join("output").join(job_folder)
-}
-
-fn result_json(folder: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(folder.join("result.json")).unwrap()).unwrap()
-}
-
-/// Waits (at most two minutes) until `ready` holds.
-fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ready() {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn events(folder: &Path) -> String {

@@ -3,15 +3,47 @@
 #![allow(dead_code)]
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A tiny synthetic set on the CPU with a short final table: an epoch takes a few seconds on one
+/// thread.
+pub const TINY: [&str; 8] = [
+    "--set",
+    "datasets.synthetic.train_size=160",
+    "--set",
+    "datasets.synthetic.test_size=64",
+    "--set",
+    "device=cpu",
+    "--set",
+    "evaluation.final_attacks=[fgsm, pgd10]",
+];
+
+/// The adarat binary in `dir`, on one torch thread, stdin closed and outputs captured: to spawn
+/// and signal, or to run with `.output()`.
+pub fn adarat_command(dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_adarat"));
+    command
+        .args(args)
+        .current_dir(dir)
+        .env("OMP_NUM_THREADS", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
 
 /// Runs the adarat binary in `dir` on one thread: a run is then bitwise reproducible, whatever the
 /// machine's core count.
 pub fn adarat(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_adarat"))
-        .args(args)
-        .current_dir(dir)
-        .env("OMP_NUM_THREADS", "1")
+    adarat_on_threads(dir, args, 1)
+}
+
+/// Runs the adarat binary with `threads` torch threads, where speed matters more than bitwise
+/// reproducibility across machines.
+pub fn adarat_on_threads(dir: &Path, args: &[&str], threads: usize) -> Output {
+    adarat_command(dir, args)
+        .env("OMP_NUM_THREADS", threads.to_string())
         .output()
         .expect("the adarat binary runs")
 }
@@ -26,6 +58,18 @@ pub fn stdout(out: &Output) -> String {
 
 pub fn result_json(folder: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(folder.join("result.json")).unwrap()).unwrap()
+}
+
+/// Waits (at most two minutes) until `ready` holds.
+pub fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// `ADARAT_PYTHON` (set by `make test`), else `.venv/bin/python` of this checkout. The tests that
@@ -48,7 +92,7 @@ pub fn run_python(script: &str, args: &[&Path]) -> String {
     let output = Command::new(&python)
         .arg(python_modules().join(script))
         .args(args)
-        .env("ADARAT_TESTS_PYTHON", python_modules())
+        .env("ADARAT_PARITY_THREADS", "2")
         .output()
         .unwrap_or_else(|e| panic!("{}: {e} (`make test` installs .venv)", python.display()));
     let out = stdout(&output);

@@ -2,7 +2,8 @@
 
 FOLDER holds spec.json (the model spec and the attack settings), model.safetensors (PyTorch state_dict
 names) and data.safetensors (x in [0, 1], y). Writes FOLDER/torchattacks.json with the accuracies (%)
-and seconds of each attack, and FOLDER/fgsm.safetensors with torchattacks' FGSM images. torchattacks
+and seconds of each attack, FOLDER/fgsm.safetensors with torchattacks' FGSM images, and
+FOLDER/pytorch.safetensors, the loaded model's state_dict saved from PyTorch. torchattacks
 has no CW∞ (its CW is L2), so CW is the reference's attack (reference-behaviour.md 4.6) written here.
 """
 import json
@@ -72,6 +73,8 @@ def main(folder):
         result[name] = accuracy(images)
         if name == "fgsm":
             write_safetensors(os.path.join(folder, "fgsm.safetensors"), {"x": images})
+    # A checkpoint saved from PyTorch, for adarat to evaluate in turn.
+    write_safetensors(os.path.join(folder, "pytorch.safetensors"), model.state_dict())
     json.dump(result, open(os.path.join(folder, "torchattacks.json"), "w"), indent=1)
     print(json.dumps(result))
 
