@@ -129,19 +129,31 @@ impl Apgd {
         targets: usize,
     ) -> Tensor {
         let x = x.detach();
-        let classes = tch::no_grad(|| logits(&x.narrow(0, 0, 1.min(x.size()[0])))).size()[1];
+        let clean = tch::no_grad(|| logits(&x));
+        let classes = clean.size()[1];
         let mut output = x.shallow_clone();
-        let mut robust = tch::no_grad(|| logits(&x).argmax(-1, false).eq_tensor(labels));
-        for rank in 1..=targets.min(classes.max(1) as usize - 1) {
+        let mut robust = clean.argmax(-1, false).eq_tensor(labels);
+        // The targeted DLR reads the fourth-largest logit: no APGD-T under four classes.
+        let targets = if classes < 4 {
+            0
+        } else {
+            targets.min(classes as usize - 1)
+        };
+        for rank in 1..=targets {
             let indices = robust.nonzero().squeeze_dim(1);
-            if indices.size()[0] == 0 || classes < 4 {
+            if indices.size()[0] == 0 {
                 break;
             }
             let (x_sub, y_sub) = (
                 x.index_select(0, &indices),
                 labels.index_select(0, &indices),
             );
-            let target = tch::no_grad(|| logits(&x_sub).sort(1, true).1.select(1, rank as i64));
+            // The class ranked `rank + 1` by the clean logits of the points still robust.
+            let target = clean
+                .index_select(0, &indices)
+                .sort(1, true)
+                .1
+                .select(1, rank as i64);
             let (fooled, adversarial) = self.single_run(logits, &x_sub, &y_sub, &|z| {
                 targeted_dlr_loss(z, &y_sub, &target)
             });

@@ -1,6 +1,7 @@
 //! What `adarat run` shows on stderr: a progress bar per epoch and one line per finished epoch.
 use crate::store::result::{FinalTable, RunResult, Status};
 use crate::train::events::{Event, Observer};
+use crate::vocab::FinalAttack;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::fmt::Write;
 
@@ -179,7 +180,7 @@ pub fn attack_table(table: &FinalTable) -> String {
     let _ = writeln!(out, "attack table{images}{epsilon}{seed}");
     let _ = writeln!(
         out,
-        "  {:<24} {:>9} {:>10}",
+        "  {:<32} {:>9} {:>10}",
         "attack", "accuracy", "seconds"
     );
     let seconds = |name: &str| {
@@ -188,28 +189,21 @@ pub fn attack_table(table: &FinalTable) -> String {
             .get(name)
             .map_or_else(String::new, |s| format!("{s:.1}"))
     };
-    let keys = [
-        "clean",
-        "fgsm",
-        "pgd10",
-        "pgd20",
-        "pgd50",
-        "cw",
-        "autoattack",
-    ];
+    // `attacks()` lists the final attacks in `FinalAttack`'s order, under the reference's names.
+    let keys = std::iter::once("clean").chain(FinalAttack::ALL.iter().map(|a| a.as_str()));
     let rows = std::iter::once(("clean", table.clean)).chain(table.attacks());
-    for (key, (name, value)) in keys.iter().zip(rows) {
+    for (key, (name, value)) in keys.zip(rows) {
         let Some(value) = value else { continue };
-        let name = match (*key, &table.autoattack_preset) {
+        let name = match (key, &table.autoattack_preset) {
             ("autoattack", Some(preset)) => format!("AutoAttack ({preset})"),
             _ => name.to_string(),
         };
-        let _ = writeln!(out, "  {name:<24} {value:>8.2}% {:>10}", seconds(key));
+        let _ = writeln!(out, "  {name:<32} {value:>8.2}% {:>10}", seconds(key));
     }
     for step in &table.autoattack_steps {
         let _ = writeln!(
             out,
-            "    after {:<16} {:>8.2}% {:>10.1}",
+            "    after {:<24} {:>8.2}% {:>10.1}",
             step.attack, step.accuracy, step.seconds
         );
     }
