@@ -540,6 +540,51 @@ mod tests {
     }
 
     #[test]
+    fn the_final_evaluation_is_followed_attack_by_attack() {
+        use crate::store::result::FinalTable;
+        let mut tail = Tail::new("pgd-at/synthetic/adarat".parse().unwrap());
+        tail.apply(Event::FinalStarted);
+        tail.apply(Event::FinalAttack {
+            attack: "autoattack/square".into(),
+            batch: 2,
+            batches: 4,
+        });
+        assert_eq!(tail.phase, Phase::FinalEvaluation);
+        assert_eq!(
+            tail.final_step,
+            Some(FinalStep {
+                attack: "autoattack/square".into(),
+                batch: 2,
+                batches: 4
+            })
+        );
+        let partial = FinalTable {
+            fgsm: Some(55.5),
+            autoattack: Some(41.0),
+            ..FinalTable::default()
+        };
+        tail.apply(Event::FinalBatch {
+            images_done: 64,
+            images: 128,
+            table: partial.clone(),
+        });
+        assert_eq!(
+            tail.log.back().map(String::as_str),
+            Some("final, 64/128 images: FGSM 55.50%, AA 41.00%")
+        );
+        tail.apply(Event::FinalFinished {
+            table: FinalTable {
+                flags: vec!["AutoAttack is far below PGD-20".into()],
+                ..partial
+            },
+        });
+        assert_eq!(tail.final_step, None);
+        let last: Vec<&String> = tail.log.iter().rev().take(2).collect();
+        assert_eq!(last[1], "final: FGSM 55.50%, AA 41.00%");
+        assert_eq!(last[0], "warning: AutoAttack is far below PGD-20");
+    }
+
+    #[test]
     fn eta_uses_the_wall_time_between_epoch_ends() {
         let log = [
             record(1, "2026/01/01 10:00:00"),
