@@ -98,8 +98,10 @@ struct EvalArgs {
     /// The weights: safetensors under the reference's PyTorch state_dict names.
     #[arg(value_name = "CHECKPOINT")]
     checkpoint: PathBuf,
+    /// Its test set is evaluated: cifar10, cifar100, fashion-mnist, mnist or synthetic.
     #[arg(long, value_name = "D")]
     dataset: String,
+    /// The checkpoint's architecture: resnet18, wrn-34-10, preact-resnet18 or small-cnn.
     #[arg(long, value_name = "M")]
     model: String,
     /// Comma-separated attacks (default: the configuration's final attacks), of fgsm, pgd10,
@@ -124,6 +126,7 @@ struct EvalArgs {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, value_name = "D")]
     device: Option<String>,
+    /// Images per batch (default: the configuration's evaluation batch size).
     #[arg(long, value_name = "N")]
     batch_size: Option<usize>,
     /// Print the table as one JSON object, shaped like `final` in result.json.
