@@ -315,6 +315,10 @@ fn bad_input_to_eval_gets_one_line_and_exit_status_2() {
             with(base(path(&small), "small-cnn"), &["--autoattack", "plus"]),
             "--autoattack plus",
         ),
+        (
+            with(base(path(&small), "small-cnn"), &["--batch-size", "0"]),
+            "--batch-size 0",
+        ),
     ] {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = adarat(dir.path(), &args);

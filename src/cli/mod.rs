@@ -320,8 +320,10 @@ fn eval(args: EvalArgs) -> Result<(), Failure> {
             ))
         })?;
     }
-    if let Some(size) = args.batch_size {
-        table.batch_size = size.max(1);
+    match args.batch_size {
+        Some(0) => return Err(Failure::input("--batch-size 0: expected a positive number")),
+        Some(size) => table.batch_size = size,
+        None => {}
     }
     let device = train::resolve_device(&cfg.device).map_err(Failure::input)?;
     let data = crate::data::load(&crate::data::DataRequest {
