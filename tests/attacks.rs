@@ -202,7 +202,9 @@ fn the_final_table_leaves_the_network_and_its_batch_norm_state_as_they_were() {
         batch_size: 8,
         augment: Augment::None,
     };
-    let result = table.run(&net, &data.test, &mut |_| Ok(())).unwrap();
+    let result = table
+        .run(&net, &data.test, Default::default(), &mut |_| Ok(()))
+        .unwrap();
     assert_eq!(result.images, Some(8));
     assert!(result.autoattack.is_some());
     for (name, tensor) in net.state_dict() {

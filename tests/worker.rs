@@ -82,6 +82,72 @@ fn sigterm_stops_a_run_resumably_and_a_second_run_of_the_job_is_refused() {
 }
 
 #[test]
+fn a_stopped_final_evaluation_goes_on_from_its_last_batch_and_gives_the_same_table() {
+    // Sixteen test batches of an attack table long enough to be stopped in.
+    let mut args = run_args("pgd-at/synthetic/baseline", "1");
+    args.extend([
+        "--set",
+        "evaluation.batch_size=4",
+        "--set",
+        "evaluation.final_attacks=[fgsm, pgd10, pgd20, pgd50, cw]",
+    ]);
+    let job_folder = "pgd-at_synthetic_baseline_small-cnn_seed1";
+    let whole = tempfile::tempdir().unwrap();
+    let out = adarat(whole.path(), &args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let uninterrupted = result_json(&folder(whole.path(), job_folder));
+
+    let dir = tempfile::tempdir().unwrap();
+    let run = folder(dir.path(), job_folder);
+    let child = adarat(dir.path(), &args).spawn().unwrap();
+    wait_for("two batches of the final evaluation", || {
+        events(&run).matches(r#""type":"final_batch""#).count() >= 2
+    });
+    signal(&child, libc::SIGTERM);
+    let (code, stderr) = finish(child);
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(stderr.contains("final evaluation"), "{stderr}");
+    assert_eq!(result_json(&run)["status"], "stopped");
+    let progress: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("final-progress.json")).unwrap())
+            .unwrap();
+    let done = progress["batches"].as_u64().unwrap();
+    assert!((2..16).contains(&done), "{progress}");
+    let before = events(&run).len();
+
+    let resumed = adarat(dir.path(), &args).output().unwrap();
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    // The second process started at the first batch not done, not at batch 1.
+    let second_run = events(&run)[before..].to_string();
+    let first_attack: Value = second_run
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|e| e["type"] == "final_attack")
+        .unwrap();
+    assert_eq!(
+        first_attack["batch"].as_u64(),
+        Some(done + 1),
+        "{second_run}"
+    );
+    assert!(!run.join("final-progress.json").exists());
+    // Every attack of every batch is seeded on its own: the table equals the uninterrupted one.
+    let mut table = result_json(&run)["final"].clone();
+    let mut expected = uninterrupted["final"].clone();
+    for t in [&mut table, &mut expected] {
+        t["seconds"] = Value::Null;
+    }
+    assert_eq!(table, expected);
+}
+
+#[test]
 fn a_hangup_does_not_stop_a_headless_run() {
     let dir = tempfile::tempdir().unwrap();
     let run = folder(dir.path(), "pgd-at_synthetic_baseline_small-cnn_seed1");

@@ -360,7 +360,7 @@ fn eval(args: EvalArgs) -> Result<(), Failure> {
     );
     let mut bar = progress::EvalProgress::new();
     let result = table
-        .run(&net, &data.test, &mut |p: Progress| {
+        .run(&net, &data.test, Default::default(), &mut |p: Progress| {
             bar.update(&p);
             Ok(())
         })

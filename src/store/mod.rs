@@ -22,6 +22,8 @@ pub const RESUME_WEIGHTS_FILE: &str = "resume.safetensors";
 pub const RESUME_OPTIMIZER_FILE: &str = "resume-optimizer.safetensors";
 /// A method's own resume state (Generalist's ST learner, momentum and EMA models).
 pub const RESUME_METHOD_FILE: &str = "resume-method.safetensors";
+/// The final evaluation's counts after each test batch, while it runs: a stop resumes from them.
+pub const FINAL_PROGRESS_FILE: &str = "final-progress.json";
 
 #[derive(thiserror::Error, Debug)]
 pub enum StoreError {

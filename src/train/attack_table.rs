@@ -9,6 +9,7 @@ use crate::data::Dataset;
 use crate::models::Network;
 use crate::store::result::{FinalTable, SubAttackRow};
 use crate::vocab::FinalAttack;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Instant;
 use tch::{Kind, Tensor};
@@ -39,11 +40,13 @@ pub enum Progress {
         batch: usize,
         batches: usize,
     },
-    /// A batch is done: the table over the images so far.
+    /// A batch is done: the table over the images so far, and the tally to go on from after a
+    /// stop.
     Batch {
         images_done: usize,
         images: usize,
         table: Box<FinalTable>,
+        tally: Box<Tally>,
     },
 }
 
@@ -69,22 +72,37 @@ impl AttackTable {
         self.attacks.contains(&attack)
     }
 
-    /// Evaluates `net` in eval mode on `test`. `progress` may end the evaluation early by
+    /// Evaluates `net` in eval mode on `test`, going on from `from` (the tally of the batches
+    /// already done, [`Tally::default`] to start). `progress` may end the evaluation early by
     /// returning an error (a stop request, a failed write), which is passed on.
     pub fn run(
         &self,
         net: &Network,
         test: &Dataset,
+        from: Tally,
         progress: &mut dyn FnMut(Progress) -> Result<(), String>,
     ) -> Result<FinalTable, String> {
         let eval = |x: &Tensor| net.forward_t(x, false);
         let images = test.len();
         let batches = images.div_ceil(self.batch_size.max(1));
-        let mut tally = Tally::default();
-        for (index, batch) in test
-            .batches(self.batch_size, false, self.augment)
-            .enumerate()
-        {
+        let key = self.key();
+        let mut tally = if from.key == key {
+            from
+        } else {
+            Tally::default()
+        };
+        tally.key = key;
+        let mut test_batches = test.batches(self.batch_size, false, self.augment);
+        for index in 0..batches {
+            // Seeded per batch, so a random test crop (`protocol: reference`) is the same
+            // whether or not the batches before it were evaluated in this process.
+            tch::manual_seed(attack_seed(self.seed, index, CROP_SEED));
+            let Some(batch) = test_batches.next() else {
+                break;
+            };
+            if index < tally.batches {
+                continue;
+            }
             let (x, y) = (&batch.images, &batch.labels);
             let mut starting = |attack: String| {
                 progress(Progress::Attack {
@@ -130,13 +148,20 @@ impl AttackTable {
                 tally.add(attack.as_str(), &correct, started.elapsed().as_secs_f64());
             }
             tally.images += y.size()[0] as usize;
+            tally.batches = index + 1;
             progress(Progress::Batch {
                 images_done: tally.images,
                 images,
                 table: Box::new(self.table(&tally)),
+                tally: Box::new(tally.clone()),
             })?;
         }
         Ok(self.table(&tally))
+    }
+
+    /// What a tally must have been made with to be gone on from: every setting of the table.
+    fn key(&self) -> String {
+        format!("{self:?}")
     }
 
     /// The images of a single-shot attack; None for AutoAttack, which judges points as it goes.
@@ -263,12 +288,20 @@ fn attack_seed(seed: u64, batch: usize, attack: i64) -> i64 {
         .wrapping_add(attack)
 }
 
-/// Counts so far: correct points per attack, AutoAttack's fooled points per sub-attack, seconds.
-#[derive(Default)]
-struct Tally {
+/// The seed slot of a batch's random test crop, after the attacks' and AutoAttack's sub-attacks'.
+const CROP_SEED: i64 = 63;
+
+/// The counts of the batches done so far: correct points per attack, AutoAttack's fooled points and
+/// seconds per sub-attack, seconds per attack. Saved after each batch, so that a stopped final
+/// evaluation goes on where it was.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tally {
+    /// The table's settings it was made with; a tally of other settings is not gone on from.
+    key: String,
+    batches: usize,
     images: usize,
     correct: BTreeMap<String, f64>,
-    sub_attacks: BTreeMap<&'static str, (f64, f64)>,
+    sub_attacks: BTreeMap<String, (f64, f64)>,
     seconds: BTreeMap<String, f64>,
 }
 
@@ -285,8 +318,13 @@ impl Tally {
         }
     }
 
+    /// Batches done.
+    pub fn batches(&self) -> usize {
+        self.batches
+    }
+
     fn sub_attack(&mut self, sub: SubAttack, fooled: usize, seconds: f64) {
-        let entry = self.sub_attacks.entry(sub.name()).or_default();
+        let entry = self.sub_attacks.entry(sub.name().to_string()).or_default();
         entry.0 += fooled as f64;
         entry.1 += seconds;
     }

@@ -13,11 +13,11 @@ use crate::models::{ModelSpec, Network};
 use crate::ratio::Ratio;
 use crate::store::result::{EpochRecord, FinalTable, Peaks, RunResult, Status};
 use crate::store::{
-    train_log, Opening, ResumePoint, RunStore, StoreError, RESUME_METHOD_FILE,
+    train_log, Opening, ResumePoint, RunStore, StoreError, FINAL_PROGRESS_FILE, RESUME_METHOD_FILE,
     RESUME_OPTIMIZER_FILE, RESUME_WEIGHTS_FILE,
 };
 use crate::vocab::Method;
-use attack_table::{AttackTable, Progress};
+use attack_table::{AttackTable, Progress, Tally};
 use events::{BatchSample, Event, Observer};
 use sgd::Sgd;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -343,6 +343,21 @@ pub fn run(
     outcome.map(|()| run.result)
 }
 
+/// The tally of a final evaluation a stop interrupted, to go on from; an unreadable one is
+/// reported and the evaluation starts over (it costs time, never a wrong table).
+fn read_final_progress(path: &std::path::Path) -> Tally {
+    let Ok(bytes) = std::fs::read(path) else {
+        return Tally::default();
+    };
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+        eprintln!(
+            "{}: unreadable ({e}); the final evaluation starts over",
+            path.display()
+        );
+        Tally::default()
+    })
+}
+
 fn read_tensors(path: &std::path::Path) -> Result<Vec<(String, Tensor)>, RunError> {
     Tensor::read_safetensors(path).map_err(|e| RunError::Input(format!("{}: {e}", path.display())))
 }
@@ -589,10 +604,12 @@ impl Run<'_> {
     /// ends it at the next batch (the run resumes into a new final evaluation).
     fn final_table(&mut self) -> Result<FinalTable, RunError> {
         let table = AttackTable::for_job(self.cfg);
+        let progress_file = self.store.path(FINAL_PROGRESS_FILE);
+        let from = read_final_progress(&progress_file);
         let net = self.method.evaluated().unwrap_or(&self.net);
         let (store, observer, stop) = (&mut self.store, &mut *self.observer, &self.stop);
         let mut failure = None;
-        let outcome = table.run(net, &self.data.test, &mut |progress| {
+        let outcome = table.run(net, &self.data.test, from, &mut |progress| {
             let event = match progress {
                 Progress::Attack {
                     attack,
@@ -615,11 +632,19 @@ impl Run<'_> {
                     images_done,
                     images,
                     table,
-                } => Event::FinalBatch {
-                    images_done,
-                    images,
-                    table: *table,
-                },
+                    tally,
+                } => {
+                    let bytes = serde_json::to_vec(&tally).unwrap_or_default();
+                    if let Err(e) = crate::store::write_atomically(&progress_file, &bytes) {
+                        failure = Some(RunError::Failed(e.to_string()));
+                        return Err(String::new());
+                    }
+                    Event::FinalBatch {
+                        images_done,
+                        images,
+                        table: *table,
+                    }
+                }
             };
             if let Err(e) = store.append_events(std::slice::from_ref(&event)) {
                 failure = Some(e.into());
@@ -629,7 +654,11 @@ impl Run<'_> {
             Ok(())
         });
         match (outcome, failure) {
-            (Ok(table), _) => Ok(table),
+            (Ok(table), _) => {
+                // Done: nothing to go on from any more.
+                let _ = std::fs::remove_file(&progress_file);
+                Ok(table)
+            }
             (Err(_), Some(failure)) => Err(failure),
             (Err(message), None) => Err(RunError::Failed(message)),
         }
