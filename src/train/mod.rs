@@ -687,6 +687,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_damaged_final_progress_file_starts_the_evaluation_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(crate::store::FINAL_PROGRESS_FILE);
+        assert_eq!(read_final_progress(&path), Tally::default());
+        std::fs::write(
+            &path,
+            br#"{"key": "x", "batches": 3, "images": 12, "correct": {"#,
+        )
+        .unwrap();
+        assert_eq!(read_final_progress(&path).batches(), 0);
+        std::fs::write(
+            &path,
+            br#"{"key":"k","batches":3,"images":12,"correct":{},"sub_attacks":{},"seconds":{}}"#,
+        )
+        .unwrap();
+        assert_eq!(read_final_progress(&path).batches(), 3);
+    }
+
+    #[test]
     fn device_strings() {
         assert_eq!(resolve_device("cpu"), Ok(Device::Cpu));
         assert!(resolve_device("gpu")
