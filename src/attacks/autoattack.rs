@@ -71,7 +71,8 @@ impl AutoAttack {
     /// Attacks the points of `x` that `robust` marks (bool `[B]`, normally the clean-correct ones)
     /// and returns the mask of those still robust after all four. `seed_for(attack)` seeds torch's
     /// generator before each sub-attack, so a batch's result does not depend on what ran before it;
-    /// `report` hears of each sub-attack before and after it runs.
+    /// `report` hears of each sub-attack before and after it runs, and ends the attack with its
+    /// error (a stop request) before the next sub-attack.
     pub fn run(
         &self,
         logits: Logits,
@@ -79,8 +80,8 @@ impl AutoAttack {
         labels: &Tensor,
         robust: &Tensor,
         seed_for: &dyn Fn(SubAttack) -> i64,
-        report: &mut dyn FnMut(SubAttackEvent),
-    ) -> Tensor {
+        report: &mut dyn FnMut(SubAttackEvent) -> Result<(), String>,
+    ) -> Result<Tensor, String> {
         let mut robust = robust.to_kind(tch::Kind::Bool);
         let steps = self.iterations();
         for attack in SubAttack::ALL {
@@ -88,7 +89,7 @@ impl AutoAttack {
             if indices.size()[0] == 0 {
                 break;
             }
-            report(SubAttackEvent::Starting(attack));
+            report(SubAttackEvent::Starting(attack))?;
             let started = Instant::now();
             tch::manual_seed(seed_for(attack));
             let (x_left, y_left) = (
@@ -130,8 +131,8 @@ impl AutoAttack {
                 attack,
                 fooled: fooled_indices.size()[0] as usize,
                 elapsed: started.elapsed(),
-            });
+            })?;
         }
-        robust
+        Ok(robust)
     }
 }

@@ -284,6 +284,8 @@ fn eval(args: EvalArgs) -> Result<(), Failure> {
     let overrides = JobOverrides {
         model: Some(model),
         device: args.device.clone(),
+        // Only the test split is evaluated.
+        limit_train: Some(1),
         limit_test: args.limit_test,
         ..Default::default()
     };
@@ -326,27 +328,8 @@ fn eval(args: EvalArgs) -> Result<(), Failure> {
         None => {}
     }
     let device = train::resolve_device(&cfg.device).map_err(Failure::input)?;
-    let data = crate::data::load(&crate::data::DataRequest {
-        kind: dataset,
-        data_dir: &cfg.data_dir,
-        device,
-        limit_train: Some(1),
-        limit_test: cfg.limit_test,
-        synthetic: cfg.synthetic,
-        seed: cfg.seed,
-        download: !args.offline,
-        progress: true,
-    })
-    .map_err(Failure::input)?;
-    let [in_channels, height, width] = data.shape;
-    let spec = crate::models::ModelSpec {
-        kind: model,
-        in_channels,
-        height,
-        width,
-        classes: data.classes,
-        dropout: cfg.dropout,
-    };
+    let data = train::load_data(&cfg, device, !args.offline, true).map_err(Failure::input)?;
+    let spec = train::model_spec(&cfg, &data);
     let mut net = crate::models::Network::new(&spec, device).map_err(Failure::input)?;
     net.load(&args.checkpoint).map_err(Failure::input)?;
     eprintln!(

@@ -117,20 +117,16 @@ impl AttackTable {
                 starting(attack.to_string())?;
                 let started = Instant::now();
                 tch::manual_seed(attack_seed(self.seed, index, attack as i64));
-                let correct = match self.single_shot(attack, &eval, x, y) {
-                    Some(adversarial) => {
-                        tch::no_grad(|| eval(&adversarial).argmax(-1, false).eq_tensor(y))
-                    }
-                    None => {
-                        let mut failure = Ok(());
-                        let robust =
+                let correct =
+                    match self.single_shot(attack, &eval, x, y) {
+                        Some(adversarial) => {
+                            tch::no_grad(|| eval(&adversarial).argmax(-1, false).eq_tensor(y))
+                        }
+                        None => {
                             self.autoattack(net, x, y, &clean_correct, index, &mut |event| {
                                 match event {
                                     SubAttackEvent::Starting(sub) => {
-                                        if failure.is_ok() {
-                                            failure =
-                                                starting(format!("autoattack/{}", sub.name()));
-                                        }
+                                        starting(format!("autoattack/{}", sub.name()))
                                     }
                                     SubAttackEvent::Finished {
                                         attack: sub,
@@ -138,13 +134,12 @@ impl AttackTable {
                                         elapsed,
                                     } => {
                                         tally.sub_attack(sub, fooled, elapsed.as_secs_f64());
+                                        Ok(())
                                     }
                                 }
-                            });
-                        failure?;
-                        robust
-                    }
-                };
+                            })?
+                        }
+                    };
                 tally.add(attack.as_str(), &correct, started.elapsed().as_secs_f64());
             }
             tally.images += y.size()[0] as usize;
@@ -203,8 +198,8 @@ impl AttackTable {
         y: &Tensor,
         clean_correct: &Tensor,
         batch: usize,
-        report: &mut dyn FnMut(SubAttackEvent),
-    ) -> Tensor {
+        report: &mut dyn FnMut(SubAttackEvent) -> Result<(), String>,
+    ) -> Result<Tensor, String> {
         let eval = |x: &Tensor| net.forward_t(x, false);
         let autoattack = AutoAttack {
             epsilon: self.epsilon,

@@ -252,27 +252,9 @@ pub fn run(
         .map_err(RunError::Input)?
         .with_barrier_at_threshold(cfg.method == Method::Generalist);
     // Loading draws nothing from torch's generator (synthetic data has its own, seeded).
-    let data = data::load(&DataRequest {
-        kind: cfg.dataset,
-        data_dir: &cfg.data_dir,
-        device,
-        limit_train: cfg.limit_train,
-        limit_test: cfg.limit_test,
-        synthetic: cfg.synthetic,
-        seed: cfg.seed,
-        download: options.download,
-        progress: options.progress,
-    })
-    .map_err(|e| RunError::Input(e.to_string()))?;
-    let [in_channels, height, width] = data.shape;
-    let spec = ModelSpec {
-        kind: cfg.model,
-        in_channels,
-        height,
-        width,
-        classes: data.classes,
-        dropout: cfg.dropout,
-    };
+    let data = load_data(cfg, device, options.download, options.progress)
+        .map_err(|e| RunError::Input(e.to_string()))?;
+    let spec = model_spec(cfg, &data);
     // Teachers are built and loaded before the seeding, as the reference does (section 1), so
     // the student starts as it would in any other method.
     let mut method = methods::build(cfg, &spec, device).map_err(RunError::Input)?;
@@ -356,6 +338,39 @@ fn read_final_progress(path: &std::path::Path) -> Tally {
         );
         Tally::default()
     })
+}
+
+/// The job's data on `device`; a missing official dataset is fetched when `download` allows.
+pub fn load_data(
+    cfg: &JobConfig,
+    device: Device,
+    download: bool,
+    progress: bool,
+) -> Result<Splits, data::DataError> {
+    data::load(&DataRequest {
+        kind: cfg.dataset,
+        data_dir: &cfg.data_dir,
+        device,
+        limit_train: cfg.limit_train,
+        limit_test: cfg.limit_test,
+        synthetic: cfg.synthetic,
+        seed: cfg.seed,
+        download,
+        progress,
+    })
+}
+
+/// The job's network for its data's image shape and class count.
+pub fn model_spec(cfg: &JobConfig, data: &Splits) -> ModelSpec {
+    let [in_channels, height, width] = data.shape;
+    ModelSpec {
+        kind: cfg.model,
+        in_channels,
+        height,
+        width,
+        classes: data.classes,
+        dropout: cfg.dropout,
+    }
 }
 
 fn read_tensors(path: &std::path::Path) -> Result<Vec<(String, Tensor)>, RunError> {
@@ -601,13 +616,14 @@ impl Run<'_> {
     }
 
     /// The final attack table of the evaluated network, its progress in the events; a stop request
-    /// ends it at the next batch (the run resumes into a new final evaluation).
+    /// ends it before the next attack (a rerun goes on from the next batch not done).
     fn final_table(&mut self) -> Result<FinalTable, RunError> {
         let table = AttackTable::for_job(self.cfg);
         let progress_file = self.store.path(FINAL_PROGRESS_FILE);
         let from = read_final_progress(&progress_file);
+        // `self.evaluated()`, borrowing only the fields it needs, so the observer can be borrowed too.
         let net = self.method.evaluated().unwrap_or(&self.net);
-        let (store, observer, stop) = (&mut self.store, &mut *self.observer, &self.stop);
+        let (store, observer, stop) = (&self.store, &mut *self.observer, &self.stop);
         let mut failure = None;
         let outcome = table.run(net, &self.data.test, from, &mut |progress| {
             let event = match progress {
@@ -618,7 +634,7 @@ impl Run<'_> {
                 } => {
                     if stop.requested() {
                         failure = Some(RunError::Stopped(format!(
-                            "stopped in the final evaluation at batch {batch}; resumes into a new final evaluation"
+                            "stopped in the final evaluation at batch {batch}; it goes on from there when run again"
                         )));
                         return Err(String::new());
                     }
