@@ -4,8 +4,9 @@
 //! the datasets onto the device; [`models`] builds the networks; [`attacks`] crafts adversarial
 //! examples; [`ratio`] weighs the standard loss against the regulariser (FixRAT/AdaRAT); [`methods`]
 //! hold the per-method losses; [`train`] runs the epochs and the per-epoch test; [`store`] writes the
-//! run folder; [`cli`] is the command line.
+//! run folder; [`cli`] is the command line; [`bench`] times the engine against the research code.
 pub mod attacks;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod console;

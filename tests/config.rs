@@ -409,3 +409,52 @@ fn hundreds_of_mutated_files_never_panic() {
     println!("mutated configurations: {refused} refused, {accepted} accepted, 0 panics");
     assert!(refused > 100);
 }
+
+#[test]
+fn speed_switches_default_on_and_precision_is_layered() {
+    let s = study();
+    let c = resolve(&s, "pgd-at/cifar10/adarat");
+    assert_eq!(c.precision, config::Precision::Fp32);
+    assert!(c.cudnn_benchmark && c.channels_last && c.cuda_graphs);
+
+    let sets = vec![
+        "datasets.cifar100.precision=bf16".to_string(),
+        "cuda_graphs=false".to_string(),
+    ];
+    let s = config::parse(config::DEFAULT_CONFIG, Path::new(ORIGIN), &sets).unwrap();
+    assert_eq!(
+        resolve(&s, "pgd-at/cifar100/adarat").precision,
+        config::Precision::Bf16
+    );
+    assert_eq!(
+        resolve(&s, "pgd-at/cifar10/adarat").precision,
+        config::Precision::Fp32
+    );
+    assert!(!resolve(&s, "pgd-at/cifar10/adarat").cuda_graphs);
+
+    let e = refusal("  precision: fp32", "  precision: fp16");
+    assert!(
+        e.starts_with(&format!("{ORIGIN}:{}:", line_of("precision: fp32"))),
+        "{e}"
+    );
+    assert!(e.contains("unknown variant `fp16`"), "{e}");
+    // A file from before these switches still loads, with them on and fp32.
+    let old = config::DEFAULT_CONFIG
+        .lines()
+        .filter(|l| {
+            ![
+                "cudnn_benchmark:",
+                "channels_last:",
+                "cuda_graphs:",
+                "precision:",
+            ]
+            .iter()
+            .any(|key| l.trim_start().starts_with(key))
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let s = config::parse(&old, Path::new(ORIGIN), &[]).unwrap();
+    let c = resolve(&s, "trades/cifar10/fixrat");
+    assert_eq!(c.precision, config::Precision::Fp32);
+    assert!(c.cudnn_benchmark && c.channels_last && c.cuda_graphs);
+}

@@ -38,6 +38,7 @@ fn epoch(epoch: usize, sa: f64, ra: f64) -> EpochRecord {
         clean_branch_share: Some(0.25),
         seconds: 12.0,
         images_per_second: 900.0,
+        test_seconds: 2.0,
         train_clean_loss: 1.0,
         train_adv_loss: 1.5,
         test_clean_loss: 1.0,

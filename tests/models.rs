@@ -781,3 +781,50 @@ fn reference_pytorch_models_agree_with_ours() {
     eprintln!("{stdout}");
     assert_eq!(stdout.lines().count(), 4, "{stdout}");
 }
+
+#[test]
+fn channels_last_weights_compute_the_same_and_save_the_same_checkpoint() {
+    one_torch_thread();
+    let folder = tempfile::tempdir().unwrap();
+    for kind in ALL_KINDS {
+        tch::manual_seed(8);
+        let shape = quick_shape(kind);
+        let x = batch(4, shape);
+        let nchw = network(kind, shape, 10);
+        wake_up_last_layer(&nchw);
+        let mut nhwc = network(kind, shape, 10);
+        nhwc.copy_from(&nchw).unwrap();
+        nhwc.use_channels_last();
+        let conv = nhwc
+            .state_dict()
+            .into_iter()
+            .find(|(_, t)| t.dim() == 4 && t.size()[1] > 1 && t.size()[2] > 1)
+            .unwrap()
+            .1;
+        assert!(
+            !conv.is_contiguous(),
+            "{kind}: the conv weights are NHWC in memory"
+        );
+        assert_states_equal(&nchw, &nhwc);
+
+        let logits = |net: &Network| tch::no_grad(|| net.forward_t(&x, false));
+        let gap = (logits(&nchw) - logits(&nhwc))
+            .abs()
+            .max()
+            .double_value(&[]);
+        assert!(gap < 1e-4, "{kind}: logits differ by {gap}");
+
+        let (a, b) = (folder.path().join("a"), folder.path().join("b"));
+        nchw.save(&a).unwrap();
+        nhwc.save(&b).unwrap();
+        assert_eq!(
+            std::fs::read(&a).unwrap(),
+            std::fs::read(&b).unwrap(),
+            "{kind}"
+        );
+        let mut loaded = network(kind, shape, 10);
+        loaded.use_channels_last();
+        loaded.load(&b).unwrap();
+        assert_states_equal(&nchw, &loaded);
+    }
+}

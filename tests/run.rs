@@ -394,3 +394,58 @@ fn an_unfinished_run_resumes_after_its_last_completed_epoch() {
         .collect();
     assert_eq!(folders, ["pgd-at_synthetic_fixrat_small-cnn_seed1"]);
 }
+
+#[test]
+fn bf16_training_follows_fp32_and_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut losses = Vec::new();
+    for precision in ["fp32", "bf16"] {
+        let output = format!("out-{precision}");
+        let set = format!("training.precision={precision}");
+        let out = adarat(
+            dir.path(),
+            &[
+                "run",
+                "pgd-at/synthetic/baseline",
+                "--epochs",
+                "2",
+                "--limit-train",
+                "256",
+                "--limit-test",
+                "64",
+                "--device",
+                "cpu",
+                "--output",
+                &output,
+                "--set",
+                &set,
+                "--set",
+                "evaluation.final_attacks=[fgsm]",
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let folder = dir
+            .path()
+            .join(&output)
+            .join("pgd-at_synthetic_baseline_small-cnn_seed1");
+        let config = std::fs::read_to_string(folder.join("config.yaml")).unwrap();
+        assert!(
+            config.contains(&format!("precision: {precision}")),
+            "{config}"
+        );
+        let result = result_json(&folder);
+        let epochs = result["epochs_log"].as_array().unwrap();
+        assert!(epochs
+            .iter()
+            .all(|e| e["test_seconds"].as_f64().unwrap() > 0.0));
+        losses.push(
+            epochs
+                .iter()
+                .map(|e| e["train_loss"].as_f64().unwrap())
+                .collect::<Vec<_>>(),
+        );
+    }
+    for (fp32, bf16) in losses[0].iter().zip(&losses[1]) {
+        assert!(bf16.is_finite() && (fp32 - bf16).abs() < 0.05, "{losses:?}");
+    }
+}

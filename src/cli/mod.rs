@@ -34,6 +34,9 @@ enum Command {
     /// The final attack table (FGSM, PGD-10/20/50, CW, AutoAttack) of a safetensors checkpoint with
     /// PyTorch names, e.g. `adarat eval model.safetensors --dataset cifar10 --model resnet18`.
     Eval(EvalArgs),
+    /// Images/s of PGD-AT training, the per-epoch test and the attack table, next to
+    /// bench/reference.py (the research code's loop in PyTorch) on the same device.
+    Bench(BenchArgs),
     /// List the jobs of the grid with the state of their runs.
     List(ConfigArgs),
     /// Print a run's per-epoch table and final attacks (a run folder or a job name).
@@ -139,6 +142,30 @@ struct EvalArgs {
     config: ConfigArgs,
 }
 
+#[derive(Args, Debug)]
+struct BenchArgs {
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, value_name = "D", default_value = "auto")]
+    device: String,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// The Python (with torch) for bench/reference.py: default $ADARAT_PYTHON, else .venv/bin/python,
+    /// else python3.
+    #[arg(long, value_name = "PATH")]
+    python: Option<PathBuf>,
+    /// The reference script.
+    #[arg(long, value_name = "FILE", default_value = "bench/reference.py")]
+    reference: PathBuf,
+    /// Comma-separated: main (each model's training, test and attack table), ablation (from the
+    /// reference to adarat one change at a time), scaling (training on 1 000, 10 000 and 60 000 images).
+    #[arg(long, value_name = "LIST", default_value = "main")]
+    suites: String,
+    /// Tiny sizes, small-cnn only: checks that the bench runs; its figures mean little.
+    #[arg(long)]
+    quick: bool,
+}
+
 /// A failure to report: its message and exit status.
 struct Failure {
     message: String,
@@ -159,6 +186,7 @@ pub fn main() -> ExitCode {
     let outcome = match cli.command {
         Some(Command::Run(args)) => run(args),
         Some(Command::Eval(args)) => eval(args),
+        Some(Command::Bench(args)) => bench(args),
         Some(Command::List(args)) => list(&args),
         Some(Command::Show { run, config }) => show(&run, &config),
         Some(Command::Worker { output }) => worker(&output),
@@ -265,6 +293,51 @@ fn run(args: RunArgs) -> Result<(), Failure> {
             code: 1,
         })
     }
+}
+
+fn bench(args: BenchArgs) -> Result<(), Failure> {
+    let suites = args
+        .suites
+        .split(',')
+        .map(str::parse)
+        .collect::<Result<Vec<crate::bench::Suite>, String>>()
+        .map_err(Failure::input)?;
+    train::resolve_device(&args.device).map_err(Failure::input)?;
+    if !args.reference.is_file() {
+        return Err(Failure::input(format!(
+            "{}: no such file (run adarat bench from the repository, or pass --reference)",
+            args.reference.display()
+        )));
+    }
+    let python = args.python.clone().unwrap_or_else(|| {
+        std::env::var_os("ADARAT_PYTHON")
+            .map(PathBuf::from)
+            .or_else(|| Some(PathBuf::from(".venv/bin/python")).filter(|p| p.exists()))
+            .unwrap_or_else(|| PathBuf::from("python3"))
+    });
+    let options = crate::bench::BenchOptions {
+        device: args.device,
+        python,
+        reference: args.reference,
+        suites,
+        quick: args.quick,
+    };
+    let report =
+        crate::bench::run(&options, &mut |step| eprintln!("bench: {step}")).map_err(|message| {
+            Failure {
+                message: format!("bench: {message}"),
+                code: 1,
+            }
+        })?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        print!("{}", crate::bench::render(&report));
+    }
+    Ok(())
 }
 
 /// `adarat eval`: the dataset's defaults come from the configuration (as for a PGD-AT job on it),

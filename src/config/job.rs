@@ -18,6 +18,18 @@ pub struct JobConfig {
     pub seed: u64,
     /// `auto`, `cpu`, `cuda` or `cuda:N`.
     pub device: String,
+    /// Number format of the training step (evaluations are always fp32).
+    #[serde(default)]
+    pub precision: Precision,
+    /// Let cuDNN time its convolution algorithms on the first batches and keep the fastest (CUDA only).
+    #[serde(default = "enabled")]
+    pub cudnn_benchmark: bool,
+    /// Convolution weights (and so activations) channels-last in memory: the same numbers, faster.
+    #[serde(default = "enabled")]
+    pub channels_last: bool,
+    /// Capture each epoch's training step in a CUDA graph and replay it (CUDA only; see train::cuda_graph).
+    #[serde(default = "enabled")]
+    pub cuda_graphs: bool,
     pub protocol: Protocol,
     pub data_dir: PathBuf,
     pub output_dir: PathBuf,
@@ -45,6 +57,20 @@ pub struct JobConfig {
     /// Parameters of the method itself.
     pub params: MethodParams,
     pub evaluation: EvaluationConfig,
+}
+
+fn enabled() -> bool {
+    true
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Everything in fp32 (on CUDA, convolutions may use TF32 as libtorch allows by default).
+    #[default]
+    Fp32,
+    /// The training step's forward passes under bf16 autocast; see `train::precision`.
+    Bf16,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -23,6 +23,12 @@ pub struct ConfigError {
 pub(super) struct StudyFile {
     paths: Paths,
     device: String,
+    #[serde(default = "enabled")]
+    cudnn_benchmark: bool,
+    #[serde(default = "enabled")]
+    channels_last: bool,
+    #[serde(default = "enabled")]
+    cuda_graphs: bool,
     seed: u64,
     protocol: Protocol,
     training: Settings,
@@ -31,6 +37,10 @@ pub(super) struct StudyFile {
     models: BTreeMap<ModelKind, ModelEntry>,
     methods: BTreeMap<Method, MethodEntry>,
     grid: Grid,
+}
+
+fn enabled() -> bool {
+    true
 }
 
 #[derive(Debug, Deserialize)]
@@ -130,6 +140,7 @@ struct Settings {
     augment: Option<AugmentName>,
     train_size: Option<usize>,
     test_size: Option<usize>,
+    precision: Option<Precision>,
 }
 
 /// Command-line values that override the configuration for one run.
@@ -529,6 +540,14 @@ impl Study {
             dropout,
             seed: overrides.seed.unwrap_or(f.seed),
             device,
+            precision: layers
+                .iter()
+                .rev()
+                .find_map(|(_, s)| s.precision)
+                .unwrap_or_default(),
+            cudnn_benchmark: f.cudnn_benchmark,
+            channels_last: f.channels_last,
+            cuda_graphs: f.cuda_graphs,
             protocol: f.protocol,
             data_dir: self.data_dir(),
             output_dir: overrides.output_dir.as_ref().map_or_else(

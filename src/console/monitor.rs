@@ -514,6 +514,7 @@ mod tests {
             clean_branch_share: None,
             seconds: 8.0,
             images_per_second: 100.0,
+            test_seconds: 1.0,
             train_clean_loss: 1.0,
             train_adv_loss: 1.0,
             test_clean_loss: 1.0,

@@ -215,6 +215,11 @@ impl TrainingMethod for Generalist {
         Some(&self.global.model)
     }
 
+    /// Its step also trains the ST learner and updates the EMA teachers outside `losses`.
+    fn capturable(&self) -> bool {
+        false
+    }
+
     fn tested_alongside(&self) -> Option<&Network> {
         // The per-epoch test is `test(T_st, T_mix)` (6.7).
         Some(&self.st_teacher.model)

@@ -65,6 +65,12 @@ pub trait TrainingMethod {
         None
     }
 
+    /// Whether [`TrainingMethod::losses`] may be captured in a CUDA graph and replayed: it reads nothing
+    /// back to the host and changes no host-side state from batch to batch.
+    fn capturable(&self) -> bool {
+        true
+    }
+
     /// The method's own state that a resumed run needs, saved at each epoch end.
     fn resume_state(&self) -> Vec<(String, Tensor)> {
         Vec::new()

@@ -256,6 +256,23 @@ impl Network {
         })
     }
 
+    /// Stores the convolution weights channels-last (NHWC in memory), which oneDNN and cuDNN convolve
+    /// faster; activations and input gradients follow the weights' layout. Values, names and the
+    /// checkpoints written (always contiguous NCHW) are unchanged.
+    pub fn use_channels_last(&mut self) {
+        tch::no_grad(|| {
+            for (_, mut weight) in self.vs.variables() {
+                if weight.dim() == 4 {
+                    let nhwc = weight
+                        .permute([0, 2, 3, 1])
+                        .contiguous()
+                        .permute([0, 3, 1, 2]);
+                    weight.set_data(&nhwc);
+                }
+            }
+        });
+    }
+
     /// Trainable parameters (conv and linear weights and biases, BatchNorm γ and β), sorted by name:
     /// the set SGD updates, weight decay included.
     pub fn parameters(&self) -> Vec<(String, Tensor)> {

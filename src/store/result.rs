@@ -53,6 +53,9 @@ pub struct EpochRecord {
     /// Training loop wall time (test excluded).
     pub seconds: f64,
     pub images_per_second: f64,
+    /// Wall time of the per-epoch test (clean, FGSM and PGD-K over the test set).
+    #[serde(default)]
+    pub test_seconds: f64,
     /// The unweighted batch means of `L_s` and `L_a`, as the reference logs them (`train_clean_loss`,
     /// `train_AE_loss`).
     pub train_clean_loss: f64,

@@ -204,6 +204,7 @@ mod tests {
             clean_branch_share: None,
             seconds: 123.456,
             images_per_second: 0.0,
+            test_seconds: 0.0,
             train_clean_loss: 1.1,
             train_adv_loss: 1.23456,
             test_clean_loss: 0.9,

@@ -1,13 +1,15 @@
 //! One run of a job: seeding, data, model, the epochs of training with the per-epoch test, the
 //! final evaluation, and the run folder kept current after every epoch.
 pub mod attack_table;
+pub mod cuda_graph;
 pub mod evaluate;
 pub mod events;
+pub mod precision;
 pub mod schedule;
 pub mod sgd;
 
 use crate::config::JobConfig;
-use crate::data::{self, DataRequest, Splits};
+use crate::data::{self, Batch, DataRequest, Splits};
 use crate::methods::{self, correct, TrainingMethod};
 use crate::models::{ModelSpec, Network};
 use crate::ratio::Ratio;
@@ -138,6 +140,9 @@ struct EpochTotals {
 }
 
 const FLUSH_BATCHES: usize = 16;
+/// Eager steps of each epoch before its step is captured: cuDNN's autotuning, the gradients' and the
+/// momentum buffers' first allocation all happen outside the graph.
+const EAGER_STEPS_BEFORE_CAPTURE: usize = 2;
 const FLUSH_INTERVAL: Duration = Duration::from_millis(1000);
 
 impl BatchLedger {
@@ -237,6 +242,8 @@ struct Run<'a> {
     started_at: String,
     clock: Instant,
     seconds_before: f64,
+    /// A capture failed once: the rest of the run trains eagerly.
+    graphs_failed: bool,
 }
 
 /// Runs (or resumes) a job to the end and returns its result; the run folder is current after
@@ -248,12 +255,27 @@ pub fn run(
 ) -> Result<RunResult, RunError> {
     let device = resolve_device(&cfg.device).map_err(RunError::Input)?;
     methods::check(cfg).map_err(RunError::Input)?;
-    let ratio = Ratio::new(cfg.mode, cfg.ratio, cfg.attack.epsilon)
-        .map_err(RunError::Input)?
-        .with_barrier_at_threshold(cfg.method == Method::Generalist);
     // Loading draws nothing from torch's generator (synthetic data has its own, seeded).
     let data = load_data(cfg, device, options.download, options.progress)
         .map_err(|e| RunError::Input(e.to_string()))?;
+    run_with_data(cfg, data, options, observer)
+}
+
+/// [`run`] on data already on the job's device (`adarat bench` brings its own images).
+pub fn run_with_data(
+    cfg: &JobConfig,
+    data: Splits,
+    options: RunOptions,
+    observer: &mut dyn Observer,
+) -> Result<RunResult, RunError> {
+    let device = resolve_device(&cfg.device).map_err(RunError::Input)?;
+    methods::check(cfg).map_err(RunError::Input)?;
+    if device.is_cuda() {
+        tch::Cuda::cudnn_set_benchmark(cfg.cudnn_benchmark);
+    }
+    let ratio = Ratio::new(cfg.mode, cfg.ratio, cfg.attack.epsilon)
+        .map_err(RunError::Input)?
+        .with_barrier_at_threshold(cfg.method == Method::Generalist);
     let spec = model_spec(cfg, &data);
     // Teachers are built and loaded before the seeding, as the reference does (section 1), so
     // the student starts as it would in any other method.
@@ -261,6 +283,9 @@ pub fn run(
     // Seed before anything random happens, model initialisation included (quirk Q6, fixed).
     tch::manual_seed(cfg.seed as i64);
     let mut net = Network::new(&spec, device).map_err(|e| RunError::Input(e.to_string()))?;
+    if cfg.channels_last {
+        net.use_channels_last();
+    }
     method.initialise(&net).map_err(RunError::Input)?;
     let mut sgd = Sgd::new(net.parameters(), cfg.momentum, cfg.weight_decay);
 
@@ -307,6 +332,7 @@ pub fn run(
         started_at,
         clock: Instant::now(),
         seconds_before,
+        graphs_failed: false,
     };
     let outcome = run.train();
     let (status, error) = match &outcome {
@@ -383,7 +409,12 @@ fn write_tensors_atomically(
     tensors: &[(String, Tensor)],
 ) -> Result<(), RunError> {
     let tmp = crate::store::temporary_path(path);
-    Tensor::write_safetensors(tensors, &tmp)
+    // The writer copies raw bytes: channels-last buffers are written in NCHW order.
+    let contiguous: Vec<(&str, Tensor)> = tensors
+        .iter()
+        .map(|(name, tensor)| (name.as_str(), tensor.contiguous()))
+        .collect();
+    Tensor::write_safetensors(&contiguous, &tmp)
         .and_then(|()| std::fs::rename(&tmp, path).map_err(tch::TchError::from))
         .map_err(|e| RunError::Failed(format!("{}: {e}", path.display())))
 }
@@ -484,6 +515,10 @@ impl Run<'_> {
         let mut ledger = BatchLedger::new();
         let device = self.data.train.labels.device();
         let none = Tensor::full([], f64::NAN, (Kind::Float, device));
+        // Captured afresh each epoch: the learning rate and the methods' epoch schedules are constants in it.
+        let mut graph: Option<cuda_graph::StepGraph> = None;
+        let mut use_graph =
+            cfg.cuda_graphs && device.is_cuda() && self.method.capturable() && !self.graphs_failed;
         for (index, batch) in self
             .data
             .train
@@ -491,42 +526,29 @@ impl Run<'_> {
             .enumerate()
         {
             self.check_stop(epoch + 1, index + 1)?;
-            self.sgd.zero_grad();
-            let step = self.method.losses(&self.net, &batch, epoch);
-            let (standard, adversarial) = (
-                step.terms.standard.detach(),
-                step.terms.adversarial.detach(),
-            );
-            let weighted = self.ratio.combine(step.terms);
-            weighted.loss.backward();
-            self.sgd.step(lr);
+            let row = match graph.as_mut() {
+                Some(g) if g.fits(&batch) => g.replay(&batch).map_err(RunError::Failed)?,
+                _ if use_graph && index == EAGER_STEPS_BEFORE_CAPTURE => {
+                    match cuda_graph::StepGraph::capture(&batch, |b| self.step(b, epoch, lr, &none))
+                    {
+                        Ok(mut captured) => {
+                            let row = captured.replay(&batch).map_err(RunError::Failed)?;
+                            graph = Some(captured);
+                            row
+                        }
+                        Err(reason) => {
+                            eprintln!("adarat: CUDA graphs off for this run ({reason}); training goes on eagerly");
+                            use_graph = false;
+                            self.graphs_failed = true;
+                            self.step(&batch, epoch, lr, &none)
+                        }
+                    }
+                }
+                _ => self.step(&batch, epoch, lr, &none),
+            };
             self.method
                 .after_step(&mut self.net, &batch, epoch, lr)
                 .map_err(RunError::Failed)?;
-            let row = tch::no_grad(|| {
-                let scalar = |t: &Tensor| t.to_kind(Kind::Float).view([]);
-                Tensor::stack(
-                    &[
-                        scalar(&weighted.loss.detach()),
-                        scalar(&standard),
-                        scalar(&adversarial),
-                        correct(&step.clean_logits, &batch.labels),
-                        correct(&step.adversarial_logits, &batch.labels),
-                        weighted
-                            .ratio
-                            .as_ref()
-                            .map_or_else(|| none.shallow_clone(), scalar),
-                        weighted
-                            .clean_only
-                            .as_ref()
-                            .map_or_else(|| none.shallow_clone(), scalar),
-                        step.teacher_correct
-                            .as_ref()
-                            .map_or_else(|| none.shallow_clone(), scalar),
-                    ],
-                    0,
-                )
-            });
             ledger.pending.push((batch.labels.size()[0] as usize, row));
             if ledger.due() {
                 if let Some(event) = ledger.flush(epoch + 1).map_err(RunError::Failed)? {
@@ -540,7 +562,9 @@ impl Run<'_> {
         let seconds = started.elapsed().as_secs_f64();
         self.check_stop(epoch + 1, ledger.totals.batches)?;
         self.emit(Event::Testing { epoch: epoch + 1 })?;
+        let test_started = Instant::now();
         let test = evaluate::test_epoch(self.evaluated(), &self.data.test, cfg);
+        let test_seconds = test_started.elapsed().as_secs_f64();
         let alongside = self
             .method
             .tested_alongside()
@@ -562,6 +586,7 @@ impl Run<'_> {
                 .then(|| t.clean_only_batches as f64 / batches),
             seconds,
             images_per_second: t.images as f64 / seconds.max(1e-9),
+            test_seconds,
             train_teacher_acc: t.teacher_correct.map(|c| 100.0 * c / images),
             test_st_clean_acc: alongside.as_ref().map(|m| m.clean_acc),
             test_st_pgd_acc: alongside.as_ref().map(|m| m.pgd_acc),
@@ -579,6 +604,42 @@ impl Run<'_> {
         self.save_resume_point(epoch + 1)?;
         self.write_reports()?;
         self.emit(Event::EpochFinished { record })
+    }
+
+    /// One training step on `batch`: the method's losses (in the job's precision), the ratio, backward
+    /// and the SGD update. Returns the batch's statistics row on the device; reads nothing back, so it
+    /// can be captured in a CUDA graph.
+    fn step(&mut self, batch: &Batch, epoch: usize, lr: f64, none: &Tensor) -> Tensor {
+        let device = batch.labels.device();
+        self.sgd.zero_grad();
+        let step = precision::in_precision(self.cfg.precision, device, || {
+            self.method.losses(&self.net, batch, epoch)
+        });
+        let (standard, adversarial) = (
+            step.terms.standard.detach(),
+            step.terms.adversarial.detach(),
+        );
+        let weighted = self.ratio.combine(step.terms);
+        weighted.loss.backward();
+        self.sgd.step(lr);
+        tch::no_grad(|| {
+            let scalar = |t: &Tensor| t.to_kind(Kind::Float).view([]);
+            let or_none =
+                |t: &Option<Tensor>| t.as_ref().map_or_else(|| none.shallow_clone(), scalar);
+            Tensor::stack(
+                &[
+                    scalar(&weighted.loss.detach()),
+                    scalar(&standard),
+                    scalar(&adversarial),
+                    correct(&step.clean_logits, &batch.labels),
+                    correct(&step.adversarial_logits, &batch.labels),
+                    or_none(&weighted.ratio),
+                    or_none(&weighted.clean_only),
+                    or_none(&step.teacher_correct),
+                ],
+                0,
+            )
+        })
     }
 
     /// Weights, then momentum, then the point that names them: a crash in between leaves the
@@ -701,6 +762,22 @@ impl Run<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn channels_last_buffers_are_saved_in_nchw_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("momentum.safetensors");
+        let nchw = Tensor::arange(2 * 3 * 4 * 5, (Kind::Float, Device::Cpu)).view([2, 3, 4, 5]);
+        let nhwc = nchw
+            .permute([0, 2, 3, 1])
+            .contiguous()
+            .permute([0, 3, 1, 2]);
+        assert!(!nhwc.is_contiguous());
+        write_tensors_atomically(&path, &[("w".to_string(), nhwc)]).unwrap();
+        let read = read_tensors(&path).unwrap();
+        assert_eq!(read.len(), 1);
+        assert!(read[0].1.equal(&nchw));
+    }
 
     #[test]
     fn a_damaged_final_progress_file_starts_the_evaluation_over() {

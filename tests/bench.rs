@@ -1,0 +1,107 @@
+//! `adarat bench`: the real engine next to bench/reference.py, both timed on the same work.
+mod common;
+use common::{adarat_on_threads, python, stderr, stdout};
+use serde_json::Value;
+use std::path::Path;
+
+fn repository() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn a_quick_bench_times_adarat_and_the_reference_on_the_same_cases() {
+    let python = python();
+    let out = adarat_on_threads(
+        repository(),
+        &[
+            "bench",
+            "--quick",
+            "--device",
+            "cpu",
+            "--json",
+            "--python",
+            python.to_str().unwrap(),
+        ],
+        2,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["device"], "cpu");
+    let cases = report["cases"].as_array().unwrap();
+    let names: Vec<&str> = cases.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "small-cnn 1×28×28 PGD-AT training",
+            "small-cnn 1×28×28 per-epoch test",
+            "small-cnn 1×28×28 attack table",
+            "small-cnn 1×28×28 PGD-AT training, bf16",
+        ]
+    );
+    for case in cases {
+        let ours = case["ours"].as_f64().unwrap();
+        let reference = case["reference"].as_f64().unwrap();
+        assert!(ours > 0.0 && reference > 0.0, "{case}");
+        let ratio = case["ratio"].as_f64().unwrap();
+        assert!((ratio - ours / reference).abs() < 1e-9, "{case}");
+        assert_eq!(case["unit"], "images/s");
+    }
+    assert_eq!(cases[0]["images"], 256);
+    assert_eq!(cases[1]["images"], 64);
+    assert_eq!(cases[3]["precision"], "bf16");
+    assert_eq!(cases[0]["precision"], "fp32");
+}
+
+#[test]
+fn a_missing_reference_python_leaves_the_reference_column_empty() {
+    let out = adarat_on_threads(
+        repository(),
+        &[
+            "bench",
+            "--quick",
+            "--device",
+            "cpu",
+            "--json",
+            "--python",
+            "/nonexistent/python",
+        ],
+        2,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("could not start /nonexistent/python"),
+        "{}",
+        stderr(&out)
+    );
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    for case in report["cases"].as_array().unwrap() {
+        assert!(case["ours"].as_f64().unwrap() > 0.0);
+        assert!(
+            case["reference"].is_null() && case["ratio"].is_null(),
+            "{case}"
+        );
+    }
+}
+
+#[test]
+fn bad_bench_arguments_get_one_line_and_exit_status_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["bench", "--suites", "main,fast"],
+            "suite `fast`: expected main, ablation or scaling",
+        ),
+        (
+            &["bench", "--device", "tpu"],
+            "device `tpu`: expected auto, cpu, cuda or cuda:N",
+        ),
+        (&["bench"], "bench/reference.py: no such file"),
+    ];
+    for (args, message) in cases {
+        let out = adarat_on_threads(dir.path(), args, 1);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let text = stderr(&out);
+        assert!(text.contains(message), "{args:?}: {text}");
+        assert_eq!(text.trim_end().lines().count(), 1, "{args:?}: {text}");
+    }
+}
