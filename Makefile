@@ -18,7 +18,7 @@ export LIBTORCH_CXX11_ABI ?= 1
 
 CARGO ?= cargo
 
-.PHONY: run test build clippy fmt
+.PHONY: run test bench build clippy fmt
 
 run: build
 	./target/release/adarat
@@ -29,6 +29,10 @@ build: $(LIBTORCH_DEP)
 # The tests also compare against PyTorch and torchattacks 3.5.1 (installed into .venv for them only).
 test: $(LIBTORCH_DEP) $(VENV)/.test-tools
 	ADARAT_PYTHON=$(VENV)/bin/python $(CARGO) test --all-targets -- --test-threads=1
+
+# adarat against bench/reference.py (the research code's loop in PyTorch) on this machine's default device.
+bench: build
+	./target/release/adarat bench
 
 clippy: $(LIBTORCH_DEP)
 	$(CARGO) clippy --all-targets -- -D warnings

@@ -3,27 +3,26 @@ mod common;
 use common::{adarat_on_threads, python, stderr, stdout};
 use serde_json::Value;
 use std::path::Path;
+use std::process::Output;
 
 fn repository() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-#[test]
-fn a_quick_bench_times_adarat_and_the_reference_on_the_same_cases() {
-    let python = python();
-    let out = adarat_on_threads(
+/// `adarat bench --quick` on the CPU with the reference on `python`, from the repository.
+fn quick_bench(python: &str) -> Output {
+    adarat_on_threads(
         repository(),
         &[
-            "bench",
-            "--quick",
-            "--device",
-            "cpu",
-            "--json",
-            "--python",
-            python.to_str().unwrap(),
+            "bench", "--quick", "--device", "cpu", "--json", "--python", python,
         ],
         2,
-    );
+    )
+}
+
+#[test]
+fn a_quick_bench_times_adarat_and_the_reference_on_the_same_cases() {
+    let out = quick_bench(python().to_str().unwrap());
     assert!(out.status.success(), "{}", stderr(&out));
     let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(report["device"], "cpu");
@@ -46,27 +45,15 @@ fn a_quick_bench_times_adarat_and_the_reference_on_the_same_cases() {
         assert!((ratio - ours / reference).abs() < 1e-9, "{case}");
         assert_eq!(case["unit"], "images/s");
     }
-    assert_eq!(cases[0]["images"], 256);
-    assert_eq!(cases[1]["images"], 64);
+    assert_eq!(cases[0]["images"], 128);
+    assert_eq!(cases[1]["images"], 32);
     assert_eq!(cases[3]["precision"], "bf16");
     assert_eq!(cases[0]["precision"], "fp32");
 }
 
 #[test]
 fn a_missing_reference_python_leaves_the_reference_column_empty() {
-    let out = adarat_on_threads(
-        repository(),
-        &[
-            "bench",
-            "--quick",
-            "--device",
-            "cpu",
-            "--json",
-            "--python",
-            "/nonexistent/python",
-        ],
-        2,
-    );
+    let out = quick_bench("/nonexistent/python");
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("could not start /nonexistent/python"),

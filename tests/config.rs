@@ -458,3 +458,20 @@ fn speed_switches_default_on_and_precision_is_layered() {
     assert_eq!(c.precision, config::Precision::Fp32);
     assert!(c.cudnn_benchmark && c.channels_last && c.cuda_graphs);
 }
+
+#[test]
+fn only_speed_switches_leave_a_run_the_same_run() {
+    let s = study();
+    let a = resolve(&s, "pgd-at/cifar10/adarat");
+    let mut b = a.clone();
+    b.cuda_graphs = false;
+    b.channels_last = false;
+    b.cudnn_benchmark = false;
+    assert!(a.same_run_as(&b));
+    let mut c = a.clone();
+    c.precision = config::Precision::Bf16;
+    assert!(!a.same_run_as(&c));
+    let mut d = a.clone();
+    d.epochs = 3;
+    assert!(!a.same_run_as(&d));
+}

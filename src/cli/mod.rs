@@ -405,6 +405,9 @@ fn eval(args: EvalArgs) -> Result<(), Failure> {
     let spec = train::model_spec(&cfg, &data);
     let mut net = crate::models::Network::new(&spec, device).map_err(Failure::input)?;
     net.load(&args.checkpoint).map_err(Failure::input)?;
+    if cfg.channels_last {
+        net.use_channels_last();
+    }
     eprintln!(
         "{}: {} on {} ({} test images, ε {:.6}) on {}",
         args.checkpoint.display(),

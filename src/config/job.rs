@@ -59,6 +59,20 @@ pub struct JobConfig {
     pub evaluation: EvaluationConfig,
 }
 
+impl JobConfig {
+    /// Whether `other` is the same run: equal but for the speed switches, which change how fast a run
+    /// goes, not what it computes (a run started with CUDA graphs resumes without them).
+    pub fn same_run_as(&self, other: &JobConfig) -> bool {
+        let without_speed = |c: &JobConfig| JobConfig {
+            cudnn_benchmark: true,
+            channels_last: true,
+            cuda_graphs: true,
+            ..c.clone()
+        };
+        without_speed(self) == without_speed(other)
+    }
+}
+
 fn enabled() -> bool {
     true
 }

@@ -153,6 +153,9 @@ impl Teachers {
             network
                 .load(&folder.join(store::MODEL_FILE))
                 .map_err(|e| format!("{what} does not fit the student's {}: {e}", cfg.model))?;
+            if cfg.channels_last {
+                network.use_channels_last();
+            }
             Ok(network)
         };
         Ok(Teachers {

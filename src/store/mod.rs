@@ -165,7 +165,7 @@ impl RunStore {
     fn resumable(&self, cfg: &JobConfig) -> Option<(RunResult, ResumePoint)> {
         let saved: JobConfig =
             serde_yaml::from_str(&fs::read_to_string(self.path(CONFIG_FILE)).ok()?).ok()?;
-        if &saved != cfg {
+        if !saved.same_run_as(cfg) {
             return None;
         }
         let result = self.read_result().ok()?;
