@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod console;
 pub mod data;
+pub mod faults;
 pub mod methods;
 pub mod models;
 pub mod ratio;

@@ -11,7 +11,7 @@ use adarat::ratio::{LossTerms, Ratio};
 use adarat::train::schedule::learning_rate;
 use adarat::train::sgd::Sgd;
 use adarat::vocab::{Mode, ModelKind};
-use common::{adarat, result_json, TINY};
+use common::{adarat, adarat_command, result_json, same_numbers, TINY};
 use serde_json::Value;
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
@@ -341,19 +341,37 @@ fn generalist_runs_in_all_three_modes() {
                 assert!(epoch["ratio_mean"].is_number() || share == 1.0);
             }
         }
-        // One epoch has no communication, so the saved global model is not the AT learner.
-        let model = Tensor::read_safetensors(folder.join("model.safetensors")).unwrap();
-        let at_learner = Tensor::read_safetensors(folder.join("resume.safetensors")).unwrap();
-        let weight = |tensors: &[(String, Tensor)]| {
-            tensors
-                .iter()
-                .find(|(n, _)| n == "classifier.fc3.weight")
-                .map(|(_, t)| t.copy())
-                .unwrap()
-        };
-        assert!(!weight(&model).equal(&weight(&at_learner)), "{mode}");
-        assert!(folder.join("resume-method.safetensors").exists(), "{mode}");
     }
+    // One epoch has no communication, so the saved global model is not the AT learner. The learner is
+    // the resume point's weights, which a completed run removes: the same run killed after its epoch
+    // (runs repeat exactly on one thread) still has them.
+    let mut killed = vec!["run", "generalist/synthetic/baseline", "--epochs", "1"];
+    killed.extend(TINY);
+    killed.extend(["--output", "killed"]);
+    let out = adarat_command(dir.path(), &killed)
+        .env("ADARAT_FAULT_KILL_AFTER_EPOCH", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let name = "generalist_synthetic_baseline_small-cnn_seed1";
+    let read = |path: std::path::PathBuf| Tensor::read_safetensors(path).unwrap();
+    let model = read(
+        dir.path()
+            .join("output")
+            .join(name)
+            .join("model.safetensors"),
+    );
+    let point = dir.path().join("killed").join(name);
+    let at_learner = read(point.join("resume-e0001.safetensors"));
+    let weight = |tensors: &[(String, Tensor)]| {
+        tensors
+            .iter()
+            .find(|(n, _)| n == "classifier.fc3.weight")
+            .map(|(_, t)| t.copy())
+            .unwrap()
+    };
+    assert!(!weight(&model).equal(&weight(&at_learner)));
+    assert!(point.join("resume-method-e0001.safetensors").exists());
 }
 
 #[test]
@@ -361,31 +379,42 @@ fn an_interrupted_generalist_run_resumes_with_its_method_state() {
     let dir = tempfile::tempdir().unwrap();
     let mut args = vec!["run", "generalist/synthetic/adarat", "--epochs", "2"];
     args.extend(TINY);
-    let out = adarat(dir.path(), &args);
-    assert!(out.status.success());
-    let folder = dir
-        .path()
-        .join("output/generalist_synthetic_adarat_small-cnn_seed1");
-    let finished = result_json(&folder);
-    let mut interrupted = finished.clone();
-    interrupted["status"] = "running".into();
-    interrupted["final"] = Value::Null;
-    std::fs::write(folder.join("result.json"), interrupted.to_string()).unwrap();
-    let mut point: Value =
+    let mut straight = args.clone();
+    straight.extend(["--output", "straight"]);
+    let out = adarat(dir.path(), &straight);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let name = "generalist_synthetic_adarat_small-cnn_seed1";
+    let uninterrupted = result_json(&dir.path().join("straight").join(name));
+
+    let out = adarat_command(dir.path(), &args)
+        .env("ADARAT_FAULT_KILL_AFTER_EPOCH", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let folder = dir.path().join("output").join(name);
+    let point: Value =
         serde_json::from_str(&std::fs::read_to_string(folder.join("resume.json")).unwrap())
             .unwrap();
-    assert_eq!(point["has_method_state"], true);
-    point["epochs_done"] = 1.into();
-    std::fs::write(folder.join("resume.json"), point.to_string()).unwrap();
+    assert!(
+        point["files"]["resume-method-e0001.safetensors"].is_string(),
+        "{point}"
+    );
 
     // A damaged method state is refused, not silently replaced by fresh learners.
-    let method_file = folder.join("resume-method.safetensors");
+    let method_file = folder.join("resume-method-e0001.safetensors");
     let intact = std::fs::read(&method_file).unwrap();
     std::fs::write(&method_file, b"not safetensors").unwrap();
     let out = adarat(dir.path(), &args);
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("resume-method.safetensors"), "{stderr}");
+    assert!(
+        stderr.contains("resume-method-e0001.safetensors: damaged"),
+        "{stderr}"
+    );
 
     std::fs::write(&method_file, intact).unwrap();
     let out = adarat(dir.path(), &args);
@@ -394,6 +423,5 @@ fn an_interrupted_generalist_run_resumes_with_its_method_state() {
     assert!(stderr.contains("resuming at epoch 2"), "{stderr}");
     let resumed = result_json(&folder);
     assert_eq!(resumed["status"], "completed");
-    assert_eq!(resumed["epochs_log"][0], finished["epochs_log"][0]);
-    assert!(resumed["final"]["pgd10"].is_number());
+    assert_eq!(same_numbers(&resumed), same_numbers(&uninterrupted));
 }

@@ -1,8 +1,9 @@
 //! `adarat run` end to end, through the real binary, the real engine and libtorch.
 mod common;
 
-use common::{adarat, result_json, stderr};
+use common::{adarat, adarat_command, result_json, same_numbers, stderr};
 use serde_json::Value;
+use std::os::unix::process::ExitStatusExt;
 
 #[test]
 fn pgd_at_adarat_on_synthetic_learns_and_writes_a_complete_run_folder() {
@@ -113,15 +114,16 @@ fn pgd_at_adarat_on_synthetic_learns_and_writes_a_complete_run_folder() {
     assert!(log.contains("epoch   learning_rate   train_time   train_AE_loss"));
     assert!(log.contains("] - 002     0.0100"));
     assert!(log.contains("final robust result:") && log.contains("PGD20 ACC: "));
-    for file in [
-        "config.yaml",
-        "events.jsonl",
-        "model.safetensors",
-        "resume.json",
-        "resume.safetensors",
-    ] {
+    for file in ["config.yaml", "events.jsonl", "model.safetensors"] {
         assert!(folder.join(file).is_file(), "{file} missing");
     }
+    // A completed run keeps no resume point (its files weigh a model each).
+    let leftovers: Vec<String> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("resume"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
     let events = std::fs::read_to_string(folder.join("events.jsonl")).unwrap();
     assert!(events
         .lines()
@@ -337,7 +339,7 @@ fn bad_input_gets_one_line_and_exit_status_2() {
 }
 
 #[test]
-fn an_unfinished_run_resumes_after_its_last_completed_epoch() {
+fn a_run_killed_after_an_epoch_resumes_there_and_ends_as_an_uninterrupted_one() {
     let dir = tempfile::tempdir().unwrap();
     let args = [
         "run",
@@ -353,23 +355,21 @@ fn an_unfinished_run_resumes_after_its_last_completed_epoch() {
         "--set",
         "evaluation.final_attacks=[fgsm]",
     ];
-    let out = adarat(dir.path(), &args);
+    let mut straight = args.to_vec();
+    straight.extend(["--output", "straight"]);
+    let out = adarat(dir.path(), &straight);
     assert!(out.status.success(), "{}", stderr(&out));
-    let folder = dir
-        .path()
-        .join("output/pgd-at_synthetic_fixrat_small-cnn_seed1");
-    let finished = result_json(&folder);
+    let name = "pgd-at_synthetic_fixrat_small-cnn_seed1";
+    let uninterrupted = result_json(&dir.path().join("straight").join(name));
 
-    // Make it look interrupted after epoch 1, as a kill between epochs leaves it.
-    let mut interrupted = finished.clone();
-    interrupted["status"] = "running".into();
-    interrupted["final"] = Value::Null;
-    std::fs::write(folder.join("result.json"), interrupted.to_string()).unwrap();
-    let mut point: Value =
-        serde_json::from_str(&std::fs::read_to_string(folder.join("resume.json")).unwrap())
-            .unwrap();
-    point["epochs_done"] = 1.into();
-    std::fs::write(folder.join("resume.json"), point.to_string()).unwrap();
+    // kill -9 right after epoch 1 is committed.
+    let out = adarat_command(dir.path(), &args)
+        .env("ADARAT_FAULT_KILL_AFTER_EPOCH", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.signal(), Some(libc::SIGKILL), "{}", stderr(&out));
+    let folder = dir.path().join("output").join(name);
+    assert_eq!(result_json(&folder)["epochs_done"], 1);
 
     // A speed switch changes how fast the run goes, not what it is: it still resumes.
     let mut again = args.to_vec();
@@ -383,19 +383,29 @@ fn an_unfinished_run_resumes_after_its_last_completed_epoch() {
     );
     let resumed = result_json(&folder);
     assert_eq!(resumed["status"], "completed");
-    assert_eq!(resumed["epochs_log"].as_array().unwrap().len(), 2);
+    let (resumed, uninterrupted) = (same_numbers(&resumed), same_numbers(&uninterrupted));
     assert_eq!(
-        resumed["epochs_log"][0], finished["epochs_log"][0],
+        resumed["epochs"][0], uninterrupted["epochs"][0],
         "epoch 1 is kept, not retrained"
     );
-    assert!(resumed["final"]["fgsm"].is_number());
+    // Epoch 2 ran with NCHW weights: the same computation, rounded differently.
+    for field in ["train_loss", "test_clean_loss", "test_pgd_loss"] {
+        let (a, b) = (
+            resumed["epochs"][1][field].as_f64().unwrap(),
+            uninterrupted["epochs"][1][field].as_f64().unwrap(),
+        );
+        assert!(
+            (a - b).abs() < 1e-4,
+            "{field}: {a} resumed, {b} uninterrupted"
+        );
+    }
     // Nothing was moved aside: it is the same run (`.locks` holds the run locks).
     let folders: Vec<String> = std::fs::read_dir(dir.path().join("output"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|name| !name.starts_with('.'))
         .collect();
-    assert_eq!(folders, ["pgd-at_synthetic_fixrat_small-cnn_seed1"]);
+    assert_eq!(folders, [name]);
 }
 
 #[test]

@@ -39,8 +39,12 @@ pub fn save(path: &Path, tensors: &[(String, Tensor)]) -> Result<(), ModelError>
             )
         })
         .collect();
-    let written = Tensor::write_safetensors(&on_cpu, &temporary)
-        .map_err(|err| first_line(&err.to_string()))
+    let written = crate::faults::full_disk(path)
+        .map_err(|err| err.to_string())
+        .and_then(|()| {
+            Tensor::write_safetensors(&on_cpu, &temporary)
+                .map_err(|err| first_line(&err.to_string()))
+        })
         .and_then(|()| {
             fs::File::open(&temporary)
                 .and_then(|file| file.sync_all())

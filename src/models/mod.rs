@@ -14,6 +14,8 @@ mod resnet;
 mod small_cnn;
 mod wrn;
 
+pub use checkpoint::save as write_tensors;
+
 use crate::vocab::ModelKind;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -8,6 +8,7 @@ pub mod train_log;
 use crate::config::JobConfig;
 use result::{RunResult, Status};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -17,11 +18,8 @@ pub const EVENTS_FILE: &str = "events.jsonl";
 pub const RESULT_FILE: &str = "result.json";
 pub const TRAIN_LOG_FILE: &str = "train.log";
 pub const MODEL_FILE: &str = "model.safetensors";
+/// The committed resume point: which files hold it, with their MD5s.
 pub const RESUME_FILE: &str = "resume.json";
-pub const RESUME_WEIGHTS_FILE: &str = "resume.safetensors";
-pub const RESUME_OPTIMIZER_FILE: &str = "resume-optimizer.safetensors";
-/// A method's own resume state (Generalist's ST learner, momentum and EMA models).
-pub const RESUME_METHOD_FILE: &str = "resume-method.safetensors";
 /// The final evaluation's counts after each test batch, while it runs: a stop resumes from them.
 pub const FINAL_PROGRESS_FILE: &str = "final-progress.json";
 
@@ -53,6 +51,7 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let tmp = temporary_path(path);
     let write = || -> std::io::Result<()> {
+        crate::faults::full_disk(path)?;
         let mut file = File::create(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
@@ -77,15 +76,45 @@ pub fn temporary_path(path: &Path) -> PathBuf {
 }
 
 /// The resumable point of an unfinished run: the epochs completed and the files that hold them.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+///
+/// Each point's tensors go to files named after its epoch, so writing a new point never touches the
+/// files of the committed one; `resume.json`, written last, commits it, and only then are older
+/// points' files removed. A kill at any instant leaves one whole point.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ResumePoint {
     pub epochs_done: usize,
-    /// Length of `resume.safetensors`, checked before it is loaded.
-    pub weights_bytes: u64,
-    pub has_optimizer: bool,
-    /// Whether `resume-method.safetensors` belongs to this point.
-    #[serde(default)]
-    pub has_method_state: bool,
+    /// File name → MD5 of the point's files: weights, and optionally momentum and method state.
+    pub files: BTreeMap<String, String>,
+}
+
+/// The tensors of a resume point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PointPart {
+    Weights,
+    /// SGD momentum, when it is kept across epochs.
+    Optimizer,
+    /// A method's own state (Generalist's ST learner, momentum and EMA models).
+    Method,
+}
+
+impl PointPart {
+    /// `resume-e0003.safetensors`, `resume-optimizer-e0003.safetensors`, ...
+    pub fn file_name(self, epochs_done: usize) -> String {
+        let part = match self {
+            PointPart::Weights => "",
+            PointPart::Optimizer => "-optimizer",
+            PointPart::Method => "-method",
+        };
+        format!("resume{part}-e{epochs_done:04}.safetensors")
+    }
+}
+
+impl ResumePoint {
+    /// The file of `part` in this point, if the point has one.
+    pub fn file(&self, part: PointPart) -> Option<String> {
+        let name = part.file_name(self.epochs_done);
+        self.files.contains_key(&name).then_some(name)
+    }
 }
 
 pub struct RunStore {
@@ -138,12 +167,12 @@ impl RunStore {
         let store = RunStore { dir, _lock: held };
         let opening =
             if store.dir.join(RESULT_FILE).exists() || store.dir.join(CONFIG_FILE).exists() {
-                match store.resumable(cfg) {
-                    Some((result, point)) if !fresh => Opening::Resume {
+                match store.resumable(cfg, fresh)? {
+                    Some((result, point)) => Opening::Resume {
                         result: Box::new(result),
                         point,
                     },
-                    _ => Opening::Archived(store.archive()?),
+                    None => Opening::Archived(store.archive()?),
                 }
             } else {
                 Opening::Fresh
@@ -161,22 +190,60 @@ impl RunStore {
         Ok((store, opening))
     }
 
-    /// The unfinished run in the folder, if its configuration equals `cfg` and its files are whole.
-    fn resumable(&self, cfg: &JobConfig) -> Option<(RunResult, ResumePoint)> {
-        let saved: JobConfig =
-            serde_yaml::from_str(&fs::read_to_string(self.path(CONFIG_FILE)).ok()?).ok()?;
-        if !saved.same_run_as(cfg) {
-            return None;
+    /// The unfinished run in the folder to go on with: its configuration is `cfg`'s (speed switches
+    /// aside) and it completed an epoch. Its committed point is checked file by file against the
+    /// MD5s in `resume.json`: a damaged one is an error naming the file, never loaded and never
+    /// silently replaced (`fresh` moves the folder aside instead).
+    fn resumable(
+        &self,
+        cfg: &JobConfig,
+        fresh: bool,
+    ) -> Result<Option<(RunResult, ResumePoint)>, StoreError> {
+        let same_run = fs::read_to_string(self.path(CONFIG_FILE))
+            .ok()
+            .and_then(|text| serde_yaml::from_str::<JobConfig>(&text).ok())
+            .is_some_and(|saved| saved.same_run_as(cfg));
+        if fresh || !same_run {
+            return Ok(None);
         }
-        let result = self.read_result().ok()?;
+        let point_path = self.path(RESUME_FILE);
+        if !self.path(RESULT_FILE).exists() || !point_path.exists() {
+            // Killed before its first epoch ended: nothing to go on from.
+            return Ok(None);
+        }
+        let result = self.read_result().map_err(|e| match e {
+            StoreError::Corrupt { path, message } => self.damaged(&path, &message),
+            other => other,
+        })?;
         if result.status == Status::Completed {
-            return None;
+            return Ok(None);
         }
         let point: ResumePoint =
-            serde_json::from_str(&fs::read_to_string(self.path(RESUME_FILE)).ok()?).ok()?;
-        let weights = fs::metadata(self.path(RESUME_WEIGHTS_FILE)).ok()?;
-        (weights.len() == point.weights_bytes && point.epochs_done <= result.epochs_log.len())
-            .then_some((result, point))
+            serde_json::from_str(&fs::read_to_string(&point_path).map_err(io_error(&point_path))?)
+                .map_err(|e| self.damaged(&point_path, &e.to_string()))?;
+        if point.file(PointPart::Weights).is_none() || point.epochs_done > result.epochs_log.len() {
+            return Err(self.damaged(&point_path, "it names no weights of a recorded epoch"));
+        }
+        for (name, md5) in &point.files {
+            let path = self.path(name);
+            let found =
+                crate::data::md5_hex(&path).map_err(|e| self.damaged(&path, &e.to_string()))?;
+            if &found != md5 {
+                return Err(self.damaged(&path, "its MD5 is not the one resume.json recorded"));
+            }
+        }
+        Ok(Some((result, point)))
+    }
+
+    /// A damaged file of an unfinished run, with what the user can do about it.
+    fn damaged(&self, path: &Path, problem: &str) -> StoreError {
+        StoreError::Corrupt {
+            path: path.to_path_buf(),
+            message: format!(
+                "damaged ({problem}); the run cannot go on from it: --fresh starts over and moves {} aside",
+                self.dir.display()
+            ),
+        }
     }
 
     /// Moves the folder to `<name>.<timestamp>` beside it.
@@ -232,9 +299,55 @@ impl RunStore {
         out.flush().map_err(io_error(&path))
     }
 
-    pub fn write_resume_point(&self, point: &ResumePoint) -> Result<(), StoreError> {
+    /// Writes `tensors` as `part` of the point after `epochs_done` epochs, atomically; returns the
+    /// file's name and MD5 for [`RunStore::commit_resume_point`].
+    pub fn write_point_part(
+        &self,
+        part: PointPart,
+        epochs_done: usize,
+        tensors: &[(String, tch::Tensor)],
+    ) -> Result<(String, String), StoreError> {
+        let name = part.file_name(epochs_done);
+        let path = self.path(&name);
+        crate::models::write_tensors(&path, tensors).map_err(|e| StoreError::Corrupt {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        let md5 = crate::data::md5_hex(&path).map_err(|e| StoreError::Corrupt {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        Ok((name, md5))
+    }
+
+    /// Makes `point` the one a rerun goes on from, then removes every other point's files.
+    pub fn commit_resume_point(&self, point: &ResumePoint) -> Result<(), StoreError> {
         let text = serde_json::to_string_pretty(point).expect("a resume point always serialises");
-        write_atomically(&self.path(RESUME_FILE), text.as_bytes())
+        write_atomically(&self.path(RESUME_FILE), text.as_bytes())?;
+        self.remove_points_except(&point.files);
+        Ok(())
+    }
+
+    /// A completed run needs no resume point: its files go (they weigh a model each).
+    pub fn remove_resume_point(&self) {
+        let _ = fs::remove_file(self.path(RESUME_FILE));
+        self.remove_points_except(&BTreeMap::new());
+    }
+
+    /// Removes the `resume*.safetensors` files not in `keep`; a file that will not go costs disk only.
+    fn remove_points_except(&self, keep: &BTreeMap<String, String>) {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("resume")
+                && name.ends_with(".safetensors")
+                && !keep.contains_key(&name)
+            {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
     }
 }
 

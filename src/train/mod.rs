@@ -15,8 +15,7 @@ use crate::models::{ModelSpec, Network};
 use crate::ratio::Ratio;
 use crate::store::result::{EpochRecord, FinalTable, Peaks, RunResult, Status};
 use crate::store::{
-    train_log, Opening, ResumePoint, RunStore, StoreError, FINAL_PROGRESS_FILE, RESUME_METHOD_FILE,
-    RESUME_OPTIMIZER_FILE, RESUME_WEIGHTS_FILE,
+    train_log, Opening, PointPart, ResumePoint, RunStore, StoreError, FINAL_PROGRESS_FILE,
 };
 use crate::vocab::Method;
 use attack_table::{AttackTable, Progress, Tally};
@@ -293,16 +292,18 @@ pub fn run_with_data(
     let started_at = timestamp();
     let result = match opening {
         Opening::Resume { mut result, point } => {
-            net.load(&store.path(RESUME_WEIGHTS_FILE))
-                .map_err(|e| RunError::Input(e.to_string()))?;
-            if point.has_optimizer {
-                let path = store.path(RESUME_OPTIMIZER_FILE);
+            if let Some(file) = point.file(PointPart::Weights) {
+                net.load(&store.path(&file))
+                    .map_err(|e| RunError::Input(e.to_string()))?;
+            }
+            if let Some(file) = point.file(PointPart::Optimizer) {
+                let path = store.path(&file);
                 let saved = read_tensors(&path)?;
                 sgd.restore_momentum(saved)
                     .map_err(|e| RunError::Input(format!("{}: {e}", path.display())))?;
             }
-            if point.has_method_state {
-                let path = store.path(RESUME_METHOD_FILE);
+            if let Some(file) = point.file(PointPart::Method) {
+                let path = store.path(&file);
                 let saved = read_tensors(&path)?;
                 method
                     .restore_state(saved)
@@ -334,7 +335,11 @@ pub fn run_with_data(
         seconds_before,
         graphs_failed: false,
     };
-    let outcome = run.train();
+    // Once the job runs, a file that cannot be written (a full disk) fails the job, not the input.
+    let outcome = run.train().map_err(|e| match e {
+        RunError::Store(e) => RunError::Failed(e.to_string()),
+        other => other,
+    });
     let (status, error) = match &outcome {
         Ok(()) => (Status::Completed, None),
         Err(RunError::Failed(message)) => (Status::Failed, Some(message.clone())),
@@ -345,10 +350,19 @@ pub fn run_with_data(
         run.result.status = status;
         run.result.error = error.clone();
         run.result.seconds = run.seconds_before + run.clock.elapsed().as_secs_f64();
-        run.store.write_result(&run.result)?;
+        if let Err(e) = run.store.write_result(&run.result) {
+            // The committed resume point and the last result.json stay as they were.
+            let reason = error.unwrap_or_else(|| "stopped".into());
+            return Err(RunError::Failed(format!(
+                "{reason}; result.json could not be updated either: {e}"
+            )));
+        }
     }
-    run.emit(Event::Ended { status, error })?;
-    outcome.map(|()| run.result)
+    // The outcome stands even if the event log cannot take its last line.
+    let logged = run.emit(Event::Ended { status, error });
+    outcome?;
+    logged.map_err(|e| RunError::Failed(e.to_string()))?;
+    Ok(run.result)
 }
 
 /// The tally of a final evaluation a stop interrupted, to go on from; an unreadable one is
@@ -401,22 +415,6 @@ pub fn model_spec(cfg: &JobConfig, data: &Splits) -> ModelSpec {
 
 fn read_tensors(path: &std::path::Path) -> Result<Vec<(String, Tensor)>, RunError> {
     Tensor::read_safetensors(path).map_err(|e| RunError::Input(format!("{}: {e}", path.display())))
-}
-
-/// Writes `tensors` to `path` through a temporary file and a rename.
-fn write_tensors_atomically(
-    path: &std::path::Path,
-    tensors: &[(String, Tensor)],
-) -> Result<(), RunError> {
-    let tmp = crate::store::temporary_path(path);
-    // The writer copies raw bytes: channels-last buffers are written in NCHW order.
-    let contiguous: Vec<(&str, Tensor)> = tensors
-        .iter()
-        .map(|(name, tensor)| (name.as_str(), tensor.contiguous()))
-        .collect();
-    Tensor::write_safetensors(&contiguous, &tmp)
-        .and_then(|()| std::fs::rename(&tmp, path).map_err(tch::TchError::from))
-        .map_err(|e| RunError::Failed(format!("{}: {e}", path.display())))
 }
 
 fn timestamp() -> String {
@@ -497,7 +495,9 @@ impl Run<'_> {
             .map_err(|e| RunError::Failed(e.to_string()))?;
         self.result.status = Status::Completed;
         self.result.seconds = self.seconds_before + self.clock.elapsed().as_secs_f64();
-        self.write_reports()
+        self.write_reports()?;
+        self.store.remove_resume_point();
+        Ok(())
     }
 
     fn epoch(&mut self, epoch: usize) -> Result<(), RunError> {
@@ -601,8 +601,12 @@ impl Run<'_> {
         self.result.epochs_done = epoch + 1;
         self.result.peaks = Peaks::of(&self.result.epochs_log);
         self.result.seconds = self.seconds_before + self.clock.elapsed().as_secs_f64();
-        self.save_resume_point(epoch + 1)?;
+        // The point's files, then the reports, then the commit: a kill between leaves the previous
+        // point committed and its files whole, and a rerun retrains this epoch.
+        let point = self.write_resume_point(epoch + 1)?;
         self.write_reports()?;
+        self.store.commit_resume_point(&point)?;
+        crate::faults::kill_after_epoch(epoch + 1);
         self.emit(Event::EpochFinished { record })
     }
 
@@ -642,38 +646,29 @@ impl Run<'_> {
         })
     }
 
-    /// Weights, then momentum, then the point that names them: a crash in between leaves the
-    /// previous point valid only if its weights are untouched, which the length check catches.
-    fn save_resume_point(&mut self, epochs_done: usize) -> Result<(), RunError> {
-        let weights = self.store.path(RESUME_WEIGHTS_FILE);
-        self.net
-            .save(&weights)
-            .map_err(|e| RunError::Failed(e.to_string()))?;
-        let buffers = if self.cfg.reset_momentum_each_epoch {
+    /// Writes the files of the point after `epochs_done` epochs (not yet committed).
+    fn write_resume_point(&mut self, epochs_done: usize) -> Result<ResumePoint, RunError> {
+        let momentum = if self.cfg.reset_momentum_each_epoch {
             Vec::new()
         } else {
             self.sgd.momentum_buffers()
         };
-        if !buffers.is_empty() {
-            write_tensors_atomically(&self.store.path(RESUME_OPTIMIZER_FILE), &buffers)?;
-        }
-        let method_state = self.method.resume_state();
-        if !method_state.is_empty() {
-            write_tensors_atomically(&self.store.path(RESUME_METHOD_FILE), &method_state)?;
-        }
-        let weights_bytes = std::fs::metadata(&weights)
-            .map(|m| m.len())
-            .map_err(|source| StoreError::Io {
-                path: weights,
-                source,
-            })?;
-        self.store.write_resume_point(&ResumePoint {
+        let parts = [
+            (PointPart::Weights, self.net.state_dict()),
+            (PointPart::Optimizer, momentum),
+            (PointPart::Method, self.method.resume_state()),
+        ];
+        let mut point = ResumePoint {
             epochs_done,
-            weights_bytes,
-            has_optimizer: !buffers.is_empty(),
-            has_method_state: !method_state.is_empty(),
-        })?;
-        Ok(())
+            ..Default::default()
+        };
+        for (part, tensors) in parts {
+            if part == PointPart::Weights || !tensors.is_empty() {
+                let (name, md5) = self.store.write_point_part(part, epochs_done, &tensors)?;
+                point.files.insert(name, md5);
+            }
+        }
+        Ok(point)
     }
 
     /// The final attack table of the evaluated network, its progress in the events; a stop request
@@ -762,22 +757,6 @@ impl Run<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn channels_last_buffers_are_saved_in_nchw_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("momentum.safetensors");
-        let nchw = Tensor::arange(2 * 3 * 4 * 5, (Kind::Float, Device::Cpu)).view([2, 3, 4, 5]);
-        let nhwc = nchw
-            .permute([0, 2, 3, 1])
-            .contiguous()
-            .permute([0, 3, 1, 2]);
-        assert!(!nhwc.is_contiguous());
-        write_tensors_atomically(&path, &[("w".to_string(), nhwc)]).unwrap();
-        let read = read_tensors(&path).unwrap();
-        assert_eq!(read.len(), 1);
-        assert!(read[0].1.equal(&nchw));
-    }
 
     #[test]
     fn a_damaged_final_progress_file_starts_the_evaluation_over() {

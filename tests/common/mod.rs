@@ -103,3 +103,33 @@ pub fn run_python(script: &str, args: &[&Path]) -> String {
     );
     out
 }
+
+/// What a run computed, for comparing an interrupted run with an uninterrupted one: every epoch
+/// record without its clock fields, and the final table without its timings.
+pub fn same_numbers(result: &Value) -> Value {
+    let mut epochs = result["epochs_log"].clone();
+    for epoch in epochs.as_array_mut().into_iter().flatten() {
+        let fields = epoch.as_object_mut().unwrap();
+        for clock in [
+            "seconds",
+            "images_per_second",
+            "test_seconds",
+            "finished_at",
+        ] {
+            fields.remove(clock);
+        }
+    }
+    let mut table = result["final"].clone();
+    if let Some(fields) = table.as_object_mut() {
+        fields.remove("seconds");
+        for step in fields
+            .get_mut("autoattack_steps")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            step.as_object_mut().unwrap().remove("seconds");
+        }
+    }
+    serde_json::json!({"epochs": epochs, "final": table})
+}

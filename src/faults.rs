@@ -1,0 +1,32 @@
+//! Fault injection for the reliability tests, driven by environment variables that nothing sets in
+//! normal use, so that the tests can fail a write or kill a run at an exact point:
+//! - `ADARAT_FAULT_FULL_DISK=PREFIX`: writing a file whose name starts with PREFIX fails as on a full
+//!   disk (ENOSPC);
+//! - `ADARAT_FAULT_KILL_AFTER_EPOCH=N`: the process kills itself with SIGKILL right after epoch N's
+//!   resume point is committed, as `kill -9` would.
+use std::path::Path;
+
+/// An injected full disk for `path`, if the environment asks for one.
+pub fn full_disk(path: &Path) -> std::io::Result<()> {
+    let Some(prefix) = std::env::var_os("ADARAT_FAULT_FULL_DISK") else {
+        return Ok(());
+    };
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    match name {
+        Some(name) if name.starts_with(&*prefix.to_string_lossy()) => {
+            Err(std::io::Error::from_raw_os_error(libc::ENOSPC))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Dies here, without any cleanup, if the environment asks for it after `epoch`.
+pub fn kill_after_epoch(epoch: usize) {
+    let asked = std::env::var("ADARAT_FAULT_KILL_AFTER_EPOCH").ok();
+    if asked.and_then(|n| n.parse::<usize>().ok()) == Some(epoch) {
+        // SAFETY: sends SIGKILL to this very process, which ends it.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! Fault injection with real processes: runs killed with SIGKILL at random instants, a full disk,
+//! and damaged resume files. Whatever happens, a rerun ends with the numbers of an uninterrupted run,
+//! or refuses with one line naming the damaged file.
+mod common;
+use common::{adarat, adarat_command, result_json, same_numbers, stderr};
+use serde_json::Value;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+const JOB: &str = "pgd-at/synthetic/adarat";
+const FOLDER: &str = "pgd-at_synthetic_adarat_small-cnn_seed1";
+
+fn args(output: &str) -> Vec<&str> {
+    vec![
+        "run",
+        JOB,
+        "--epochs",
+        "3",
+        "--limit-train",
+        "96",
+        "--limit-test",
+        "48",
+        "--device",
+        "cpu",
+        "--offline",
+        "--output",
+        output,
+        "--set",
+        "evaluation.final_attacks=[fgsm, pgd10]",
+    ]
+}
+
+/// The result of the same job run once, start to end.
+fn uninterrupted(dir: &Path) -> Value {
+    let out = adarat(dir, &args("straight"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    result_json(&dir.join("straight").join(FOLDER))
+}
+
+#[test]
+fn runs_killed_at_random_instants_end_as_an_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = uninterrupted(dir.path());
+    // A fixed pseudo-random sequence of delays, so a failure can be replayed.
+    let mut state = 0x2545_f491_u64;
+    let mut delay = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        Duration::from_millis(150 + (state >> 33) % 2200)
+    };
+    let (mut kills, mut attempts) = (0, 0);
+    loop {
+        attempts += 1;
+        let mut child = adarat_command(dir.path(), &args("output"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay());
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "attempt {attempts} failed: {status}");
+            break;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        kills += 1;
+        assert!(attempts < 40, "no run finished in {attempts} attempts");
+    }
+    let finished = result_json(&dir.path().join("output").join(FOLDER));
+    assert_eq!(finished["status"], "completed");
+    assert_eq!(same_numbers(&finished), same_numbers(&expected));
+    eprintln!("faults injected: {kills} SIGKILLs over {attempts} runs of {JOB}; the result equals an uninterrupted run's");
+    assert!(
+        kills >= 3,
+        "only {kills} kills landed: the test proves little"
+    );
+}
+
+#[test]
+fn a_full_disk_fails_the_job_keeps_the_last_point_and_a_rerun_finishes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = uninterrupted(dir.path());
+    let folder = dir.path().join("output").join(FOLDER);
+
+    // The second epoch's weights cannot be written.
+    let out = adarat_command(dir.path(), &args("output"))
+        .env("ADARAT_FAULT_FULL_DISK", "resume-e0002")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(
+        text.contains("failed") && text.contains("No space left on device"),
+        "{text}"
+    );
+    let failed = result_json(&folder);
+    assert_eq!(failed["status"], "failed");
+    assert!(failed["error"]
+        .as_str()
+        .unwrap()
+        .contains("resume-e0002.safetensors"));
+    let point: Value =
+        serde_json::from_str(&std::fs::read_to_string(folder.join("resume.json")).unwrap())
+            .unwrap();
+    assert_eq!(point["epochs_done"], 1);
+    assert!(folder.join("resume-e0001.safetensors").is_file());
+
+    // result.json itself cannot be written: the job fails with both reasons, the point stays.
+    let out = adarat_command(dir.path(), &args("output"))
+        .env("ADARAT_FAULT_FULL_DISK", "result.json")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("result.json could not be updated either"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(result_json(&folder)["status"], "failed");
+
+    let out = adarat(dir.path(), &args("output"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("resuming at epoch 2"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(same_numbers(&result_json(&folder)), same_numbers(&expected));
+    eprintln!(
+        "faults injected: 2 full-disk writes; the rerun resumed and equals an uninterrupted run"
+    );
+}
+
+enum Damage {
+    Truncated,
+    OneBitFlipped,
+    Emptied,
+}
+
+impl Damage {
+    fn apply(&self, path: &Path) {
+        let mut bytes = std::fs::read(path).unwrap();
+        match self {
+            Damage::Truncated => bytes.truncate(bytes.len() / 2),
+            Damage::OneBitFlipped => *bytes.last_mut().unwrap() ^= 1,
+            Damage::Emptied => bytes.clear(),
+        }
+        std::fs::write(path, bytes).unwrap();
+    }
+}
+
+#[test]
+fn damaged_resume_files_are_refused_by_name_and_fresh_starts_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("output").join(FOLDER);
+    let out = adarat_command(dir.path(), &args("output"))
+        .env("ADARAT_FAULT_KILL_AFTER_EPOCH", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let weights = folder.join("resume-e0001.safetensors");
+    let intact = std::fs::read(&weights).unwrap();
+
+    let damages = [
+        ("resume-e0001.safetensors", Damage::Truncated),
+        ("resume-e0001.safetensors", Damage::OneBitFlipped),
+        ("resume.json", Damage::Truncated),
+        ("result.json", Damage::Emptied),
+    ];
+    for (file, damage) in &damages {
+        let saved: Vec<(std::path::PathBuf, Vec<u8>)> = ["resume.json", "result.json"]
+            .iter()
+            .map(|f| (folder.join(f), std::fs::read(folder.join(f)).unwrap()))
+            .collect();
+        damage.apply(&folder.join(file));
+        let out = adarat(dir.path(), &args("output"));
+        assert_eq!(out.status.code(), Some(2), "{file}: {}", stderr(&out));
+        let text = stderr(&out);
+        assert!(
+            text.contains(&format!("{file}: damaged")) && text.contains("--fresh"),
+            "{text}"
+        );
+        assert_eq!(text.trim_end().lines().count(), 1, "{text}");
+        assert!(
+            folder.join("config.yaml").is_file(),
+            "the folder is left as it was"
+        );
+        std::fs::write(&weights, &intact).unwrap();
+        for (path, bytes) in saved {
+            std::fs::write(path, bytes).unwrap();
+        }
+    }
+
+    std::fs::write(&weights, b"garbage").unwrap();
+    let mut fresh = args("output");
+    fresh.push("--fresh");
+    let out = adarat(dir.path(), &fresh);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(result_json(&folder)["status"], "completed");
+    let moved_aside = std::fs::read_dir(dir.path().join("output"))
+        .unwrap()
+        .filter(|e| {
+            let name = e
+                .as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .into_owned();
+            name.starts_with(&format!("{FOLDER}."))
+        })
+        .count();
+    assert_eq!(
+        moved_aside, 1,
+        "--fresh keeps the damaged run beside the new one"
+    );
+    eprintln!(
+        "bad inputs tried: {} damaged resume files, each refused by name",
+        damages.len()
+    );
+}
