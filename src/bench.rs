@@ -192,7 +192,8 @@ pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Rep
             plan.push((workload, Precision::Fp32, false));
         }
     }
-    let out = scratch_folder()?;
+    let scratch = Scratch::new()?;
+    let out = scratch.0.clone();
     let mut cases = Vec::new();
     for (workload, precision, compare) in plan {
         progress(&format!("{} {precision:?}", workload.label()));
@@ -219,7 +220,6 @@ pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Rep
         let workload = resnet18(if cuda { 5_120 } else { 256 }, 0);
         cases.extend(ablation(options, device, workload, &out, progress)?);
     }
-    let _ = std::fs::remove_dir_all(&out);
     Ok(Report {
         device: train::device_name(device),
         torch_threads: tch::get_num_threads(),
@@ -406,11 +406,26 @@ fn cases_of(
         .collect()
 }
 
-/// A folder for the bench's throwaway runs.
-fn scratch_folder() -> Result<PathBuf, String> {
-    let out = std::env::temp_dir().join(format!("adarat-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-    Ok(out)
+/// A folder for the bench's throwaway runs, inside the built-in configuration's output folder
+/// (nothing is written outside the data and output folders); removed when dropped, however the
+/// bench ends.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Result<Scratch, String> {
+        let study = config::open(None, &[]).map_err(|e| e.to_string())?;
+        let out = study
+            .output_dir()
+            .join(format!(".bench-{}", std::process::id()));
+        std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+        Ok(Scratch(out))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Times when the final table starts and ends.

@@ -3,8 +3,12 @@
 //! - `ADARAT_FAULT_FULL_DISK=PREFIX`: writing a file whose name starts with PREFIX fails as on a full
 //!   disk (ENOSPC);
 //! - `ADARAT_FAULT_KILL_AFTER_EPOCH=N`: the process kills itself with SIGKILL right after epoch N's
-//!   resume point is committed, as `kill -9` would.
+//!   resume point is committed, as `kill -9` would;
+//! - `ADARAT_FAULT_OUT_OF_MEMORY=1`: the first training batch of the process asks libtorch for more
+//!   memory than any machine has, which fails inside libtorch as a GPU's out-of-memory does.
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tch::{Device, Kind, Tensor};
 
 /// An injected full disk for `path`, if the environment asks for one.
 pub fn full_disk(path: &Path) -> std::io::Result<()> {
@@ -28,5 +32,18 @@ pub fn kill_after_epoch(epoch: usize) {
         unsafe {
             libc::kill(libc::getpid(), libc::SIGKILL);
         }
+    }
+}
+
+/// Whether the injected out-of-memory error already happened in this process (once, so the next
+/// job of a queue runs normally).
+static OUT_OF_MEMORY_DONE: AtomicBool = AtomicBool::new(false);
+
+/// Fails inside libtorch, as an allocation beyond the device's memory does, if the environment asks.
+pub fn out_of_memory(device: Device) {
+    if std::env::var_os("ADARAT_FAULT_OUT_OF_MEMORY").is_some()
+        && !OUT_OF_MEMORY_DONE.swap(true, Ordering::SeqCst)
+    {
+        let _ = Tensor::empty([1i64 << 50], (Kind::Float, device));
     }
 }

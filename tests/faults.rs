@@ -220,3 +220,79 @@ fn damaged_resume_files_are_refused_by_name_and_fresh_starts_over() {
         damages.len()
     );
 }
+
+#[test]
+fn an_error_inside_libtorch_fails_its_job_and_the_next_job_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut both = args("output");
+    both.insert(2, "pgd-at/synthetic/baseline");
+    let out = adarat_command(dir.path(), &both)
+        .env("ADARAT_FAULT_OUT_OF_MEMORY", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(
+        text.contains(&format!("{JOB}: failed: libtorch: ")) && text.contains("allocate"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("panicked"),
+        "the panic is reported as the job's failure: {text}"
+    );
+    let failed = result_json(&dir.path().join("output").join(FOLDER));
+    assert_eq!(failed["status"], "failed");
+    assert!(failed["error"].as_str().unwrap().contains("allocate"));
+    let next = result_json(
+        &dir.path()
+            .join("output")
+            .join("pgd-at_synthetic_baseline_small-cnn_seed1"),
+    );
+    assert_eq!(next["status"], "completed");
+    eprintln!(
+        "faults injected: 1 libtorch out-of-memory error; its job failed, the next completed"
+    );
+}
+
+#[test]
+fn a_second_sigint_exits_at_once_and_leaves_every_file_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    // ResNet-18 on one CPU thread: a batch takes seconds, so both signals land inside the first one.
+    let mut slow = args("output");
+    slow.extend(["--model", "resnet18"]);
+    let mut child = adarat_command(dir.path(), &slow)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let folder = dir
+        .path()
+        .join("output/pgd-at_synthetic_adarat_resnet18_seed1");
+    let events = || std::fs::read_to_string(folder.join("events.jsonl")).unwrap_or_default();
+    common::wait_for("the first epoch to start", || {
+        events().contains("epoch_started")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let interrupt = || {
+        // SAFETY: kill has no memory effects.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    };
+    interrupt();
+    std::thread::sleep(Duration::from_millis(300));
+    interrupt();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let result = result_json(&folder);
+    assert_eq!(
+        result["status"], "running",
+        "it exited at once, before the stop at the next batch could record `stopped`"
+    );
+    assert!(events()
+        .lines()
+        .all(|line| serde_json::from_str::<Value>(line).is_ok()));
+    let config = std::fs::read_to_string(folder.join("config.yaml")).unwrap();
+    assert!(serde_yaml::from_str::<serde_yaml::Value>(&config).is_ok());
+    eprintln!(
+        "faults injected: 2 SIGINTs inside a batch; the process exited at once, every file whole"
+    );
+}

@@ -65,13 +65,7 @@ impl StepGraph {
                 if !error.is_null() {
                     take_message(error);
                 }
-                Some(
-                    panic
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_else(|| "the step panicked while captured".to_string()),
-                )
+                Some(super::panic_message(panic.as_ref()))
             }
         };
         let graph = StepGraph {

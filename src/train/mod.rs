@@ -335,8 +335,9 @@ pub fn run_with_data(
         seconds_before,
         graphs_failed: false,
     };
-    // Once the job runs, a file that cannot be written (a full disk) fails the job, not the input.
-    let outcome = run.train().map_err(|e| match e {
+    // Once the job runs, a file that cannot be written (a full disk) fails the job, not the input,
+    // and so does an error inside libtorch (out of memory), which tch raises as a panic.
+    let outcome = catching_panics(|| run.train()).map_err(|e| match e {
         RunError::Store(e) => RunError::Failed(e.to_string()),
         other => other,
     });
@@ -363,6 +364,51 @@ pub fn run_with_data(
     outcome?;
     logged.map_err(|e| RunError::Failed(e.to_string()))?;
     Ok(run.result)
+}
+
+/// Runs `job`, turning a panic into an error with its message: tch raises libtorch's errors (out of
+/// memory among them) as panics. The default hook's report is replaced meanwhile by this message,
+/// which names where the panic happened.
+fn catching_panics<T>(job: impl FnOnce() -> Result<T, RunError>) -> Result<T, RunError> {
+    static WHERE: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|info| {
+        if let Ok(mut place) = WHERE.lock() {
+            *place = info
+                .location()
+                .map(|l| format!("{}:{}", l.file(), l.line()));
+        }
+    }));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+    std::panic::set_hook(previous);
+    outcome.unwrap_or_else(|panic| {
+        let place = WHERE
+            .lock()
+            .ok()
+            .and_then(|mut p| p.take())
+            .unwrap_or_default();
+        Err(RunError::Failed(format!(
+            "{} (at {place})",
+            panic_message(panic.as_ref())
+        )))
+    })
+}
+
+/// The first line of a panic's message; for a libtorch error, the first line of libtorch's own.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown error");
+    // tch's unwrap prints `Torch("<libtorch message>\nException raised from ...")` on one line.
+    match text.split_once("Torch(\"") {
+        Some((_, libtorch)) => {
+            let first = libtorch.split("\\n").next().unwrap_or(libtorch);
+            format!("libtorch: {}", first.trim_end_matches("\")").trim())
+        }
+        None => text.lines().next().unwrap_or(text).trim().to_string(),
+    }
 }
 
 /// The tally of a final evaluation a stop interrupted, to go on from; an unreadable one is
@@ -526,6 +572,7 @@ impl Run<'_> {
             .enumerate()
         {
             self.check_stop(epoch + 1, index + 1)?;
+            crate::faults::out_of_memory(device);
             let row = match graph.as_mut() {
                 Some(g) if g.fits(&batch) => g.replay(&batch).map_err(RunError::Failed)?,
                 _ if use_graph && index == EAGER_STEPS_BEFORE_CAPTURE => {
