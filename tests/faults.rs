@@ -296,3 +296,24 @@ fn a_second_sigint_exits_at_once_and_leaves_every_file_whole() {
         "faults injected: 2 SIGINTs inside a batch; the process exited at once, every file whole"
     );
 }
+
+#[test]
+fn a_non_finite_loss_fails_the_job_naming_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut diverging = args("output");
+    diverging.extend(["--set", "datasets.synthetic.learning_rate=1e30"]);
+    let out = adarat(dir.path(), &diverging);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("{JOB}: failed: non-finite loss")),
+        "{}",
+        stderr(&out)
+    );
+    let result = result_json(&dir.path().join("output").join(FOLDER));
+    assert_eq!(result["status"], "failed");
+    let error = result["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("non-finite loss") && error.contains("at epoch 1, batch "),
+        "{error}"
+    );
+}
