@@ -35,14 +35,15 @@ pub fn kill_after_epoch(epoch: usize) {
     }
 }
 
-/// Whether the injected out-of-memory error already happened in this process (once, so the next
-/// job of a queue runs normally).
-static OUT_OF_MEMORY_DONE: AtomicBool = AtomicBool::new(false);
+/// Whether the first training batch of this process went by: the injected out-of-memory error
+/// happens there or never, so the next job of a queue runs normally (and later batches only read
+/// this flag).
+static FIRST_BATCH_DONE: AtomicBool = AtomicBool::new(false);
 
 /// Fails inside libtorch, as an allocation beyond the device's memory does, if the environment asks.
 pub fn out_of_memory(device: Device) {
-    if std::env::var_os("ADARAT_FAULT_OUT_OF_MEMORY").is_some()
-        && !OUT_OF_MEMORY_DONE.swap(true, Ordering::SeqCst)
+    if !FIRST_BATCH_DONE.swap(true, Ordering::Relaxed)
+        && std::env::var_os("ADARAT_FAULT_OUT_OF_MEMORY").is_some()
     {
         let _ = Tensor::empty([1i64 << 50], (Kind::Float, device));
     }
