@@ -563,7 +563,7 @@ impl Run<'_> {
         let none = Tensor::full([], f64::NAN, (Kind::Float, device));
         // Captured afresh each epoch: the learning rate and the methods' epoch schedules are constants in it.
         let mut graph: Option<cuda_graph::StepGraph> = None;
-        let mut use_graph =
+        let use_graph =
             cfg.cuda_graphs && device.is_cuda() && self.method.capturable() && !self.graphs_failed;
         for (index, batch) in self
             .data
@@ -585,7 +585,6 @@ impl Run<'_> {
                         }
                         Err(reason) => {
                             eprintln!("adarat: CUDA graphs off for this run ({reason}); training goes on eagerly");
-                            use_graph = false;
                             self.graphs_failed = true;
                             self.step(&batch, epoch, lr, &none)
                         }
