@@ -32,6 +32,9 @@ pub enum StoreError {
     },
     #[error("{path}: {message}")]
     Corrupt { path: PathBuf, message: String },
+    /// A failure whose message already names its file (a checkpoint that could not be written).
+    #[error("{0}")]
+    File(String),
     #[error("{folder}: {source}")]
     Busy {
         folder: PathBuf,
@@ -67,7 +70,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
 }
 
 /// `name.ext` → `.name.ext.tmp` beside it.
-pub fn temporary_path(path: &Path) -> PathBuf {
+fn temporary_path(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -309,14 +312,9 @@ impl RunStore {
     ) -> Result<(String, String), StoreError> {
         let name = part.file_name(epochs_done);
         let path = self.path(&name);
-        crate::models::write_tensors(&path, tensors).map_err(|e| StoreError::Corrupt {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-        let md5 = crate::data::md5_hex(&path).map_err(|e| StoreError::Corrupt {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
+        crate::models::write_tensors(&path, tensors)
+            .map_err(|e| StoreError::File(e.to_string()))?;
+        let md5 = crate::data::md5_hex(&path).map_err(|e| StoreError::File(e.to_string()))?;
         Ok((name, md5))
     }
 
