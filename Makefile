@@ -18,7 +18,7 @@ export LIBTORCH_CXX11_ABI ?= 1
 
 CARGO ?= cargo
 
-.PHONY: run test bench build clippy fmt
+.PHONY: run test test-portability bench build clippy fmt
 
 run: build
 	./target/release/adarat
@@ -29,6 +29,19 @@ build: $(LIBTORCH_DEP)
 # The tests also compare against PyTorch and torchattacks 3.5.1 (installed into .venv for them only).
 test: $(LIBTORCH_DEP) $(VENV)/.test-tools
 	ADARAT_PYTHON=$(VENV)/bin/python $(CARGO) test --all-targets -- --test-threads=1
+
+# The numerics-sensitive suites again, with libtorch's kernels, MKL and oneDNN each held to the
+# instruction sets of an AVX2-only CPU and of a pre-AVX one (docs/testing.md): what passes here
+# passes on AMD and older Intel machines too. About 15 minutes on 2 cores.
+NUMERIC_SUITES := --lib --test attacks --test methods --test models --test run --test generalist \
+	--test teachers --test attack_table
+test-portability: $(LIBTORCH_DEP) $(VENV)/.test-tools
+	@for isa in "avx2 AVX2 AVX2" "default SSE4_2 SSE41"; do \
+	  set -- $$isa; \
+	  echo "== ATEN_CPU_CAPABILITY=$$1 MKL_ENABLE_INSTRUCTIONS=$$2 ONEDNN_MAX_CPU_ISA=$$3"; \
+	  ATEN_CPU_CAPABILITY=$$1 MKL_ENABLE_INSTRUCTIONS=$$2 ONEDNN_MAX_CPU_ISA=$$3 \
+	    ADARAT_PYTHON=$(VENV)/bin/python $(CARGO) test $(NUMERIC_SUITES) -- --test-threads=1 || exit 1; \
+	done
 
 # adarat against bench/reference.py (the research code's loop in PyTorch) on this machine's default device.
 bench: build

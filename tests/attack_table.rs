@@ -21,8 +21,8 @@ const IMAGES: usize = 100;
 const EPSILON: f64 = 16.0 / 255.0;
 const STEP: f64 = 2.0 / 255.0;
 
-/// Two epochs of standard training on synthetic (clean accuracy about 65%), made once per test
-/// process.
+/// Two epochs of standard training on synthetic (clean accuracy about 65%), checked to have
+/// learned, made once per test process.
 fn trained_checkpoint() -> &'static Path {
     static CHECKPOINT: OnceLock<PathBuf> = OnceLock::new();
     CHECKPOINT
@@ -43,7 +43,15 @@ fn trained_checkpoint() -> &'static Path {
                 ],
             );
             assert!(out.status.success(), "{}", stderr(&out));
-            dir.join("output/st_synthetic_baseline_small-cnn_seed1/model.safetensors")
+            let run = dir.join("output/st_synthetic_baseline_small-cnn_seed1");
+            // Learned, so that every attack has a loss to raise (chance is 10%).
+            let result = common::result_json(&run);
+            let clean = result["epochs_log"][1]["test_clean_acc"].as_f64().unwrap();
+            assert!(
+                clean > 40.0,
+                "the fixture did not learn: test accuracy {clean}%"
+            );
+            run.join("model.safetensors")
         })
         .as_path()
 }

@@ -1,11 +1,13 @@
 //! Attacks on a real network: budget and range, input-only gradients, the network's mode and state
 //! left as they were, and PGD stronger than FGSM.
+mod common;
+
 use adarat::attacks::{cross_entropy, fgsm, Apgd, Cw, FabTargeted, Pgd, RandomStart, Square};
-use adarat::config::{Augment, SyntheticSize};
-use adarat::data::{self, DataRequest, Splits};
+use adarat::config::Augment;
+use adarat::data::Splits;
 use adarat::models::{ModelSpec, Network};
 use adarat::train::sgd::Sgd;
-use adarat::vocab::{DatasetKind, ModelKind};
+use adarat::vocab::ModelKind;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use tch::{Device, Kind, Tensor};
@@ -13,54 +15,21 @@ use tch::{Device, Kind, Tensor};
 const EPS: f64 = 8.0 / 255.0;
 
 fn synthetic(train: usize, test: usize) -> Splits {
-    let dir = tempfile::tempdir().unwrap();
-    data::load(&DataRequest {
-        kind: DatasetKind::Synthetic,
-        data_dir: dir.path(),
-        device: Device::Cpu,
-        limit_train: None,
-        limit_test: None,
-        synthetic: SyntheticSize { train, test },
-        seed: 3,
-        download: false,
-        progress: false,
-    })
-    .unwrap()
+    common::synthetic_splits(train, test)
 }
 
-fn small_cnn(classes: i64) -> Network {
-    tch::manual_seed(0);
-    let spec = ModelSpec {
-        kind: ModelKind::SmallCnn,
-        in_channels: 3,
-        height: 32,
-        width: 32,
-        classes,
-        dropout: 0.5,
-    };
-    Network::new(&spec, Device::Cpu).unwrap()
-}
-
-/// A few epochs of plain training, enough for a network whose loss an attack can raise. Trained once
+/// Plain training, checked to have learned, so that attacks have a loss to raise. Trained once
 /// per test process; each test loads the weights into its own network.
 fn trained() -> (Network, Splits) {
     static WEIGHTS: OnceLock<PathBuf> = OnceLock::new();
     let data = synthetic(1024, 256);
     let weights = WEIGHTS.get_or_init(|| {
-        let net = small_cnn(data.classes);
-        let mut sgd = Sgd::new(net.parameters(), 0.9, 5e-4);
-        for _ in 0..4 {
-            for batch in data.train.batches(64, true, Augment::None) {
-                sgd.zero_grad();
-                cross_entropy(&net.forward_t(&batch.images, true), &batch.labels).backward();
-                sgd.step(0.05);
-            }
-        }
+        let (net, _) = common::trained_small_cnn();
         let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("attacks-trained.safetensors");
         net.save(&path).unwrap();
         path
     });
-    let mut net = small_cnn(data.classes);
+    let mut net = common::small_cnn(data.classes);
     net.load(weights).unwrap();
     (net, data)
 }
@@ -201,6 +170,7 @@ fn the_final_table_leaves_the_network_and_its_batch_norm_state_as_they_were() {
         seed: 1,
         batch_size: 8,
         augment: Augment::None,
+        images: None,
     };
     let result = table
         .run(&net, &data.test, Default::default(), &mut |_| Ok(()))

@@ -150,6 +150,85 @@ fn the_reference_protocol_crops_cifar10_tests_and_uses_torchattacks_autoattack()
     assert_eq!(c.evaluation.autoattack, AutoAttackPreset::Torchattacks351);
     assert!(!resolve(&s, "pgd-at/cifar100/adarat").test_random_crop);
     assert!(!resolve(&s, "generalist/cifar10/adarat").test_random_crop);
+    // Generalist's own script evaluates with the fra31 copy it bundles, at standard strength.
+    for dataset in ["cifar10", "cifar100"] {
+        let generalist = resolve(&s, &format!("generalist/{dataset}/adarat"));
+        assert_eq!(generalist.evaluation.autoattack, AutoAttackPreset::Standard);
+    }
+    assert_eq!(
+        resolve(&s, "kd-at/cifar100/baseline").evaluation.autoattack,
+        AutoAttackPreset::Torchattacks351
+    );
+    // A preset written in the file is every method's.
+    let text = text.replacen(
+        "# autoattack: standard ",
+        "autoattack: torchattacks-3.5.1 ",
+        1,
+    );
+    let s = config::parse(&text, Path::new(ORIGIN), &[]).unwrap();
+    assert_eq!(
+        resolve(&s, "generalist/cifar10/adarat")
+            .evaluation
+            .autoattack,
+        AutoAttackPreset::Torchattacks351
+    );
+}
+
+#[test]
+fn the_evaluation_has_a_layer_per_dataset() {
+    let s = study();
+    // The quick start's table runs on 100 test images; the study's on the whole test set.
+    assert_eq!(
+        resolve(&s, "pgd-at/synthetic/adarat")
+            .evaluation
+            .final_images,
+        Some(100)
+    );
+    let cifar = resolve(&s, "pgd-at/cifar10/adarat").evaluation;
+    assert_eq!((cifar.final_images, cifar.batch_size), (None, 256));
+    let sets = [
+        "evaluation.final_images=1000",
+        "evaluation.datasets.cifar100={final_attacks: [pgd20], batch_size: 64}",
+    ]
+    .map(String::from);
+    let s = config::parse(config::DEFAULT_CONFIG, Path::new(ORIGIN), &sets).unwrap();
+    let c100 = resolve(&s, "trades/cifar100/fixrat").evaluation;
+    assert_eq!(
+        (c100.final_attacks.len(), c100.batch_size, c100.final_images),
+        (1, 64, Some(1000))
+    );
+    let c10 = resolve(&s, "trades/cifar10/fixrat").evaluation;
+    assert_eq!((c10.final_attacks.len(), c10.batch_size), (6, 256));
+    assert_eq!(
+        resolve(&s, "pgd-at/synthetic/adarat")
+            .evaluation
+            .final_images,
+        Some(100)
+    );
+    // Refusals name the value's own path.
+    let e = refusal(
+        "synthetic: {final_images: 100}",
+        "synthetic: {final_images: 0}",
+    );
+    assert!(
+        e.starts_with(&format!(
+            "{ORIGIN}:{}: evaluation.datasets.synthetic.final_images: expected at least 1 image",
+            line_of("synthetic: {final_images: 100}")
+        )),
+        "{e}"
+    );
+    let e = refusal("synthetic: {final_images: 100}", "synthetic: {cw_steps: 0}");
+    assert!(e.contains("evaluation.datasets.synthetic.cw_steps"), "{e}");
+    let e = refusal(
+        "synthetic: {final_images: 100}",
+        "synthetic: {final_imgs: 100}",
+    );
+    assert!(e.contains("unknown field `final_imgs`"), "{e}");
+    let e = refusal(
+        "synthetic: {final_images: 100}",
+        "cifar1000: {final_images: 100}",
+    );
+    assert!(e.contains("cifar1000"), "{e}");
 }
 
 #[test]

@@ -864,6 +864,100 @@ fn the_results_screen_shows_the_final_table_peaks_and_epochs() {
     assert_contains(&screen_text(&baseline, 80, 24), &["AA          -"]);
 }
 
+/// The screen's text with every run of whitespace made one space: a message wrapped over rows
+/// reads as it was written.
+fn flowing(screen: &str) -> String {
+    screen.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+const LONG_ERROR: &str = "dataset cifar10 not found: fetching \
+     https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz failed: Connection refused (os error 111); \
+     without network, put data_batch_1.bin to data_batch_5.bin and test_batch.bin under \
+     data/cifar-10-batches-bin/";
+
+#[test]
+fn a_long_error_is_shown_whole_at_80x24() {
+    // A job that failed before it had a run folder: the queue's reason, on the grid and in Results.
+    let mut failed = snapshot();
+    let row = failed
+        .jobs
+        .iter_mut()
+        .find(|r| r.job == job("dat/cifar10/baseline"))
+        .unwrap();
+    row.error = Some(LONG_ERROR.into());
+    let mut app = app_with(plain_settings(), failed.clone());
+    app.update(Msg::Snapshot(failed.clone()));
+    let mut app_at_failed = {
+        let saved = SavedState {
+            cursor: Some("dat/cifar10/baseline".into()),
+            selected: Vec::new(),
+        };
+        let mut app = App::new(plain_settings(), saved, Vec::new());
+        app.update(Msg::Snapshot(failed.clone()));
+        app
+    };
+    let wanted = format!("error: {LONG_ERROR}");
+    let grid = screen_text(&app_at_failed, 80, 24);
+    assert!(flowing(&grid).contains(&wanted), "{grid}");
+    // The cursor's job stays in view above the detail.
+    assert!(grid.contains("dat        baseline  failed"), "{grid}");
+    // Wide: the side pane (its 40 inner columns) wraps it, long words broken.
+    let wide = screen_text(&app_at_failed, 160, 48);
+    let pane: String = wide
+        .lines()
+        .map(|line| line.chars().skip(160 - 41).take(40).collect::<String>())
+        .collect();
+    let squeezed = |text: &str| text.split_whitespace().collect::<String>();
+    assert!(squeezed(&pane).contains(&squeezed(&wanted)), "{wide}");
+    type_keys(&mut app_at_failed, "r");
+    let results = screen_text(&app_at_failed, 80, 24);
+    assert!(flowing(&results).contains(&wanted), "{results}");
+    assert!(results.contains("no result yet (failed)"), "{results}");
+
+    // A run that failed with a result.json: the header of Results.
+    let mut with_result = failed;
+    let row = with_result
+        .jobs
+        .iter_mut()
+        .find(|r| r.job == job("pgd-at/synthetic/adarat"))
+        .unwrap();
+    let mut result = done_result("pgd-at/synthetic/adarat", 48.2, None);
+    result.status = Status::Failed;
+    result.error = Some(LONG_ERROR.into());
+    row.state = JobState::Failed;
+    row.error = Some(LONG_ERROR.into());
+    row.result = Some(Arc::new(result));
+    let mut app_failed_run = app_at("pgd-at/synthetic/adarat");
+    app_failed_run.update(Msg::Snapshot(with_result));
+    type_keys(&mut app_failed_run, "r");
+    let results = screen_text(&app_failed_run, 80, 24);
+    assert!(flowing(&results).contains(&wanted), "{results}");
+    assert!(
+        results.contains("clean    82.1"),
+        "the final table still shows:\n{results}"
+    );
+
+    // A long notice in the status line, and a long line in the live log.
+    app.update(Msg::Notice(format!(
+        "cannot start the worker: {LONG_ERROR}"
+    )));
+    let screen = screen_text(&app, 80, 24);
+    assert!(
+        flowing(&screen).contains(&format!("worker: {LONG_ERROR}")),
+        "{screen}"
+    );
+    let mut running = snapshot();
+    running.live[0].log.push(format!("warning: {LONG_ERROR}"));
+    let mut live = app_at(RUNNING);
+    live.update(Msg::Snapshot(running));
+    type_keys(&mut live, "v");
+    let screen = screen_text(&live, 80, 24);
+    assert!(
+        flowing(&screen).contains(&format!("warning: {LONG_ERROR}")),
+        "{screen}"
+    );
+}
+
 #[test]
 fn the_results_table_scrolls() {
     let mut app = app_at("pgd-at/synthetic/adarat");

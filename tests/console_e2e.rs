@@ -94,7 +94,7 @@ fn console_command(dir: &Path) -> String {
         "env OMP_NUM_THREADS=1 TERM=xterm-256color XDG_CONFIG_HOME={home}/config \
          XDG_STATE_HOME={home}/state XDG_DATA_HOME={home}/data {exe} \
          --set datasets.synthetic.train_size=160 --set datasets.synthetic.test_size=64 \
-         --set device=cpu --set training.epochs=50; sleep 30",
+         --set device=cpu --set datasets.synthetic.epochs=50; sleep 30",
         home = home.display(),
         exe = env!("CARGO_BIN_EXE_adarat"),
     )

@@ -820,16 +820,6 @@ fn synthetic_classes_are_learnable_and_an_epsilon_adversary_hurts() {
     assert!(robust > 0.5, "robust {robust}");
 }
 
-#[test]
-fn synthetic_generation_is_fast() {
-    let start = std::time::Instant::now();
-    let splits = synthetic(9, 10_000, 0);
-    assert_eq!(splits.train.len(), 10_000);
-    let elapsed = start.elapsed();
-    println!("10000 synthetic images in {elapsed:?}");
-    assert!(elapsed.as_secs_f64() < 5.0, "{elapsed:?}");
-}
-
 // ---------------------------------------------------------------------------------------------------
 // The Debian package.
 

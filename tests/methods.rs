@@ -3,13 +3,11 @@
 mod common;
 
 use adarat::attacks::{cross_entropy, pgd_kl, EarlyStoppedPgd, FoscPgd, Pgd, RandomStart};
-use adarat::config::{Augment, RatioConfig, SyntheticSize};
-use adarat::data::{self, DataRequest};
+use adarat::config::{Augment, RatioConfig};
 use adarat::methods::trades::{kl_term, loss_terms};
-use adarat::models::{ModelSpec, Network};
+use adarat::models::Network;
 use adarat::ratio::{barrier_value, Ratio};
-use adarat::train::sgd::Sgd;
-use adarat::vocab::{DatasetKind, Mode, ModelKind};
+use adarat::vocab::Mode;
 use common::adarat;
 use serde_json::Value;
 use std::cell::RefCell;
@@ -204,44 +202,10 @@ fn dat_freezes_exactly_the_samples_whose_fosc_falls_to_the_threshold() {
     assert!(frozen_at.contains(&None), "{frozen_at:?}");
 }
 
-/// small-cnn after a little plain training, so that its predictions depend on its input, and a
-/// batch of test images.
+/// small-cnn after a little plain training, checked to have learned, so that its predictions
+/// depend on its input, and a batch of test images.
 fn trained_small_cnn() -> (Network, Tensor) {
-    let dir = tempfile::tempdir().unwrap();
-    let data = data::load(&DataRequest {
-        kind: DatasetKind::Synthetic,
-        data_dir: dir.path(),
-        device: Device::Cpu,
-        limit_train: None,
-        limit_test: None,
-        synthetic: SyntheticSize {
-            train: 512,
-            test: 32,
-        },
-        seed: 3,
-        download: false,
-        progress: false,
-    })
-    .unwrap();
-    tch::manual_seed(0);
-    let spec = ModelSpec {
-        kind: ModelKind::SmallCnn,
-        in_channels: 3,
-        height: 32,
-        width: 32,
-        classes: data.classes,
-        dropout: 0.5,
-    };
-    let net = Network::new(&spec, Device::Cpu).unwrap();
-    let mut sgd = Sgd::new(net.parameters(), 0.9, 5e-4);
-    for _ in 0..2 {
-        for batch in data.train.batches(64, true, Augment::None) {
-            sgd.zero_grad();
-            cross_entropy(&net.forward_t(&batch.images, true), &batch.labels).backward();
-            sgd.step(0.05);
-        }
-    }
-    sgd.zero_grad();
+    let (net, data) = common::trained_small_cnn();
     let batch = data.test.batches(16, false, Augment::None).next().unwrap();
     (net, batch.images)
 }

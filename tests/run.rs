@@ -108,6 +108,9 @@ fn pgd_at_adarat_on_synthetic_learns_and_writes_a_complete_run_folder() {
     let pgd20 = table["pgd20"].as_f64().unwrap();
     let pgd50 = table["pgd50"].as_f64().unwrap();
     assert!(pgd50 <= pgd20 + 1.0 && pgd20 < table["clean"].as_f64().unwrap());
+    // The per-epoch test saw the 200 test images, the final table synthetic's first 100
+    // (`evaluation.datasets.synthetic.final_images`).
+    assert_eq!(table["images"], 100);
 
     let log = std::fs::read_to_string(folder.join("train.log")).unwrap();
     assert!(log.contains("training method: PGD_AT_FixRAT_AdaRAT"));

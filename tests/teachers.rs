@@ -249,7 +249,7 @@ fn the_worker_trains_a_missing_teacher_before_its_student_and_only_once() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = output(dir.path());
     let mut sets: Vec<&str> = TINY.iter().copied().filter(|a| *a != "--set").collect();
-    sets.push("training.epochs=1");
+    sets.push("datasets.synthetic.epochs=1");
     // The robust teacher also waits in the queue, behind its student: it runs once.
     write_queue(
         &out_dir,

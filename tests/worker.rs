@@ -175,9 +175,9 @@ fn the_worker_runs_the_queue_in_order_records_failures_and_pauses_on_a_stop() {
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("output");
     let mut sets: Vec<&str> = TINY.iter().copied().filter(|a| *a != "--set").collect();
-    sets.push("training.epochs=1");
+    sets.push("datasets.synthetic.epochs=1");
     let mut long_sets = sets.clone();
-    long_sets.push("training.epochs=20");
+    long_sets.push("datasets.synthetic.epochs=20");
     let mut bad_device = sets.clone();
     bad_device.push("device=tpu");
     write_queue(

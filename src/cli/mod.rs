@@ -413,7 +413,7 @@ fn eval(args: EvalArgs) -> Result<(), Failure> {
         args.checkpoint.display(),
         model,
         dataset,
-        data.test.len(),
+        data.test.first(table.images).len(),
         table.epsilon,
         train::device_name(device)
     );

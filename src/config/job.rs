@@ -214,4 +214,7 @@ pub struct EvaluationConfig {
     pub autoattack: AutoAttackPreset,
     pub cw_steps: usize,
     pub cw_margin: f64,
+    /// The final table on the first N test images (all when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_images: Option<usize>,
 }

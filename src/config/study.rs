@@ -58,6 +58,24 @@ struct Evaluation {
     autoattack: Option<AutoAttackPreset>,
     cw_steps: usize,
     cw_margin: Num,
+    /// The final table on the first N test images; absent: all of them.
+    #[serde(default)]
+    final_images: Option<usize>,
+    /// Per-dataset values of any key above.
+    #[serde(default)]
+    datasets: BTreeMap<DatasetKind, EvaluationLayer>,
+}
+
+/// `evaluation.datasets.<d>`: what differs for one dataset (the quick `synthetic` table).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EvaluationLayer {
+    batch_size: Option<usize>,
+    final_attacks: Option<Vec<String>>,
+    autoattack: Option<AutoAttackPreset>,
+    cw_steps: Option<usize>,
+    cw_margin: Option<Num>,
+    final_images: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -267,25 +285,15 @@ impl Study {
                 format!("expected auto, cpu, cuda or cuda:N, got `{}`", f.device),
             ));
         }
-        let e = &f.evaluation;
-        if e.batch_size == 0 {
-            return Err(self.error(
-                "evaluation.batch_size",
-                "expected a positive batch size, got 0",
-            ));
-        }
-        if let Some(Err(message)) = e
-            .final_attacks
-            .iter()
-            .map(|a| a.parse::<FinalAttack>())
-            .find(Result::is_err)
+        if let Some(d) = f
+            .evaluation
+            .datasets
+            .keys()
+            .find(|d| !f.datasets.contains_key(d))
         {
-            return Err(self.error("evaluation.final_attacks", message));
-        }
-        if e.cw_steps == 0 || e.cw_margin.0 < 0.0 {
             return Err(self.error(
-                "evaluation.cw_steps",
-                "expected cw_steps > 0 and cw_margin ≥ 0",
+                &format!("evaluation.datasets.{d}"),
+                format!("dataset `{d}` has no entry under `datasets`"),
             ));
         }
         for (model, entry) in &f.models {
@@ -530,7 +538,6 @@ impl Study {
             other => Ok(other),
         };
         let device = overrides.device.clone().unwrap_or_else(|| f.device.clone());
-        let e = &f.evaluation;
         Ok(JobConfig {
             job: job.to_string(),
             method: job.method,
@@ -577,22 +584,76 @@ impl Study {
             },
             ratio,
             params: self.params(job.method, method_entry)?,
-            evaluation: EvaluationConfig {
-                batch_size: e.batch_size,
-                // Checked in `validate`.
-                final_attacks: e
-                    .final_attacks
-                    .iter()
-                    .filter_map(|a| a.parse().ok())
-                    .collect(),
-                autoattack: e.autoattack.unwrap_or(if reference {
-                    AutoAttackPreset::Torchattacks351
-                } else {
-                    AutoAttackPreset::Standard
-                }),
-                cw_steps: e.cw_steps,
-                cw_margin: e.cw_margin.0,
-            },
+            evaluation: self.evaluation(job)?,
+        })
+    }
+
+    /// The evaluation of `job`: `evaluation.datasets.<d>` over `evaluation`, each value checked
+    /// where it was written.
+    fn evaluation(&self, job: &JobName) -> Result<EvaluationConfig, ConfigError> {
+        let top = &self.file.evaluation;
+        let layer = top.datasets.get(&job.dataset);
+        // The dataset's value of a key if it has one, else the section's, with its dotted path.
+        macro_rules! pick {
+            ($field:ident) => {{
+                let name = stringify!($field);
+                match layer.and_then(|l| l.$field.clone()) {
+                    Some(v) => (v, format!("evaluation.datasets.{}.{name}", job.dataset)),
+                    None => (top.$field.clone(), format!("evaluation.{name}")),
+                }
+            }};
+        }
+        let (batch_size, path) = pick!(batch_size);
+        if batch_size == 0 {
+            return Err(self.error(&path, "expected a positive batch size, got 0"));
+        }
+        let (names, path) = pick!(final_attacks);
+        let final_attacks = names
+            .iter()
+            .map(|a| a.parse::<FinalAttack>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|message| self.error(&path, message))?;
+        let (cw_steps, path) = pick!(cw_steps);
+        if cw_steps == 0 {
+            return Err(self.error(&path, "expected at least 1 step, got 0"));
+        }
+        let (cw_margin, path) = pick!(cw_margin);
+        if cw_margin.0 < 0.0 {
+            return Err(self.error(&path, format!("expected a value ≥ 0, got {}", cw_margin.0)));
+        }
+        // Optional at both levels: the dataset's value, else the section's, else none.
+        let final_images = match layer.and_then(|l| l.final_images) {
+            Some(images) => Some((
+                images,
+                format!("evaluation.datasets.{}.final_images", job.dataset),
+            )),
+            None => top
+                .final_images
+                .map(|images| (images, "evaluation.final_images".to_string())),
+        };
+        if let Some((0, path)) = &final_images {
+            return Err(self.error(path, "expected at least 1 image, got 0"));
+        }
+        let final_images = final_images.map(|(images, _)| images);
+        // Quirk Q27: the main scripts call torchattacks 3.5.1's AutoAttack with its defaults;
+        // Generalist calls the fra31 copy it bundles at standard strength.
+        let reference_preset = if job.method == Method::Generalist {
+            AutoAttackPreset::Standard
+        } else {
+            AutoAttackPreset::Torchattacks351
+        };
+        let chosen = layer.and_then(|l| l.autoattack).or(top.autoattack);
+        let autoattack = chosen.unwrap_or(match self.file.protocol {
+            Protocol::Reference => reference_preset,
+            Protocol::Default => AutoAttackPreset::Standard,
+        });
+        Ok(EvaluationConfig {
+            batch_size,
+            final_attacks,
+            autoattack,
+            cw_steps,
+            cw_margin: cw_margin.0,
+            final_images,
         })
     }
 

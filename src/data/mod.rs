@@ -127,6 +127,15 @@ impl Dataset {
         self.len() == 0
     }
 
+    /// The first `count` images (all of them when None or beyond the end), sharing storage.
+    pub fn first(&self, count: Option<usize>) -> Dataset {
+        let count = count.map_or(self.len(), |n| n.min(self.len()));
+        Dataset {
+            images: self.images.narrow(0, 0, count as i64),
+            labels: self.labels.narrow(0, 0, count as i64),
+        }
+    }
+
     /// Batches in order or shuffled (torch's global RNG, `randperm` on the device), the last one partial,
     /// each augmented on the device and converted to f32 in [0,1] (pixel/255).
     ///

@@ -29,6 +29,8 @@ pub struct AttackTable {
     /// The test images' augmentation: the reference's CIFAR-10 random crop under
     /// `protocol: reference` (quirk Q3), else none.
     pub augment: Augment,
+    /// Only the first N test images (`evaluation.final_images`); all when None.
+    pub images: Option<usize>,
 }
 
 /// What the evaluation reports while it runs.
@@ -65,6 +67,7 @@ impl AttackTable {
             seed: cfg.seed,
             batch_size: cfg.evaluation.batch_size,
             augment: super::evaluate::test_augment(cfg),
+            images: cfg.evaluation.final_images,
         }
     }
 
@@ -83,6 +86,7 @@ impl AttackTable {
         progress: &mut dyn FnMut(Progress) -> Result<(), String>,
     ) -> Result<FinalTable, String> {
         let eval = |x: &Tensor| net.forward_t(x, false);
+        let test = &test.first(self.images);
         let images = test.len();
         let batches = images.div_ceil(self.batch_size.max(1));
         let key = self.key();

@@ -16,6 +16,8 @@ use ratatui::Frame;
 const SIDE_PANE_FROM_WIDTH: u16 = 110;
 const SIDE_PANE_WIDTH: u16 = 42;
 const LABEL_WIDTH: u16 = 19;
+/// The grid's title and header and three jobs, whatever the detail below it needs.
+const GRID_MIN_HEIGHT: u16 = 5;
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
     if area.width >= SIDE_PANE_FROM_WIDTH {
@@ -23,24 +25,33 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
             Layout::horizontal([Constraint::Min(0), Constraint::Length(SIDE_PANE_WIDTH)])
                 .areas(area);
         draw_grid(frame, grid, app, theme);
-        let [detail, queue] =
-            Layout::vertical([Constraint::Length(10), Constraint::Min(0)]).areas(side);
         let detail_text = Paragraph::new(detail_lines(app, theme, false))
             .wrap(Wrap { trim: false })
             .block(theme.block(" job "));
+        // A long error takes the rows it needs, the queue what is left.
+        let needed = detail_text.line_count(side.width.saturating_sub(2)) as u16;
+        let detail_height = needed.clamp(10, side.height.saturating_sub(3).max(10));
+        let [detail, queue] =
+            Layout::vertical([Constraint::Length(detail_height), Constraint::Min(0)]).areas(side);
         frame.render_widget(detail_text, detail);
         let queue_text = Paragraph::new(queue_lines(app, theme)).block(theme.block(" queue "));
         frame.render_widget(queue_text, queue);
     } else {
+        let detail_text = Paragraph::new(detail_lines(app, theme, true))
+            .wrap(Wrap { trim: false })
+            .block(theme.block_with(Borders::TOP, ""));
+        // The cursor's job gets the rows it needs (a failed job's whole error), the grid at least
+        // its title, header and a few jobs.
+        let needed = detail_text.line_count(area.width) as u16;
+        let room = area.height.saturating_sub(1 + GRID_MIN_HEIGHT);
+        let detail_height = needed.clamp(4, room.max(4));
         let [grid, detail, queue] = Layout::vertical([
             Constraint::Min(3),
-            Constraint::Length(4),
+            Constraint::Length(detail_height),
             Constraint::Length(1),
         ])
         .areas(area);
         draw_grid(frame, grid, app, theme);
-        let detail_text = Paragraph::new(detail_lines(app, theme, true))
-            .block(theme.block_with(Borders::TOP, ""));
         frame.render_widget(detail_text, detail);
         let one_line = queue_lines(app, theme)
             .into_iter()

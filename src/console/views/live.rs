@@ -9,7 +9,7 @@ use crate::vocab::Mode;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Color;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Borders, Paragraph};
+use ratatui::widgets::{Borders, Paragraph, Wrap};
 use ratatui::Frame;
 
 const LABEL_WIDTH: u16 = 18;
@@ -54,11 +54,15 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
     if share_height > 0 {
         frame.render_widget(Paragraph::new(clean_only_line(live, theme)), share);
     }
+    // Long lines (an error, a sanity warning) wrap; the newest line stays at the bottom.
     let shown = log.height.saturating_sub(1) as usize;
     let recent = live.log.iter().skip(live.log.len().saturating_sub(shown));
     let log_lines: Vec<Line> = recent.map(|l| Line::from(l.clone())).collect();
-    let log_text = Paragraph::new(log_lines).block(theme.block_with(Borders::TOP, " log "));
-    frame.render_widget(log_text, log);
+    let log_text = Paragraph::new(log_lines)
+        .wrap(Wrap { trim: false })
+        .block(theme.block_with(Borders::TOP, " log "));
+    let overflow = (log_text.line_count(log.width) as u16).saturating_sub(log.height);
+    frame.render_widget(log_text.scroll((overflow, 0)), log);
 }
 
 fn info_lines(app: &App, live: &Live, theme: Theme, width: u16) -> Vec<Line<'static>> {

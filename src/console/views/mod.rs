@@ -19,10 +19,18 @@ use widgets::Theme;
 
 pub fn draw(frame: &mut Frame, app: &App) {
     let theme = Theme::of(app);
+    // A long status message (a refused command, a broken settings file) wraps onto more rows.
+    let status_text = Paragraph::new(status_line(app, theme)).wrap(Wrap { trim: false });
+    let searching = matches!(app.popup(), Some(Popup::Search { .. }));
+    let status_height = if app.status().is_some() && !searching {
+        (status_text.line_count(frame.area().width) as u16).clamp(1, 4)
+    } else {
+        1
+    };
     let [header, body, status] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(0),
-        Constraint::Length(1),
+        Constraint::Length(status_height),
     ])
     .areas(frame.area());
     frame.render_widget(header_line(app, theme), header);
@@ -37,7 +45,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
             Screen::Compare => compare::draw(frame, body, app, theme),
         }
     }
-    frame.render_widget(status_line(app, theme), status);
+    frame.render_widget(status_text, status);
     match app.popup() {
         Some(Popup::Help { scroll }) => help::draw(frame, frame.area(), app, theme, *scroll),
         Some(Popup::Confirm(question)) => {

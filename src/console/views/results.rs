@@ -7,7 +7,7 @@ use crate::store::result::{Peaks, RunResult, Status};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Borders, Paragraph, Row, Table};
+use ratatui::widgets::{Borders, Paragraph, Row, Table, Wrap};
 use ratatui::Frame;
 use std::path::Path;
 
@@ -17,28 +17,38 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
         return;
     };
     let Some(result) = row.result.as_deref() else {
-        let lines = vec![
+        let mut lines = vec![
             Line::from(Span::styled(row.job.to_string(), theme.bold())),
             Line::from(format!(
                 "no result yet ({}): results appear once its run writes result.json",
                 theme.state_word(row.state)
             )),
         ];
-        frame.render_widget(Paragraph::new(lines), area);
+        // A job that failed before it had a run folder: the queue kept why.
+        if let Some(error) = &row.error {
+            lines.push(Line::from(Span::styled(
+                format!("error: {error}"),
+                theme.fg(Color::Red),
+            )));
+        }
+        frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), area);
         return;
     };
     let peaks = result.peaks.or_else(|| Peaks::of(&result.epochs_log));
+    let header_text =
+        Paragraph::new(header_lines(result, &row.folder, theme)).wrap(Wrap { trim: false });
+    // A failed run's error is shown whole, taking rows from the epoch table below.
+    let header_height = (header_text.line_count(area.width) as u16)
+        .min(area.height / 2)
+        .max(2);
     let middle_height = (area.height / 2).max(12);
     let [header, middle, epochs] = Layout::vertical([
-        Constraint::Length(2),
+        Constraint::Length(header_height),
         Constraint::Length(middle_height),
         Constraint::Min(0),
     ])
     .areas(area);
-    frame.render_widget(
-        Paragraph::new(header_lines(result, &row.folder, theme)),
-        header,
-    );
+    frame.render_widget(header_text, header);
     let [table, curves] =
         Layout::horizontal([Constraint::Length(28), Constraint::Min(0)]).areas(middle);
     let final_text =
