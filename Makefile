@@ -32,7 +32,7 @@ test: $(LIBTORCH_DEP) $(VENV)/.test-tools
 
 # The numerics-sensitive suites again, with libtorch's kernels, MKL and oneDNN each held to the
 # instruction sets of an AVX2-only CPU and of a pre-AVX one (docs/testing.md): what passes here
-# passes on AMD and older Intel machines too. About 15 minutes on 2 cores.
+# passes on AMD and older Intel machines too. About 30 minutes on 2 cores (AVX2 8, SSE4 21).
 NUMERIC_SUITES := --lib --test attacks --test methods --test models --test run --test generalist \
 	--test teachers --test attack_table
 test-portability: $(LIBTORCH_DEP) $(VENV)/.test-tools

@@ -64,7 +64,7 @@ pub struct Case {
     /// Images of the timed pass.
     pub images: usize,
     pub precision: Precision,
-    /// Model FLOP/s of adarat's training step (26 forward passes' worth per PGD-10 image, anchors.md 3).
+    /// Model FLOP/s of adarat's training step (26 forward passes' worth per PGD-10 image, docs/protocol.md#published-numbers).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tflops: Option<f64>,
     /// What the reference ran differently, when it is not the research code's loop.
@@ -128,7 +128,7 @@ impl Workload {
     }
 }
 
-/// Forward GFLOP per image of the models the bench trains (anchors.md 3: 2 FLOP per MAC).
+/// Forward GFLOP per image of the models the bench trains (2 FLOP per multiply-accumulate; docs/protocol.md#published-numbers).
 fn forward_gflop(model: ModelKind, side: i64) -> Option<f64> {
     let scale = (side * side) as f64 / 1024.0;
     match model {

@@ -1,5 +1,5 @@
 //! FixRAT and AdaRAT: how strongly a step pulls on the standard loss `L_s` against the regulariser
-//! `R = (β/ε)(L_a − L_s)` (reference-behaviour.md section 5, product.md section 3).
+//! `R = (β/ε)(L_a − L_s)` (docs/protocol.md#fixrat-and-adarat).
 //!
 //! One mechanism for every method: a method supplies `L_s`, `L_a`, its baseline loss and any extra
 //! term (TRADES' KL), and [`Ratio::combine`] weighs them for the job's mode.
@@ -49,7 +49,7 @@ pub struct Ratio {
     cfg: RatioConfig,
     /// β/ε, the weight of `L_a − L_s`.
     weight: f64,
-    /// Whether `L_s = switch·u` exactly takes the barrier branch (Generalist's `≤`, quirk Q19)
+    /// Whether `L_s = switch·u` exactly takes the barrier branch (Generalist's `≤`, docs/protocol.md Q19)
     /// rather than the clean-only one (the main scripts' `≥`).
     barrier_at_threshold: bool,
 }
@@ -81,7 +81,7 @@ impl Ratio {
         })
     }
 
-    /// Sends a loss exactly at the switch to the barrier branch when `yes` (Generalist, Q19).
+    /// Sends a loss exactly at the switch to the barrier branch when `yes` (Generalist, docs/protocol.md Q19).
     pub fn with_barrier_at_threshold(self, yes: bool) -> Ratio {
         Ratio {
             barrier_at_threshold: yes,
@@ -199,7 +199,7 @@ mod tests {
 
     #[test]
     fn barrier_matches_the_reference_table_at_the_switch() {
-        // reference-behaviour.md 5.3: H at L = 0.7u for every default (u, d).
+        // docs/protocol.md#default-beta-u-d-and-tau: H at L = 0.7u for every default (u, d).
         for (up, down, expected) in [
             (1.1, 0.4, 1.095),
             (1.5, 0.7, 0.8191),

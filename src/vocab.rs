@@ -1,4 +1,4 @@
-//! The study's vocabulary (product.md section 1): methods, datasets, ratio modes, models and job names.
+//! The study's vocabulary (docs/protocol.md#vocabulary): methods, datasets, ratio modes, models and job names.
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -39,7 +39,7 @@ macro_rules! vocabulary {
 }
 
 vocabulary!(
-    /// A training method of the study (reference-behaviour.md section 6).
+    /// A training method of the study (docs/protocol.md#methods).
     Method, "method" {
         St => "st", PgdAt => "pgd-at", Fat => "fat", Dat => "dat", Trades => "trades",
         KdAt => "kd-at", Iad => "iad", Generalist => "generalist",
@@ -55,12 +55,12 @@ vocabulary!(
 );
 
 vocabulary!(
-    /// How the regulariser is weighted against the standard loss (reference-behaviour.md section 5).
+    /// How the regulariser is weighted against the standard loss (docs/protocol.md#fixrat-and-adarat).
     Mode, "mode" { Baseline => "baseline", FixRat => "fixrat", AdaRat => "adarat" }
 );
 
 vocabulary!(
-    /// A network architecture (reference-behaviour.md section 2, product.md section 7).
+    /// A network architecture (docs/protocol.md#models).
     ModelKind, "model" {
         ResNet18 => "resnet18", Wrn34_10 => "wrn-34-10", PreActResNet18 => "preact-resnet18",
         SmallCnn => "small-cnn",
@@ -68,7 +68,7 @@ vocabulary!(
 );
 
 vocabulary!(
-    /// An attack of the final table (reference-behaviour.md 8), in the table's order.
+    /// An attack of the final table (docs/protocol.md#the-final-evaluation), in the table's order.
     FinalAttack, "attack" {
         Fgsm => "fgsm", Pgd10 => "pgd10", Pgd20 => "pgd20", Pgd50 => "pgd50", Cw => "cw",
         AutoAttack => "autoattack",

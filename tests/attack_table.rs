@@ -21,8 +21,9 @@ const IMAGES: usize = 100;
 const EPSILON: f64 = 16.0 / 255.0;
 const STEP: f64 = 2.0 / 255.0;
 
-/// Two epochs of standard training on synthetic (clean accuracy about 65%), checked to have
-/// learned, made once per test process.
+/// Three epochs of standard training on synthetic (clean accuracy 75–98% under the instruction
+/// sets tried; two epochs can stall, docs/testing.md), checked to have learned, made once per test
+/// process.
 fn trained_checkpoint() -> &'static Path {
     static CHECKPOINT: OnceLock<PathBuf> = OnceLock::new();
     CHECKPOINT
@@ -36,7 +37,7 @@ fn trained_checkpoint() -> &'static Path {
                     "run",
                     "st/synthetic/baseline",
                     "--epochs",
-                    "2",
+                    "3",
                     "--device",
                     "cpu",
                     "--offline",
@@ -46,7 +47,7 @@ fn trained_checkpoint() -> &'static Path {
             let run = dir.join("output/st_synthetic_baseline_small-cnn_seed1");
             // Learned, so that every attack has a loss to raise (chance is 10%).
             let result = common::result_json(&run);
-            let clean = result["epochs_log"][1]["test_clean_acc"].as_f64().unwrap();
+            let clean = result["epochs_log"][2]["test_clean_acc"].as_f64().unwrap();
             assert!(
                 clean > 40.0,
                 "the fixture did not learn: test accuracy {clean}%"

@@ -1,4 +1,4 @@
-//! Generalist (reference-behaviour.md 6.7): its schedules, the order of its per-batch updates, the
+//! Generalist (docs/protocol.md#generalist): its schedules, the order of its per-batch updates, the
 //! communication resets, its resume state, and whole runs of the three modes through the binary.
 mod common;
 

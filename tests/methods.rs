@@ -309,7 +309,7 @@ fn trades_kl_matches_the_formula_and_its_gradient_reaches_the_clean_logits() {
     assert!(clean_grad.iter().any(|g| g.abs() > 1e-3));
 }
 
-/// TRADES on CIFAR-10 (reference-behaviour.md 5.3): β 0.03, u 1.5, d 0.7.
+/// TRADES on CIFAR-10 (docs/protocol.md#default-beta-u-d-and-tau): β 0.03, u 1.5, d 0.7.
 const TRADES_RATIO: RatioConfig = RatioConfig {
     beta: 0.03,
     up: 1.5,
@@ -490,7 +490,7 @@ fn st_trains_one_epoch_with_its_own_log_row_and_no_final_evaluation() {
     assert_eq!(epoch["train_adv_loss"], epoch["train_clean_loss"]);
     assert!(
         result["final"].is_null(),
-        "ST has no final evaluation (Q29)"
+        "ST has no final evaluation (docs/protocol.md Q29)"
     );
     assert!(log.contains("training method: ST\n"));
     assert!(log.contains(

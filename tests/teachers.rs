@@ -229,7 +229,7 @@ fn kd_at_and_iad_complete_an_epoch_in_every_mode() {
                 "{job}: {epoch}"
             ),
         }
-        // The teacher column is KD-AT's only (reference-behaviour.md 6.6).
+        // The teacher column is KD-AT's only (docs/run-folder.md#trainlog).
         let (header, _) = header_and_row(&folder);
         assert_eq!(
             header.ends_with("teacher"),

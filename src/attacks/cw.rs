@@ -1,4 +1,4 @@
-//! CW∞ (reference-behaviour.md 4.6): the PGD engine on the Carlini–Wagner margin loss with
+//! CW∞ (docs/protocol.md#cw-infinity): the PGD engine on the Carlini–Wagner margin loss with
 //! margin κ, from the reference's unclipped uniform start.
 use super::{Logits, Pgd, RandomStart};
 use tch::Tensor;

@@ -1,4 +1,4 @@
-//! FAT's early-stopped PGD (reference-behaviour.md 4.4, quirk Q24): PGD-CE whose output for each
+//! FAT's early-stopped PGD (docs/protocol.md#early-stopped-pgd-for-fat, Q24): PGD-CE whose output for each
 //! sample is the first iterate at which its cumulative count of misclassified iterates reaches
 //! τ+1. Runs on the device without host reads.
 use super::{cross_entropy, input_gradient, per_sample, project, Logits, RandomStart};

@@ -1,4 +1,4 @@
-//! FGSM (reference-behaviour.md 4.5): one signed-gradient step of size ε from the clean image.
+//! FGSM (docs/protocol.md#fgsm): one signed-gradient step of size ε from the clean image.
 use super::{cross_entropy, input_gradient, Logits};
 use tch::Tensor;
 

@@ -1,4 +1,4 @@
-//! DAT's FOSC-controlled PGD (reference-behaviour.md 4.3, quirk Q25): PGD-CE in which a sample stops
+//! DAT's FOSC-controlled PGD (docs/protocol.md#fosc-controlled-pgd-for-dat, Q25): PGD-CE in which a sample stops
 //! moving, for the rest of the attack, once its first-order stationarity condition
 //! `FOSC_i = ε‖g_i‖₁ − ⟨x_{k,i} − x_i, g_i⟩` is at most the threshold `c`. Runs on the device
 //! without host reads.

@@ -1,4 +1,4 @@
-//! The one PGD engine (reference-behaviour.md 4.1): a random start, then K signed-gradient ascent
+//! The one PGD engine (docs/protocol.md#pgd-ce): a random start, then K signed-gradient ascent
 //! steps of size α on a pluggable loss, each projected back onto the ε-ball and [0, 1]. PGD-CE for
 //! training and testing, and the losses of other attacks, all run through [`Pgd::run`].
 use super::{input_gradient, project, Logits};

@@ -1,4 +1,4 @@
-//! The command line (product.md section 5). Bad input of any kind ends with one line on stderr and
+//! The command line (README, "Command line"). Bad input of any kind ends with one line on stderr and
 //! exit status 2; a job that fails while running ends with status 1 after the others have run.
 mod progress;
 mod signals;
@@ -238,7 +238,7 @@ fn run(args: RunArgs) -> Result<(), Failure> {
             study.resolve(&job, &overrides).map_err(Failure::input)
         })
         .collect::<Result<Vec<JobConfig>, Failure>>()?;
-    // KD-AT and IAD learn from finished teachers: the missing ones run first (product.md 4).
+    // KD-AT and IAD learn from finished teachers: the missing ones run first (docs/protocol.md#teachers-of-kd-at-and-iad).
     let configs = crate::methods::teachers::with_missing_teachers(&study, configs, &overrides)
         .map_err(Failure::input)?;
     for cfg in &configs {

@@ -40,7 +40,7 @@ pub struct JobConfig {
     pub synthetic: SyntheticSize,
     /// Training-set augmentation, done on the device.
     pub augment: Augment,
-    /// Whether test images are randomly cropped (the reference's CIFAR-10 quirk Q3, `protocol: reference`).
+    /// Whether test images are randomly cropped (the reference's CIFAR-10 quirk, docs/protocol.md Q3; `protocol: reference`).
     pub test_random_crop: bool,
     pub epochs: usize,
     pub batch_size: usize,
@@ -48,7 +48,7 @@ pub struct JobConfig {
     pub lr_schedule: LrSchedule,
     pub momentum: f64,
     pub weight_decay: f64,
-    /// The main scripts recreate SGD each epoch, so momentum restarts from zero (quirk Q1).
+    /// The main scripts recreate SGD each epoch, so momentum restarts from zero (docs/protocol.md Q1).
     pub reset_momentum_each_epoch: bool,
     /// The training attack (and per-epoch test PGD): ε, α, K and the network mode while crafting.
     pub attack: AttackConfig,
@@ -139,7 +139,7 @@ pub struct AttackConfig {
     pub epsilon: f64,
     pub step_size: f64,
     pub steps: usize,
-    /// Network mode while crafting training examples (train in the reference, quirk Q2).
+    /// Network mode while crafting training examples (train in the reference, docs/protocol.md Q2).
     pub bn_mode: BnMode,
 }
 
@@ -154,7 +154,7 @@ pub struct RatioConfig {
     pub switch: f64,
 }
 
-/// Parameters specific to a method (reference-behaviour.md sections 6.2 to 6.7).
+/// Parameters specific to a method (docs/protocol.md#methods).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub enum MethodParams {
@@ -199,7 +199,7 @@ pub enum MethodParams {
 pub enum AutoAttackPreset {
     /// Croce & Hein 2020: 100 iterations, Square without `resc_schedule`.
     Standard,
-    /// torchattacks 3.5.1 defaults, as the reference calls it (quirk Q27).
+    /// torchattacks 3.5.1 defaults, as the reference calls it (docs/protocol.md Q27).
     #[serde(rename = "torchattacks-3.5.1")]
     Torchattacks351,
 }

@@ -1,4 +1,4 @@
-//! The console (product.md section 9): pure views over an application state that messages update.
+//! The console (README, "The console"): pure views over an application state that messages update.
 //! The console never touches the GPU: queued jobs run in a detached worker process, and everything
 //! shown is read back from the output folder, so jobs outlive the terminal.
 pub mod app;

@@ -1,4 +1,4 @@
-//! Datasets in their official formats, held on the training device as u8 (product.md section 8).
+//! Datasets in their official formats, held on the training device as u8 (docs/protocol.md#data-loading-and-augmentation).
 //!
 //! [`load`] finds (or downloads) the files of a dataset, parses them on the host into one buffer per split and
 //! moves each split to the device once. [`Dataset::batches`] then cuts batches, shuffles and augments them on

@@ -1,4 +1,4 @@
-//! DAT (reference-behaviour.md 6.3): PGD-AT's losses on the examples of the FOSC-controlled PGD
+//! DAT (docs/protocol.md#dat): PGD-AT's losses on the examples of the FOSC-controlled PGD
 //! (4.3), whose stopping threshold falls linearly to 0 over the first epochs.
 use super::{
     attack_in_train_mode, cross_entropy_step, mismatched_params, StepLosses, TrainingMethod,

@@ -1,6 +1,6 @@
-//! The distillation shared by KD-AT and IAD (reference-behaviour.md 6.5, 6.6): PGD-CE examples
+//! The distillation shared by KD-AT and IAD (docs/protocol.md#kd-at, #iad): PGD-CE examples
 //! crafted on the student, the teachers run in eval mode under no-grad on the student's `x` and
-//! `x'`, and KD losses without temperature (T = 1, quirk Q20).
+//! `x'`, and KD losses without temperature (T = 1, docs/protocol.md Q20).
 use super::teachers::Teachers;
 use super::{attack_in_train_mode, correct, pgd_ce_examples, training_pgd, StepLosses};
 use crate::attacks::{cross_entropy, Pgd};
@@ -25,7 +25,7 @@ pub struct TeacherProbabilities {
 }
 
 /// `KL_i(p ‖ q) = Σ_k p_ik (log p_ik − log q_ik)` per sample, a term with `p_ik = 0` counting 0:
-/// PyTorch's `kl_div` with input `log q` and target `p`. The target may carry gradient (IAD, Q22).
+/// PyTorch's `kl_div` with input `log q` and target `p`. The target may carry gradient (IAD, docs/protocol.md Q22).
 pub fn kl_per_sample(target: &Tensor, log_q: &Tensor) -> Tensor {
     log_q
         .kl_div(target, Reduction::None, false)

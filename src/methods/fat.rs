@@ -1,4 +1,4 @@
-//! FAT (reference-behaviour.md 6.2): PGD-AT's losses on the examples of the early-stopped PGD (4.4),
+//! FAT (docs/protocol.md#fat): PGD-AT's losses on the examples of the early-stopped PGD (4.4),
 //! whose budget τ grows with the epoch.
 use super::{
     attack_in_train_mode, cross_entropy_step, mismatched_params, StepLosses, TrainingMethod,

@@ -1,4 +1,4 @@
-//! Generalist (Wang et al.; reference-behaviour.md 6.7): an AT learner (the run's network and
+//! Generalist (Wang et al.; docs/protocol.md#generalist): an AT learner (the run's network and
 //! optimizer) and an ST learner (held here, with its own optimizer) train side by side; EMA teachers
 //! of both are mixed into a global model `T_mix`, which is evaluated and saved, and in the
 //! communication epochs both learners are reset from it after every batch.
@@ -152,7 +152,7 @@ impl Generalist {
         let beta = mixing_coefficient(&self.mix_points, epoch);
         let at = &self.at_teacher.state;
         if beta == 1.0 {
-            // Exactly T_at's state, without computing the blend (epochs ≤ 80 by default, Q18).
+            // Exactly T_at's state, without computing the blend (epochs ≤ 80 by default, docs/protocol.md Q18).
             self.global.update(at);
             return;
         }
@@ -181,7 +181,7 @@ impl TrainingMethod for Generalist {
     }
 
     fn losses(&mut self, net: &Network, batch: &Batch, _epoch: usize) -> StepLosses {
-        // The training attack runs in eval mode (6.7 step 1, Q2); the losses in train mode.
+        // The training attack runs in eval mode (docs/protocol.md#generalist and Q2); the losses in train mode.
         let train = self.attack_train_mode;
         let adversarial = pgd_ce_examples(&self.attack, net, train, batch);
         cross_entropy_step(net, batch, &adversarial)
@@ -199,7 +199,7 @@ impl TrainingMethod for Generalist {
         self.st_teacher.update(&self.st_learner.state_dict());
         self.update_global(epoch);
         if self.communication.is_communication_epoch(epoch) {
-            // Momentum buffers are kept (Q16).
+            // Momentum buffers are kept (docs/protocol.md Q16).
             at_learner
                 .copy_from(&self.global.model)
                 .map_err(|e| e.to_string())?;

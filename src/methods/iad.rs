@@ -1,4 +1,4 @@
-//! IAD (reference-behaviour.md 6.6): KD-AT whose robust-teacher term becomes introspective from
+//! IAD (docs/protocol.md#iad): KD-AT whose robust-teacher term becomes introspective from
 //! epoch `begin` on: each sample trusts the robust teacher by `α_i = p_R(x'_i)[y_i]^b` and itself
 //! (its clean prediction) by `1 − α_i`.
 use super::distillation::{
@@ -41,7 +41,7 @@ impl Introspection {
         let log_q = forwards.adversarial_logits.log_softmax(-1, Kind::Float);
         let alpha = self.weights(&forwards.on_adversarial.robust, labels);
         // The self-distillation target p_f(x) is not detached: its gradient reaches the clean
-        // branch, as in the reference (Q22).
+        // branch, as in the reference (docs/protocol.md Q22).
         let own_clean = forwards.clean_logits.softmax(-1, Kind::Float);
         let trust_teacher = &alpha * kl_per_sample(&forwards.on_adversarial.robust, &log_q);
         let trust_self = (1.0_f64 - &alpha) * kl_per_sample(&own_clean, &log_q);
@@ -51,7 +51,7 @@ impl Introspection {
             + kl_batch_mean(&forwards.on_adversarial.standard, &log_q) * weights.standard
     }
 
-    /// `α_i = p_R(x'_i)[y_i]^b`, per sample and vectorised (Q21); constants, like the reference's
+    /// `α_i = p_R(x'_i)[y_i]^b`, per sample and vectorised (docs/protocol.md Q21); constants, like the reference's
     /// python floats.
     pub fn weights(&self, robust_probabilities: &Tensor, labels: &Tensor) -> Tensor {
         robust_probabilities

@@ -1,4 +1,4 @@
-//! KD-AT (reference-behaviour.md 6.5): a student trained on PGD-CE examples while distilling from a
+//! KD-AT (docs/protocol.md#kd-at): a student trained on PGD-CE examples while distilling from a
 //! robust and a standard teacher; `KD_clean` and `KD_adv` are the same KD loss on `x` and `x'`.
 use super::distillation::{kd_loss, Distillation, KdWeights};
 use super::teachers::Teachers;

@@ -1,4 +1,4 @@
-//! Training methods (reference-behaviour.md section 6). A method crafts a batch's adversarial
+//! Training methods (docs/protocol.md#methods). A method crafts a batch's adversarial
 //! examples and returns its losses; the ratio mode is applied afterwards by [`crate::ratio`], the
 //! same way for every method.
 pub mod dat;
@@ -174,7 +174,7 @@ pub(crate) fn pgd_ce_examples(attack: &Pgd, net: &Network, train: bool, batch: &
     })
 }
 
-/// Whether the training attack sees the network in train mode (quirk Q2).
+/// Whether the training attack sees the network in train mode (docs/protocol.md Q2).
 pub(crate) fn attack_in_train_mode(cfg: &JobConfig) -> bool {
     cfg.attack.bn_mode == BnMode::Train
 }

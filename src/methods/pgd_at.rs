@@ -1,4 +1,4 @@
-//! PGD-AT (Madry et al.; reference-behaviour.md 6.1): PGD-CE training examples crafted in train mode,
+//! PGD-AT (Madry et al.; docs/protocol.md#pgd-at): PGD-CE training examples crafted in train mode,
 //! baseline loss `CE(f(x'), y)`.
 use super::{
     attack_in_train_mode, cross_entropy_step, pgd_ce_examples, training_pgd, StepLosses,

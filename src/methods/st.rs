@@ -1,4 +1,4 @@
-//! ST (reference-behaviour.md 6.8): standard training on clean images, `CE(f(x), y)`, no attack; one
+//! ST (docs/protocol.md#st): standard training on clean images, `CE(f(x), y)`, no attack; one
 //! train-mode forward (one BN statistics update) per batch.
 use super::{StepLosses, TrainingMethod};
 use crate::attacks::cross_entropy;

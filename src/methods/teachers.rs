@@ -1,4 +1,4 @@
-//! The teachers of KD-AT and IAD (product.md section 4, reference-behaviour.md 6.5 and Q20): the
+//! The teachers of KD-AT and IAD (docs/protocol.md#teachers-of-kd-at-and-iad and Q20): the
 //! finished `pgd-at/<dataset>/baseline` run (robust teacher) and `st/<dataset>/baseline` run
 //! (standard teacher) of the student's model and seed, in the student's output folder.
 use crate::config::{JobConfig, JobOverrides, Study};

@@ -1,4 +1,4 @@
-//! TRADES (reference-behaviour.md 6.4): examples from PGD-KL (4.2), loss
+//! TRADES (docs/protocol.md#trades): examples from PGD-KL (docs/protocol.md#pgd-kl-for-trades), loss
 //! `CE(f(x), y) + λ·KL_bm(clamp(softmax(f(x)), 1e-8) ‖ softmax(f(x')))`. In FixRAT and AdaRAT the
 //! λ·KL term is the ratio's `extra`, so AdaRAT's clean-only branch drops it with the regulariser.
 use super::{attack_in_train_mode, mismatched_params, training_pgd, StepLosses, TrainingMethod};
@@ -29,7 +29,7 @@ impl Trades {
 }
 
 /// `KL_bm(clamp(softmax(f(x)), min 1e-8) ‖ softmax(f(x')))`. The clamped target is neither
-/// renormalised nor detached: the gradient flows into the clean branch too (quirk Q22).
+/// renormalised nor detached: the gradient flows into the clean branch too (docs/protocol.md Q22).
 pub fn kl_term(clean_logits: &Tensor, adversarial_logits: &Tensor) -> Tensor {
     kl_batchmean(
         &clean_logits.softmax(-1, None).clamp_min(1e-8),

@@ -1,6 +1,6 @@
 //! The networks, with PyTorch state_dict names, saved and loaded as safetensors.
 //!
-//! Four architectures (reference-behaviour.md section 2, product.md section 7): `resnet18`, `wrn-34-10`,
+//! Four architectures (docs/protocol.md#models): `resnet18`, `wrn-34-10`,
 //! `preact-resnet18` and `small-cnn`, for any input shape and class count. Every network keeps its
 //! weights and BatchNorm buffers in one [`tch::nn::VarStore`] under the exact names of the reference's
 //! PyTorch state_dict, so a checkpoint written here loads into the reference model with a strict

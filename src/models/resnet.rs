@@ -1,5 +1,5 @@
 //! CIFAR ResNet-18 (`model/resnet.py` of the reference): post-activation basic blocks, a 3×3 stem,
-//! no max-pool (reference-behaviour.md section 2.1).
+//! no max-pool (docs/protocol.md#resnet-18).
 use super::batch_norm::BatchNorm2d;
 use super::layers::{conv1x1, conv2d, conv3x3, linear_default, ConvInit};
 use tch::nn::{self, Module, ModuleT};

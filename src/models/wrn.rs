@@ -1,5 +1,5 @@
 //! WRN-34-10 (`model/wide_resnet.py` of the reference): pre-activation wide basic blocks, dropout inside
-//! each block (reference-behaviour.md section 2.2).
+//! each block (docs/protocol.md#wrn-34-10).
 use super::batch_norm::BatchNorm2d;
 use super::layers::{conv2d, conv3x3, linear, pytorch_default, ConvInit};
 use super::preact_block::{BlockShape, PreActBlock};

@@ -1,4 +1,4 @@
-//! The run folder (product.md section 6): one directory under `output/` per job, model and seed,
+//! The run folder (docs/run-folder.md): one directory under `output/` per job, model and seed,
 //! holding the resolved configuration, the event log, `result.json`, `train.log`, the final weights
 //! and what resuming needs. Every file a later step reads is written to a temporary file and renamed.
 pub mod lock;

@@ -1,4 +1,4 @@
-//! `result.json` (product.md section 6): field names are an interface other tools read.
+//! `result.json` (docs/run-folder.md#resultjson): field names are an interface other tools read.
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

@@ -1,4 +1,4 @@
-//! `train.log` in the reference's layout (reference-behaviour.md section 7): a header, one row per
+//! `train.log` in the reference's layout (docs/run-folder.md#trainlog): a header, one row per
 //! epoch with fixed separators, and the final robust block.
 use super::result::{EpochRecord, FinalTable};
 use crate::config::JobConfig;
@@ -142,9 +142,9 @@ pub fn render(
     out
 }
 
-/// Generalist's own table (reference-behaviour.md 6.7): every cell `%.6f` or a name, each followed
+/// Generalist's own table (docs/run-folder.md#trainlog): every cell `%.6f` or a name, each followed
 /// by a tab, no logging prefix. `Natural`/`PGD20` hold the ST teacher's clean and PGD-K accuracy,
-/// `ema_*` the global model's (Q14); `Time` is the cumulative training time (CIFAR-10 only).
+/// `ema_*` the global model's (docs/protocol.md Q14); `Time` is the cumulative training time (CIFAR-10 only).
 fn render_generalist(
     dataset: DatasetKind,
     records: &[EpochRecord],

@@ -1,4 +1,4 @@
-//! The final attack table (reference-behaviour.md 8, product.md 2): clean accuracy, FGSM,
+//! The final attack table (docs/protocol.md#the-final-evaluation): clean accuracy, FGSM,
 //! PGD-10/20/50, CW∞ and AutoAttack on the test set, in eval mode, batch by batch, with the time
 //! each attack took and the sanity flags reviewers look for. The same table follows training and
 //! `adarat eval` on any checkpoint.
@@ -27,7 +27,7 @@ pub struct AttackTable {
     pub seed: u64,
     pub batch_size: usize,
     /// The test images' augmentation: the reference's CIFAR-10 random crop under
-    /// `protocol: reference` (quirk Q3), else none.
+    /// `protocol: reference` (docs/protocol.md Q3), else none.
     pub augment: Augment,
     /// Only the first N test images (`evaluation.final_images`); all when None.
     pub images: Option<usize>,
@@ -52,7 +52,7 @@ pub enum Progress {
     },
 }
 
-/// A gap this large between PGD-20 and AutoAttack means PGD is being misled (anchors.md 5).
+/// A gap this large between PGD-20 and AutoAttack means PGD is being misled (docs/protocol.md#sanity-flags).
 const AUTOATTACK_GAP_FLAG: f64 = 5.0;
 
 impl AttackTable {
@@ -329,7 +329,7 @@ impl Tally {
     }
 }
 
-/// Signs of gradient masking (anchors.md 5): a one-step attack beating the iterative ones, Square
+/// Signs of gradient masking (docs/protocol.md#sanity-flags): a one-step attack beating the iterative ones, Square
 /// (black-box) fooling points the white-box attacks missed, AutoAttack far below PGD-20.
 pub fn sanity_flags(table: &FinalTable) -> Vec<String> {
     let mut flags = Vec::new();

@@ -1,4 +1,4 @@
-//! The per-epoch test in eval mode: clean, FGSM and PGD-K (reference-behaviour.md 7). Counts
+//! The per-epoch test in eval mode: clean, FGSM and PGD-K (docs/protocol.md#the-per-epoch-test). Counts
 //! accumulate on the device and are read once per pass.
 use crate::attacks::{cross_entropy, fgsm, Pgd, RandomStart};
 use crate::config::{Augment, JobConfig};
@@ -19,7 +19,7 @@ pub struct TestMetrics {
     pub pgd_acc: f64,
 }
 
-/// The test set's augmentation: none, or the reference's CIFAR-10 random crop (quirk Q3).
+/// The test set's augmentation: none, or the reference's CIFAR-10 random crop (docs/protocol.md Q3).
 pub(crate) fn test_augment(cfg: &JobConfig) -> Augment {
     if cfg.test_random_crop {
         Augment::Crop { pad: 4 }

@@ -279,7 +279,7 @@ pub fn run_with_data(
     // Teachers are built and loaded before the seeding, as the reference does (section 1), so
     // the student starts as it would in any other method.
     let mut method = methods::build(cfg, &spec, device).map_err(RunError::Input)?;
-    // Seed before anything random happens, model initialisation included (quirk Q6, fixed).
+    // Seed before anything random happens, model initialisation included (docs/protocol.md Q6, fixed).
     tch::manual_seed(cfg.seed as i64);
     let mut net = Network::new(&spec, device).map_err(|e| RunError::Input(e.to_string()))?;
     if cfg.channels_last {

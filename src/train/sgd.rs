@@ -1,4 +1,4 @@
-//! SGD with PyTorch's semantics (reference-behaviour.md section 1): `g = ∇L + wd·θ`; the first step
+//! SGD with PyTorch's semantics (docs/protocol.md#sgd-and-weight-decay): `g = ∇L + wd·θ`; the first step
 //! after (re)creation sets `buf = g`, later ones `buf = m·buf + g`; then `θ ← θ − lr·buf`. Weight decay
 //! applies to every parameter, BN γ/β and biases included. Written here so that the momentum
 //! buffers are plain tensors a run can save and resume.

@@ -101,7 +101,7 @@ fn resolve(entry: &Entry, output_dir: &Path) -> Result<(JobConfig, Vec<JobConfig
     Ok((cfg, teachers))
 }
 
-/// Runs the entry's missing teachers in turn (product.md section 4), then its job. A teacher
+/// Runs the entry's missing teachers in turn (docs/protocol.md#teachers-of-kd-at-and-iad), then its job. A teacher
 /// waiting in the queue with the same configuration is taken out of it, and one running in another
 /// process is waited for, so no teacher runs twice. When a stop ends a teacher, the entry goes
 /// back to the head of the queue.

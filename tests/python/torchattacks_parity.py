@@ -4,7 +4,7 @@ FOLDER holds spec.json (the model spec and the attack settings), model.safetenso
 names) and data.safetensors (x in [0, 1], y). Writes FOLDER/torchattacks.json with the accuracies (%)
 and seconds of each attack, FOLDER/fgsm.safetensors with torchattacks' FGSM images, and
 FOLDER/pytorch.safetensors, the loaded model's state_dict saved from PyTorch. torchattacks
-has no CW∞ (its CW is L2), so CW is the reference's attack (reference-behaviour.md 4.6) written here.
+has no CW∞ (its CW is L2), so CW is the reference's attack (docs/protocol.md#cw-infinity) written here.
 """
 import json
 import os

@@ -181,7 +181,7 @@ fn draw_batches(frame: &mut Frame, area: Rect, live: &Live, theme: Theme, height
     );
 }
 
-/// The ratio (product.md section 3): none in baseline, 1 in FixRAT, H' or clean-only in AdaRAT.
+/// The ratio (docs/protocol.md#the-plotted-ratio): none in baseline, 1 in FixRAT, H' or clean-only in AdaRAT.
 fn draw_ratio(frame: &mut Frame, area: Rect, live: &Live, theme: Theme) {
     match live.job.mode {
         Mode::Baseline => {
