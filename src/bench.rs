@@ -6,7 +6,7 @@
 //! context, cuDNN autotuning, the first allocations) is not counted.
 use crate::config::{self, JobOverrides, Precision};
 use crate::data::{Dataset, Splits};
-use crate::train::events::{Event, Observer};
+use crate::store::events::{Event, Observer};
 use crate::train::{self, RunOptions};
 use crate::vocab::{FinalAttack, JobName, Method, Mode, ModelKind};
 use serde::Serialize;

@@ -4,8 +4,10 @@
 //!   disk (ENOSPC);
 //! - `ADARAT_FAULT_KILL_AFTER_EPOCH=N`: the process kills itself with SIGKILL right after epoch N's
 //!   resume point is committed, as `kill -9` would;
-//! - `ADARAT_FAULT_OUT_OF_MEMORY=1`: the first training batch of the process asks libtorch for more
-//!   memory than any machine has, which fails inside libtorch as a GPU's out-of-memory does.
+//! - `ADARAT_FAULT_OUT_OF_MEMORY=POINT`: once per process, the first training batch asks libtorch for
+//!   more memory than any machine has, which fails inside libtorch as a GPU's out-of-memory does, at
+//!   POINT: `batch` (before the step), `autocast` (inside the step's autocast region) or `optimizer`
+//!   (inside the SGD update, with gradients off).
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tch::{Device, Kind, Tensor};
@@ -35,15 +37,37 @@ pub fn kill_after_epoch(epoch: usize) {
     }
 }
 
-/// Whether the first training batch of this process went by: the injected out-of-memory error
-/// happens there or never, so the next job of a queue runs normally (and later batches only read
-/// this flag).
-static FIRST_BATCH_DONE: AtomicBool = AtomicBool::new(false);
+/// Where in a training step an injected out-of-memory error happens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepPoint {
+    Batch,
+    Autocast,
+    Optimizer,
+}
 
-/// Fails inside libtorch, as an allocation beyond the device's memory does, if the environment asks.
-pub fn out_of_memory(device: Device) {
-    if !FIRST_BATCH_DONE.swap(true, Ordering::Relaxed)
-        && std::env::var_os("ADARAT_FAULT_OUT_OF_MEMORY").is_some()
+impl StepPoint {
+    fn name(self) -> &'static str {
+        match self {
+            StepPoint::Batch => "batch",
+            StepPoint::Autocast => "autocast",
+            StepPoint::Optimizer => "optimizer",
+        }
+    }
+}
+
+/// Whether the first training step of this process went by the point the environment names: the
+/// injected error happens there or never, so the next job of a queue runs normally.
+static FIRST_STEP_PASSED: [AtomicBool; 3] = [
+    AtomicBool::new(false),
+    AtomicBool::new(false),
+    AtomicBool::new(false),
+];
+
+/// Fails inside libtorch at `point`, as an allocation beyond the device's memory does, if the
+/// environment asks for it there.
+pub fn out_of_memory(point: StepPoint, device: Device) {
+    if !FIRST_STEP_PASSED[point as usize].swap(true, Ordering::Relaxed)
+        && std::env::var("ADARAT_FAULT_OUT_OF_MEMORY").is_ok_and(|p| p == point.name())
     {
         let _ = Tensor::empty([1i64 << 50], (Kind::Float, device));
     }

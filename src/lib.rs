@@ -1,10 +1,17 @@
 //! adarat: the engine behind the console and `adarat run` for the AdaRAT adversarial-training study.
 //!
-//! Layout, in the order a run uses it: [`config`] resolves a job from `experiments.yaml`; [`data`] reads
-//! the datasets onto the device; [`models`] builds the networks; [`attacks`] crafts adversarial
-//! examples; [`ratio`] weighs the standard loss against the regulariser (FixRAT/AdaRAT); [`methods`]
-//! hold the per-method losses; [`train`] runs the epochs and the per-epoch test; [`store`] writes the
-//! run folder; [`cli`] is the command line; [`bench`] times the engine against the research code.
+//! Layers, bottom up; a module uses only those below it (docs/architecture.md):
+//! - vocabulary and configuration: [`vocab`], [`config`];
+//! - the engine: [`data`] reads the datasets onto the device, [`models`] builds the networks,
+//!   [`modes`] enters libtorch's thread-local modes through guards, [`losses`] and [`optim`] are
+//!   shared by everything above, [`attacks`] crafts adversarial
+//!   examples, [`ratio`] weighs the standard loss against the regulariser (FixRAT/AdaRAT),
+//!   [`methods`] hold the per-method losses, [`train`] runs the epochs, the per-epoch test and the
+//!   final attack table;
+//! - the run folder and its formats: [`store`];
+//! - orchestration: [`plan`] orders jobs after their teachers, [`worker`] runs the console's queue;
+//! - the front ends: [`cli`], [`console`], and [`bench`], which times the engine against the
+//!   research code.
 pub mod attacks;
 pub mod bench;
 pub mod cli;
@@ -12,8 +19,12 @@ pub mod config;
 pub mod console;
 pub mod data;
 pub mod faults;
+pub mod losses;
 pub mod methods;
 pub mod models;
+pub mod modes;
+pub mod optim;
+pub mod plan;
 pub mod ratio;
 pub mod store;
 pub mod train;

@@ -108,6 +108,59 @@ impl FromStr for JobName {
     }
 }
 
+impl Method {
+    /// Whether the method distils from finished teacher runs (KD-AT and IAD).
+    pub fn learns_from_teachers(self) -> bool {
+        matches!(self, Method::KdAt | Method::Iad)
+    }
+}
+
+/// What a teacher is to its student (docs/protocol.md#teachers-of-kd-at-and-iad).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TeacherRole {
+    /// The finished `pgd-at/<dataset>/baseline` run.
+    Robust,
+    /// The finished `st/<dataset>/baseline` run.
+    Standard,
+}
+
+impl TeacherRole {
+    pub fn describe(self) -> &'static str {
+        match self {
+            TeacherRole::Robust => "robust teacher",
+            TeacherRole::Standard => "standard teacher",
+        }
+    }
+
+    fn method(self) -> Method {
+        match self {
+            TeacherRole::Robust => Method::PgdAt,
+            TeacherRole::Standard => Method::St,
+        }
+    }
+}
+
+impl JobName {
+    /// The job's teacher jobs, the standard teacher first (the order they are trained in); none
+    /// for a method without teachers.
+    pub fn teachers(&self) -> Vec<(TeacherRole, JobName)> {
+        if !self.method.learns_from_teachers() {
+            return Vec::new();
+        }
+        [TeacherRole::Standard, TeacherRole::Robust]
+            .into_iter()
+            .map(|role| {
+                let teacher = JobName {
+                    method: role.method(),
+                    dataset: self.dataset,
+                    mode: Mode::Baseline,
+                };
+                (role, teacher)
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

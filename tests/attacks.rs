@@ -2,11 +2,12 @@
 //! left as they were, and PGD stronger than FGSM.
 mod common;
 
-use adarat::attacks::{cross_entropy, fgsm, Apgd, Cw, FabTargeted, Pgd, RandomStart, Square};
+use adarat::attacks::{fgsm, Apgd, Cw, FabTargeted, Pgd, RandomStart, Square};
 use adarat::config::Augment;
 use adarat::data::Splits;
+use adarat::losses::cross_entropy;
 use adarat::models::{ModelSpec, Network};
-use adarat::train::sgd::Sgd;
+use adarat::optim::sgd::Sgd;
 use adarat::vocab::ModelKind;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

@@ -6,17 +6,21 @@ use common::{adarat, adarat_command, result_json, same_numbers, stderr};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const JOB: &str = "pgd-at/synthetic/adarat";
 const FOLDER: &str = "pgd-at_synthetic_adarat_small-cnn_seed1";
 
 fn args(output: &str) -> Vec<&str> {
+    args_with_epochs(output, "3")
+}
+
+fn args_with_epochs<'a>(output: &'a str, epochs: &'a str) -> Vec<&'a str> {
     vec![
         "run",
         JOB,
         "--epochs",
-        "3",
+        epochs,
         "--limit-train",
         "96",
         "--limit-test",
@@ -33,7 +37,11 @@ fn args(output: &str) -> Vec<&str> {
 
 /// The result of the same job run once, start to end.
 fn uninterrupted(dir: &Path) -> Value {
-    let out = adarat(dir, &args("straight"));
+    uninterrupted_with(dir, args("straight"))
+}
+
+fn uninterrupted_with(dir: &Path, args: Vec<&str>) -> Value {
+    let out = adarat(dir, &args);
     assert!(out.status.success(), "{}", stderr(&out));
     result_json(&dir.join("straight").join(FOLDER))
 }
@@ -41,19 +49,26 @@ fn uninterrupted(dir: &Path) -> Value {
 #[test]
 fn runs_killed_at_random_instants_end_as_an_uninterrupted_run() {
     let dir = tempfile::tempdir().unwrap();
-    let expected = uninterrupted(dir.path());
-    // A fixed pseudo-random sequence of delays, so a failure can be replayed.
+    let started = Instant::now();
+    let expected = uninterrupted_with(dir.path(), args_with_epochs("straight", EPOCHS));
+    // Kill instants are fractions of the uninterrupted run's duration, so kills land alike on fast
+    // and slow machines, and a fixed pseudo-random sequence, so a failure can be replayed. An
+    // attempt killed before 35 % of a six-epoch run commits at most about two epochs, so the first
+    // three attempts are always killed; the later ones finish once little is left.
+    const EPOCHS: &str = "6";
+    let whole = started.elapsed();
     let mut state = 0x2545_f491_u64;
     let mut delay = || {
         state = state
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        Duration::from_millis(150 + (state >> 33) % 2200)
+        let fraction = (state >> 33) as f64 / (1u64 << 31) as f64;
+        whole.mul_f64(0.1 + 0.25 * fraction)
     };
     let (mut kills, mut attempts) = (0, 0);
     loop {
         attempts += 1;
-        let mut child = adarat_command(dir.path(), &args("output"))
+        let mut child = adarat_command(dir.path(), &args_with_epochs("output", EPOCHS))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -227,7 +242,7 @@ fn an_error_inside_libtorch_fails_its_job_and_the_next_job_runs() {
     let mut both = args("output");
     both.insert(2, "pgd-at/synthetic/baseline");
     let out = adarat_command(dir.path(), &both)
-        .env("ADARAT_FAULT_OUT_OF_MEMORY", "1")
+        .env("ADARAT_FAULT_OUT_OF_MEMORY", "batch")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -252,6 +267,49 @@ fn an_error_inside_libtorch_fails_its_job_and_the_next_job_runs() {
     eprintln!(
         "faults injected: 1 libtorch out-of-memory error; its job failed, the next completed"
     );
+}
+
+/// A job that fails inside the bf16 autocast region, or inside the optimizer step where gradients
+/// are off, leaves neither mode behind: the next job on the same thread trains in fp32 with
+/// gradients and ends with the numbers it has when run alone.
+#[test]
+fn a_failure_inside_autocast_or_the_optimizer_leaves_the_next_job_as_if_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    const NEXT: &str = "pgd-at/synthetic/baseline";
+    const NEXT_FOLDER: &str = "pgd-at_synthetic_baseline_small-cnn_seed1";
+    let mut alone = args("alone");
+    alone[1] = NEXT;
+    let out = adarat(dir.path(), &alone);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let expected = result_json(&dir.path().join("alone").join(NEXT_FOLDER));
+    for point in ["autocast", "optimizer"] {
+        // TRADES in bf16 fails first, then PGD-AT (fp32) runs on the same thread.
+        let mut both = args(point);
+        both[1] = "trades/synthetic/adarat";
+        both.insert(2, NEXT);
+        both.extend(["--set", "methods.trades.settings.precision=bf16"]);
+        let out = adarat_command(dir.path(), &both)
+            .env("ADARAT_FAULT_OUT_OF_MEMORY", point)
+            .output()
+            .unwrap();
+        let text = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{point}: {text}");
+        let output = dir.path().join(point);
+        let failed = result_json(&output.join("trades_synthetic_adarat_small-cnn_seed1"));
+        assert_eq!(failed["status"], "failed", "{point}");
+        assert!(
+            failed["error"].as_str().unwrap().contains("allocate"),
+            "{point}: {failed}"
+        );
+        let next = result_json(&output.join(NEXT_FOLDER));
+        assert_eq!(next["status"], "completed", "{point}: {text}");
+        assert_eq!(
+            same_numbers(&next),
+            same_numbers(&expected),
+            "{point}: the next job did not train as it does alone"
+        );
+    }
+    eprintln!("faults injected: out of memory inside autocast and inside the optimizer step; the next job trained as alone");
 }
 
 #[test]

@@ -2,8 +2,9 @@
 //! control, TRADES' loss, and one epoch of every method and mode through the real binary.
 mod common;
 
-use adarat::attacks::{cross_entropy, pgd_kl, EarlyStoppedPgd, FoscPgd, Pgd, RandomStart};
+use adarat::attacks::{pgd_kl, EarlyStoppedPgd, FoscPgd, Pgd, RandomStart};
 use adarat::config::{Augment, RatioConfig};
+use adarat::losses::cross_entropy;
 use adarat::methods::trades::{kl_term, loss_terms};
 use adarat::models::Network;
 use adarat::ratio::{barrier_value, Ratio};

@@ -45,7 +45,7 @@ impl FabTargeted {
     /// points misclassified from the start). Detached.
     pub fn run(&self, logits: Logits, x: &Tensor, labels: &Tensor) -> Tensor {
         let x = x.detach();
-        tch::no_grad(|| {
+        crate::modes::no_grad(|| {
             // The reference recomputes the clean logits of the remaining points for every target;
             // the network is deterministic in eval mode, so one forward gives the same ranking.
             let clean = logits(&x);
@@ -137,7 +137,7 @@ impl FabTargeted {
 /// `logit_target − logit_label` per point (negative while correctly classified) and its input
 /// gradient, `[B]` and `x`'s shape.
 fn target_margin(logits: Logits, x: &Tensor, labels: &Tensor, target: &Tensor) -> (Tensor, Tensor) {
-    tch::with_grad(|| {
+    crate::modes::with_grad(|| {
         let input = x.detach().set_requires_grad(true);
         let output = logits(&input);
         let pick = |classes: &Tensor| {

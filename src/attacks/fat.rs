@@ -1,7 +1,8 @@
 //! FAT's early-stopped PGD (docs/protocol.md#early-stopped-pgd-for-fat, Q24): PGD-CE whose output for each
 //! sample is the first iterate at which its cumulative count of misclassified iterates reaches
 //! τ+1. Runs on the device without host reads.
-use super::{cross_entropy, input_gradient, per_sample, project, Logits, RandomStart};
+use super::{input_gradient, per_sample, project, Logits, RandomStart};
+use crate::losses::cross_entropy;
 use tch::{Kind, Tensor};
 
 #[derive(Clone, Copy, Debug)]
@@ -22,7 +23,7 @@ impl EarlyStoppedPgd {
         let mut misclassified = labels.zeros_like().to_kind(Kind::Int64);
         let mut returned = labels.zeros_like().to_kind(Kind::Bool);
         let mut output = x.zeros_like();
-        tch::with_grad(|| {
+        crate::modes::with_grad(|| {
             for _ in 0..self.steps {
                 let current = adversarial.detach().set_requires_grad(true);
                 let z = logits(&current);

@@ -1,9 +1,10 @@
 //! FGSM (docs/protocol.md#fgsm): one signed-gradient step of size ε from the clean image.
-use super::{cross_entropy, input_gradient, Logits};
+use super::{input_gradient, Logits};
+use crate::losses::cross_entropy;
 use tch::Tensor;
 
 pub fn fgsm(logits: Logits, x: &Tensor, labels: &Tensor, epsilon: f64) -> Tensor {
-    tch::with_grad(|| {
+    crate::modes::with_grad(|| {
         let x = x.detach().set_requires_grad(true);
         let gradient = input_gradient(&cross_entropy(&logits(&x), labels), &x);
         (x.detach() + gradient.sign() * epsilon).clamp(0.0, 1.0)

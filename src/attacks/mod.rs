@@ -23,7 +23,7 @@ pub use pgd::{Pgd, RandomStart};
 pub use square::Square;
 pub use trades::pgd_kl;
 
-use tch::{Reduction, Tensor};
+use tch::Tensor;
 
 /// The attacked network: images in [0, 1] to logits.
 pub type Logits<'a> = &'a dyn Fn(&Tensor) -> Tensor;
@@ -42,18 +42,6 @@ pub fn project(candidate: &Tensor, x: &Tensor, epsilon: f64) -> Tensor {
         .max_other(&(x - epsilon))
         .min_other(&(x + epsilon))
         .clamp(0.0, 1.0)
-}
-
-/// Mean cross-entropy of logits against labels.
-pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
-    logits.cross_entropy_for_logits(labels)
-}
-
-/// `KL_bm(p ‖ q) = (1/B) Σ_i Σ_k p_ik (log p_ik − log q_ik)` from the target probabilities `p` and
-/// the log-probabilities `log q`: PyTorch's `KLDivLoss(reduction="batchmean")` (a `p_ik = 0` term
-/// contributes 0). Differentiable in both arguments.
-pub fn kl_batchmean(target: &Tensor, log_probs: &Tensor) -> Tensor {
-    log_probs.kl_div(target, Reduction::Sum, false) / log_probs.size()[0] as f64
 }
 
 /// A per-sample vector `[B]` shaped `[B, 1, 1, ...]` to broadcast over images like `images`.

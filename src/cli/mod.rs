@@ -239,8 +239,8 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         })
         .collect::<Result<Vec<JobConfig>, Failure>>()?;
     // KD-AT and IAD learn from finished teachers: the missing ones run first (docs/protocol.md#teachers-of-kd-at-and-iad).
-    let configs = crate::methods::teachers::with_missing_teachers(&study, configs, &overrides)
-        .map_err(Failure::input)?;
+    let configs =
+        crate::plan::with_missing_teachers(&study, configs, &overrides).map_err(Failure::input)?;
     for cfg in &configs {
         crate::methods::check(cfg).map_err(Failure::input)?;
         train::resolve_device(&cfg.device).map_err(Failure::input)?;
@@ -259,7 +259,7 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         match train::run(cfg, options.clone(), &mut observer) {
             Ok(result) => {
                 observer.finish();
-                let folder = cfg.output_dir.join(RunStore::folder_name(cfg));
+                let folder = RunStore::folder_of(cfg);
                 eprintln!(
                     "{}: {} -> {}",
                     cfg.job,
@@ -445,10 +445,7 @@ fn list(args: &ConfigArgs) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
     for job in study.grid() {
         let cfg = study.resolve(&job, &overrides).map_err(Failure::input)?;
-        let path = cfg
-            .output_dir
-            .join(RunStore::folder_name(&cfg))
-            .join(store::RESULT_FILE);
+        let path = RunStore::folder_of(&cfg).join(store::RESULT_FILE);
         let state = match store::read_result(&path) {
             Ok(result) => progress::summary(&result),
             Err(_) if !path.exists() => "not run".to_string(),
@@ -474,7 +471,7 @@ fn show(run: &str, args: &ConfigArgs) -> Result<(), Failure> {
             ..Default::default()
         };
         let cfg = study.resolve(&job, &overrides).map_err(Failure::input)?;
-        cfg.output_dir.join(RunStore::folder_name(&cfg))
+        RunStore::folder_of(&cfg)
     };
     let result = store::read_result(&folder.join(store::RESULT_FILE)).map_err(Failure::input)?;
     // A closed pipe is not an error worth reporting.

@@ -1,6 +1,6 @@
 //! What `adarat run` shows on stderr: a progress bar per epoch and one line per finished epoch.
+use crate::store::events::{Event, Observer};
 use crate::store::result::{FinalTable, RunResult, Status};
-use crate::train::events::{Event, Observer};
 use crate::vocab::FinalAttack;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::fmt::Write;

@@ -3,10 +3,10 @@
 //! `events.jsonl` of each running job (read incrementally from where the last pass stopped).
 use super::snapshot::{FinalStep, JobRow, JobState, Live, Phase, Queued, Snapshot, LIVE_WINDOW};
 use crate::config::{JobOverrides, Study};
+use crate::store::events::{BatchSample, Event};
 use crate::store::lock::{self, Holder};
 use crate::store::result::{RunResult, Status};
 use crate::store::{read_result, RunStore, EVENTS_FILE, RESULT_FILE};
-use crate::train::events::{BatchSample, Event};
 use crate::vocab::{DatasetKind, JobName};
 use crate::worker::{self, queue};
 use std::collections::{HashMap, VecDeque};

@@ -1,8 +1,8 @@
 //! What the console knows, as plain data: the monitor builds a [`Snapshot`] from the output folder
 //! (run folders, the queue file, the locks of running processes) and the application state keeps
 //! the latest one. Nothing here touches tch.
+use crate::store::events::BatchSample;
 use crate::store::result::{EpochRecord, RunResult};
-use crate::train::events::BatchSample;
 use crate::vocab::{DatasetKind, JobName};
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -2,13 +2,14 @@
 //! crafted on the student, the teachers run in eval mode under no-grad on the student's `x` and
 //! `x'`, and KD losses without temperature (T = 1, docs/protocol.md Q20).
 use super::teachers::Teachers;
-use super::{attack_in_train_mode, correct, pgd_ce_examples, training_pgd, StepLosses};
-use crate::attacks::{cross_entropy, Pgd};
+use super::{attack_in_train_mode, pgd_ce_examples, training_pgd, StepLosses};
+use crate::attacks::Pgd;
 use crate::config::JobConfig;
 use crate::data::Batch;
+use crate::losses::{correct, cross_entropy, kl_batchmean};
 use crate::models::Network;
 use crate::ratio::LossTerms;
-use tch::{Kind, Reduction, Tensor};
+use tch::{Kind, Tensor};
 
 /// The weights of the KD loss's terms (`--ce`, `--teacher_robust`, `--teacher_standard`).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -24,19 +25,6 @@ pub struct TeacherProbabilities {
     pub standard: Tensor,
 }
 
-/// `KL_i(p ‖ q) = Σ_k p_ik (log p_ik − log q_ik)` per sample, a term with `p_ik = 0` counting 0:
-/// PyTorch's `kl_div` with input `log q` and target `p`. The target may carry gradient (IAD, docs/protocol.md Q22).
-pub fn kl_per_sample(target: &Tensor, log_q: &Tensor) -> Tensor {
-    log_q
-        .kl_div(target, Reduction::None, false)
-        .sum_dim_intlist(-1, false, Kind::Float)
-}
-
-/// `KL_bm(p ‖ q)`: the batch mean of [`kl_per_sample`] (`KLDivLoss(reduction="batchmean")`).
-pub fn kl_batch_mean(target: &Tensor, log_q: &Tensor) -> Tensor {
-    kl_per_sample(target, log_q).mean(Kind::Float)
-}
-
 /// `ce·CE(z, y) + robust·KL_bm(p_R ‖ p_z) + standard·KL_bm(p_S ‖ p_z)`: `KD_clean` on the clean
 /// logits and KD-AT's `KD_adv` on the adversarial ones.
 pub fn kd_loss(
@@ -47,8 +35,8 @@ pub fn kd_loss(
 ) -> Tensor {
     let log_q = logits.log_softmax(-1, Kind::Float);
     cross_entropy(logits, labels) * weights.ce
-        + kl_batch_mean(&teachers.robust, &log_q) * weights.robust
-        + kl_batch_mean(&teachers.standard, &log_q) * weights.standard
+        + kl_batchmean(&teachers.robust, &log_q) * weights.robust
+        + kl_batchmean(&teachers.standard, &log_q) * weights.standard
 }
 
 /// The forwards of one training batch: the student's train-mode logits on `x` and `x'`, and the
@@ -107,7 +95,8 @@ impl Distillation {
         );
         let adversarial_loss = adversarial_loss(&self.weights, &forwards, labels);
         // The `teacher` statistic (section 7): the robust teacher on the student's training x'.
-        let teacher_correct = tch::no_grad(|| correct(&forwards.on_adversarial.robust, labels));
+        let teacher_correct =
+            crate::modes::no_grad(|| correct(&forwards.on_adversarial.robust, labels));
         StepLosses {
             terms: LossTerms::adversarial_baseline(standard, adversarial_loss),
             clean_logits: forwards.clean_logits,
@@ -124,7 +113,7 @@ impl Distillation {
         clean: &Tensor,
         adversarial: &Tensor,
     ) -> (TeacherProbabilities, TeacherProbabilities) {
-        tch::no_grad(|| {
+        crate::modes::no_grad(|| {
             let both = Tensor::cat(&[clean, adversarial], 0);
             let size = clean.size()[0];
             let robust = self
@@ -149,24 +138,7 @@ impl Distillation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::Device;
-
-    fn close(a: f64, b: f64) -> bool {
-        (a - b).abs() < 1e-6 * b.abs().max(1.0)
-    }
-
-    fn probabilities(rows: &[[f64; 3]]) -> Tensor {
-        Tensor::from_slice2(rows).to_kind(Kind::Float)
-    }
-
-    /// `Σ_k p_k (ln p_k − ln q_k)` in f64, 0 for p_k = 0.
-    fn kl(p: &[f64; 3], q: &[f64; 3]) -> f64 {
-        p.iter()
-            .zip(q)
-            .filter(|(p, _)| **p > 0.0)
-            .map(|(p, q)| p * (p.ln() - q.ln()))
-            .sum()
-    }
+    use crate::losses::testing::{close, kl, probabilities};
 
     fn softmax(z: &[f64; 3]) -> [f64; 3] {
         let total: f64 = z.iter().map(|v| v.exp()).sum();
@@ -222,28 +194,5 @@ mod tests {
             only(0.3, 0.6, 0.1),
             0.3 * ce + 0.6 * kl_r + 0.1 * kl_s
         ));
-    }
-
-    #[test]
-    fn kl_is_zero_for_equal_distributions_and_batch_mean_divides_by_the_batch() {
-        let p = probabilities(&[[0.2, 0.3, 0.5], [0.0, 1.0, 0.0]]);
-        let log_p = p.clamp_min(1e-30).log();
-        let per_sample = kl_per_sample(&p, &log_p);
-        assert_eq!(per_sample.size(), [2]);
-        assert!(per_sample.abs().max().double_value(&[]) < 1e-6);
-
-        let q = probabilities(&[[1.0 / 3.0; 3], [0.25, 0.5, 0.25]]);
-        let log_q = q.log();
-        let by_hand = [
-            kl(&[0.2, 0.3, 0.5], &[1.0 / 3.0; 3]),
-            kl(&[0.0, 1.0, 0.0], &[0.25, 0.5, 0.25]),
-        ];
-        let per_sample = kl_per_sample(&p, &log_q);
-        for (i, expected) in by_hand.iter().enumerate() {
-            assert!(close(per_sample.double_value(&[i as i64]), *expected));
-        }
-        let mean = kl_batch_mean(&p, &log_q).double_value(&[]);
-        assert!(close(mean, (by_hand[0] + by_hand[1]) / 2.0));
-        assert_eq!(per_sample.device(), Device::Cpu);
     }
 }

@@ -6,12 +6,13 @@ use super::{
     attack_in_train_mode, cross_entropy_step, pgd_ce_examples, training_pgd, StepLosses,
     TrainingMethod,
 };
-use crate::attacks::{cross_entropy, Pgd};
+use crate::attacks::Pgd;
 use crate::config::{JobConfig, MethodParams};
 use crate::data::Batch;
+use crate::losses::cross_entropy;
 use crate::models::{ModelSpec, Network};
-use crate::train::schedule::interpolate;
-use crate::train::sgd::Sgd;
+use crate::optim::schedule::interpolate;
+use crate::optim::sgd::Sgd;
 use std::collections::HashMap;
 use tch::{Device, Tensor};
 
@@ -47,7 +48,7 @@ impl Ema {
     pub fn update(&mut self, source: &[(String, Tensor)]) {
         let weight = 1.0 - self.decay();
         self.updates += 1;
-        tch::no_grad(|| {
+        crate::modes::no_grad(|| {
             for ((_, target), (_, src)) in self.state.iter().zip(source) {
                 blend_into(target, src, weight);
             }
@@ -156,7 +157,7 @@ impl Generalist {
             self.global.update(at);
             return;
         }
-        let source: Vec<(String, Tensor)> = tch::no_grad(|| {
+        let source: Vec<(String, Tensor)> = crate::modes::no_grad(|| {
             at.iter()
                 .zip(&self.st_teacher.state)
                 .map(|((name, a), (_, s))| (name.clone(), a * beta + s * (1.0 - beta)))
@@ -281,7 +282,7 @@ fn load_state(
     saved: &mut HashMap<String, Tensor>,
     prefix: &str,
 ) -> Result<(), String> {
-    tch::no_grad(|| {
+    crate::modes::no_grad(|| {
         for (name, target) in net.state_dict() {
             let key = format!("{prefix}{name}");
             let source = saved
@@ -339,7 +340,7 @@ mod tests {
             .map(|(_, t)| t.copy())
             .collect();
         // Give the integer counters values whose blend must be truncated: 0.9·3 + 0.1·7 = 3.4 → 3.
-        tch::no_grad(|| {
+        crate::modes::no_grad(|| {
             for ((name, e), (_, s)) in ema.model.state_dict().iter().zip(source.state_dict()) {
                 if name.ends_with("num_batches_tracked") {
                     let _ = e.shallow_clone().fill_(3);

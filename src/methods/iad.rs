@@ -1,14 +1,12 @@
 //! IAD (docs/protocol.md#iad): KD-AT whose robust-teacher term becomes introspective from
 //! epoch `begin` on: each sample trusts the robust teacher by `α_i = p_R(x'_i)[y_i]^b` and itself
 //! (its clean prediction) by `1 − α_i`.
-use super::distillation::{
-    kd_loss, kl_batch_mean, kl_per_sample, Distillation, Forwards, KdWeights,
-};
+use super::distillation::{kd_loss, Distillation, Forwards, KdWeights};
 use super::teachers::Teachers;
 use super::{StepLosses, TrainingMethod};
-use crate::attacks::cross_entropy;
 use crate::config::{JobConfig, MethodParams};
 use crate::data::Batch;
+use crate::losses::{cross_entropy, kl_batchmean, kl_per_sample};
 use crate::models::Network;
 use tch::{Kind, Tensor};
 
@@ -48,7 +46,7 @@ impl Introspection {
         let introspective = (trust_teacher + trust_self).mean(Kind::Float);
         cross_entropy(&forwards.adversarial_logits, labels) * weights.ce
             + introspective * weights.robust
-            + kl_batch_mean(&forwards.on_adversarial.standard, &log_q) * weights.standard
+            + kl_batchmean(&forwards.on_adversarial.standard, &log_q) * weights.standard
     }
 
     /// `α_i = p_R(x'_i)[y_i]^b`, per sample and vectorised (docs/protocol.md Q21); constants, like the reference's

@@ -12,13 +12,14 @@ pub mod st;
 pub mod teachers;
 pub mod trades;
 
-use crate::attacks::{cross_entropy, Pgd, RandomStart};
+use crate::attacks::{Pgd, RandomStart};
 use crate::config::{BnMode, JobConfig, MethodParams};
 use crate::data::Batch;
+use crate::losses::cross_entropy;
 use crate::models::{ModelSpec, Network};
 use crate::ratio::LossTerms;
 use crate::vocab::Method;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 use teachers::Teachers;
 
 /// What a method computed for one training batch.
@@ -177,9 +178,4 @@ pub(crate) fn pgd_ce_examples(attack: &Pgd, net: &Network, train: bool, batch: &
 /// Whether the training attack sees the network in train mode (docs/protocol.md Q2).
 pub(crate) fn attack_in_train_mode(cfg: &JobConfig) -> bool {
     cfg.attack.bn_mode == BnMode::Train
-}
-
-/// Number of correct predictions, kept on the device.
-pub fn correct(logits: &Tensor, labels: &Tensor) -> Tensor {
-    logits.argmax(-1, false).eq_tensor(labels).sum(Kind::Float)
 }

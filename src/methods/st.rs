@@ -1,8 +1,8 @@
 //! ST (docs/protocol.md#st): standard training on clean images, `CE(f(x), y)`, no attack; one
 //! train-mode forward (one BN statistics update) per batch.
 use super::{StepLosses, TrainingMethod};
-use crate::attacks::cross_entropy;
 use crate::data::Batch;
+use crate::losses::cross_entropy;
 use crate::models::Network;
 use crate::ratio::LossTerms;
 

@@ -2,9 +2,10 @@
 //! `CE(f(x), y) + λ·KL_bm(clamp(softmax(f(x)), 1e-8) ‖ softmax(f(x')))`. In FixRAT and AdaRAT the
 //! λ·KL term is the ratio's `extra`, so AdaRAT's clean-only branch drops it with the regulariser.
 use super::{attack_in_train_mode, mismatched_params, training_pgd, StepLosses, TrainingMethod};
-use crate::attacks::{cross_entropy, kl_batchmean, pgd_kl, Pgd};
+use crate::attacks::{pgd_kl, Pgd};
 use crate::config::{JobConfig, MethodParams};
 use crate::data::Batch;
+use crate::losses::{cross_entropy, kl_batchmean};
 use crate::models::Network;
 use crate::ratio::LossTerms;
 use tch::Tensor;

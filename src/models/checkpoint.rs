@@ -76,7 +76,7 @@ pub fn load_into(path: &Path, targets: &[(String, Tensor)]) -> Result<(), ModelE
             check_entry(path, name, entry, target).map(|()| (entry, target))
         })
         .collect::<Result<_, _>>()?;
-    tch::no_grad(|| {
+    crate::modes::no_grad(|| {
         for (entry, target) in pairs {
             let data = &file.data[entry.bytes.clone()];
             let torch_error = |err: tch::TchError| ModelError::Torch(first_line(&err.to_string()));

@@ -262,7 +262,7 @@ impl Network {
     /// faster; activations and input gradients follow the weights' layout. Values, names and the
     /// checkpoints written (always contiguous NCHW) are unchanged.
     pub fn use_channels_last(&mut self) {
-        tch::no_grad(|| {
+        crate::modes::no_grad(|| {
             for (_, mut weight) in self.vs.variables() {
                 if weight.dim() == 4 {
                     let nhwc = weight
@@ -323,7 +323,7 @@ impl Network {
             });
         }
         let sources = other.state_dict();
-        tch::no_grad(|| {
+        crate::modes::no_grad(|| {
             for ((name, target), (source_name, source)) in self.state_dict().iter().zip(&sources) {
                 // Same architecture, so the same names in the same order; a mismatch would be a bug.
                 debug_assert_eq!(name, source_name);

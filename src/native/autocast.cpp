@@ -27,3 +27,22 @@ extern "C" int adarat_bf16_autocast_exit(int cuda) {
     return 1;
   }
 }
+
+// Autocast off on both device types and no region open, whatever was left on this thread.
+extern "C" int adarat_autocast_reset() {
+  try {
+    at::autocast::set_autocast_enabled(c10::DeviceType::CPU, false);
+    at::autocast::set_autocast_enabled(c10::DeviceType::CUDA, false);
+    for (int nesting = at::autocast::increment_nesting(); nesting > 0;) nesting = at::autocast::decrement_nesting();
+    at::autocast::clear_cache();
+    return 0;
+  } catch (...) {
+    return 1;
+  }
+}
+
+// 1 when autocast is on for the CPU or CUDA on this thread.
+extern "C" int adarat_autocast_enabled() {
+  return at::autocast::is_autocast_enabled(c10::DeviceType::CPU) ||
+         at::autocast::is_autocast_enabled(c10::DeviceType::CUDA);
+}

@@ -1,11 +1,13 @@
 //! The run folder (docs/run-folder.md): one directory under `output/` per job, model and seed,
 //! holding the resolved configuration, the event log, `result.json`, `train.log`, the final weights
 //! and what resuming needs. Every file a later step reads is written to a temporary file and renamed.
+pub mod events;
 pub mod lock;
 pub mod result;
 pub mod train_log;
 
 use crate::config::JobConfig;
+use crate::vocab::JobName;
 use result::{RunResult, Status};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -127,6 +129,13 @@ pub struct RunStore {
     _lock: lock::ProcessLock,
 }
 
+/// Whether `folder` holds a completed run with its final weights (a teacher KD-AT and IAD can use).
+pub fn holds_completed_run(folder: &Path) -> bool {
+    folder.join(MODEL_FILE).is_file()
+        && read_result(&folder.join(RESULT_FILE))
+            .is_ok_and(|result| result.status == Status::Completed)
+}
+
 /// What was found in a job's folder when the run was opened.
 pub enum Opening {
     /// Nothing to continue: a new run.
@@ -147,6 +156,20 @@ impl RunStore {
             "{}_{}_{}_{}_seed{}",
             cfg.method, cfg.dataset, cfg.mode, cfg.model, cfg.seed
         )
+    }
+
+    /// The run folder of `cfg`: its output folder and [`RunStore::folder_name`].
+    pub fn folder_of(cfg: &JobConfig) -> PathBuf {
+        cfg.output_dir.join(Self::folder_name(cfg))
+    }
+
+    /// The run folder of `student`'s teacher `teacher`: the same output folder, model and seed.
+    pub fn teacher_folder(student: &JobConfig, teacher: &JobName) -> PathBuf {
+        Self::folder_of(&JobConfig {
+            method: teacher.method,
+            mode: teacher.mode,
+            ..student.clone()
+        })
     }
 
     pub fn dir(&self) -> &Path {

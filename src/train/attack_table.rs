@@ -3,9 +3,10 @@
 //! each attack took and the sanity flags reviewers look for. The same table follows training and
 //! `adarat eval` on any checkpoint.
 use crate::attacks::autoattack::{SubAttack, SubAttackEvent};
-use crate::attacks::{cross_entropy, fgsm, AutoAttack, Cw, Pgd, RandomStart};
+use crate::attacks::{fgsm, AutoAttack, Cw, Pgd, RandomStart};
 use crate::config::{Augment, AutoAttackPreset, JobConfig};
 use crate::data::Dataset;
+use crate::losses::cross_entropy;
 use crate::models::Network;
 use crate::store::result::{FinalTable, SubAttackRow};
 use crate::vocab::FinalAttack;
@@ -115,7 +116,7 @@ impl AttackTable {
                     batches,
                 })
             };
-            let clean_correct = tch::no_grad(|| eval(x).argmax(-1, false).eq_tensor(y));
+            let clean_correct = crate::modes::no_grad(|| eval(x).argmax(-1, false).eq_tensor(y));
             tally.add("clean", &clean_correct, 0.0);
             for attack in FinalAttack::ALL.iter().copied().filter(|a| self.wants(*a)) {
                 starting(attack.to_string())?;
@@ -123,9 +124,9 @@ impl AttackTable {
                 tch::manual_seed(attack_seed(self.seed, index, attack as i64));
                 let correct =
                     match self.single_shot(attack, &eval, x, y) {
-                        Some(adversarial) => {
-                            tch::no_grad(|| eval(&adversarial).argmax(-1, false).eq_tensor(y))
-                        }
+                        Some(adversarial) => crate::modes::no_grad(|| {
+                            eval(&adversarial).argmax(-1, false).eq_tensor(y)
+                        }),
                         None => {
                             self.autoattack(net, x, y, &clean_correct, index, &mut |event| {
                                 match event {

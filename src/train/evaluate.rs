@@ -1,9 +1,9 @@
 //! The per-epoch test in eval mode: clean, FGSM and PGD-K (docs/protocol.md#the-per-epoch-test). Counts
 //! accumulate on the device and are read once per pass.
-use crate::attacks::{cross_entropy, fgsm, Pgd, RandomStart};
+use crate::attacks::{fgsm, Pgd, RandomStart};
 use crate::config::{Augment, JobConfig};
 use crate::data::Dataset;
-use crate::methods::correct;
+use crate::losses::{correct, cross_entropy};
 use crate::models::Network;
 use tch::{Kind, Tensor};
 
@@ -43,7 +43,7 @@ pub fn test_epoch(net: &Network, test: &Dataset, cfg: &JobConfig) -> TestMetrics
         let y = &batch.labels;
         let fgsm_images = fgsm(&eval, &batch.images, y, cfg.attack.epsilon);
         let pgd_images = pgd.run(&eval, &batch.images, &|logits| cross_entropy(logits, y));
-        let row = tch::no_grad(|| {
+        let row = crate::modes::no_grad(|| {
             let mut row = Vec::with_capacity(6);
             for images in [&batch.images, &fgsm_images, &pgd_images] {
                 let logits = eval(images);

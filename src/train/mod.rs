@@ -3,24 +3,23 @@
 pub mod attack_table;
 pub mod cuda_graph;
 pub mod evaluate;
-pub mod events;
 pub mod precision;
-pub mod schedule;
-pub mod sgd;
 
 use crate::config::JobConfig;
 use crate::data::{self, Batch, DataRequest, Splits};
-use crate::methods::{self, correct, TrainingMethod};
+use crate::faults::StepPoint;
+use crate::losses::correct;
+use crate::methods::{self, TrainingMethod};
 use crate::models::{ModelSpec, Network};
+use crate::optim::{schedule, Sgd};
 use crate::ratio::Ratio;
+use crate::store::events::{BatchSample, Event, Observer};
 use crate::store::result::{EpochRecord, FinalTable, Peaks, RunResult, Status};
 use crate::store::{
     train_log, Opening, PointPart, ResumePoint, RunStore, StoreError, FINAL_PROGRESS_FILE,
 };
 use crate::vocab::Method;
 use attack_table::{AttackTable, Progress, Tally};
-use events::{BatchSample, Event, Observer};
-use sgd::Sgd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -267,6 +266,8 @@ pub fn run_with_data(
     options: RunOptions,
     observer: &mut dyn Observer,
 ) -> Result<RunResult, RunError> {
+    // Whatever an earlier job on this thread left (docs/architecture.md#errors-and-exit-statuses).
+    crate::modes::reset();
     let device = resolve_device(&cfg.device).map_err(RunError::Input)?;
     methods::check(cfg).map_err(RunError::Input)?;
     if device.is_cuda() {
@@ -572,7 +573,7 @@ impl Run<'_> {
             .enumerate()
         {
             self.check_stop(epoch + 1, index + 1)?;
-            crate::faults::out_of_memory(device);
+            crate::faults::out_of_memory(StepPoint::Batch, device);
             let row = match graph.as_mut() {
                 Some(g) if g.fits(&batch) => g.replay(&batch).map_err(RunError::Failed)?,
                 _ if use_graph && index == EAGER_STEPS_BEFORE_CAPTURE => {
@@ -663,6 +664,7 @@ impl Run<'_> {
         let device = batch.labels.device();
         self.sgd.zero_grad();
         let step = precision::in_precision(self.cfg.precision, device, || {
+            crate::faults::out_of_memory(StepPoint::Autocast, device);
             self.method.losses(&self.net, batch, epoch)
         });
         let (standard, adversarial) = (
@@ -672,7 +674,7 @@ impl Run<'_> {
         let weighted = self.ratio.combine(step.terms);
         weighted.loss.backward();
         self.sgd.step(lr);
-        tch::no_grad(|| {
+        crate::modes::no_grad(|| {
             let scalar = |t: &Tensor| t.to_kind(Kind::Float).view([]);
             let or_none =
                 |t: &Option<Tensor>| t.as_ref().map_or_else(|| none.shallow_clone(), scalar);

@@ -2,28 +2,13 @@
 //! training attack's included) run under libtorch's bf16 autocast; weights, gradients, the optimizer
 //! and every evaluation stay in fp32. bf16 keeps fp32's exponent range, so no loss scaler is needed.
 use crate::config::Precision;
+use crate::modes::Bf16Autocast;
 use tch::Device;
 
-extern "C" {
-    fn adarat_bf16_autocast_enter(cuda: i32) -> i32;
-    fn adarat_bf16_autocast_exit(cuda: i32) -> i32;
-}
-
-/// Runs `step` in the job's precision on `device`. Not nested: the region ends with `step`, which
-/// also drops libtorch's cache of bf16 weight copies before the next optimizer step.
+/// Runs `step` in the job's precision on `device`. Not nested: the region ends with `step`.
 pub fn in_precision<T>(precision: Precision, device: Device, step: impl FnOnce() -> T) -> T {
-    if precision == Precision::Fp32 {
-        return step();
-    }
-    let cuda = i32::from(device.is_cuda());
-    // SAFETY: the shim only flips libtorch's thread-local autocast state and catches every exception.
-    let entered = unsafe { adarat_bf16_autocast_enter(cuda) } == 0;
-    let result = step();
-    if entered {
-        // SAFETY: as above; leaves the region entered just before.
-        unsafe { adarat_bf16_autocast_exit(cuda) };
-    }
-    result
+    let _autocast = (precision == Precision::Bf16).then(|| Bf16Autocast::enter(device));
+    step()
 }
 
 #[cfg(test)]

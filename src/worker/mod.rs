@@ -5,10 +5,10 @@
 pub mod queue;
 
 use crate::config::{self, JobConfig, JobOverrides};
-use crate::methods::teachers;
+use crate::store::events::Observer;
 use crate::store::lock::{self, Holder, LockError, ProcessLock, LOCKS_DIR};
 use crate::store::{self, result::Status, RunStore, StoreError};
-use crate::train::{self, events::Observer, RunError, RunOptions, StopFlag};
+use crate::train::{self, RunError, RunOptions, StopFlag};
 use crate::vocab::JobName;
 use queue::Entry;
 use std::fs::OpenOptions;
@@ -97,7 +97,7 @@ fn resolve(entry: &Entry, output_dir: &Path) -> Result<(JobConfig, Vec<JobConfig
         ..Default::default()
     };
     let cfg = study.resolve(&job, &overrides).map_err(|e| e.to_string())?;
-    let teachers = teachers::missing_teachers(&study, &cfg, &overrides)?;
+    let teachers = crate::plan::missing_teachers(&study, &cfg, &overrides)?;
     Ok((cfg, teachers))
 }
 
@@ -114,8 +114,7 @@ fn run_entry(
     let (cfg, teachers) = resolve(entry, output_dir).map_err(Ending::FailedWithoutFolder)?;
     for teacher in &teachers {
         let ran = take_teacher(entry, teacher, output_dir, stop).and_then(|()| {
-            let folder = teacher.output_dir.join(RunStore::folder_name(teacher));
-            if teachers::is_finished(&folder) {
+            if store::holds_completed_run(&RunStore::folder_of(teacher)) {
                 return Ok(());
             }
             println!("{}: first its teacher {}", entry.job, teacher.job);
@@ -190,7 +189,7 @@ fn run_config(cfg: &JobConfig, stop: &StopFlag, observer: &mut dyn Observer) -> 
     };
     // A panic inside libtorch (CUDA out of memory, say) ends this job, not the queue.
     let outcome = catch_unwind(AssertUnwindSafe(|| train::run(cfg, options, observer)));
-    let folder = cfg.output_dir.join(RunStore::folder_name(cfg));
+    let folder = RunStore::folder_of(cfg);
     match outcome {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(RunError::Stopped(message))) => Err(Ending::Stopped(message)),

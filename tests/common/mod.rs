@@ -175,9 +175,9 @@ pub fn small_cnn(classes: i64) -> adarat::models::Network {
 /// avx2 and avx512; a hotter one (lr 0.05) collapsed to a constant output on some CPUs and not on
 /// others (docs/testing.md).
 pub fn trained_small_cnn() -> (adarat::models::Network, adarat::data::Splits) {
-    use adarat::attacks::cross_entropy;
     use adarat::config::Augment;
-    use adarat::train::sgd::Sgd;
+    use adarat::losses::cross_entropy;
+    use adarat::optim::sgd::Sgd;
     use tch::Kind;
     let data = synthetic_splits(1024, 256);
     let net = small_cnn(data.classes);

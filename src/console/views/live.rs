@@ -3,8 +3,8 @@
 use super::widgets::{clock, Theme};
 use crate::console::app::App;
 use crate::console::snapshot::{Live, Phase};
+use crate::store::events::BatchSample;
 use crate::store::result::EpochRecord;
-use crate::train::events::BatchSample;
 use crate::vocab::Mode;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Color;

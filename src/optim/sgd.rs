@@ -2,6 +2,7 @@
 //! after (re)creation sets `buf = g`, later ones `buf = m·buf + g`; then `θ ← θ − lr·buf`. Weight decay
 //! applies to every parameter, BN γ/β and biases included. Written here so that the momentum
 //! buffers are plain tensors a run can save and resume.
+use crate::faults::StepPoint;
 use tch::Tensor;
 
 pub struct Sgd {
@@ -37,7 +38,10 @@ impl Sgd {
     }
 
     pub fn step(&mut self, lr: f64) {
-        tch::no_grad(|| {
+        crate::modes::no_grad(|| {
+            if let Some((_, first)) = self.parameters.first() {
+                crate::faults::out_of_memory(StepPoint::Optimizer, first.device());
+            }
             for ((_, p), buffer) in self.parameters.iter().zip(self.buffers.iter_mut()) {
                 let grad = p.grad();
                 if !grad.defined() {

@@ -1,6 +1,7 @@
-//! What a run reports while it goes: the progress bar of `adarat run`, the event log and (later) the
-//! console all consume these.
-use crate::store::result::{EpochRecord, FinalTable, Status};
+//! `events.jsonl` (docs/run-folder.md#eventsjsonl): what a run reports while it goes. The engine
+//! emits these events; the run folder's event log, the progress bar of `adarat run` and the
+//! console (which reads the log back) consume them.
+use super::result::{EpochRecord, FinalTable, Status};
 use serde::{Deserialize, Serialize};
 
 /// One training batch, as plotted: loss, ratio and the accuracies of the pre-update logits.
