@@ -30,17 +30,18 @@ build: $(LIBTORCH_DEP)
 test: $(LIBTORCH_DEP) $(VENV)/.test-tools
 	ADARAT_PYTHON=$(VENV)/bin/python $(CARGO) test --all-targets -- --test-threads=1
 
-# The numerics-sensitive suites again, with libtorch's kernels, MKL and oneDNN each held to the
+# The numerics-sensitive tests again, with libtorch's kernels, MKL and oneDNN each held to the
 # instruction sets of an AVX2-only CPU and of a pre-AVX one (docs/testing.md): what passes here
 # passes on AMD and older Intel machines too. About 30 minutes on 2 cores (AVX2 8, SSE4 21).
-NUMERIC_SUITES := --lib --test attacks --test methods --test models --test run --test generalist \
-	--test teachers --test attack_table
+NUMERIC_TESTS := attacks:: methods:: models:: run:: generalist:: teachers:: attack_table::
 test-portability: $(LIBTORCH_DEP) $(VENV)/.test-tools
 	@for isa in "avx2 AVX2 AVX2" "default SSE4_2 SSE41"; do \
 	  set -- $$isa; \
 	  echo "== ATEN_CPU_CAPABILITY=$$1 MKL_ENABLE_INSTRUCTIONS=$$2 ONEDNN_MAX_CPU_ISA=$$3"; \
-	  ATEN_CPU_CAPABILITY=$$1 MKL_ENABLE_INSTRUCTIONS=$$2 ONEDNN_MAX_CPU_ISA=$$3 \
-	    ADARAT_PYTHON=$(VENV)/bin/python $(CARGO) test $(NUMERIC_SUITES) -- --test-threads=1 || exit 1; \
+	  export ATEN_CPU_CAPABILITY=$$1 MKL_ENABLE_INSTRUCTIONS=$$2 ONEDNN_MAX_CPU_ISA=$$3 \
+	    ADARAT_PYTHON=$(VENV)/bin/python; \
+	  $(CARGO) test --lib -- --test-threads=1 || exit 1; \
+	  $(CARGO) test --test suite -- --test-threads=1 $(NUMERIC_TESTS) || exit 1; \
 	done
 
 # adarat against bench/reference.py (the research code's loop in PyTorch) on this machine's default device.

@@ -1,5 +1,5 @@
 //! `adarat bench`: the real engine next to bench/reference.py, both timed on the same work.
-mod common;
+use crate::common;
 use common::{adarat_on_threads, python, stderr, stdout};
 use serde_json::Value;
 use std::path::Path;

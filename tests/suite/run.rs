@@ -1,5 +1,5 @@
 //! `adarat run` end to end, through the real binary, the real engine and libtorch.
-mod common;
+use crate::common;
 
 use common::{adarat, adarat_command, result_json, same_numbers, stderr};
 use serde_json::Value;

@@ -1,6 +1,6 @@
 //! Generalist (docs/protocol.md#generalist): its schedules, the order of its per-batch updates, the
 //! communication resets, its resume state, and whole runs of the three modes through the binary.
-mod common;
+use crate::common;
 
 use adarat::config::{self, JobConfig, JobOverrides, MethodParams, RatioConfig, Study};
 use adarat::data::Batch;

@@ -1,6 +1,6 @@
 //! Attacks on a real network: budget and range, input-only gradients, the network's mode and state
 //! left as they were, and PGD stronger than FGSM.
-mod common;
+use crate::common;
 
 use adarat::attacks::{fgsm, Apgd, Cw, FabTargeted, Pgd, RandomStart, Square};
 use adarat::config::Augment;

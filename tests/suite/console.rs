@@ -1114,3 +1114,54 @@ fn before_the_first_snapshot_the_console_says_it_is_reading() {
         assert_contains(&screen_text(&app, 80, 24), &["reading the output folder"]);
     }
 }
+
+// Snapshots: each screen at 80×24, as a user sees it, compared whole with `tests/snapshots/`.
+
+/// The screen's text against `tests/snapshots/<name>.txt`. With `ADARAT_UPDATE_SNAPSHOTS=1` the
+/// file is written instead (review the diff before committing it).
+fn assert_snapshot(name: &str, screen: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(format!("{name}.txt"));
+    let screen: String = screen
+        .lines()
+        .map(|l| format!("{}\n", l.trim_end()))
+        .collect();
+    if std::env::var_os("ADARAT_UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &screen).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (ADARAT_UPDATE_SNAPSHOTS=1 writes it)",
+            path.display()
+        )
+    });
+    assert!(
+        screen == expected,
+        "{name} at 80×24 changed; ADARAT_UPDATE_SNAPSHOTS=1 rewrites {}:\n{screen}",
+        path.display()
+    );
+}
+
+#[test]
+fn every_screen_at_80x24_matches_its_snapshot() {
+    let names = [
+        "grid",
+        "live",
+        "results",
+        "compare",
+        "help",
+        "stop",
+        "search",
+        "compare-selection",
+        "requeue-done",
+    ];
+    for (name, app) in names.iter().zip(every_view(&plain_settings())) {
+        assert_snapshot(&format!("{name}-80x24"), &screen_text(&app, 80, 24));
+    }
+    for (name, app) in names.iter().zip(every_view(&ascii_settings())).take(4) {
+        assert_snapshot(&format!("{name}-80x24-ascii"), &screen_text(&app, 80, 24));
+    }
+}

@@ -1,7 +1,7 @@
 //! Fault injection with real processes: runs killed with SIGKILL at random instants, a full disk,
 //! and damaged resume files. Whatever happens, a rerun ends with the numbers of an uninterrupted run,
 //! or refuses with one line naming the damaged file.
-mod common;
+use crate::common;
 use common::{adarat, adarat_command, result_json, same_numbers, stderr};
 use serde_json::Value;
 use std::path::Path;

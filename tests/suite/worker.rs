@@ -1,6 +1,6 @@
 //! Jobs as processes: stop requests, hangups, the run lock and the console's queue worker, through
 //! the real binary and the real engine on a tiny synthetic dataset.
-mod common;
+use crate::common;
 
 use common::{adarat_command as adarat, result_json, wait_for, TINY};
 use serde_json::{json, Value};

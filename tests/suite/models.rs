@@ -1,5 +1,5 @@
 //! The models layer: architectures, state_dict names, BatchNorm state, dropout, gradients, checkpoints.
-mod common;
+use crate::common;
 
 use adarat::models::{ModelError, ModelSpec, Network};
 use adarat::vocab::ModelKind;

@@ -1,6 +1,6 @@
 //! ST, FAT, DAT and TRADES: their training attacks on hand-made networks whose behaviour the tests
 //! control, TRADES' loss, and one epoch of every method and mode through the real binary.
-mod common;
+use crate::common;
 
 use adarat::attacks::{pgd_kl, EarlyStoppedPgd, FoscPgd, Pgd, RandomStart};
 use adarat::config::{Augment, RatioConfig};

@@ -1,7 +1,7 @@
 //! The final attack table through `adarat eval` on a checkpoint: agreement with torchattacks 3.5.1
 //! on the same checkpoint and images, `standard` AutoAttack at least as strong as the torchattacks
 //! preset, the JSON object, and one clear line for every kind of bad input.
-mod common;
+use crate::common;
 
 use adarat::attacks::fgsm;
 use adarat::config::{Augment, SyntheticSize};

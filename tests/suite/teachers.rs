@@ -1,10 +1,10 @@
 //! KD-AT and IAD with their teachers, through the real binary on a tiny synthetic dataset:
 //! missing teachers are trained first, finished ones reused, a teacher that does not fit the
 //! student is refused in one line, every mode trains, and the queue worker does the same.
+use crate::common;
 use adarat::models::{ModelSpec, Network};
 use adarat::store::result::{RunResult, Status};
 use adarat::vocab::ModelKind;
-mod common;
 
 use common::{adarat_command as adarat, result_json, stderr, TINY};
 use serde_json::{json, Value};
