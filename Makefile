@@ -28,7 +28,7 @@ build: $(LIBTORCH_DEP)
 
 # The tests also compare against PyTorch and torchattacks 3.5.1 (installed into .venv for them only).
 test: $(LIBTORCH_DEP) $(VENV)/.test-tools
-	ADARAT_PYTHON=$(VENV)/bin/python $(CARGO) test --all-targets -- --test-threads=1
+	ADARAT_PYTHON=$(VENV)/bin/python $(CARGO) test --all-targets --features fault-injection -- --test-threads=1
 
 # The numerics-sensitive tests again, with libtorch's kernels, MKL and oneDNN each held to the
 # instruction sets of an AVX2-only CPU and of a pre-AVX one (docs/testing.md): what passes here
@@ -40,8 +40,8 @@ test-portability: $(LIBTORCH_DEP) $(VENV)/.test-tools
 	  echo "== ATEN_CPU_CAPABILITY=$$1 MKL_ENABLE_INSTRUCTIONS=$$2 ONEDNN_MAX_CPU_ISA=$$3"; \
 	  export ATEN_CPU_CAPABILITY=$$1 MKL_ENABLE_INSTRUCTIONS=$$2 ONEDNN_MAX_CPU_ISA=$$3 \
 	    ADARAT_PYTHON=$(VENV)/bin/python; \
-	  $(CARGO) test --lib -- --test-threads=1 || exit 1; \
-	  $(CARGO) test --test suite -- --test-threads=1 $(NUMERIC_TESTS) || exit 1; \
+	  $(CARGO) test --lib --features fault-injection -- --test-threads=1 || exit 1; \
+	  $(CARGO) test --test suite --features fault-injection -- --test-threads=1 $(NUMERIC_TESTS) || exit 1; \
 	done
 
 # adarat against bench/reference.py (the research code's loop in PyTorch) on this machine's default device.
@@ -49,7 +49,7 @@ bench: build
 	./target/release/adarat bench
 
 clippy: $(LIBTORCH_DEP)
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --all-targets --features fault-injection -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

@@ -1,5 +1,6 @@
-//! Fault injection for the reliability tests, driven by environment variables that nothing sets in
-//! normal use, so that the tests can fail a write or kill a run at an exact point:
+//! Fault injection for the reliability tests, compiled in only with the `fault-injection` feature
+//! (`make test` turns it on; a release build ignores these variables), and driven by environment
+//! variables, so that the tests can fail a write or kill a run at an exact point:
 //! - `ADARAT_FAULT_FULL_DISK=PREFIX`: writing a file whose name starts with PREFIX fails as on a full
 //!   disk (ENOSPC);
 //! - `ADARAT_FAULT_KILL_AFTER_EPOCH=N`: the process kills itself with SIGKILL right after epoch N's
@@ -14,6 +15,9 @@ use tch::{Device, Kind, Tensor};
 
 /// An injected full disk for `path`, if the environment asks for one.
 pub fn full_disk(path: &Path) -> std::io::Result<()> {
+    if !cfg!(feature = "fault-injection") {
+        return Ok(());
+    }
     let Some(prefix) = std::env::var_os("ADARAT_FAULT_FULL_DISK") else {
         return Ok(());
     };
@@ -28,12 +32,12 @@ pub fn full_disk(path: &Path) -> std::io::Result<()> {
 
 /// Dies here, without any cleanup, if the environment asks for it after `epoch`.
 pub fn kill_after_epoch(epoch: usize) {
+    if !cfg!(feature = "fault-injection") {
+        return;
+    }
     let asked = std::env::var("ADARAT_FAULT_KILL_AFTER_EPOCH").ok();
     if asked.and_then(|n| n.parse::<usize>().ok()) == Some(epoch) {
-        // SAFETY: sends SIGKILL to this very process, which ends it.
-        unsafe {
-            libc::kill(libc::getpid(), libc::SIGKILL);
-        }
+        crate::native::posix::kill_self();
     }
 }
 
@@ -66,6 +70,9 @@ static FIRST_STEP_PASSED: [AtomicBool; 3] = [
 /// Fails inside libtorch at `point`, as an allocation beyond the device's memory does, if the
 /// environment asks for it there.
 pub fn out_of_memory(point: StepPoint, device: Device) {
+    if !cfg!(feature = "fault-injection") {
+        return;
+    }
     if !FIRST_STEP_PASSED[point as usize].swap(true, Ordering::Relaxed)
         && std::env::var("ADARAT_FAULT_OUT_OF_MEMORY").is_ok_and(|p| p == point.name())
     {

@@ -1,7 +1,9 @@
 //! adarat: the engine behind the console and `adarat run` for the AdaRAT adversarial-training study.
 //!
 //! Layers, bottom up; a module uses only those below it (docs/architecture.md):
-//! - vocabulary and configuration: [`vocab`], [`config`];
+//! - at the bottom: [`vocab`] and [`config`], the study's names and settings; [`faults`], fault
+//!   injection for the tests; [`torch_error`], libtorch's messages; [`native`], the only module with
+//!   `unsafe` (the C++ shims and POSIX calls);
 //! - the engine: [`data`] reads the datasets onto the device, [`models`] builds the networks,
 //!   [`modes`] enters libtorch's thread-local modes through guards, [`losses`] and [`optim`] are
 //!   shared by everything above, [`attacks`] crafts adversarial
@@ -12,6 +14,8 @@
 //! - orchestration: [`plan`] orders jobs after their teachers, [`worker`] runs the console's queue;
 //! - the front ends: [`cli`], [`console`], and [`bench`], which times the engine against the
 //!   research code.
+#![deny(unsafe_code)]
+
 pub mod attacks;
 pub mod bench;
 pub mod cli;
@@ -23,10 +27,13 @@ pub mod losses;
 pub mod methods;
 pub mod models;
 pub mod modes;
+#[allow(unsafe_code)]
+pub mod native;
 pub mod optim;
 pub mod plan;
 pub mod ratio;
 pub mod store;
+pub mod torch_error;
 pub mod train;
 pub mod vocab;
 pub mod worker;

@@ -4,14 +4,10 @@
 //! worker go on with the next job on the same one, and [`reset`] also puts both modes back to their
 //! defaults at the start of every job (docs/architecture.md#errors-and-exit-statuses). tch's own
 //! `no_grad` and `with_grad` restore the mode only when their closure returns.
+use crate::native::libtorch::{
+    autocast_reset, bf16_autocast_enter, bf16_autocast_exit, set_grad_enabled,
+};
 use tch::Device;
-
-// The shim in src/native/autocast.cpp: tch exposes neither bf16 autocast nor a reset.
-extern "C" {
-    fn adarat_bf16_autocast_enter(cuda: i32) -> i32;
-    fn adarat_bf16_autocast_exit(cuda: i32) -> i32;
-    fn adarat_autocast_reset() -> i32;
-}
 
 /// Gradient tracking switched on or off until dropped, then set back to what it was.
 struct GradMode {
@@ -32,12 +28,6 @@ impl Drop for GradMode {
     }
 }
 
-/// Sets this thread's gradient mode; returns the one before.
-fn set_grad_enabled(enabled: bool) -> bool {
-    // SAFETY: flips libtorch's thread-local grad mode, which cannot fail.
-    unsafe { torch_sys::at_grad_set_enabled(i32::from(enabled)) != 0 }
-}
-
 /// Runs `f` without tracking gradients.
 pub fn no_grad<T>(f: impl FnOnce() -> T) -> T {
     let _mode = GradMode::set(false);
@@ -54,16 +44,14 @@ pub fn with_grad<T>(f: impl FnOnce() -> T) -> T {
 /// drops libtorch's cache of bf16 weight copies, so an optimizer step after it never meets stale
 /// copies.
 pub struct Bf16Autocast {
-    cuda: i32,
+    cuda: bool,
     entered: bool,
 }
 
 impl Bf16Autocast {
     pub fn enter(device: Device) -> Bf16Autocast {
-        let cuda = i32::from(device.is_cuda());
-        // SAFETY: the shim only sets libtorch's thread-local autocast state and catches every
-        // exception.
-        let entered = unsafe { adarat_bf16_autocast_enter(cuda) } == 0;
+        let cuda = device.is_cuda();
+        let entered = bf16_autocast_enter(cuda);
         Bf16Autocast { cuda, entered }
     }
 }
@@ -71,8 +59,7 @@ impl Bf16Autocast {
 impl Drop for Bf16Autocast {
     fn drop(&mut self) {
         if self.entered {
-            // SAFETY: as in `enter`; leaves the region entered there.
-            unsafe { adarat_bf16_autocast_exit(self.cuda) };
+            bf16_autocast_exit(self.cuda);
         }
     }
 }
@@ -80,27 +67,20 @@ impl Drop for Bf16Autocast {
 /// Gradients on and autocast off on this thread, whatever ran on it before.
 pub fn reset() {
     set_grad_enabled(true);
-    // SAFETY: the shim only clears libtorch's thread-local autocast state and catches every
-    // exception.
-    unsafe { adarat_autocast_reset() };
+    autocast_reset();
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::native::libtorch::autocast_enabled;
     use tch::{Kind, Tensor};
-
-    extern "C" {
-        fn adarat_autocast_enabled() -> i32;
-    }
 
     /// Whether this thread tracks gradients, and whether autocast is on.
     fn modes() -> (bool, bool) {
         let grad = set_grad_enabled(true);
         set_grad_enabled(grad);
-        // SAFETY: reads libtorch's thread-local autocast flags.
-        let autocast = unsafe { adarat_autocast_enabled() } != 0;
-        (grad, autocast)
+        (grad, autocast_enabled())
     }
 
     #[test]

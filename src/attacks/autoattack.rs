@@ -73,15 +73,15 @@ impl AutoAttack {
     /// generator before each sub-attack, so a batch's result does not depend on what ran before it;
     /// `report` hears of each sub-attack before and after it runs, and ends the attack with its
     /// error (a stop request) before the next sub-attack.
-    pub fn run(
+    pub fn run<E>(
         &self,
         logits: Logits,
         x: &Tensor,
         labels: &Tensor,
         robust: &Tensor,
         seed_for: &dyn Fn(SubAttack) -> i64,
-        report: &mut dyn FnMut(SubAttackEvent) -> Result<(), String>,
-    ) -> Result<Tensor, String> {
+        report: &mut dyn FnMut(SubAttackEvent) -> Result<(), E>,
+    ) -> Result<Tensor, E> {
         let mut robust = robust.to_kind(tch::Kind::Bool);
         let steps = self.iterations();
         for attack in SubAttack::ALL {

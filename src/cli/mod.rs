@@ -1,7 +1,10 @@
-//! The command line (README, "Command line"). Bad input of any kind ends with one line on stderr and
-//! exit status 2; a job that fails while running ends with status 1 after the others have run.
+//! The command line (README, "Command line"). Whatever goes wrong ends with one line on stderr and
+//! the exit status `exit` gives it.
+mod exit;
 mod progress;
 mod signals;
+
+use exit::{CliError, ExitStatus};
 
 use crate::config::{self, JobConfig, JobOverrides, Study};
 use crate::store::{self, RunStore};
@@ -166,21 +169,6 @@ struct BenchArgs {
     quick: bool,
 }
 
-/// A failure to report: its message and exit status.
-struct Failure {
-    message: String,
-    code: u8,
-}
-
-impl Failure {
-    fn input(message: impl ToString) -> Failure {
-        Failure {
-            message: message.to_string(),
-            code: 2,
-        }
-    }
-}
-
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
@@ -192,17 +180,18 @@ pub fn main() -> ExitCode {
         Some(Command::Worker { output }) => worker(&output),
         None => console(&cli.console),
     };
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => {
-            eprintln!("adarat: {}", failure.message);
-            ExitCode::from(failure.code)
+    let status = match outcome {
+        Ok(()) => ExitStatus::Success,
+        Err(error) => {
+            eprintln!("adarat: {error}");
+            error.exit_status()
         }
-    }
+    };
+    ExitCode::from(status.code())
 }
 
-fn load_study(args: &ConfigArgs) -> Result<Study, Failure> {
-    config::open(config_path(args).as_deref(), &args.sets).map_err(Failure::input)
+fn load_study(args: &ConfigArgs) -> Result<Study, CliError> {
+    config::open(config_path(args).as_deref(), &args.sets).map_err(CliError::input)
 }
 
 /// `--config`, else `./experiments.yaml` when there is one; None means the built-in default.
@@ -212,14 +201,14 @@ fn config_path(args: &ConfigArgs) -> Option<PathBuf> {
         .or_else(|| Some(PathBuf::from("experiments.yaml")).filter(|p| p.exists()))
 }
 
-fn run(args: RunArgs) -> Result<(), Failure> {
+fn run(args: RunArgs) -> Result<(), CliError> {
     let study = load_study(&args.config)?;
     let model = args
         .model
         .as_deref()
         .map(str::parse::<ModelKind>)
         .transpose()
-        .map_err(Failure::input)?;
+        .map_err(CliError::input)?;
     let overrides = JobOverrides {
         epochs: args.epochs,
         model,
@@ -234,16 +223,16 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         .jobs
         .iter()
         .map(|name| {
-            let job: JobName = name.parse().map_err(Failure::input)?;
-            study.resolve(&job, &overrides).map_err(Failure::input)
+            let job: JobName = name.parse().map_err(CliError::input)?;
+            study.resolve(&job, &overrides).map_err(CliError::input)
         })
-        .collect::<Result<Vec<JobConfig>, Failure>>()?;
+        .collect::<Result<Vec<JobConfig>, CliError>>()?;
     // KD-AT and IAD learn from finished teachers: the missing ones run first (docs/protocol.md#teachers-of-kd-at-and-iad).
     let configs =
-        crate::plan::with_missing_teachers(&study, configs, &overrides).map_err(Failure::input)?;
+        crate::plan::with_missing_teachers(&study, configs, &overrides).map_err(CliError::input)?;
     for cfg in &configs {
-        crate::methods::check(cfg).map_err(Failure::input)?;
-        train::resolve_device(&cfg.device).map_err(Failure::input)?;
+        crate::methods::check(cfg).map_err(CliError::input)?;
+        train::resolve_device(&cfg.device).map_err(CliError::input)?;
     }
     let options = RunOptions {
         fresh: args.fresh,
@@ -252,7 +241,7 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         stop: Default::default(),
     };
     signals::install(&options.stop)
-        .map_err(|e| Failure::input(format!("installing signal handlers: {e}")))?;
+        .map_err(|e| CliError::input(format!("installing signal handlers: {e}")))?;
     let mut failed = Vec::new();
     for cfg in &configs {
         let mut observer = progress::ProgressBars::new();
@@ -267,44 +256,37 @@ fn run(args: RunArgs) -> Result<(), Failure> {
                     folder.display()
                 );
             }
-            Err(RunError::Failed(message)) => {
+            Err(RunError::Failed(failure)) => {
                 observer.finish();
-                eprintln!("adarat: {}: failed: {message}", cfg.job);
+                eprintln!("adarat: {}: failed: {failure}", cfg.job);
                 failed.push(cfg.job.clone());
             }
-            Err(RunError::Stopped(message)) => {
+            Err(source) => {
                 observer.finish();
-                return Err(Failure {
-                    message: format!("{}: {message}", cfg.job),
-                    code: signals::STOPPED_EXIT,
+                return Err(CliError::Job {
+                    job: cfg.job.clone(),
+                    source: Box::new(source),
                 });
-            }
-            Err(other) => {
-                observer.finish();
-                return Err(Failure::input(format!("{}: {other}", cfg.job)));
             }
         }
     }
     if failed.is_empty() {
         Ok(())
     } else {
-        Err(Failure {
-            message: format!("failed: {}", failed.join(", ")),
-            code: 1,
-        })
+        Err(CliError::JobsFailed(failed))
     }
 }
 
-fn bench(args: BenchArgs) -> Result<(), Failure> {
+fn bench(args: BenchArgs) -> Result<(), CliError> {
     let suites = args
         .suites
         .split(',')
         .map(str::parse)
         .collect::<Result<Vec<crate::bench::Suite>, String>>()
-        .map_err(Failure::input)?;
-    train::resolve_device(&args.device).map_err(Failure::input)?;
+        .map_err(CliError::input)?;
+    train::resolve_device(&args.device).map_err(CliError::input)?;
     if !args.reference.is_file() {
-        return Err(Failure::input(format!(
+        return Err(CliError::input(format!(
             "{}: no such file (run adarat bench from the repository, or pass --reference)",
             args.reference.display()
         )));
@@ -322,13 +304,8 @@ fn bench(args: BenchArgs) -> Result<(), Failure> {
         suites,
         quick: args.quick,
     };
-    let report =
-        crate::bench::run(&options, &mut |step| eprintln!("bench: {step}")).map_err(|message| {
-            Failure {
-                message: format!("bench: {message}"),
-                code: 1,
-            }
-        })?;
+    let report = crate::bench::run(&options, &mut |step| eprintln!("bench: {step}"))
+        .map_err(|message| CliError::Failed(format!("bench: {message}")))?;
     if args.json {
         println!(
             "{}",
@@ -342,11 +319,11 @@ fn bench(args: BenchArgs) -> Result<(), Failure> {
 
 /// `adarat eval`: the dataset's defaults come from the configuration (as for a PGD-AT job on it),
 /// the command line overrides them.
-fn eval(args: EvalArgs) -> Result<(), Failure> {
+fn eval(args: EvalArgs) -> Result<(), CliError> {
     use crate::train::attack_table::{AttackTable, Progress};
     let study = load_study(&args.config)?;
-    let dataset: crate::vocab::DatasetKind = args.dataset.parse().map_err(Failure::input)?;
-    let model: ModelKind = args.model.parse().map_err(Failure::input)?;
+    let dataset: crate::vocab::DatasetKind = args.dataset.parse().map_err(CliError::input)?;
+    let model: ModelKind = args.model.parse().map_err(CliError::input)?;
     let job = JobName {
         method: crate::vocab::Method::PgdAt,
         dataset,
@@ -362,7 +339,7 @@ fn eval(args: EvalArgs) -> Result<(), Failure> {
         limit_test: args.limit_test,
         ..Default::default()
     };
-    let cfg = study.resolve(&job, &overrides).map_err(Failure::input)?;
+    let cfg = study.resolve(&job, &overrides).map_err(CliError::input)?;
     let mut table = AttackTable::for_job(&cfg);
     table.seed = args.seed.unwrap_or(cfg.seed);
     let number = |flag: &str, text: &Option<String>, default: f64| match text {
@@ -370,7 +347,7 @@ fn eval(args: EvalArgs) -> Result<(), Failure> {
             .ok()
             .filter(|v| *v > 0.0 && v.is_finite())
             .ok_or_else(|| {
-                Failure::input(format!(
+                CliError::input(format!(
                     "--{flag} {text}: expected a positive number such as 8/255"
                 ))
             }),
@@ -384,27 +361,31 @@ fn eval(args: EvalArgs) -> Result<(), Failure> {
             .map(|name| {
                 name.trim()
                     .parse()
-                    .map_err(|e| Failure::input(format!("--attacks: {e}")))
+                    .map_err(|e| CliError::input(format!("--attacks: {e}")))
             })
             .collect::<Result<_, _>>()?;
     }
     if let Some(preset) = &args.autoattack {
         table.autoattack = serde_yaml::from_str(preset).map_err(|_| {
-            Failure::input(format!(
+            CliError::input(format!(
                 "--autoattack {preset}: expected standard or torchattacks-3.5.1"
             ))
         })?;
     }
     match args.batch_size {
-        Some(0) => return Err(Failure::input("--batch-size 0: expected a positive number")),
+        Some(0) => {
+            return Err(CliError::input(
+                "--batch-size 0: expected a positive number",
+            ))
+        }
         Some(size) => table.batch_size = size,
         None => {}
     }
-    let device = train::resolve_device(&cfg.device).map_err(Failure::input)?;
-    let data = train::load_data(&cfg, device, !args.offline, true).map_err(Failure::input)?;
+    let device = train::resolve_device(&cfg.device).map_err(CliError::input)?;
+    let data = train::load_data(&cfg, device, !args.offline, true).map_err(CliError::input)?;
     let spec = train::model_spec(&cfg, &data);
-    let mut net = crate::models::Network::new(&spec, device).map_err(Failure::input)?;
-    net.load(&args.checkpoint).map_err(Failure::input)?;
+    let mut net = crate::models::Network::new(&spec, device).map_err(CliError::input)?;
+    net.load(&args.checkpoint).map_err(CliError::input)?;
     if cfg.channels_last {
         net.use_channels_last();
     }
@@ -421,11 +402,10 @@ fn eval(args: EvalArgs) -> Result<(), Failure> {
     let result = table
         .run(&net, &data.test, Default::default(), &mut |p: Progress| {
             bar.update(&p);
-            Ok(())
+            Ok::<(), std::convert::Infallible>(())
         })
-        .map_err(|message| Failure { message, code: 1 });
+        .unwrap_or_else(|never| match never {});
     bar.finish();
-    let result = result?;
     let text = if args.json {
         serde_json::to_string_pretty(&result).unwrap_or_default() + "\n"
     } else {
@@ -435,7 +415,7 @@ fn eval(args: EvalArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn list(args: &ConfigArgs) -> Result<(), Failure> {
+fn list(args: &ConfigArgs) -> Result<(), CliError> {
     let study = load_study(args)?;
     let overrides = JobOverrides {
         output_dir: args.output.clone(),
@@ -444,7 +424,7 @@ fn list(args: &ConfigArgs) -> Result<(), Failure> {
     // A closed pipe (`adarat list | head`) ends the listing quietly.
     let mut out = std::io::stdout().lock();
     for job in study.grid() {
-        let cfg = study.resolve(&job, &overrides).map_err(Failure::input)?;
+        let cfg = study.resolve(&job, &overrides).map_err(CliError::input)?;
         let path = RunStore::folder_of(&cfg).join(store::RESULT_FILE);
         let state = match store::read_result(&path) {
             Ok(result) => progress::summary(&result),
@@ -458,42 +438,41 @@ fn list(args: &ConfigArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn show(run: &str, args: &ConfigArgs) -> Result<(), Failure> {
+fn show(run: &str, args: &ConfigArgs) -> Result<(), CliError> {
     let folder = if Path::new(run).is_dir() {
         PathBuf::from(run)
     } else {
         let job: JobName = run
             .parse()
-            .map_err(|e| Failure::input(format!("{run}: neither a run folder nor a job ({e})")))?;
+            .map_err(|e| CliError::input(format!("{run}: neither a run folder nor a job ({e})")))?;
         let study = load_study(args)?;
         let overrides = JobOverrides {
             output_dir: args.output.clone(),
             ..Default::default()
         };
-        let cfg = study.resolve(&job, &overrides).map_err(Failure::input)?;
+        let cfg = study.resolve(&job, &overrides).map_err(CliError::input)?;
         RunStore::folder_of(&cfg)
     };
-    let result = store::read_result(&folder.join(store::RESULT_FILE)).map_err(Failure::input)?;
+    let result = store::read_result(&folder.join(store::RESULT_FILE)).map_err(CliError::input)?;
     // A closed pipe is not an error worth reporting.
     let _ = std::io::stdout().write_all(progress::report(&result).as_bytes());
     Ok(())
 }
 
-fn worker(output: &Path) -> Result<(), Failure> {
+fn worker(output: &Path) -> Result<(), CliError> {
     let stop = train::StopFlag::default();
     signals::install(&stop)
-        .map_err(|e| Failure::input(format!("installing signal handlers: {e}")))?;
+        .map_err(|e| CliError::input(format!("installing signal handlers: {e}")))?;
     let mut observer = progress::ProgressBars::new();
-    crate::worker::serve(output, &stop, &mut observer)
-        .map_err(|message| Failure { message, code: 1 })
+    crate::worker::serve(output, &stop, &mut observer).map_err(CliError::Failed)
 }
 
 /// The console on the study, its queue worker and runs in the study's output folder.
-fn console(args: &ConfigArgs) -> Result<(), Failure> {
+fn console(args: &ConfigArgs) -> Result<(), CliError> {
     use std::io::IsTerminal;
     let study = load_study(args)?;
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
-        return Err(Failure::input(
+        return Err(CliError::input(
             "the console needs a terminal; in scripts use `adarat run`, `adarat list` or `adarat show`",
         ));
     }
@@ -512,6 +491,6 @@ fn console(args: &ConfigArgs) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Err(message) => Err(Failure { message, code: 1 }),
+        Err(message) => Err(CliError::Failed(message)),
     }
 }

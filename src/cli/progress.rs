@@ -136,6 +136,7 @@ impl Observer for ProgressBars {
                 self.finish();
                 eprint!("{}", attack_table(table));
             }
+            Event::Warning { message } => self.println(format!("warning: {message}")),
             Event::Ended { .. } => {}
         }
     }

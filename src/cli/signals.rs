@@ -2,16 +2,17 @@
 //! the run to stop at the next batch boundary (a second SIGINT exits at once: every file a later
 //! step reads is written atomically, so nothing is corrupted). SIGHUP, a lost terminal, never
 //! stops a run: output goes to /dev/null from then on.
+use super::exit::ExitStatus;
 use crate::train::StopFlag;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-use std::os::fd::AsRawFd;
-
-/// The exit status of a run ended by a stop request.
-pub const STOPPED_EXIT: u8 = 130;
 
 pub fn install(stop: &StopFlag) -> std::io::Result<()> {
     // Registered first: the second SIGINT finds the flag already set and exits.
-    signal_hook::flag::register_conditional_shutdown(SIGINT, STOPPED_EXIT as i32, stop.shared())?;
+    signal_hook::flag::register_conditional_shutdown(
+        SIGINT,
+        i32::from(ExitStatus::Stopped.code()),
+        stop.shared(),
+    )?;
     signal_hook::flag::register(SIGINT, stop.shared())?;
     signal_hook::flag::register(SIGTERM, stop.shared())?;
     let mut hangups = signal_hook::iterator::Signals::new([SIGHUP])?;
@@ -29,9 +30,6 @@ pub fn install(stop: &StopFlag) -> std::io::Result<()> {
 /// block.
 fn detach_output() {
     if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
-        for target in [libc::STDOUT_FILENO, libc::STDERR_FILENO] {
-            // SAFETY: both descriptors are valid; dup2 atomically replaces the target.
-            unsafe { libc::dup2(null.as_raw_fd(), target) };
-        }
+        crate::native::posix::redirect_output(&null);
     }
 }

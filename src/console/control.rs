@@ -65,17 +65,5 @@ impl Control {
 /// Asks the process running a job to stop at its next batch boundary (it saves and marks the run
 /// stopped).
 fn stop(pid: u32) -> Result<(), String> {
-    let pid = libc::pid_t::try_from(pid)
-        .ok()
-        .filter(|&p| p > 0)
-        .ok_or_else(|| format!("no process to stop (pid {pid})"))?;
-    // SAFETY: kill has no memory effects; a wrong pid yields an error, reported below.
-    if unsafe { libc::kill(pid, libc::SIGTERM) } == 0 {
-        Ok(())
-    } else {
-        Err(format!(
-            "stopping process {pid}: {}",
-            std::io::Error::last_os_error()
-        ))
-    }
+    crate::native::posix::terminate(pid).map_err(|e| format!("stopping process {pid}: {e}"))
 }

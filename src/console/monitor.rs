@@ -6,7 +6,7 @@ use crate::config::{JobOverrides, Study};
 use crate::store::events::{BatchSample, Event};
 use crate::store::lock::{self, Holder};
 use crate::store::result::{RunResult, Status};
-use crate::store::{read_result, RunStore, EVENTS_FILE, RESULT_FILE};
+use crate::store::{read_result, RunName, RunStore, EVENTS_FILE, RESULT_FILE};
 use crate::vocab::{DatasetKind, JobName};
 use crate::worker::{self, queue};
 use std::collections::{HashMap, VecDeque};
@@ -210,12 +210,7 @@ fn datasets_with_runs(output_dir: &Path) -> Vec<DatasetKind> {
     let mut found: Vec<DatasetKind> = entries
         .filter_map(|entry| {
             let name = entry.ok()?.file_name().into_string().ok()?;
-            match name.split('_').collect::<Vec<_>>().as_slice() {
-                [_, dataset, _, _, seed] if seed.strip_prefix("seed")?.parse::<u64>().is_ok() => {
-                    dataset.parse().ok()
-                }
-                _ => None,
-            }
+            name.parse::<RunName>().ok().map(|run| run.job.dataset)
         })
         .collect();
     found.sort();
@@ -399,6 +394,7 @@ impl Tail {
                     self.say(format!("warning: {flag}"));
                 }
             }
+            Event::Warning { message } => self.say(format!("warning: {message}")),
             Event::Ended { status, error } => {
                 let word = serde_json::to_value(status)
                     .ok()

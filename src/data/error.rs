@@ -68,13 +68,3 @@ impl DataError {
         }
     }
 }
-
-/// The first line of a message: libtorch errors carry a multi-line C++ backtrace.
-pub(crate) fn first_line(message: &str) -> String {
-    message
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_string()
-}

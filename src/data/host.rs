@@ -1,6 +1,7 @@
 //! A split parsed on the host, before its single move to the device.
-use super::error::{first_line, DataError};
+use super::error::DataError;
 use super::Dataset;
+use crate::torch_error::first_line;
 use tch::{Device, Tensor};
 
 /// Images as one contiguous u8 buffer in `[N, C, H, W]` order, with their labels.

@@ -4,6 +4,7 @@
 //! shape and byte range in the data section, then the data section. The header is checked against the
 //! file size before any tensor is built, so a truncated or foreign file gives an error, never a crash.
 use super::ModelError;
+use crate::torch_error::first_line;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::ops::Range;
@@ -274,9 +275,4 @@ fn check_entry(path: &Path, name: &str, entry: &Entry, target: &Tensor) -> Resul
         });
     }
     Ok(())
-}
-
-/// libtorch errors carry a C++ backtrace after the first line; the first line says what went wrong.
-pub fn first_line(message: &str) -> String {
-    message.lines().next().unwrap_or_default().to_string()
 }

@@ -327,10 +327,9 @@ impl Network {
             for ((name, target), (source_name, source)) in self.state_dict().iter().zip(&sources) {
                 // Same architecture, so the same names in the same order; a mismatch would be a bug.
                 debug_assert_eq!(name, source_name);
-                target
-                    .shallow_clone()
-                    .f_copy_(source)
-                    .map_err(|err| ModelError::Torch(checkpoint::first_line(&err.to_string())))?;
+                target.shallow_clone().f_copy_(source).map_err(|err| {
+                    ModelError::Torch(crate::torch_error::first_line(&err.to_string()))
+                })?;
             }
             Ok(())
         })

@@ -68,6 +68,11 @@ pub enum Event {
     FinalFinished {
         table: FinalTable,
     },
+    /// Something the run worked around and a person should know: CUDA graphs turned off, a damaged
+    /// `final-progress.json` ignored.
+    Warning {
+        message: String,
+    },
     /// The run ended: completed, stopped (resumable) or failed.
     Ended {
         status: Status,
@@ -78,11 +83,4 @@ pub enum Event {
 /// Receives a run's events in order.
 pub trait Observer {
     fn observe(&mut self, event: &Event);
-}
-
-/// Discards everything (tests, quiet runs).
-pub struct Silent;
-
-impl Observer for Silent {
-    fn observe(&mut self, _event: &Event) {}
 }

@@ -2,9 +2,9 @@
 //! job (or the queue), and writes its pid into it. The kernel drops the lock when the process dies,
 //! however it dies, so a lock is never stale. Open-file-description locks are used because they
 //! also exclude a second holder inside the same process.
+use crate::native::posix::{self, Lock, Locked};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, Write};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// Locks live together in one hidden folder of the output folder, outside the run folders (which
@@ -41,15 +41,6 @@ pub struct ProcessLock {
     _file: File,
 }
 
-fn lock_request(kind: libc::c_short) -> libc::flock {
-    // SAFETY: `flock` is plain old data; all-zero is a valid value (whole file, pid 0 as OFD
-    // locks require).
-    let mut request: libc::flock = unsafe { std::mem::zeroed() };
-    request.l_type = kind;
-    request.l_whence = libc::SEEK_SET as libc::c_short;
-    request
-}
-
 impl ProcessLock {
     /// Takes the lock at `path` without waiting and records this process's pid in it.
     pub fn try_acquire(path: &Path) -> Result<ProcessLock, LockError> {
@@ -58,14 +49,8 @@ impl ProcessLock {
             source,
         };
         let mut file = open(path).map_err(io)?;
-        let mut request = lock_request(libc::F_WRLCK as libc::c_short);
-        // SAFETY: a valid descriptor and a valid `flock` that lives across the call.
-        if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &mut request) } != 0 {
-            let error = std::io::Error::last_os_error();
-            return match error.raw_os_error() {
-                Some(libc::EAGAIN) | Some(libc::EACCES) => Err(LockError::Held(read_pid(&file))),
-                _ => Err(io(error)),
-            };
+        if posix::lock(&file, Lock::Try).map_err(io)? == Locked::Held {
+            return Err(LockError::Held(read_pid(&file)));
         }
         file.set_len(0).map_err(io)?;
         file.rewind().map_err(io)?;
@@ -81,15 +66,11 @@ impl ProcessLock {
             source,
         };
         let file = open(path).map_err(io)?;
-        let mut request = lock_request(libc::F_WRLCK as libc::c_short);
         loop {
-            // SAFETY: as in `try_acquire`.
-            if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLKW, &mut request) } == 0 {
-                return Ok(ProcessLock { _file: file });
-            }
-            let error = std::io::Error::last_os_error();
-            if error.kind() != std::io::ErrorKind::Interrupted {
-                return Err(io(error));
+            match posix::lock(&file, Lock::Wait) {
+                Ok(_) => return Ok(ProcessLock { _file: file }),
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(io(error)),
             }
         }
     }
@@ -119,15 +100,9 @@ pub fn holder(path: &Path) -> Holder {
     let Ok(file) = File::open(path) else {
         return Holder::Free;
     };
-    let mut request = lock_request(libc::F_WRLCK as libc::c_short);
-    // SAFETY: as in `try_acquire`; F_OFD_GETLK only reads and fills `request`.
-    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut request) } != 0 {
-        return Holder::Free;
-    }
-    if request.l_type == libc::F_UNLCK as libc::c_short {
-        Holder::Free
-    } else {
-        Holder::Held(read_pid(&file))
+    match posix::lock(&file, Lock::Query) {
+        Ok(Locked::Held) => Holder::Held(read_pid(&file)),
+        _ => Holder::Free,
     }
 }
 

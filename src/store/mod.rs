@@ -4,7 +4,10 @@
 pub mod events;
 pub mod lock;
 pub mod result;
+mod run_name;
 pub mod train_log;
+
+pub use run_name::{NotARunName, RunName};
 
 use crate::config::JobConfig;
 use crate::vocab::JobName;
@@ -150,12 +153,9 @@ pub enum Opening {
 }
 
 impl RunStore {
-    /// `<method>_<dataset>_<mode>_<model>_seed<seed>`.
+    /// `<method>_<dataset>_<mode>_<model>_seed<seed>` ([`RunName`]).
     pub fn folder_name(cfg: &JobConfig) -> String {
-        format!(
-            "{}_{}_{}_{}_seed{}",
-            cfg.method, cfg.dataset, cfg.mode, cfg.model, cfg.seed
-        )
+        RunName::of(cfg).to_string()
     }
 
     /// The run folder of `cfg`: its output folder and [`RunStore::folder_name`].

@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 use tch::{Kind, Tensor};
 
-/// How the table is made.
-#[derive(Clone, Debug, PartialEq)]
+/// How the table is made; also saved in `final-progress.json` (docs/run-folder.md#final-progressjson).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AttackTable {
     pub attacks: Vec<FinalAttack>,
     pub epsilon: f64,
@@ -79,24 +79,23 @@ impl AttackTable {
     /// Evaluates `net` in eval mode on `test`, going on from `from` (the tally of the batches
     /// already done, [`Tally::default`] to start). `progress` may end the evaluation early by
     /// returning an error (a stop request, a failed write), which is passed on.
-    pub fn run(
+    pub fn run<E>(
         &self,
         net: &Network,
         test: &Dataset,
         from: Tally,
-        progress: &mut dyn FnMut(Progress) -> Result<(), String>,
-    ) -> Result<FinalTable, String> {
+        progress: &mut dyn FnMut(Progress) -> Result<(), E>,
+    ) -> Result<FinalTable, E> {
         let eval = |x: &Tensor| net.forward_t(x, false);
         let test = &test.first(self.images);
         let images = test.len();
         let batches = images.div_ceil(self.batch_size.max(1));
-        let key = self.key();
-        let mut tally = if from.key == key {
+        let mut tally = if from.settings.as_ref() == Some(self) {
             from
         } else {
             Tally::default()
         };
-        tally.key = key;
+        tally.settings = Some(self.clone());
         let mut test_batches = test.batches(self.batch_size, false, self.augment);
         for index in 0..batches {
             // Seeded per batch, so a random test crop (`protocol: reference`) is the same
@@ -159,11 +158,6 @@ impl AttackTable {
         Ok(self.table(&tally))
     }
 
-    /// What a tally must have been made with to be gone on from: every setting of the table.
-    fn key(&self) -> String {
-        format!("{self:?}")
-    }
-
     /// The images of a single-shot attack; None for AutoAttack, which judges points as it goes.
     fn single_shot(
         &self,
@@ -196,15 +190,15 @@ impl AttackTable {
     }
 
     /// AutoAttack on the clean-correct points of one batch; the mask of those left robust.
-    fn autoattack(
+    fn autoattack<E>(
         &self,
         net: &Network,
         x: &Tensor,
         y: &Tensor,
         clean_correct: &Tensor,
         batch: usize,
-        report: &mut dyn FnMut(SubAttackEvent) -> Result<(), String>,
-    ) -> Result<Tensor, String> {
+        report: &mut dyn FnMut(SubAttackEvent) -> Result<(), E>,
+    ) -> Result<Tensor, E> {
         let eval = |x: &Tensor| net.forward_t(x, false);
         let autoattack = AutoAttack {
             epsilon: self.epsilon,
@@ -296,8 +290,10 @@ const CROP_SEED: i64 = 63;
 /// evaluation goes on where it was.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Tally {
-    /// The table's settings it was made with; a tally of other settings is not gone on from.
-    key: String,
+    /// The table's settings it was made with; a tally of other settings (or of none: a file from
+    /// before they were recorded) is not gone on from.
+    #[serde(default)]
+    settings: Option<AttackTable>,
     batches: usize,
     images: usize,
     correct: BTreeMap<String, f64>,

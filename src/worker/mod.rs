@@ -192,21 +192,17 @@ fn run_config(cfg: &JobConfig, stop: &StopFlag, observer: &mut dyn Observer) -> 
     let folder = RunStore::folder_of(cfg);
     match outcome {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(RunError::Stopped(message))) => Err(Ending::Stopped(message)),
-        Ok(Err(RunError::Failed(message))) => Err(Ending::Failed(message)),
-        Ok(Err(RunError::Input(message))) => Err(Ending::FailedWithoutFolder(message)),
+        Ok(Err(RunError::Stopped(point))) => Err(Ending::Stopped(point.to_string())),
+        Ok(Err(RunError::Failed(failure))) => Err(Ending::Failed(failure.to_string())),
+        Ok(Err(RunError::Input(error))) => Err(Ending::FailedWithoutFolder(error.to_string())),
         Ok(Err(RunError::Store(error @ StoreError::Busy { .. }))) => {
             Err(Ending::FailedWithoutFolder(error.to_string()))
         }
         Ok(Err(RunError::Store(error))) => Err(mark_failed(&folder, error.to_string())),
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "the job panicked".to_string());
-            Err(mark_failed(&folder, message))
-        }
+        Err(panic) => Err(mark_failed(
+            &folder,
+            crate::torch_error::panic_message(panic.as_ref()),
+        )),
     }
 }
 
@@ -256,14 +252,7 @@ pub fn ensure_running(output_dir: &Path) -> Result<(), String> {
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err);
-    use std::os::unix::process::CommandExt;
-    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        command.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
+    crate::native::posix::in_new_session(&mut command);
     let mut child = command
         .spawn()
         .map_err(|e| format!("starting the worker: {e}"))?;

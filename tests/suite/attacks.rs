@@ -174,7 +174,9 @@ fn the_final_table_leaves_the_network_and_its_batch_norm_state_as_they_were() {
         images: None,
     };
     let result = table
-        .run(&net, &data.test, Default::default(), &mut |_| Ok(()))
+        .run(&net, &data.test, Default::default(), &mut |_| {
+            Ok::<(), std::convert::Infallible>(())
+        })
         .unwrap();
     assert_eq!(result.images, Some(8));
     assert!(result.autoattack.is_some());

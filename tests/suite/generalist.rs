@@ -375,6 +375,7 @@ fn generalist_runs_in_all_three_modes() {
 }
 
 #[test]
+#[cfg(feature = "fault-injection")]
 fn an_interrupted_generalist_run_resumes_with_its_method_state() {
     let dir = tempfile::tempdir().unwrap();
     let mut args = vec!["run", "generalist/synthetic/adarat", "--epochs", "2"];

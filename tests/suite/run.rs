@@ -344,6 +344,7 @@ fn bad_input_gets_one_line_and_exit_status_2() {
 }
 
 #[test]
+#[cfg(feature = "fault-injection")]
 fn a_run_killed_after_an_epoch_resumes_there_and_ends_as_an_uninterrupted_one() {
     let dir = tempfile::tempdir().unwrap();
     let args = [

@@ -1,0 +1,62 @@
+//! What went wrong in a command, and the one table from that to adarat's exit status (README,
+//! "Command line"; docs/architecture.md#errors-and-exit-statuses).
+use crate::train::RunError;
+
+/// adarat's exit statuses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    Success,
+    /// A job failed while running (after the others ran), or the console, the worker or the
+    /// benchmark failed.
+    Failed,
+    /// Bad input of any kind; nothing ran.
+    BadInput,
+    /// A stop request (a signal) ended the run; it resumes when run again.
+    Stopped,
+}
+
+impl ExitStatus {
+    pub const fn code(self) -> u8 {
+        match self {
+            ExitStatus::Success => 0,
+            ExitStatus::Failed => 1,
+            ExitStatus::BadInput => 2,
+            // 128 + SIGINT, as shells report a command ended by Ctrl-C.
+            ExitStatus::Stopped => 130,
+        }
+    }
+}
+
+#[derive(thiserror::Error, Debug)]
+pub enum CliError {
+    /// Bad input, worded where it was found: arguments, the configuration, data, a checkpoint.
+    #[error("{0}")]
+    Input(String),
+    /// A job that could not start, or that a stop ended.
+    #[error("{job}: {source}")]
+    Job { job: String, source: Box<RunError> },
+    /// Jobs that failed while running; the others ran.
+    #[error("failed: {}", .0.join(", "))]
+    JobsFailed(Vec<String>),
+    /// The console, the queue worker or the benchmark failed while running.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CliError {
+    pub fn input(message: impl ToString) -> CliError {
+        CliError::Input(message.to_string())
+    }
+
+    pub fn exit_status(&self) -> ExitStatus {
+        match self {
+            CliError::Input(_) => ExitStatus::BadInput,
+            CliError::Job { source, .. } => match source.as_ref() {
+                RunError::Stopped(_) => ExitStatus::Stopped,
+                RunError::Failed(_) => ExitStatus::Failed,
+                RunError::Input(_) | RunError::Store(_) => ExitStatus::BadInput,
+            },
+            CliError::JobsFailed(_) | CliError::Failed(_) => ExitStatus::Failed,
+        }
+    }
+}

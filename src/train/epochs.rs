@@ -1,0 +1,252 @@
+//! The epoch loop: each epoch's training steps (eager, or replayed from a CUDA graph), the per-epoch
+//! test, the epoch's record, and the resume point committed after it.
+use super::error::{Failure, RunError, StopPoint};
+use super::ledger::{BatchLedger, StepTensors};
+use super::resume::{self, Trainee};
+use super::{cuda_graph, evaluate, precision, Run};
+use crate::data::Batch;
+use crate::faults::StepPoint;
+use crate::losses::correct;
+use crate::models::Network;
+use crate::optim::schedule;
+use crate::store::events::Event;
+use crate::store::result::{EpochRecord, Peaks, Status};
+use crate::store::{train_log, MODEL_FILE};
+use crate::vocab::{Method, Mode};
+use std::time::Instant;
+use tch::{Kind, Tensor};
+
+/// Eager steps of each epoch before its step is captured: cuDNN's autotuning, the gradients' and the
+/// momentum buffers' first allocation all happen outside the graph.
+const EAGER_STEPS_BEFORE_CAPTURE: usize = 2;
+
+/// Each epoch draws from its own seed, so a resumed run sees the same randomness as an
+/// uninterrupted one.
+fn epoch_seed(seed: u64, epoch: usize) -> i64 {
+    (seed as i64)
+        .wrapping_mul(1_000_003)
+        .wrapping_add(epoch as i64 + 1)
+}
+
+impl Run<'_> {
+    pub(super) fn emit(&mut self, event: Event) -> Result<(), RunError> {
+        self.store
+            .append_events(std::slice::from_ref(&event))
+            .map_err(Failure::from)?;
+        self.observer.observe(&event);
+        Ok(())
+    }
+
+    /// Ends the run here when a stop was requested: the last completed epoch is the resume point.
+    fn check_stop(&self, epoch: usize, batch: usize) -> Result<(), StopPoint> {
+        if !self.stop.requested() {
+            return Ok(());
+        }
+        Err(StopPoint::Training {
+            epoch,
+            batch,
+            resumes_after: self.result.epochs_done,
+        })
+    }
+
+    /// The remaining epochs, the final evaluation, the model file and the reports.
+    pub(super) fn train(&mut self) -> Result<(), RunError> {
+        let cfg = self.cfg;
+        let first_epoch = self.result.epochs_done;
+        let batches_per_epoch = self.data.train.len().div_ceil(cfg.batch_size);
+        self.emit(Event::Started {
+            job: cfg.job.clone(),
+            epochs: cfg.epochs,
+            first_epoch: first_epoch + 1,
+            batches_per_epoch,
+            device: self.result.device.clone(),
+        })?;
+        self.store
+            .write_result(&self.result)
+            .map_err(Failure::from)?;
+        for epoch in first_epoch..cfg.epochs {
+            self.epoch(epoch)?;
+        }
+        if cfg.method != Method::St && !cfg.evaluation.final_attacks.is_empty() {
+            self.check_stop(cfg.epochs, 0)?;
+            self.emit(Event::FinalStarted)?;
+            let table = self.final_table()?;
+            self.result.final_table = Some(table.clone());
+            self.emit(Event::FinalFinished { table })?;
+        }
+        self.evaluated()
+            .save(&self.store.path(MODEL_FILE))
+            .map_err(Failure::SavingModel)?;
+        self.result.status = Status::Completed;
+        self.result.seconds = self.seconds_before + self.clock.elapsed().as_secs_f64();
+        self.write_reports()?;
+        self.store.remove_resume_point();
+        Ok(())
+    }
+
+    fn epoch(&mut self, epoch: usize) -> Result<(), RunError> {
+        let cfg = self.cfg;
+        tch::manual_seed(epoch_seed(cfg.seed, epoch));
+        let lr = schedule::learning_rate(&cfg.lr_schedule, cfg.learning_rate, epoch);
+        if cfg.reset_momentum_each_epoch {
+            self.sgd.reset_momentum();
+        }
+        self.emit(Event::EpochStarted {
+            epoch: epoch + 1,
+            lr,
+        })?;
+        let started = Instant::now();
+        let mut ledger = BatchLedger::new();
+        let device = self.data.train.labels.device();
+        let none = Tensor::full([], f64::NAN, (Kind::Float, device));
+        // Captured afresh each epoch: the learning rate and the methods' epoch schedules are constants in it.
+        let mut graph: Option<cuda_graph::StepGraph> = None;
+        let use_graph =
+            cfg.cuda_graphs && device.is_cuda() && self.method.capturable() && !self.graphs_failed;
+        for (index, batch) in self
+            .data
+            .train
+            .batches(cfg.batch_size, true, cfg.augment)
+            .enumerate()
+        {
+            self.check_stop(epoch + 1, index + 1)?;
+            crate::faults::out_of_memory(StepPoint::Batch, device);
+            let row = match graph.as_mut() {
+                Some(g) if g.fits(&batch) => g.replay(&batch).map_err(Failure::Graph)?,
+                _ if use_graph && index == EAGER_STEPS_BEFORE_CAPTURE => {
+                    match cuda_graph::StepGraph::capture(&batch, |b| self.step(b, epoch, lr, &none))
+                    {
+                        Ok(mut captured) => {
+                            let row = captured.replay(&batch).map_err(Failure::Graph)?;
+                            graph = Some(captured);
+                            row
+                        }
+                        Err(reason) => {
+                            self.graphs_failed = true;
+                            self.emit(Event::Warning {
+                                message: format!("CUDA graphs off for this run ({reason}); training goes on eagerly"),
+                            })?;
+                            self.step(&batch, epoch, lr, &none)
+                        }
+                    }
+                }
+                _ => self.step(&batch, epoch, lr, &none),
+            };
+            self.method
+                .after_step(&mut self.net, &batch, epoch, lr)
+                .map_err(Failure::Method)?;
+            ledger.push(batch.labels.size()[0] as usize, row);
+            if ledger.due() {
+                if let Some(event) = ledger.flush(epoch + 1)? {
+                    self.emit(event)?;
+                }
+            }
+        }
+        if let Some(event) = ledger.flush(epoch + 1)? {
+            self.emit(event)?;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        self.check_stop(epoch + 1, ledger.totals.batches)?;
+        self.emit(Event::Testing { epoch: epoch + 1 })?;
+        let test_started = Instant::now();
+        let test = evaluate::test_epoch(self.evaluated(), &self.data.test, cfg);
+        let test_seconds = test_started.elapsed().as_secs_f64();
+        let alongside = self
+            .method
+            .tested_alongside()
+            .map(|net| evaluate::test_epoch(net, &self.data.test, cfg));
+        let t = &ledger.totals;
+        let record = EpochRecord {
+            epoch: epoch + 1,
+            lr,
+            train_loss: t.mean_loss(),
+            train_clean_acc: t.clean_accuracy(),
+            train_adv_acc: t.adversarial_accuracy(),
+            test_clean_acc: test.clean_acc,
+            test_fgsm_acc: test.fgsm_acc,
+            test_pgd_acc: test.pgd_acc,
+            ratio_mean: t.mean_ratio(),
+            clean_branch_share: (cfg.mode == Mode::AdaRat).then(|| t.clean_only_share()),
+            seconds,
+            images_per_second: t.images as f64 / seconds.max(1e-9),
+            test_seconds,
+            train_teacher_acc: t.teacher_accuracy(),
+            test_st_clean_acc: alongside.as_ref().map(|m| m.clean_acc),
+            test_st_pgd_acc: alongside.as_ref().map(|m| m.pgd_acc),
+            train_clean_loss: t.mean_standard_loss(),
+            train_adv_loss: t.mean_adversarial_loss(),
+            test_clean_loss: test.clean_loss,
+            test_fgsm_loss: test.fgsm_loss,
+            test_pgd_loss: test.pgd_loss,
+            finished_at: super::timestamp(),
+        };
+        self.result.epochs_log.push(record.clone());
+        self.result.epochs_done = epoch + 1;
+        self.result.peaks = Peaks::of(&self.result.epochs_log);
+        self.result.seconds = self.seconds_before + self.clock.elapsed().as_secs_f64();
+        // The point's files, then the reports, then the commit: a kill between leaves the previous
+        // point committed and its files whole, and a rerun retrains this epoch.
+        let trainee = Trainee {
+            net: &mut self.net,
+            sgd: &mut self.sgd,
+            method: self.method.as_mut(),
+        };
+        let point =
+            resume::write_point(&self.store, cfg, trainee, epoch + 1).map_err(Failure::from)?;
+        self.write_reports()?;
+        self.store
+            .commit_resume_point(&point)
+            .map_err(Failure::from)?;
+        crate::faults::kill_after_epoch(epoch + 1);
+        self.emit(Event::EpochFinished { record })
+    }
+
+    /// One training step on `batch`: the method's losses (in the job's precision), the ratio, backward
+    /// and the SGD update. Returns the batch's statistics row on the device; reads nothing back, so it
+    /// can be captured in a CUDA graph.
+    fn step(&mut self, batch: &Batch, epoch: usize, lr: f64, none: &Tensor) -> Tensor {
+        let device = batch.labels.device();
+        self.sgd.zero_grad();
+        let step = precision::in_precision(self.cfg.precision, device, || {
+            crate::faults::out_of_memory(StepPoint::Autocast, device);
+            self.method.losses(&self.net, batch, epoch)
+        });
+        let (standard, adversarial) = (
+            step.terms.standard.detach(),
+            step.terms.adversarial.detach(),
+        );
+        let weighted = self.ratio.combine(step.terms);
+        weighted.loss.backward();
+        self.sgd.step(lr);
+        crate::modes::no_grad(|| {
+            StepTensors {
+                loss: &weighted.loss,
+                standard_loss: &standard,
+                adversarial_loss: &adversarial,
+                clean_correct: correct(&step.clean_logits, &batch.labels),
+                adversarial_correct: correct(&step.adversarial_logits, &batch.labels),
+                ratio: weighted.ratio.as_ref(),
+                clean_only: weighted.clean_only.as_ref(),
+                teacher_correct: step.teacher_correct.as_ref(),
+            }
+            .row(none)
+        })
+    }
+
+    /// The network that is tested, finally evaluated and saved (Generalist: its global model).
+    pub(super) fn evaluated(&self) -> &Network {
+        self.method.evaluated().unwrap_or(&self.net)
+    }
+
+    pub(super) fn write_reports(&self) -> Result<(), Failure> {
+        self.store.write_result(&self.result)?;
+        let log = train_log::render(
+            self.cfg,
+            &self.started_at,
+            &self.result.epochs_log,
+            self.result.final_table.as_ref(),
+        );
+        self.store.write_train_log(&log)?;
+        Ok(())
+    }
+}
