@@ -7,8 +7,8 @@ pub mod result;
 pub mod train_log;
 
 use crate::config::JobConfig;
-use crate::vocab::JobName;
-use result::{RunResult, Status};
+use crate::vocab::{JobName, Status};
+use result::RunResult;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};

@@ -14,11 +14,11 @@ use crate::models::{ModelSpec, Network};
 use crate::optim::{schedule, Sgd};
 use crate::ratio::Ratio;
 use crate::store::events::{BatchSample, Event, Observer};
-use crate::store::result::{EpochRecord, FinalTable, Peaks, RunResult, Status};
+use crate::store::result::{EpochRecord, FinalTable, Peaks, RunResult};
 use crate::store::{
     train_log, Opening, PointPart, ResumePoint, RunStore, StoreError, FINAL_PROGRESS_FILE,
 };
-use crate::vocab::Method;
+use crate::vocab::{Method, Status};
 use attack_table::{AttackTable, Progress, Tally};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
