@@ -75,6 +75,13 @@ vocabulary!(
     }
 );
 
+vocabulary!(
+    /// Where a run stands, as `result.json` records it (docs/run-folder.md#resultjson).
+    Status, "status" {
+        Running => "running", Completed => "completed", Stopped => "stopped", Failed => "failed",
+    }
+);
+
 /// A job: `method/dataset/mode`, e.g. `trades/cifar10/adarat`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct JobName {

@@ -1,6 +1,6 @@
 //! What `adarat run` shows on stderr: a progress bar per epoch and one line per finished epoch.
 use crate::store::events::{Event, Observer};
-use crate::store::result::{FinalTable, RunResult, Status};
+use crate::store::result::{FinalTable, RunResult};
 use crate::vocab::FinalAttack;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::fmt::Write;
@@ -214,15 +214,9 @@ pub fn attack_table(table: &FinalTable) -> String {
     out
 }
 
-/// One line: state, epochs and the headline numbers.
+/// One line: status, epochs and the headline numbers.
 pub fn summary(result: &RunResult) -> String {
-    let state = match result.status {
-        Status::Running => "running",
-        Status::Completed => "done",
-        Status::Stopped => "stopped",
-        Status::Failed => "failed",
-    };
-    let mut line = format!("{state} {}/{}", result.epochs_done, result.epochs);
+    let mut line = format!("{} {}/{}", result.status, result.epochs_done, result.epochs);
     if let Some(last) = result.epochs_log.last() {
         let _ = write!(
             line,

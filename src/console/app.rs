@@ -1,31 +1,33 @@
 //! The console's application state and its update function: messages in, state and commands out.
 //! The state is the latest snapshot plus the console's own: cursor, selection, screen, popup and a
-//! transient status message. Everything else is derived from the snapshot when asked.
+//! transient status message. Everything else is derived from the snapshot when asked. Every
+//! decision is taken here; the event loop only carries out the commands and brings back their
+//! outcomes, which the application words.
+use super::control::ControlError;
 use super::keys::{Action, Key, KeyTable};
 use super::settings::{SavedState, Settings};
 use super::snapshot::{JobRow, JobState, Live, Snapshot};
-use crate::vocab::{DatasetKind, JobName, Method, Mode};
+use crate::vocab::{JobName, Mode, Status};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use std::collections::BTreeSet;
 
 /// Everything that changes the application state.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub enum Msg {
     Key(KeyEvent),
     /// The monitor's latest view of the output folder.
     Snapshot(Snapshot),
     /// A few times a second, for messages that expire.
     Tick,
-    /// A line for the status bar from outside the application (what a command did, or why it
-    /// failed).
-    Notice(String),
+    /// What a command did in the outside world, or why it did not happen.
+    CommandDone(Result<Outcome, ControlError>),
 }
 
 /// What the application asks the outside world to do; the event loop carries it out.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
-    /// Append these jobs to the queue (skipping those already queued or running) and start the
-    /// queue (un-pause it and make sure a worker runs it).
+    /// Append these jobs to the queue (skipping those already waiting) and start the queue
+    /// (un-pause it and make sure a worker runs it).
     Enqueue(Vec<JobName>),
     /// Un-pause the queue and make sure a worker runs it.
     StartQueue,
@@ -43,6 +45,25 @@ pub enum Command {
     /// Leave the console; `farewell` is printed after the terminal is restored.
     Quit {
         farewell: Option<String>,
+    },
+}
+
+/// What a command did; the application words it for the status line.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// The jobs that went into the queue (none when all were waiting already); a worker runs it.
+    Enqueued {
+        added: Vec<JobName>,
+    },
+    /// The queue is un-paused and a worker runs it.
+    QueueStarted,
+    /// The job's process was asked to stop at its next batch (which pauses the queue).
+    StopRequested {
+        job: JobName,
+    },
+    MovedInQueue,
+    RemovedFromQueue {
+        job: JobName,
     },
 }
 
@@ -125,30 +146,6 @@ struct StatusMessage {
     ticks_left: u32,
 }
 
-/// The grid's shape: one row per method and mode with jobs, one column per dataset.
-#[derive(Clone, Debug, PartialEq)]
-pub struct GridShape {
-    pub rows: Vec<(Method, Mode)>,
-    pub datasets: Vec<DatasetKind>,
-}
-
-impl GridShape {
-    fn of(snapshot: &Snapshot) -> GridShape {
-        let mut rows: Vec<(Method, Mode)> = Vec::new();
-        let mut datasets = snapshot.datasets.clone();
-        for row in &snapshot.jobs {
-            let key = (row.job.method, row.job.mode);
-            if !rows.contains(&key) {
-                rows.push(key);
-            }
-            if !datasets.contains(&row.job.dataset) {
-                datasets.push(row.job.dataset);
-            }
-        }
-        GridShape { rows, datasets }
-    }
-}
-
 pub struct App {
     settings: Settings,
     keys: KeyTable,
@@ -207,14 +204,14 @@ impl App {
                 }
                 self.snapshot = snapshot;
                 self.has_snapshot = true;
-                if self.cursor.and_then(|job| self.row(job)).is_none() {
+                if self.cursor().is_none() {
                     self.cursor = self.snapshot.jobs.first().map(|row| row.job);
                 }
                 Vec::new()
             }
             Msg::Key(event) => self.on_key(event),
-            Msg::Notice(text) => {
-                self.say(text);
+            Msg::CommandDone(done) => {
+                self.on_command_done(done);
                 Vec::new()
             }
         }
@@ -265,17 +262,9 @@ impl App {
         self.epoch_scroll
     }
 
-    pub fn grid_shape(&self) -> GridShape {
-        GridShape::of(&self.snapshot)
-    }
-
-    pub fn row(&self, job: JobName) -> Option<&JobRow> {
-        self.snapshot.jobs.iter().find(|row| row.job == job)
-    }
-
     /// The job under the cursor.
     pub fn cursor(&self) -> Option<&JobRow> {
-        self.cursor.and_then(|job| self.row(job))
+        self.cursor.and_then(|job| self.snapshot.row(job))
     }
 
     pub fn is_selected(&self, job: JobName) -> bool {
@@ -299,11 +288,6 @@ impl App {
             .or_else(|| live.first())
     }
 
-    /// Place in the queue (0: next) of a job.
-    pub fn queue_position(&self, job: JobName) -> Option<usize> {
-        self.snapshot.queue.iter().position(|q| q.job == job)
-    }
-
     /// The runs the compare screen puts side by side, and what they are.
     pub fn compared(&self) -> (String, Vec<&JobRow>) {
         let selection = self.selection();
@@ -316,7 +300,7 @@ impl App {
         };
         let (method, dataset) = (cursor.job.method, cursor.job.dataset);
         let trio = Mode::ALL.iter().filter_map(|&mode| {
-            self.row(JobName {
+            self.snapshot.row(JobName {
                 method,
                 dataset,
                 mode,
@@ -324,29 +308,6 @@ impl App {
         });
         let runs = trio.filter(|r| r.result.is_some()).collect();
         (format!("{method} on {dataset}, every mode"), runs)
-    }
-
-    /// Running jobs and their processes, from the grid and the live views.
-    pub fn running(&self) -> Vec<(JobName, Option<u32>)> {
-        let mut running: Vec<(JobName, Option<u32>)> = Vec::new();
-        let live_pid = |job| {
-            self.snapshot
-                .live
-                .iter()
-                .find(|l| l.job == job)
-                .map(|l| l.pid)
-        };
-        for row in &self.snapshot.jobs {
-            if row.state == JobState::Running {
-                running.push((row.job, row.pid.or_else(|| live_pid(row.job))));
-            }
-        }
-        for live in &self.snapshot.live {
-            if !running.iter().any(|(job, _)| *job == live.job) {
-                running.push((live.job, Some(live.pid)));
-            }
-        }
-        running
     }
 
     // Keys.
@@ -430,6 +391,26 @@ impl App {
         Vec::new()
     }
 
+    /// Words a command's outcome; one with nothing to say leaves the status line as it is.
+    fn on_command_done(&mut self, done: Result<Outcome, ControlError>) {
+        let message = match done {
+            Ok(Outcome::Enqueued { added }) => match added.as_slice() {
+                [] => "already queued".to_string(),
+                [job] => format!("queued {job}"),
+                jobs => format!("queued {} jobs", jobs.len()),
+            },
+            Ok(Outcome::QueueStarted) => "queue started".to_string(),
+            Ok(Outcome::StopRequested { job }) => {
+                format!("stopping {job} at the next batch; the queue is paused")
+            }
+            // The queue's new order shows in the grid and the queue pane.
+            Ok(Outcome::MovedInQueue) => return,
+            Ok(Outcome::RemovedFromQueue { job }) => format!("removed {job} from the queue"),
+            Err(error) => format!("error: {error}"),
+        };
+        self.say(message);
+    }
+
     fn say(&mut self, text: impl Into<String>) {
         self.status = Some(StatusMessage {
             text: text.into(),
@@ -442,7 +423,7 @@ impl App {
         let Some(current) = self.cursor().map(|r| r.job) else {
             return;
         };
-        let shape = self.grid_shape();
+        let shape = self.snapshot.grid_shape();
         let row_of = |job: JobName| shape.rows.iter().position(|r| *r == (job.method, job.mode));
         let column_of = |job: JobName| shape.datasets.iter().position(|d| *d == job.dataset);
         let (Some(mut row), Some(mut column)) = (row_of(current), column_of(current)) else {
@@ -464,7 +445,7 @@ impl App {
                 dataset: shape.datasets[column],
                 mode,
             };
-            if self.row(job).is_some() {
+            if self.snapshot.row(job).is_some() {
                 self.cursor = Some(job);
                 self.epoch_scroll = 0;
                 return;
@@ -482,7 +463,7 @@ impl App {
                 return;
             }
             KeyCode::Enter => {
-                if !text.is_empty() && self.first_match(&text).is_none() {
+                if !text.is_empty() && self.snapshot.first_match(&text).is_none() {
                     self.say(format!("no job matches `{text}`"));
                 }
                 return;
@@ -496,41 +477,23 @@ impl App {
         self.cursor = if text.is_empty() {
             from
         } else {
-            self.first_match(&text).or(self.cursor)
+            self.snapshot.first_match(&text).or(self.cursor)
         };
         self.epoch_scroll = 0;
         self.popup = Some(Popup::Search { text, from });
     }
 
-    /// The first job in grid order whose name contains the text, or whose consecutive parts each
-    /// contain the text's `/`-separated parts (`synth/ada` finds `pgd-at/synthetic/adarat`).
-    pub fn first_match(&self, text: &str) -> Option<JobName> {
-        let query = text.to_lowercase();
-        let query_parts: Vec<&str> = query.split('/').collect();
-        self.snapshot.jobs.iter().map(|row| row.job).find(|job| {
-            let name = job.to_string();
-            if name.contains(&query) {
-                return true;
-            }
-            let parts: Vec<&str> = name.split('/').collect();
-            parts.windows(query_parts.len()).any(|window| {
-                window
-                    .iter()
-                    .zip(&query_parts)
-                    .all(|(part, wanted)| part.contains(wanted))
-            })
-        })
-    }
-
     fn on_confirm_key(&mut self, event: KeyEvent, question: Confirmation) -> Vec<Command> {
         let yes = matches!(event.code, KeyCode::Char('y' | 'Y'));
         match (yes, question) {
-            (true, Confirmation::Rerun { jobs, .. }) => self.queue_jobs(jobs),
+            (true, Confirmation::Rerun { jobs, .. }) => {
+                let jobs = self.startable(jobs);
+                self.queue_jobs(jobs)
+            }
             // The job may have ended while the question was open; its pid could be reused since.
             (true, Confirmation::Stop { job, pid })
-                if self.running().contains(&(job, Some(pid))) =>
+                if self.snapshot.running().contains(&(job, Some(pid))) =>
             {
-                self.say(format!("stopping {job} (pid {pid})"));
                 vec![Command::Stop { job, pid }]
             }
             (true, Confirmation::Stop { job, .. }) => {
@@ -550,34 +513,16 @@ impl App {
 
     /// Enter: the selection if any, else the cursor's job; finished runs ask first.
     fn enqueue(&mut self) -> Vec<Command> {
-        let targets: Vec<&JobRow> = match self.selection() {
-            selection if !selection.is_empty() => selection,
-            _ => self.cursor().into_iter().collect(),
+        let targets: Vec<JobName> = match self.selection() {
+            selection if !selection.is_empty() => selection.iter().map(|r| r.job).collect(),
+            _ => self.cursor().map(|r| r.job).into_iter().collect(),
         };
-        let busy = |row: &&JobRow| matches!(row.state, JobState::Queued | JobState::Running);
-        let (waiting, startable): (Vec<&JobRow>, Vec<&JobRow>) =
-            targets.into_iter().partition(busy);
-        if startable.is_empty() {
-            if let Some(row) = waiting.first() {
-                let state = if row.state == JobState::Running {
-                    "running"
-                } else {
-                    "queued"
-                };
-                let message = match waiting.len() {
-                    1 => format!("{} is already {state}", row.job),
-                    n => format!("the {n} jobs are already queued or running"),
-                };
-                self.say(message);
-            }
-            return Vec::new();
-        }
-        let jobs: Vec<JobName> = startable.iter().map(|r| r.job).collect();
-        let done: Vec<JobName> = startable
-            .iter()
-            .filter(|r| r.state == JobState::Done)
-            .map(|r| r.job)
-            .collect();
+        let jobs = self.startable(targets);
+        let completed = |job: &JobName| {
+            let state = self.snapshot.row(*job).map(|r| r.state);
+            state == Some(JobState::Run(Status::Completed))
+        };
+        let done: Vec<JobName> = jobs.iter().copied().filter(completed).collect();
         if done.is_empty() {
             self.queue_jobs(jobs)
         } else {
@@ -586,18 +531,42 @@ impl App {
         }
     }
 
-    fn queue_jobs(&mut self, jobs: Vec<JobName>) -> Vec<Command> {
-        self.selected.clear();
-        match jobs.as_slice() {
-            [job] => self.say(format!("queued {job}")),
-            _ => self.say(format!("queued {} jobs", jobs.len())),
+    /// The jobs that are neither queued nor running now, saying so when none is left. A question
+    /// may have been open for a while: a job started meanwhile (perhaps by `adarat run`) is not
+    /// queued again.
+    fn startable(&mut self, jobs: Vec<JobName>) -> Vec<JobName> {
+        let busy_state = |job: &JobName| {
+            let state = self.snapshot.row(*job)?.state;
+            matches!(state, JobState::Queued | JobState::Run(Status::Running)).then_some(state)
+        };
+        let (busy, startable): (Vec<JobName>, Vec<JobName>) =
+            jobs.into_iter().partition(|job| busy_state(job).is_some());
+        let refusal = match busy.as_slice() {
+            _ if !startable.is_empty() => None,
+            [] => None,
+            [job] => busy_state(job).map(|state| format!("{job} is already {}", state.as_str())),
+            _ => Some(format!(
+                "the {} jobs are already queued or running",
+                busy.len()
+            )),
+        };
+        if let Some(message) = refusal {
+            self.say(message);
         }
+        startable
+    }
+
+    fn queue_jobs(&mut self, jobs: Vec<JobName>) -> Vec<Command> {
+        if jobs.is_empty() {
+            return Vec::new();
+        }
+        self.selected.clear();
         vec![Command::Enqueue(jobs)]
     }
 
     /// `x`: the cursor's job if it runs, else the only running job.
     fn ask_stop(&mut self) {
-        let running = self.running();
+        let running = self.snapshot.running();
         let cursor = self.cursor;
         let target =
             running
@@ -623,14 +592,13 @@ impl App {
             self.say("the queue is empty: enter queues the job under the cursor");
             return Vec::new();
         }
-        self.say("starting the queue");
         vec![Command::StartQueue]
     }
 
     /// The cursor's job, when it is queued.
     fn queued_cursor(&mut self) -> Option<(JobName, usize)> {
         let job = self.cursor()?.job;
-        match self.queue_position(job) {
+        match self.snapshot.queue_position(job) {
             Some(position) => Some((job, position)),
             None => {
                 self.say(format!("{job} is not queued"));
@@ -656,7 +624,6 @@ impl App {
         let Some((job, _)) = self.queued_cursor() else {
             return Vec::new();
         };
-        self.say(format!("removed {job} from the queue"));
         vec![Command::RemoveQueued(job)]
     }
 
@@ -669,6 +636,7 @@ impl App {
     /// What goes on after the console is gone, and how to come back to it.
     fn farewell(&self) -> Option<String> {
         let running: Vec<String> = self
+            .snapshot
             .running()
             .iter()
             .map(|(job, pid)| match pid {

@@ -1,9 +1,25 @@
 //! Carries out the application's commands on the outside world: the queue file, the worker
-//! process and stop signals. Nothing else in the console changes anything.
-use super::app::Command;
+//! process and stop signals. Nothing else in the console changes anything. Each command comes back
+//! as an [`Outcome`] or a [`ControlError`], which the application words.
+use super::app::Outcome;
 use crate::vocab::JobName;
 use crate::worker::{self, queue};
 use std::path::PathBuf;
+use thiserror::Error;
+
+/// Why a command did not happen; the status line shows it after `error: `.
+#[derive(Debug, Error)]
+pub enum ControlError {
+    /// The queue file could not be locked, read or written.
+    #[error("{0}")]
+    Queue(String),
+    #[error("{0}")]
+    WorkerNotStarted(String),
+    #[error("no process to stop (pid {pid})")]
+    NoProcess { pid: u32 },
+    #[error("stopping process {pid}: {source}")]
+    Signal { pid: u32, source: std::io::Error },
+}
 
 pub struct Control {
     pub output_dir: PathBuf,
@@ -13,44 +29,58 @@ pub struct Control {
 }
 
 impl Control {
-    /// Returns a line for the status bar when there is something to say.
-    pub fn execute(&self, command: &Command) -> Result<Option<String>, String> {
-        match command {
-            Command::Enqueue(jobs) => {
-                let added = queue::modify(&self.output_dir, |q| {
-                    q.paused = false;
-                    q.push(jobs.iter().map(|job| self.entry(job)))
-                })?;
-                worker::ensure_running(&self.output_dir)?;
-                Ok(Some(match added {
-                    0 => "already queued".to_string(),
-                    1 => format!("queued {}", jobs[0]),
-                    n => format!("queued {n} jobs"),
-                }))
-            }
-            Command::StartQueue => {
-                queue::modify(&self.output_dir, |q| q.paused = false)?;
-                worker::ensure_running(&self.output_dir)?;
-                Ok(Some("queue started".to_string()))
-            }
-            Command::Stop { job, pid } => {
-                stop(*pid)?;
-                Ok(Some(format!(
-                    "stopping {job} at the next batch; the queue is paused"
-                )))
-            }
-            Command::MoveQueued { job, by } => {
-                let name = job.to_string();
-                queue::modify(&self.output_dir, |q| q.shift(&name, *by))?;
-                Ok(None)
-            }
-            Command::RemoveQueued(job) => {
-                let name = job.to_string();
-                queue::modify(&self.output_dir, |q| q.remove(&name))?;
-                Ok(Some(format!("removed {job} from the queue")))
-            }
-            Command::Quit { .. } => Ok(None),
+    /// Appends the jobs not waiting already, un-pauses the queue and makes sure a worker runs it.
+    pub(crate) fn enqueue(&self, jobs: &[JobName]) -> Result<Outcome, ControlError> {
+        let added = self.modify_queue(|q| {
+            q.paused = false;
+            let added: Vec<JobName> = (jobs.iter().copied())
+                .filter(|job| !q.contains(&job.to_string()))
+                .collect();
+            q.push(added.iter().map(|job| self.entry(job)));
+            added
+        })?;
+        self.ensure_worker()?;
+        Ok(Outcome::Enqueued { added })
+    }
+
+    pub(crate) fn start_queue(&self) -> Result<Outcome, ControlError> {
+        self.modify_queue(|q| q.paused = false)?;
+        self.ensure_worker()?;
+        Ok(Outcome::QueueStarted)
+    }
+
+    /// Asks the process running a job to stop at its next batch boundary (it saves and marks the
+    /// run stopped).
+    pub(crate) fn stop(&self, job: JobName, pid: u32) -> Result<Outcome, ControlError> {
+        if libc::pid_t::try_from(pid).map_or(true, |p| p <= 0) {
+            return Err(ControlError::NoProcess { pid });
         }
+        crate::native::posix::terminate(pid)
+            .map_err(|source| ControlError::Signal { pid, source })?;
+        Ok(Outcome::StopRequested { job })
+    }
+
+    pub(crate) fn move_queued(&self, job: JobName, by: isize) -> Result<Outcome, ControlError> {
+        let name = job.to_string();
+        self.modify_queue(|q| q.shift(&name, by))?;
+        Ok(Outcome::MovedInQueue)
+    }
+
+    pub(crate) fn remove_queued(&self, job: JobName) -> Result<Outcome, ControlError> {
+        let name = job.to_string();
+        self.modify_queue(|q| q.remove(&name))?;
+        Ok(Outcome::RemovedFromQueue { job })
+    }
+
+    fn modify_queue<R>(
+        &self,
+        change: impl FnOnce(&mut queue::Queue) -> R,
+    ) -> Result<R, ControlError> {
+        queue::modify(&self.output_dir, change).map_err(ControlError::Queue)
+    }
+
+    fn ensure_worker(&self) -> Result<(), ControlError> {
+        worker::ensure_running(&self.output_dir).map_err(ControlError::WorkerNotStarted)
     }
 
     fn entry(&self, job: &JobName) -> queue::Entry {
@@ -60,10 +90,4 @@ impl Control {
             sets: self.sets.clone(),
         }
     }
-}
-
-/// Asks the process running a job to stop at its next batch boundary (it saves and marks the run
-/// stopped).
-fn stop(pid: u32) -> Result<(), String> {
-    crate::native::posix::terminate(pid).map_err(|e| format!("stopping process {pid}: {e}"))
 }

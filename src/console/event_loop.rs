@@ -1,16 +1,20 @@
 //! The console's event loop: keys, snapshots from the monitor thread, a tick and signals become
-//! messages for the application state; its commands go to [`Control`]; the view is redrawn after
-//! each message (ratatui writes only the cells that changed, and messages come a few times a second
-//! apart from keys).
+//! messages for the application state; the commands it answers with go to [`Control`] and their
+//! outcomes come back as messages; the view is redrawn after each message (ratatui writes only the
+//! cells that changed, and messages come a few times a second apart from keys). The loop decides
+//! nothing itself.
 use super::app::{App, Command, Msg};
 use super::control::Control;
 use super::monitor::Monitor;
-use super::snapshot::{JobState, Snapshot};
-use super::terminal::{self, Screen};
+use super::snapshot::Snapshot;
+use super::terminal::{Screen, TerminalGuard};
 use super::{settings, views};
 use crossterm::event::{Event, EventStream, KeyEventKind};
 use futures_util::StreamExt;
+use std::collections::VecDeque;
+use std::io;
 use std::time::Duration;
+use thiserror::Error;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
@@ -18,23 +22,50 @@ use tokio::sync::mpsc;
 const SCAN_INTERVAL: Duration = Duration::from_millis(250);
 const TICK: Duration = Duration::from_millis(250);
 
+/// Why the console could not go on.
+#[derive(Debug, Error)]
+enum LoopError {
+    #[error("starting the console: {0}")]
+    Runtime(io::Error),
+    #[error("opening the terminal: {0}")]
+    Terminal(io::Error),
+    #[error("starting the monitor: {0}")]
+    MonitorNotStarted(io::Error),
+    #[error("the monitor thread stopped")]
+    MonitorStopped,
+    #[error("installing signal handlers: {0}")]
+    Signals(io::Error),
+    #[error("drawing: {0}")]
+    Drawing(io::Error),
+    #[error("resizing: {0}")]
+    Resizing(io::Error),
+}
+
 /// Runs the console until the user quits or the terminal goes away; returns what to print once
-/// the terminal is restored. Jobs are never stopped by leaving.
+/// the terminal is restored, or why the console stopped (as the text the CLI prints). Jobs are
+/// never stopped by leaving.
 pub fn run(monitor: Monitor, control: Control) -> Result<Option<String>, String> {
     let (settings, notices) = settings::load_settings();
     let mut app = App::new(settings, settings::load_state(), notices);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("starting the console: {e}"))?;
-    let mut screen = terminal::take_over(app.mouse_capture())
-        .map_err(|e| format!("opening the terminal: {e}"))?;
-    let outcome = runtime.block_on(serve(&mut screen, &mut app, monitor, &control));
-    terminal::restore();
+    let outcome = run_app(&mut app, monitor, &control);
     if let Err(e) = settings::save_state(&app.saved_state()) {
         eprintln!("adarat: could not save the console's state: {e}");
     }
-    outcome
+    outcome.map_err(|e| e.to_string())
+}
+
+/// The terminal is given back when this returns, before anything is printed.
+fn run_app(
+    app: &mut App,
+    monitor: Monitor,
+    control: &Control,
+) -> Result<Option<String>, LoopError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(LoopError::Runtime)?;
+    let mut terminal = TerminalGuard::take(app.mouse_capture()).map_err(LoopError::Terminal)?;
+    runtime.block_on(serve(&mut terminal, app, monitor, control))
 }
 
 /// Reads the output folder a few times a second and sends each snapshot that differs from the
@@ -58,24 +89,22 @@ async fn serve(
     app: &mut App,
     monitor: Monitor,
     control: &Control,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, LoopError> {
     let (sender, mut snapshots) = mpsc::channel(2);
     std::thread::Builder::new()
         .name("monitor".to_string())
         .spawn(move || watch(monitor, sender))
-        .map_err(|e| format!("starting the monitor: {e}"))?;
-    let signal_error = |e: std::io::Error| format!("installing signal handlers: {e}");
-    let mut hangup = signal(SignalKind::hangup()).map_err(signal_error)?;
-    let mut terminate = signal(SignalKind::terminate()).map_err(signal_error)?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_error)?;
+        .map_err(LoopError::MonitorNotStarted)?;
+    let mut hangup = signal(SignalKind::hangup()).map_err(LoopError::Signals)?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(LoopError::Signals)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(LoopError::Signals)?;
     let mut keys = EventStream::new();
     let mut tick = tokio::time::interval(TICK);
-    let mut latest = Snapshot::default();
     let draw = |screen: &mut Screen, app: &App| {
         screen
             .draw(|frame| views::draw(frame, app))
             .map(|_| ())
-            .map_err(|e| format!("drawing: {e}"))
+            .map_err(LoopError::Drawing)
     };
     draw(screen, app)?;
     loop {
@@ -83,7 +112,7 @@ async fn serve(
             event = keys.next() => match event {
                 Some(Ok(Event::Key(key))) if key.kind == KeyEventKind::Press => Msg::Key(key),
                 Some(Ok(Event::Resize(..))) => {
-                    screen.autoresize().map_err(|e| format!("resizing: {e}"))?;
+                    screen.autoresize().map_err(LoopError::Resizing)?;
                     draw(screen, app)?;
                     continue;
                 }
@@ -92,44 +121,25 @@ async fn serve(
                 Some(Err(_)) | None => return Ok(None),
             },
             snapshot = snapshots.recv() => match snapshot {
-                Some(snapshot) => {
-                    latest = snapshot.clone();
-                    Msg::Snapshot(snapshot)
-                }
-                None => return Err("the monitor thread stopped".to_string()),
+                Some(snapshot) => Msg::Snapshot(snapshot),
+                None => return Err(LoopError::MonitorStopped),
             },
             _ = tick.tick() => Msg::Tick,
             _ = hangup.recv() => return Ok(None),
             _ = terminate.recv() => return Ok(None),
             _ = interrupt.recv() => return Ok(None),
         };
-        for command in app.update(message) {
-            let command = match command {
+        let mut commands = VecDeque::from(app.update(message));
+        while let Some(command) = commands.pop_front() {
+            let done = match command {
                 Command::Quit { farewell } => return Ok(farewell),
-                // A job that runs now (perhaps started by `adarat run`) is not queued again.
-                Command::Enqueue(jobs) => Command::Enqueue(
-                    jobs.into_iter()
-                        .filter(|job| {
-                            !latest
-                                .jobs
-                                .iter()
-                                .any(|row| &row.job == job && row.state == JobState::Running)
-                        })
-                        .collect(),
-                ),
-                other => other,
+                Command::Enqueue(jobs) => control.enqueue(&jobs),
+                Command::StartQueue => control.start_queue(),
+                Command::Stop { job, pid } => control.stop(job, pid),
+                Command::MoveQueued { job, by } => control.move_queued(job, by),
+                Command::RemoveQueued(job) => control.remove_queued(job),
             };
-            if matches!(&command, Command::Enqueue(jobs) if jobs.is_empty()) {
-                app.update(Msg::Notice("already running".to_string()));
-                continue;
-            }
-            let notice = match control.execute(&command) {
-                Ok(line) => line,
-                Err(error) => Some(format!("error: {error}")),
-            };
-            if let Some(line) = notice {
-                app.update(Msg::Notice(line));
-            }
+            commands.extend(app.update(Msg::CommandDone(done)));
         }
         draw(screen, app)?;
     }

@@ -4,6 +4,16 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
+use thiserror::Error;
+
+/// A name in the settings file's `keys:` that is not an action or not a key.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum KeyError {
+    #[error("unknown action `{0}`")]
+    UnknownAction(String),
+    #[error("unknown key `{0}`")]
+    UnknownKey(String),
+}
 
 /// Everything a key can do. The names (`Action::name`) are what the settings file's `keys:` uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -153,13 +163,13 @@ impl Action {
 }
 
 impl FromStr for Action {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = KeyError;
+    fn from_str(s: &str) -> Result<Self, KeyError> {
         Action::ALL
             .iter()
             .copied()
             .find(|a| a.name() == s)
-            .ok_or_else(|| format!("unknown action `{s}`"))
+            .ok_or_else(|| KeyError::UnknownAction(s.to_string()))
     }
 }
 
@@ -212,9 +222,9 @@ const NAMED_KEYS: [(&str, KeyCode); 15] = [
 ];
 
 impl FromStr for Key {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, String> {
-        let unknown = || format!("unknown key `{text}`");
+    type Err = KeyError;
+    fn from_str(text: &str) -> Result<Self, KeyError> {
+        let unknown = || KeyError::UnknownKey(text.to_string());
         // `shift-tab` is a key of its own, not a modifier on tab.
         if let Some((_, code)) = NAMED_KEYS.iter().find(|(name, _)| *name == text) {
             return Ok(Key {

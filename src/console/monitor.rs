@@ -5,9 +5,9 @@ use super::snapshot::{FinalStep, JobRow, JobState, Live, Phase, Queued, Snapshot
 use crate::config::{JobOverrides, Study};
 use crate::store::events::{BatchSample, Event};
 use crate::store::lock::{self, Holder};
-use crate::store::result::{RunResult, Status};
-use crate::store::{read_result, RunName, RunStore, EVENTS_FILE, RESULT_FILE};
-use crate::vocab::{DatasetKind, JobName};
+use crate::store::result::RunResult;
+use crate::store::{read_result, RunName, RunStore, StoreError, EVENTS_FILE, RESULT_FILE};
+use crate::vocab::{DatasetKind, JobName, Status};
 use crate::worker::{self, queue};
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
@@ -41,7 +41,7 @@ pub struct Monitor {
 
 struct CachedResult {
     stamp: (SystemTime, u64),
-    result: Result<Arc<RunResult>, String>,
+    result: Result<Arc<RunResult>, Arc<StoreError>>,
 }
 
 impl Monitor {
@@ -104,7 +104,7 @@ impl Monitor {
         let mut running = Vec::new();
         for index in 0..self.watched.len() {
             let row = self.row(index, &queue);
-            if row.state == JobState::Running {
+            if row.state == JobState::Run(Status::Running) {
                 running.push(index);
             }
             snapshot.jobs.push(row);
@@ -144,34 +144,34 @@ impl Monitor {
         let folder = watched.folder.clone();
         match self.result(&folder) {
             Some(Ok(result)) => row.result = Some(result),
-            Some(Err(message)) => row.error = Some(message),
+            Some(Err(error)) => row.error = Some(format!("unreadable: {error}")),
             None => {}
         }
         let failure = queue.failures.iter().rev().find(|f| f.job == name);
         row.state = if let Holder::Held(pid) = holder {
             row.pid = pid;
-            JobState::Running
+            JobState::Run(Status::Running)
         } else if queue.contains(&name) {
             JobState::Queued
         } else if let Some(failure) = failure {
             row.error = Some(failure.error.clone());
-            JobState::Failed
+            JobState::Run(Status::Failed)
         } else {
             match row.result.as_ref().map(|r| r.status) {
                 None => JobState::NotRun,
-                Some(Status::Completed) => JobState::Done,
                 Some(Status::Failed) => {
                     row.error = row.result.as_ref().and_then(|r| r.error.clone());
-                    JobState::Failed
+                    JobState::Run(Status::Failed)
                 }
-                Some(Status::Stopped) => JobState::Stopped,
+                Some(status @ (Status::Completed | Status::Stopped)) => JobState::Run(status),
+                // No process holds the run, yet it says running: it died without saying so.
                 Some(Status::Running) => {
                     row.error = Some(
                         "interrupted: its process ended without stopping cleanly; queue it to \
                          resume"
                             .to_string(),
                     );
-                    JobState::Stopped
+                    JobState::Run(Status::Stopped)
                 }
             }
         };
@@ -179,7 +179,7 @@ impl Monitor {
     }
 
     /// `result.json` of a folder, re-read only when its modification time or length changed.
-    fn result(&mut self, folder: &Path) -> Option<Result<Arc<RunResult>, String>> {
+    fn result(&mut self, folder: &Path) -> Option<Result<Arc<RunResult>, Arc<StoreError>>> {
         let path = folder.join(RESULT_FILE);
         let Ok(meta) = std::fs::metadata(&path) else {
             self.results.remove(folder);
@@ -191,9 +191,7 @@ impl Monitor {
         );
         let cached = self.results.get(folder).filter(|c| c.stamp == stamp);
         if cached.is_none() {
-            let result = read_result(&path)
-                .map(Arc::new)
-                .map_err(|e| format!("unreadable: {e}"));
+            let result = read_result(&path).map(Arc::new).map_err(Arc::new);
             self.results
                 .insert(folder.to_path_buf(), CachedResult { stamp, result });
         }

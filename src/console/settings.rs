@@ -20,11 +20,12 @@
 //!
 //! The console's state (the cursor's job and the selection, restored at start) is
 //! `<state dir>/state.json` (on Linux `~/.local/state/adarat/state.json`).
-use super::keys::{Action, Key, KeyOverrides};
+use super::keys::{Action, Key, KeyError, KeyOverrides};
 use directories::ProjectDirs;
 use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
 use std::path::{Path, PathBuf};
+use thiserror::Error;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
@@ -163,7 +164,7 @@ fn parse_key_overrides(value: &Value, overrides: &mut KeyOverrides, problems: &m
             Value::Sequence(items) => items.iter().map(yaml_text).collect(),
             single => vec![yaml_text(single)],
         };
-        let parsed: Result<Vec<Key>, String> = texts.iter().map(|t| t.parse()).collect();
+        let parsed: Result<Vec<Key>, KeyError> = texts.iter().map(|t| t.parse()).collect();
         match parsed {
             Ok(keys) if !keys.is_empty() => {
                 overrides.insert(action, keys);
@@ -201,21 +202,44 @@ pub fn load_state_from(path: &Path) -> SavedState {
         .unwrap_or_default()
 }
 
-pub fn save_state(state: &SavedState) -> Result<(), String> {
-    let path = state_path().ok_or("no state directory for this user")?;
+/// Why the console's state was not saved.
+#[derive(Debug, Error)]
+pub enum SaveStateError {
+    #[error("no state directory for this user")]
+    NoStateDirectory,
+    #[error("saving {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("saving {}: {source}", path.display())]
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+pub fn save_state(state: &SavedState) -> Result<(), SaveStateError> {
+    let path = state_path().ok_or(SaveStateError::NoStateDirectory)?;
     save_state_to(state, &path)
 }
 
 /// Writes through a temporary file so that a crash never leaves half a file.
-pub fn save_state_to(state: &SavedState, path: &Path) -> Result<(), String> {
-    let fail = |e: &dyn std::fmt::Display| format!("saving {}: {e}", path.display());
+pub fn save_state_to(state: &SavedState, path: &Path) -> Result<(), SaveStateError> {
+    let io_error = |source| SaveStateError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
+        std::fs::create_dir_all(dir).map_err(io_error)?;
     }
-    let text = serde_json::to_string_pretty(state).map_err(|e| fail(&e))?;
+    let text = serde_json::to_string_pretty(state).map_err(|source| SaveStateError::Json {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let temporary = path.with_extension("json.tmp");
-    std::fs::write(&temporary, text).map_err(|e| fail(&e))?;
-    std::fs::rename(&temporary, path).map_err(|e| fail(&e))
+    std::fs::write(&temporary, text).map_err(io_error)?;
+    std::fs::rename(&temporary, path).map_err(io_error)
 }
 
 #[cfg(test)]

@@ -3,18 +3,28 @@
 //! the latest one. Nothing here touches tch.
 use crate::store::events::BatchSample;
 use crate::store::result::{EpochRecord, RunResult};
-use crate::vocab::{DatasetKind, JobName};
+use crate::vocab::{DatasetKind, JobName, Method, Mode, Status};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// Where a grid job stands: never run, waiting in the queue, or its run's status. A run is
+/// running only while a process holds its lock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JobState {
     NotRun,
     Queued,
-    Running,
-    Done,
-    Failed,
-    Stopped,
+    Run(Status),
+}
+
+impl JobState {
+    /// The state as the screens write it; a run's status in the vocabulary's spelling.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            JobState::NotRun => "not run",
+            JobState::Queued => "queued",
+            JobState::Run(status) => status.as_str(),
+        }
+    }
 }
 
 /// One job of the console's grid and what its run folder says.
@@ -109,4 +119,86 @@ pub struct Snapshot {
     pub live: Vec<Live>,
     /// What is wrong with the output folder itself (a damaged queue file), for the status line.
     pub problems: Vec<String>,
+}
+
+/// The grid's shape: one row per method and mode with jobs, one column per dataset.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct GridShape {
+    pub(crate) rows: Vec<(Method, Mode)>,
+    pub(crate) datasets: Vec<DatasetKind>,
+}
+
+/// What the screens and the update function ask of what the monitor saw.
+impl Snapshot {
+    pub(crate) fn grid_shape(&self) -> GridShape {
+        let mut rows: Vec<(Method, Mode)> = Vec::new();
+        let mut datasets = self.datasets.clone();
+        for row in &self.jobs {
+            let key = (row.job.method, row.job.mode);
+            if !rows.contains(&key) {
+                rows.push(key);
+            }
+            if !datasets.contains(&row.job.dataset) {
+                datasets.push(row.job.dataset);
+            }
+        }
+        GridShape { rows, datasets }
+    }
+
+    pub(crate) fn row(&self, job: JobName) -> Option<&JobRow> {
+        self.jobs.iter().find(|row| row.job == job)
+    }
+
+    /// The live view of a job, while it runs.
+    pub(crate) fn live(&self, job: JobName) -> Option<&Live> {
+        self.live.iter().find(|live| live.job == job)
+    }
+
+    /// The latest epoch of a job: the live one if it runs, else its result's.
+    pub(crate) fn last_epoch<'a>(&'a self, row: &'a JobRow) -> Option<&'a EpochRecord> {
+        let live = self.live(row.job).and_then(|live| live.epochs_log.last());
+        live.or_else(|| row.result.as_ref().and_then(|r| r.epochs_log.last()))
+    }
+
+    /// Place in the queue (0: next) of a job.
+    pub(crate) fn queue_position(&self, job: JobName) -> Option<usize> {
+        self.queue.iter().position(|q| q.job == job)
+    }
+
+    /// Running jobs and their processes, from the grid and the live views.
+    pub(crate) fn running(&self) -> Vec<(JobName, Option<u32>)> {
+        let mut running: Vec<(JobName, Option<u32>)> = Vec::new();
+        for row in &self.jobs {
+            if row.state == JobState::Run(Status::Running) {
+                let pid = row.pid.or_else(|| self.live(row.job).map(|live| live.pid));
+                running.push((row.job, pid));
+            }
+        }
+        for live in &self.live {
+            if !running.iter().any(|(job, _)| *job == live.job) {
+                running.push((live.job, Some(live.pid)));
+            }
+        }
+        running
+    }
+
+    /// The first job in grid order whose name contains the text, or whose consecutive parts each
+    /// contain the text's `/`-separated parts (`synth/ada` finds `pgd-at/synthetic/adarat`).
+    pub(crate) fn first_match(&self, text: &str) -> Option<JobName> {
+        let query = text.to_lowercase();
+        let query_parts: Vec<&str> = query.split('/').collect();
+        self.jobs.iter().map(|row| row.job).find(|job| {
+            let name = job.to_string();
+            if name.contains(&query) {
+                return true;
+            }
+            let parts: Vec<&str> = name.split('/').collect();
+            parts.windows(query_parts.len()).any(|window| {
+                window
+                    .iter()
+                    .zip(&query_parts)
+                    .all(|(part, wanted)| part.contains(wanted))
+            })
+        })
+    }
 }

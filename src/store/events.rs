@@ -1,7 +1,8 @@
 //! `events.jsonl` (docs/run-folder.md#eventsjsonl): what a run reports while it goes. The engine
 //! emits these events; the run folder's event log, the progress bar of `adarat run` and the
 //! console (which reads the log back) consume them.
-use super::result::{EpochRecord, FinalTable, Status};
+use super::result::{EpochRecord, FinalTable};
+use crate::vocab::Status;
 use serde::{Deserialize, Serialize};
 
 /// One training batch, as plotted: loss, ratio and the accuracies of the pre-update logits.

@@ -10,8 +10,8 @@ pub mod train_log;
 pub use run_name::{NotARunName, RunName};
 
 use crate::config::JobConfig;
-use crate::vocab::JobName;
-use result::{RunResult, Status};
+use crate::vocab::{JobName, Status};
+use result::RunResult;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};

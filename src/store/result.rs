@@ -1,15 +1,7 @@
 //! `result.json` (docs/run-folder.md#resultjson): field names are an interface other tools read.
+use crate::vocab::Status;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Running,
-    Completed,
-    Stopped,
-    Failed,
-}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunResult {

@@ -10,9 +10,9 @@ use crate::losses::correct;
 use crate::models::Network;
 use crate::optim::schedule;
 use crate::store::events::Event;
-use crate::store::result::{EpochRecord, Peaks, Status};
+use crate::store::result::{EpochRecord, Peaks};
 use crate::store::{train_log, MODEL_FILE};
-use crate::vocab::{Method, Mode};
+use crate::vocab::{Method, Mode, Status};
 use std::time::Instant;
 use tch::{Kind, Tensor};
 

@@ -6,8 +6,9 @@ use crate::config::JobConfig;
 use crate::methods::TrainingMethod;
 use crate::models::Network;
 use crate::optim::Sgd;
-use crate::store::result::{RunResult, Status};
+use crate::store::result::RunResult;
 use crate::store::{Opening, PointPart, ResumePoint, RunStore, StoreError};
+use crate::vocab::Status;
 use std::path::Path;
 use tch::{Device, Tensor};
 

@@ -1,12 +1,13 @@
 //! The console through its public API: keys in, state and commands out; and what each screen draws
 //! into a test terminal, at 80×24, at 160×48, in plain ASCII and at tiny sizes.
-use adarat::console::app::{App, Command, Confirmation, Msg, Popup, Screen};
+use adarat::console::app::{App, Command, Confirmation, Msg, Outcome, Popup, Screen};
+use adarat::console::control::ControlError;
 use adarat::console::settings::{load_settings_from, parse_settings, SavedState, Settings};
 use adarat::console::snapshot::{FinalStep, JobRow, JobState, Live, Phase, Queued, Snapshot};
 use adarat::console::views::draw;
 use adarat::store::events::BatchSample;
-use adarat::store::result::{EpochRecord, FinalTable, Peak, Peaks, RunResult, Status};
-use adarat::vocab::{DatasetKind, JobName, Method, Mode};
+use adarat::store::result::{EpochRecord, FinalTable, Peak, Peaks, RunResult};
+use adarat::vocab::{DatasetKind, JobName, Method, Mode, Status};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
@@ -194,18 +195,18 @@ fn snapshot() -> Snapshot {
     };
     set(
         "pgd-at/synthetic/adarat",
-        JobState::Done,
+        JobState::Run(Status::Completed),
         Some(done_result("pgd-at/synthetic/adarat", 48.2, Some(41.0))),
     );
     set(
         "pgd-at/synthetic/baseline",
-        JobState::Done,
+        JobState::Run(Status::Completed),
         Some(done_result("pgd-at/synthetic/baseline", 44.4, None)),
     );
     set("pgd-at/mnist/adarat", JobState::Queued, None);
     set("fat/mnist/baseline", JobState::Queued, None);
-    set("dat/cifar10/baseline", JobState::Failed, None);
-    set(RUNNING, JobState::Running, None);
+    set("dat/cifar10/baseline", JobState::Run(Status::Failed), None);
+    set(RUNNING, JobState::Run(Status::Running), None);
     let failed = snapshot
         .jobs
         .iter_mut()
@@ -223,7 +224,7 @@ fn idle_snapshot() -> Snapshot {
     idle.queue.clear();
     idle.paused = false;
     for row in &mut idle.jobs {
-        if matches!(row.state, JobState::Running | JobState::Queued) {
+        if matches!(row.state, JobState::Run(Status::Running) | JobState::Queued) {
             row.state = JobState::NotRun;
             row.pid = None;
         }
@@ -537,6 +538,92 @@ fn s_starts_a_paused_queue_but_not_an_empty_one() {
     assert!(type_keys(&mut idle, "s").is_empty());
 }
 
+#[test]
+fn a_job_started_while_the_rerun_question_was_open_is_not_queued_again() {
+    let started = |name: &str| {
+        let mut started = snapshot();
+        let row = started.jobs.iter_mut().find(|r| r.job == job(name));
+        row.unwrap().state = JobState::Run(Status::Running);
+        started
+    };
+    let mut app = app_at("pgd-at/synthetic/adarat");
+    press(&mut app, KeyCode::Enter);
+    app.update(Msg::Snapshot(started("pgd-at/synthetic/adarat")));
+    assert!(type_keys(&mut app, "y").is_empty());
+    assert_eq!(
+        app.status(),
+        Some("pgd-at/synthetic/adarat is already running")
+    );
+
+    // Of two runs to redo, the one that started meanwhile is left out.
+    let mut app = app_at("pgd-at/synthetic/adarat");
+    type_keys(&mut app, " kk ");
+    press(&mut app, KeyCode::Enter);
+    assert!(matches!(app.popup(), Some(Popup::Confirm(_))));
+    app.update(Msg::Snapshot(started("pgd-at/synthetic/adarat")));
+    assert_eq!(
+        type_keys(&mut app, "y"),
+        vec![Command::Enqueue(vec![job("pgd-at/synthetic/baseline")])]
+    );
+}
+
+/// The status line after a command's result comes back.
+fn worded(app: &mut App, done: Result<Outcome, ControlError>) -> String {
+    assert!(app.update(Msg::CommandDone(done)).is_empty());
+    app.status().unwrap_or_default().to_string()
+}
+
+#[test]
+fn the_app_words_what_each_command_did() {
+    let mut app = app();
+    let fixrat = job("fat/cifar10/fixrat");
+    let one = Outcome::Enqueued {
+        added: vec![fixrat],
+    };
+    assert_eq!(worded(&mut app, Ok(one)), "queued fat/cifar10/fixrat");
+    let two = Outcome::Enqueued {
+        added: vec![fixrat, job("fat/cifar10/adarat")],
+    };
+    assert_eq!(worded(&mut app, Ok(two)), "queued 2 jobs");
+    let none = Outcome::Enqueued { added: Vec::new() };
+    assert_eq!(worded(&mut app, Ok(none)), "already queued");
+    assert_eq!(worded(&mut app, Ok(Outcome::QueueStarted)), "queue started");
+    let stop = Outcome::StopRequested { job: job(RUNNING) };
+    assert_eq!(
+        worded(&mut app, Ok(stop)),
+        "stopping trades/synthetic/adarat at the next batch; the queue is paused"
+    );
+    let removed = Outcome::RemovedFromQueue {
+        job: job("fat/mnist/baseline"),
+    };
+    assert_eq!(
+        worded(&mut app, Ok(removed)),
+        "removed fat/mnist/baseline from the queue"
+    );
+    let no_process = ControlError::NoProcess { pid: 0 };
+    assert_eq!(
+        worded(&mut app, Err(no_process)),
+        "error: no process to stop (pid 0)"
+    );
+}
+
+#[test]
+fn an_outcome_with_nothing_to_say_leaves_the_apps_own_message() {
+    let notice = "settings file settings.yaml: unknown setting `fancy` ignored".to_string();
+    let saved = SavedState {
+        cursor: Some("pgd-at/mnist/adarat".into()),
+        selected: Vec::new(),
+    };
+    let mut app = App::new(plain_settings(), saved, vec![notice.clone()]);
+    app.update(Msg::Snapshot(snapshot()));
+    let later = type_keys(&mut app, "J");
+    assert!(matches!(
+        later.as_slice(),
+        [Command::MoveQueued { by: 1, .. }]
+    ));
+    assert_eq!(worded(&mut app, Ok(Outcome::MovedInQueue)), notice);
+}
+
 // Quitting.
 
 fn farewell(commands: Vec<Command>) -> Option<String> {
@@ -663,13 +750,8 @@ fn a_broken_settings_file_gives_defaults_and_a_notice_that_expires() {
 }
 
 #[test]
-fn notices_and_output_folder_problems_reach_the_status_line_once() {
+fn output_folder_problems_reach_the_status_line_once() {
     let mut app = app();
-    app.update(Msg::Notice("queued pgd-at/synthetic/adarat".to_string()));
-    assert_eq!(app.status(), Some("queued pgd-at/synthetic/adarat"));
-    for _ in 0..1000 {
-        app.update(Msg::Tick);
-    }
     let mut damaged = snapshot();
     damaged.problems = vec!["output/queue.json: expected value at line 1".to_string()];
     app.update(Msg::Snapshot(damaged.clone()));
@@ -924,7 +1006,7 @@ fn a_long_error_is_shown_whole_at_80x24() {
     let mut result = done_result("pgd-at/synthetic/adarat", 48.2, None);
     result.status = Status::Failed;
     result.error = Some(LONG_ERROR.into());
-    row.state = JobState::Failed;
+    row.state = JobState::Run(Status::Failed);
     row.error = Some(LONG_ERROR.into());
     row.result = Some(Arc::new(result));
     let mut app_failed_run = app_at("pgd-at/synthetic/adarat");
@@ -937,13 +1019,12 @@ fn a_long_error_is_shown_whole_at_80x24() {
         "the final table still shows:\n{results}"
     );
 
-    // A long notice in the status line, and a long line in the live log.
-    app.update(Msg::Notice(format!(
-        "cannot start the worker: {LONG_ERROR}"
-    )));
+    // A long error in the status line, and a long line in the live log.
+    let not_started = ControlError::WorkerNotStarted(LONG_ERROR.to_string());
+    app.update(Msg::CommandDone(Err(not_started)));
     let screen = screen_text(&app, 80, 24);
     assert!(
-        flowing(&screen).contains(&format!("worker: {LONG_ERROR}")),
+        flowing(&screen).contains(&format!("error: {LONG_ERROR}")),
         "{screen}"
     );
     let mut running = snapshot();

@@ -3,8 +3,8 @@
 //! student is refused in one line, every mode trains, and the queue worker does the same.
 use crate::common;
 use adarat::models::{ModelSpec, Network};
-use adarat::store::result::{RunResult, Status};
-use adarat::vocab::ModelKind;
+use adarat::store::result::RunResult;
+use adarat::vocab::{ModelKind, Status};
 
 use common::{adarat_command as adarat, result_json, stderr, TINY};
 use serde_json::{json, Value};
@@ -112,7 +112,7 @@ fn kd_at_on_an_empty_output_folder_trains_its_teachers_first_then_reuses_them() 
     assert!(first.status.success(), "{text}");
     // The teachers ran first, each to completion, then the student.
     let position = |job: &str| {
-        text.find(&format!("{job}: done"))
+        text.find(&format!("{job}: completed"))
             .unwrap_or_else(|| panic!("no summary line for {job} in:\n{text}"))
     };
     assert!(position("pgd-at/synthetic/baseline") < position("kd-at/synthetic/adarat"));

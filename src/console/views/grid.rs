@@ -4,8 +4,7 @@ use super::widgets::{percent, Theme};
 use crate::console::app::App;
 use crate::console::keys::Action;
 use crate::console::snapshot::{JobRow, JobState};
-use crate::store::result::EpochRecord;
-use crate::vocab::{DatasetKind, JobName};
+use crate::vocab::{DatasetKind, JobName, Status};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier};
 use ratatui::text::{Line, Span};
@@ -66,7 +65,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
 }
 
 fn draw_grid(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
-    let shape = app.grid_shape();
+    let shape = app.snapshot().grid_shape();
     let columns = shape.datasets.len().max(1) as u16;
     let cell_width = area.width.saturating_sub(LABEL_WIDTH) / columns;
     let cell_width = cell_width.saturating_sub(1) as usize;
@@ -96,7 +95,7 @@ fn draw_grid(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
                 if Some(job) == cursor {
                     cursor_cell = Some((row_index, column + 1));
                 }
-                match app.row(job) {
+                match app.snapshot().row(job) {
                     Some(row) => job_cell(app, row, cell_width, theme),
                     None => Cell::from(""),
                 }
@@ -106,9 +105,15 @@ fn draw_grid(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
     let rows: Vec<Row> = rows.collect();
     let widths = std::iter::once(Constraint::Length(LABEL_WIDTH))
         .chain(shape.datasets.iter().map(|_| Constraint::Fill(1)));
+    let legend = format!(
+        "{}: PGD20 AA   {}/{}: test SA RA ",
+        Status::Completed,
+        Status::Running,
+        Status::Stopped
+    );
     let title = Line::from(vec![
         Span::styled(" Grid ", theme.bold()),
-        Span::styled("done: PGD20 AA   running/stopped: test SA RA ", theme.dim()),
+        Span::styled(legend, theme.dim()),
     ]);
     let table = Table::new(rows, widths)
         .header(header)
@@ -133,17 +138,11 @@ fn dataset_label(dataset: DatasetKind, width: usize) -> &'static str {
     }
 }
 
-/// The epoch record a running or stopped job's cell shows: the live one if it runs.
-pub(crate) fn last_epoch<'a>(app: &'a App, row: &'a JobRow) -> Option<&'a EpochRecord> {
-    let live = app.snapshot().live.iter().find(|l| l.job == row.job);
-    live.and_then(|l| l.epochs_log.last())
-        .or_else(|| row.result.as_ref().and_then(|r| r.epochs_log.last()))
-}
-
-/// The headline numbers of a job: final PGD-20 and AA when done, last test SA and RA otherwise.
+/// The headline numbers of a job: final PGD-20 and AA when completed, last test SA and RA while
+/// running or stopped.
 fn headline(app: &App, row: &JobRow) -> Option<String> {
     match row.state {
-        JobState::Done => {
+        JobState::Run(Status::Completed) => {
             let table = row.result.as_ref()?.final_table.as_ref()?;
             Some(format!(
                 "{} {}",
@@ -151,14 +150,14 @@ fn headline(app: &App, row: &JobRow) -> Option<String> {
                 percent(table.autoattack)
             ))
         }
-        JobState::Running | JobState::Stopped => {
-            let last = last_epoch(app, row)?;
+        JobState::Run(Status::Running | Status::Stopped) => {
+            let last = app.snapshot().last_epoch(row)?;
             Some(format!(
                 "{:.1} {:.1}",
                 last.test_clean_acc, last.test_pgd_acc
             ))
         }
-        JobState::NotRun | JobState::Queued | JobState::Failed => None,
+        JobState::NotRun | JobState::Queued | JobState::Run(Status::Failed) => None,
     }
 }
 
@@ -169,10 +168,10 @@ fn job_cell(app: &App, row: &JobRow, width: usize, theme: Theme) -> Cell<'static
         " "
     };
     let room = width.saturating_sub(1);
-    let word = theme.state_word(row.state);
+    let word = row.state.as_str();
     let text = match (row.state, headline(app, row)) {
         (JobState::Queued, _) => {
-            let place = app.queue_position(row.job).map_or(0, |p| p + 1);
+            let place = app.snapshot().queue_position(row.job).map_or(0, |p| p + 1);
             if room >= 9 {
                 format!("queued #{place}")
             } else {
@@ -197,7 +196,7 @@ fn detail_lines(app: &App, theme: Theme, compact: bool) -> Vec<Line<'static>> {
     let Some(row) = app.cursor() else {
         return vec![Line::from("no jobs in the grid")];
     };
-    let live = app.snapshot().live.iter().find(|l| l.job == row.job);
+    let live = app.snapshot().live(row.job);
     let (done, total) = match (live, &row.result) {
         (Some(live), _) => (live.epochs_log.len(), live.epochs),
         (None, Some(result)) => (result.epochs_done, result.epochs),
@@ -212,7 +211,7 @@ fn detail_lines(app: &App, theme: Theme, compact: bool) -> Vec<Line<'static>> {
         lines.push(Line::from(name));
     }
     first.push(Span::styled(
-        theme.state_word(row.state),
+        row.state.as_str(),
         theme.state_style(row.state),
     ));
     if total > 0 {
@@ -221,7 +220,7 @@ fn detail_lines(app: &App, theme: Theme, compact: bool) -> Vec<Line<'static>> {
     if let Some(pid) = row.pid.or(live.map(|l| l.pid)) {
         first.push(Span::raw(format!("  pid {pid}")));
     }
-    if let Some(place) = app.queue_position(row.job) {
+    if let Some(place) = app.snapshot().queue_position(row.job) {
         let count = app.snapshot().queue.len();
         first.push(Span::raw(format!(
             "  #{} of {count} in the queue",
@@ -247,7 +246,7 @@ fn detail_lines(app: &App, theme: Theme, compact: bool) -> Vec<Line<'static>> {
         // The side pane is narrow: three to a line there.
         let per_line = if compact { attacks.len() } else { 3 };
         lines.extend(attacks.chunks(per_line).map(|c| Line::from(c.join("  "))));
-    } else if let Some(last) = last_epoch(app, row) {
+    } else if let Some(last) = app.snapshot().last_epoch(row) {
         lines.push(Line::from(format!(
             "epoch {}: test SA {:.1}  RA {:.1}",
             last.epoch, last.test_clean_acc, last.test_pgd_acc

@@ -75,7 +75,7 @@ fn info_lines(app: &App, live: &Live, theme: Theme, width: u16) -> Vec<Line<'sta
             None => "final attacks".into(),
         },
     };
-    let running = app.running().len();
+    let running = app.snapshot().running().len();
     let others = if running > 1 {
         format!("  ({running} running: the cursor picks)")
     } else {

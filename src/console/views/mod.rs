@@ -89,7 +89,7 @@ fn header_line(app: &App, theme: Theme) -> Line<'static> {
 /// The search line while searching, else the status message, else hints for the main keys.
 fn status_line(app: &App, theme: Theme) -> Line<'static> {
     if let Some(Popup::Search { text, .. }) = app.popup() {
-        let found = match app.first_match(text) {
+        let found = match app.snapshot().first_match(text) {
             Some(job) if !text.is_empty() => format!("   -> {job}"),
             Some(_) => String::new(),
             None => "   (no match)".into(),

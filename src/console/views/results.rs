@@ -3,7 +3,8 @@
 use super::widgets::{clock, percent, Curves, Series, Theme};
 use crate::console::app::App;
 use crate::console::keys::Action;
-use crate::store::result::{Peaks, RunResult, Status};
+use crate::store::result::{Peaks, RunResult};
+use crate::vocab::Status;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier};
 use ratatui::text::{Line, Span};
@@ -21,7 +22,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
             Line::from(Span::styled(row.job.to_string(), theme.bold())),
             Line::from(format!(
                 "no result yet ({}): results appear once its run writes result.json",
-                theme.state_word(row.state)
+                row.state.as_str()
             )),
         ];
         // A job that failed before it had a run folder: the queue kept why.
@@ -58,15 +59,6 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
     draw_epoch_table(frame, epochs, app, result, peaks, theme);
 }
 
-fn status_word(status: Status) -> &'static str {
-    match status {
-        Status::Running => "running",
-        Status::Completed => "completed",
-        Status::Stopped => "stopped",
-        Status::Failed => "failed",
-    }
-}
-
 fn header_lines(result: &RunResult, folder: &Path, theme: Theme) -> Vec<Line<'static>> {
     let status_style = match result.status {
         Status::Completed => theme.fg(Color::Green),
@@ -77,7 +69,7 @@ fn header_lines(result: &RunResult, folder: &Path, theme: Theme) -> Vec<Line<'st
     let first = Line::from(vec![
         Span::styled(result.job.clone(), theme.bold()),
         Span::raw("  "),
-        Span::styled(status_word(result.status), status_style),
+        Span::styled(result.status.as_str(), status_style),
         Span::raw(format!(
             "  epochs {}/{}  {} ({:.0} s)  {}  seed {}  {}  {}",
             result.epochs_done,

@@ -2,6 +2,7 @@
 //! text progress bar, a one-row sparkline and a small line plot that work in plain ASCII too.
 use crate::console::app::App;
 use crate::console::snapshot::JobState;
+use crate::vocab::Status;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
@@ -81,31 +82,20 @@ impl Theme {
             .title(title)
     }
 
-    pub fn state_word(self, state: JobState) -> &'static str {
-        match state {
-            JobState::NotRun => "not run",
-            JobState::Queued => "queued",
-            JobState::Running => "running",
-            JobState::Done => "done",
-            JobState::Failed => "failed",
-            JobState::Stopped => "stopped",
-        }
-    }
-
     /// One character for the state, where a cell has no room for the word.
     pub fn state_glyph(self, state: JobState) -> &'static str {
         match (state, self.ascii) {
             (JobState::NotRun, true) => ".",
             (JobState::NotRun, false) => "·",
             (JobState::Queued, _) => "q",
-            (JobState::Running, true) => ">",
-            (JobState::Running, false) => "▶",
-            (JobState::Done, true) => "+",
-            (JobState::Done, false) => "✓",
-            (JobState::Failed, true) => "!",
-            (JobState::Failed, false) => "✗",
-            (JobState::Stopped, true) => "=",
-            (JobState::Stopped, false) => "■",
+            (JobState::Run(Status::Running), true) => ">",
+            (JobState::Run(Status::Running), false) => "▶",
+            (JobState::Run(Status::Completed), true) => "+",
+            (JobState::Run(Status::Completed), false) => "✓",
+            (JobState::Run(Status::Failed), true) => "!",
+            (JobState::Run(Status::Failed), false) => "✗",
+            (JobState::Run(Status::Stopped), true) => "=",
+            (JobState::Run(Status::Stopped), false) => "■",
         }
     }
 
@@ -113,10 +103,10 @@ impl Theme {
         match state {
             JobState::NotRun => self.dim(),
             JobState::Queued => self.fg(Color::Cyan),
-            JobState::Running => self.fg(Color::Yellow).add_modifier(Modifier::BOLD),
-            JobState::Done => self.fg(Color::Green),
-            JobState::Failed => self.fg(Color::Red).add_modifier(Modifier::BOLD),
-            JobState::Stopped => self.fg(Color::Magenta),
+            JobState::Run(Status::Running) => self.fg(Color::Yellow).add_modifier(Modifier::BOLD),
+            JobState::Run(Status::Completed) => self.fg(Color::Green),
+            JobState::Run(Status::Failed) => self.fg(Color::Red).add_modifier(Modifier::BOLD),
+            JobState::Run(Status::Stopped) => self.fg(Color::Magenta),
         }
     }
 
