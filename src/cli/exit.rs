@@ -38,9 +38,13 @@ pub enum CliError {
     /// Jobs that failed while running; the others ran.
     #[error("failed: {}", .0.join(", "))]
     JobsFailed(Vec<String>),
-    /// The console, the queue worker or the benchmark failed while running.
+    /// The benchmark failed while running.
     #[error("{0}")]
     Failed(String),
+    #[error(transparent)]
+    Worker(#[from] crate::worker::WorkerError),
+    #[error(transparent)]
+    Console(#[from] crate::console::event_loop::LoopError),
 }
 
 impl CliError {
@@ -56,7 +60,10 @@ impl CliError {
                 RunError::Failed(_) => ExitStatus::Failed,
                 RunError::Input(_) | RunError::Store(_) => ExitStatus::BadInput,
             },
-            CliError::JobsFailed(_) | CliError::Failed(_) => ExitStatus::Failed,
+            CliError::JobsFailed(_)
+            | CliError::Failed(_)
+            | CliError::Worker(_)
+            | CliError::Console(_) => ExitStatus::Failed,
         }
     }
 }

@@ -464,7 +464,7 @@ fn worker(output: &Path) -> Result<(), CliError> {
     signals::install(&stop)
         .map_err(|e| CliError::input(format!("installing signal handlers: {e}")))?;
     let mut observer = progress::ProgressBars::new();
-    crate::worker::serve(output, &stop, &mut observer).map_err(CliError::Failed)
+    Ok(crate::worker::serve(output, &stop, &mut observer)?)
 }
 
 /// The console on the study, its queue worker and runs in the study's output folder.
@@ -491,6 +491,6 @@ fn console(args: &ConfigArgs) -> Result<(), CliError> {
             }
             Ok(())
         }
-        Err(message) => Err(CliError::Failed(message)),
+        Err(error) => Err(error.into()),
     }
 }

@@ -11,10 +11,10 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum ControlError {
     /// The queue file could not be locked, read or written.
-    #[error("{0}")]
-    Queue(String),
-    #[error("{0}")]
-    WorkerNotStarted(String),
+    #[error(transparent)]
+    Queue(#[from] queue::QueueError),
+    #[error(transparent)]
+    WorkerNotStarted(#[from] worker::WorkerError),
     #[error("no process to stop (pid {pid})")]
     NoProcess { pid: u32 },
     #[error("stopping process {pid}: {source}")]
@@ -76,11 +76,11 @@ impl Control {
         &self,
         change: impl FnOnce(&mut queue::Queue) -> R,
     ) -> Result<R, ControlError> {
-        queue::modify(&self.output_dir, change).map_err(ControlError::Queue)
+        Ok(queue::modify(&self.output_dir, change)?)
     }
 
     fn ensure_worker(&self) -> Result<(), ControlError> {
-        worker::ensure_running(&self.output_dir).map_err(ControlError::WorkerNotStarted)
+        Ok(worker::ensure_running(&self.output_dir)?)
     }
 
     fn entry(&self, job: &JobName) -> queue::Entry {

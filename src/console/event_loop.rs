@@ -24,7 +24,7 @@ const TICK: Duration = Duration::from_millis(250);
 
 /// Why the console could not go on.
 #[derive(Debug, Error)]
-enum LoopError {
+pub enum LoopError {
     #[error("starting the console: {0}")]
     Runtime(io::Error),
     #[error("opening the terminal: {0}")]
@@ -42,16 +42,15 @@ enum LoopError {
 }
 
 /// Runs the console until the user quits or the terminal goes away; returns what to print once
-/// the terminal is restored, or why the console stopped (as the text the CLI prints). Jobs are
-/// never stopped by leaving.
-pub fn run(monitor: Monitor, control: Control) -> Result<Option<String>, String> {
+/// the terminal is restored, or why the console stopped. Jobs are never stopped by leaving.
+pub fn run(monitor: Monitor, control: Control) -> Result<Option<String>, LoopError> {
     let (settings, notices) = settings::load_settings();
     let mut app = App::new(settings, settings::load_state(), notices);
     let outcome = run_app(&mut app, monitor, &control);
     if let Err(e) = settings::save_state(&app.saved_state()) {
         eprintln!("adarat: could not save the console's state: {e}");
     }
-    outcome.map_err(|e| e.to_string())
+    outcome
 }
 
 /// The terminal is given back when this returns, before anything is printed.

@@ -89,7 +89,7 @@ impl Monitor {
     /// One pass over the output folder.
     pub fn scan(&mut self) -> Snapshot {
         let queue_file = queue::read(&self.output_dir);
-        let queue = queue_file.clone().unwrap_or_default();
+        let queue = queue_file.as_ref().cloned().unwrap_or_default();
         let mut snapshot = Snapshot {
             datasets: self.datasets.clone(),
             queue: queue
@@ -120,8 +120,8 @@ impl Monitor {
             tail.read_new(&row.folder.join(EVENTS_FILE));
             snapshot.live.push(tail.live(row));
         }
-        if let Err(message) = queue_file {
-            snapshot.problems.push(message);
+        if let Err(error) = queue_file {
+            snapshot.problems.push(error.to_string());
         }
         snapshot
     }

@@ -31,6 +31,24 @@ pub fn worker_pid(output_dir: &Path) -> Option<Option<u32>> {
     }
 }
 
+/// Why the worker could not serve the queue, or could not be started.
+#[derive(thiserror::Error, Debug)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Queue(#[from] queue::QueueError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error("finding adarat's binary: {0}")]
+    Executable(std::io::Error),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("starting the worker: {0}")]
+    Spawn(std::io::Error),
+}
+
 /// Runs queued jobs one at a time until the queue is empty or paused, or a stop is requested (the
 /// running job stops resumably and the queue pauses). Returns at once when another worker already
 /// serves this output folder.
@@ -38,11 +56,11 @@ pub fn serve(
     output_dir: &Path,
     stop: &StopFlag,
     observer: &mut dyn Observer,
-) -> Result<(), String> {
+) -> Result<(), WorkerError> {
     let mut held = match ProcessLock::try_acquire(&worker_lock_path(output_dir)) {
         Ok(lock) => Some(lock),
         Err(LockError::Held(_)) => return Ok(()),
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e.into()),
     };
     while !stop.requested() {
         // The lock is given up under the queue's lock, so a console that queues a job right now
@@ -111,7 +129,8 @@ fn run_entry(
     stop: &StopFlag,
     observer: &mut dyn Observer,
 ) -> Result<(), Ending> {
-    let (cfg, teachers) = resolve(entry, output_dir).map_err(Ending::FailedWithoutFolder)?;
+    let (cfg, teachers) =
+        resolve(entry, output_dir).map_err(|e| Ending::FailedWithoutFolder(e.to_string()))?;
     for teacher in &teachers {
         let ran = take_teacher(entry, teacher, output_dir, stop).and_then(|()| {
             if store::holds_completed_run(&RunStore::folder_of(teacher)) {
@@ -128,7 +147,7 @@ fn run_entry(
                         q.jobs.insert(0, entry.clone());
                     }
                 })
-                .map_err(Ending::FailedWithoutFolder)?;
+                .map_err(|e| Ending::FailedWithoutFolder(e.to_string()))?;
                 return Err(Ending::Stopped(message));
             }
             Err(Ending::Failed(message) | Ending::FailedWithoutFolder(message)) => {
@@ -154,7 +173,7 @@ fn take_teacher(
         q.jobs
             .retain(|e| !(e.job == teacher.job && e.config == entry.config && e.sets == entry.sets))
     })
-    .map_err(Ending::FailedWithoutFolder)?;
+    .map_err(|e| Ending::FailedWithoutFolder(e.to_string()))?;
     let lock = lock::run_lock_path(&teacher.output_dir, &RunStore::folder_name(teacher));
     let mut announced = false;
     while let Holder::Held(pid) = lock::holder(&lock) {
@@ -229,21 +248,23 @@ fn mark_failed(folder: &Path, message: String) -> Ending {
 
 /// Starts a worker for `output_dir` in its own session (no terminal, so no SIGHUP reaches it), its
 /// output appended to `worker.log`, unless one is alive already.
-pub fn ensure_running(output_dir: &Path) -> Result<(), String> {
+pub fn ensure_running(output_dir: &Path) -> Result<(), WorkerError> {
     if worker_pid(output_dir).is_some() {
         return Ok(());
     }
-    let exe = std::env::current_exe().map_err(|e| format!("finding adarat's binary: {e}"))?;
-    std::fs::create_dir_all(output_dir).map_err(|e| format!("{}: {e}", output_dir.display()))?;
+    let exe = std::env::current_exe().map_err(WorkerError::Executable)?;
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| WorkerError::Io { path, source }
+    };
+    std::fs::create_dir_all(output_dir).map_err(io(output_dir))?;
     let log_path = output_dir.join(WORKER_LOG);
     let log = OpenOptions::new()
         .create(true)
         .append(true)
         .open(&log_path)
-        .map_err(|e| format!("{}: {e}", log_path.display()))?;
-    let log_err = log
-        .try_clone()
-        .map_err(|e| format!("{}: {e}", log_path.display()))?;
+        .map_err(io(&log_path))?;
+    let log_err = log.try_clone().map_err(io(&log_path))?;
     let mut command = Command::new(exe);
     command
         .arg("worker")
@@ -253,9 +274,7 @@ pub fn ensure_running(output_dir: &Path) -> Result<(), String> {
         .stdout(log)
         .stderr(log_err);
     crate::native::posix::in_new_session(&mut command);
-    let mut child = command
-        .spawn()
-        .map_err(|e| format!("starting the worker: {e}"))?;
+    let mut child = command.spawn().map_err(WorkerError::Spawn)?;
     // Reaped here so it never lingers as a zombie while the console runs.
     std::thread::spawn(move || child.wait());
     Ok(())

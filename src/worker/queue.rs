@@ -1,8 +1,8 @@
 //! The queue file, `<output>/queue.json`: the jobs waiting for the worker, in order. The console
 //! edits it and the worker takes jobs from its head; both go through [`modify`], which holds a
 //! lock across read, change and atomic write.
-use crate::store::lock::{ProcessLock, LOCKS_DIR};
-use crate::store::write_atomically;
+use crate::store::lock::{LockError, ProcessLock, LOCKS_DIR};
+use crate::store::{write_atomically, StoreError};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -98,26 +98,50 @@ pub fn queue_path(output_dir: &Path) -> PathBuf {
     output_dir.join(QUEUE_FILE)
 }
 
+/// Why the queue file could not be read or changed; each names the file.
+#[derive(thiserror::Error, Debug)]
+pub enum QueueError {
+    #[error("{}: {source}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Damaged {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Write(#[from] StoreError),
+}
+
 /// Reads the queue; a missing file is an empty queue, a damaged one an error naming the file.
-pub fn read(output_dir: &Path) -> Result<Queue, String> {
+pub fn read(output_dir: &Path) -> Result<Queue, QueueError> {
     let path = queue_path(output_dir);
     match std::fs::read_to_string(&path) {
-        Ok(text) => serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display())),
+        Ok(text) => {
+            serde_json::from_str(&text).map_err(|source| QueueError::Damaged { path, source })
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Queue::default()),
-        Err(e) => Err(format!("{}: {e}", path.display())),
+        Err(source) => Err(QueueError::Unreadable { path, source }),
     }
 }
 
 /// Reads, changes and writes the queue under its lock.
-pub fn modify<R>(output_dir: &Path, change: impl FnOnce(&mut Queue) -> R) -> Result<R, String> {
+pub fn modify<R>(output_dir: &Path, change: impl FnOnce(&mut Queue) -> R) -> Result<R, QueueError> {
     let lock_path = output_dir.join(LOCKS_DIR).join("queue.lock");
-    let _lock = ProcessLock::acquire_waiting(&lock_path).map_err(|e| e.to_string())?;
+    let _lock = ProcessLock::acquire_waiting(&lock_path)?;
     let mut queue = read(output_dir)?;
     let before = queue.clone();
     let outcome = change(&mut queue);
     if queue != before {
-        let text = serde_json::to_string_pretty(&queue).map_err(|e| e.to_string())?;
-        write_atomically(&queue_path(output_dir), text.as_bytes()).map_err(|e| e.to_string())?;
+        let text = serde_json::to_string_pretty(&queue).map_err(|source| QueueError::Damaged {
+            path: queue_path(output_dir),
+            source,
+        })?;
+        write_atomically(&queue_path(output_dir), text.as_bytes())?;
     }
     Ok(outcome)
 }
@@ -168,6 +192,6 @@ mod tests {
         assert_eq!(jobs(&read(dir.path()).unwrap()), ["a"]);
         std::fs::write(queue_path(dir.path()), "{ not json").unwrap();
         let error = modify(dir.path(), |q| q.paused = true).unwrap_err();
-        assert!(error.contains("queue.json"), "{error}");
+        assert!(error.to_string().contains("queue.json"), "{error}");
     }
 }

@@ -1020,11 +1020,13 @@ fn a_long_error_is_shown_whole_at_80x24() {
     );
 
     // A long error in the status line, and a long line in the live log.
-    let not_started = ControlError::WorkerNotStarted(LONG_ERROR.to_string());
+    let not_started = ControlError::WorkerNotStarted(adarat::worker::WorkerError::Spawn(
+        std::io::Error::other(LONG_ERROR),
+    ));
     app.update(Msg::CommandDone(Err(not_started)));
     let screen = screen_text(&app, 80, 24);
     assert!(
-        flowing(&screen).contains(&format!("error: {LONG_ERROR}")),
+        flowing(&screen).contains(&format!("error: starting the worker: {LONG_ERROR}")),
         "{screen}"
     );
     let mut running = snapshot();
