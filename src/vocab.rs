@@ -115,6 +115,20 @@ impl FromStr for JobName {
     }
 }
 
+/// Written and read as its name, `method/dataset/mode` (result.json's `job`).
+impl Serialize for JobName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for JobName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl Method {
     /// Whether the method distils from finished teacher runs (KD-AT and IAD).
     pub fn learns_from_teachers(self) -> bool {

@@ -1,17 +1,18 @@
 //! `result.json` (docs/run-folder.md#resultjson): field names are an interface other tools read.
-use crate::vocab::Status;
+use crate::config::Protocol;
+use crate::vocab::{DatasetKind, JobName, Method, Mode, ModelKind, Status};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunResult {
-    pub job: String,
-    pub method: String,
-    pub dataset: String,
-    pub mode: String,
-    pub model: String,
+    pub job: JobName,
+    pub method: Method,
+    pub dataset: DatasetKind,
+    pub mode: Mode,
+    pub model: ModelKind,
     pub seed: u64,
-    pub protocol: String,
+    pub protocol: Protocol,
     pub device: String,
     pub status: Status,
     pub error: Option<String>,

@@ -109,13 +109,13 @@ pub(super) fn write_point(
 
 fn new_result(cfg: &JobConfig, device: Device) -> RunResult {
     RunResult {
-        job: cfg.job.clone(),
-        method: cfg.method.to_string(),
-        dataset: cfg.dataset.to_string(),
-        mode: cfg.mode.to_string(),
-        model: cfg.model.to_string(),
+        job: crate::store::RunName::of(cfg).job,
+        method: cfg.method,
+        dataset: cfg.dataset,
+        mode: cfg.mode,
+        model: cfg.model,
         seed: cfg.seed,
-        protocol: serde_plain(&cfg.protocol),
+        protocol: cfg.protocol,
         device: super::device_name(device),
         status: Status::Running,
         error: None,
@@ -126,12 +126,4 @@ fn new_result(cfg: &JobConfig, device: Device) -> RunResult {
         peaks: None,
         final_table: None,
     }
-}
-
-/// A unit enum's serde name (`default`, `reference`).
-fn serde_plain<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
 }

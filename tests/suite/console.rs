@@ -7,7 +7,8 @@ use adarat::console::snapshot::{FinalStep, JobRow, JobState, Live, Phase, Queued
 use adarat::console::views::draw;
 use adarat::store::events::BatchSample;
 use adarat::store::result::{EpochRecord, FinalTable, Peak, Peaks, RunResult};
-use adarat::vocab::{DatasetKind, JobName, Method, Mode, Status};
+use adarat::config::Protocol;
+use adarat::vocab::{DatasetKind, JobName, Method, Mode, ModelKind, Status};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
@@ -63,13 +64,13 @@ fn done_result(name: &str, pgd20: f64, autoattack: Option<f64>) -> RunResult {
     ];
     let job = job(name);
     RunResult {
-        job: name.into(),
-        method: job.method.to_string(),
-        dataset: job.dataset.to_string(),
-        mode: job.mode.to_string(),
-        model: "small-cnn".into(),
+        job,
+        method: job.method,
+        dataset: job.dataset,
+        mode: job.mode,
+        model: ModelKind::SmallCnn,
         seed: 0,
-        protocol: "quick".into(),
+        protocol: Protocol::Default,
         device: "cpu".into(),
         status: Status::Completed,
         error: None,

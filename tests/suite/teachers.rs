@@ -4,7 +4,8 @@
 use crate::common;
 use adarat::models::{ModelSpec, Network};
 use adarat::store::result::RunResult;
-use adarat::vocab::{ModelKind, Status};
+use adarat::config::Protocol;
+use adarat::vocab::{DatasetKind, Mode, ModelKind, Status};
 
 use common::{adarat_command as adarat, result_json, stderr, TINY};
 use serde_json::{json, Value};
@@ -43,13 +44,13 @@ fn plant_teacher(output: &Path, method: &str, model: ModelKind, classes: i64) ->
         .save(&folder.join("model.safetensors"))
         .unwrap();
     let result = RunResult {
-        job: format!("{method}/synthetic/baseline"),
-        method: method.to_string(),
-        dataset: "synthetic".into(),
-        mode: "baseline".into(),
-        model: "small-cnn".into(),
+        job: format!("{method}/synthetic/baseline").parse().unwrap(),
+        method: method.parse().unwrap(),
+        dataset: DatasetKind::Synthetic,
+        mode: Mode::Baseline,
+        model: ModelKind::SmallCnn,
         seed: 1,
-        protocol: "default".into(),
+        protocol: Protocol::Default,
         device: "cpu".into(),
         status: Status::Completed,
         error: None,

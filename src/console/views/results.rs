@@ -67,7 +67,7 @@ fn header_lines(result: &RunResult, folder: &Path, theme: Theme) -> Vec<Line<'st
         Status::Stopped => theme.fg(Color::Magenta),
     };
     let first = Line::from(vec![
-        Span::styled(result.job.clone(), theme.bold()),
+        Span::styled(result.job.to_string(), theme.bold()),
         Span::raw("  "),
         Span::styled(result.status.as_str(), status_style),
         Span::raw(format!(
