@@ -2,7 +2,8 @@
 //!
 //! Layers, bottom up; a module uses only those below it (docs/architecture.md):
 //! - vocabulary and configuration: [`vocab`], [`config`];
-//! - the engine: [`data`] reads the datasets onto the device, [`models`] builds the networks,
+//! - the engine: [`device`] meets the configured device with this machine's, [`data`] reads the
+//!   datasets onto the device, [`models`] builds the networks,
 //!   [`modes`] enters libtorch's thread-local modes through guards, [`losses`] and [`optim`] are
 //!   shared by everything above, [`attacks`] crafts adversarial
 //!   examples, [`ratio`] weighs the standard loss against the regulariser (FixRAT/AdaRAT),
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod console;
 pub mod data;
+pub mod device;
 pub mod faults;
 pub mod losses;
 pub mod methods;

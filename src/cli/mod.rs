@@ -3,7 +3,7 @@
 mod progress;
 mod signals;
 
-use crate::config::{self, JobConfig, JobOverrides, Study};
+use crate::config::{self, DeviceSpec, JobConfig, JobOverrides, Study};
 use crate::store::{self, RunStore};
 use crate::train::{self, RunError, RunOptions};
 use crate::vocab::{JobName, ModelKind};
@@ -201,6 +201,14 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// `--device`, parsed where it is read; None: the configuration's.
+fn parse_device(device: Option<&str>) -> Result<Option<DeviceSpec>, Failure> {
+    device
+        .map(str::parse::<DeviceSpec>)
+        .transpose()
+        .map_err(Failure::input)
+}
+
 fn load_study(args: &ConfigArgs) -> Result<Study, Failure> {
     config::open(config_path(args).as_deref(), &args.sets).map_err(Failure::input)
 }
@@ -220,11 +228,12 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         .map(str::parse::<ModelKind>)
         .transpose()
         .map_err(Failure::input)?;
+    let device = parse_device(args.device.as_deref())?;
     let overrides = JobOverrides {
         epochs: args.epochs,
         model,
         seed: args.seed,
-        device: args.device.clone(),
+        device,
         limit_train: args.limit_train,
         limit_test: args.limit_test,
         output_dir: args.config.output.clone(),
@@ -243,7 +252,7 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         crate::plan::with_missing_teachers(&study, configs, &overrides).map_err(Failure::input)?;
     for cfg in &configs {
         crate::methods::check(cfg).map_err(Failure::input)?;
-        train::resolve_device(&cfg.device).map_err(Failure::input)?;
+        crate::device::resolve(cfg.device).map_err(Failure::input)?;
     }
     let options = RunOptions {
         fresh: args.fresh,
@@ -302,7 +311,8 @@ fn bench(args: BenchArgs) -> Result<(), Failure> {
         .map(str::parse)
         .collect::<Result<Vec<crate::bench::Suite>, String>>()
         .map_err(Failure::input)?;
-    train::resolve_device(&args.device).map_err(Failure::input)?;
+    let device = args.device.parse().map_err(Failure::input)?;
+    crate::device::resolve(device).map_err(Failure::input)?;
     if !args.reference.is_file() {
         return Err(Failure::input(format!(
             "{}: no such file (run adarat bench from the repository, or pass --reference)",
@@ -316,7 +326,7 @@ fn bench(args: BenchArgs) -> Result<(), Failure> {
             .unwrap_or_else(|| PathBuf::from("python3"))
     });
     let options = crate::bench::BenchOptions {
-        device: args.device,
+        device,
         python,
         reference: args.reference,
         suites,
@@ -356,7 +366,7 @@ fn eval(args: EvalArgs) -> Result<(), Failure> {
     // --seed seeds the attacks.
     let overrides = JobOverrides {
         model: Some(model),
-        device: args.device.clone(),
+        device: parse_device(args.device.as_deref())?,
         // Only the test split is evaluated.
         limit_train: Some(1),
         limit_test: args.limit_test,
@@ -389,23 +399,21 @@ fn eval(args: EvalArgs) -> Result<(), Failure> {
             .collect::<Result<_, _>>()?;
     }
     if let Some(preset) = &args.autoattack {
-        table.autoattack = serde_yaml::from_str(preset).map_err(|_| {
-            Failure::input(format!(
-                "--autoattack {preset}: expected standard or torchattacks-3.5.1"
-            ))
-        })?;
+        table.autoattack = preset
+            .parse()
+            .map_err(|e| Failure::input(format!("--autoattack: {e}")))?;
     }
     match args.batch_size {
         Some(0) => return Err(Failure::input("--batch-size 0: expected a positive number")),
         Some(size) => table.batch_size = size,
         None => {}
     }
-    let device = train::resolve_device(&cfg.device).map_err(Failure::input)?;
+    let device = crate::device::resolve(cfg.device).map_err(Failure::input)?;
     let data = train::load_data(&cfg, device, !args.offline, true).map_err(Failure::input)?;
     let spec = train::model_spec(&cfg, &data);
     let mut net = crate::models::Network::new(&spec, device).map_err(Failure::input)?;
     net.load(&args.checkpoint).map_err(Failure::input)?;
-    if cfg.channels_last {
+    if cfg.speed.channels_last {
         net.use_channels_last();
     }
     eprintln!(
@@ -415,7 +423,7 @@ fn eval(args: EvalArgs) -> Result<(), Failure> {
         dataset,
         data.test.first(table.images).len(),
         table.epsilon,
-        train::device_name(device)
+        crate::device::name(device)
     );
     let mut bar = progress::EvalProgress::new();
     let result = table

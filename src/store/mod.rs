@@ -152,9 +152,19 @@ pub enum Opening {
 impl RunStore {
     /// `<method>_<dataset>_<mode>_<model>_seed<seed>`.
     pub fn folder_name(cfg: &JobConfig) -> String {
+        let job = JobName {
+            method: cfg.method(),
+            dataset: cfg.dataset,
+            mode: cfg.mode,
+        };
+        Self::job_folder_name(&job, cfg)
+    }
+
+    /// `job`'s folder name with `cfg`'s model and seed.
+    fn job_folder_name(job: &JobName, cfg: &JobConfig) -> String {
         format!(
             "{}_{}_{}_{}_seed{}",
-            cfg.method, cfg.dataset, cfg.mode, cfg.model, cfg.seed
+            job.method, job.dataset, job.mode, cfg.model, cfg.seed
         )
     }
 
@@ -165,11 +175,9 @@ impl RunStore {
 
     /// The run folder of `student`'s teacher `teacher`: the same output folder, model and seed.
     pub fn teacher_folder(student: &JobConfig, teacher: &JobName) -> PathBuf {
-        Self::folder_of(&JobConfig {
-            method: teacher.method,
-            mode: teacher.mode,
-            ..student.clone()
-        })
+        student
+            .output_dir
+            .join(Self::job_folder_name(teacher, student))
     }
 
     pub fn dir(&self) -> &Path {

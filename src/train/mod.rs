@@ -70,42 +70,6 @@ pub struct RunOptions {
     pub stop: StopFlag,
 }
 
-/// `auto`, `cpu`, `cuda` or `cuda:N`, checked against what this machine has.
-pub fn resolve_device(spec: &str) -> Result<Device, String> {
-    let cuda = |index: usize| {
-        let count = tch::Cuda::device_count() as usize;
-        if index < count {
-            Ok(Device::Cuda(index))
-        } else if count == 0 {
-            Err(format!(
-                "device `{spec}`: CUDA is not available on this machine (use cpu or auto)"
-            ))
-        } else {
-            Err(format!(
-                "device `{spec}`: this machine has {count} CUDA device(s)"
-            ))
-        }
-    };
-    match spec {
-        "auto" => Ok(Device::cuda_if_available()),
-        "cpu" => Ok(Device::Cpu),
-        "cuda" => cuda(0),
-        other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
-            Some(Ok(index)) => cuda(index),
-            _ => Err(format!(
-                "device `{other}`: expected auto, cpu, cuda or cuda:N"
-            )),
-        },
-    }
-}
-
-pub fn device_name(device: Device) -> String {
-    match device {
-        Device::Cuda(i) => format!("cuda:{i}"),
-        _ => "cpu".to_string(),
-    }
-}
-
 /// Each epoch draws from its own seed, so a resumed run sees the same randomness as an
 /// uninterrupted one.
 fn epoch_seed(seed: u64, epoch: usize) -> i64 {
@@ -251,7 +215,7 @@ pub fn run(
     options: RunOptions,
     observer: &mut dyn Observer,
 ) -> Result<RunResult, RunError> {
-    let device = resolve_device(&cfg.device).map_err(RunError::Input)?;
+    let device = crate::device::resolve(cfg.device).map_err(|e| RunError::Input(e.to_string()))?;
     methods::check(cfg).map_err(RunError::Input)?;
     // Loading draws nothing from torch's generator (synthetic data has its own, seeded).
     let data = load_data(cfg, device, options.download, options.progress)
@@ -268,14 +232,14 @@ pub fn run_with_data(
 ) -> Result<RunResult, RunError> {
     // Whatever an earlier job on this thread left (docs/architecture.md#errors-and-exit-statuses).
     crate::modes::reset();
-    let device = resolve_device(&cfg.device).map_err(RunError::Input)?;
+    let device = crate::device::resolve(cfg.device).map_err(|e| RunError::Input(e.to_string()))?;
     methods::check(cfg).map_err(RunError::Input)?;
     if device.is_cuda() {
-        tch::Cuda::cudnn_set_benchmark(cfg.cudnn_benchmark);
+        tch::Cuda::cudnn_set_benchmark(cfg.speed.cudnn_benchmark);
     }
     let ratio = Ratio::new(cfg.mode, cfg.ratio, cfg.attack.epsilon)
         .map_err(RunError::Input)?
-        .with_barrier_at_threshold(cfg.method == Method::Generalist);
+        .with_barrier_at_threshold(cfg.method() == Method::Generalist);
     let spec = model_spec(cfg, &data);
     // Teachers are built and loaded before the seeding, as the reference does (section 1), so
     // the student starts as it would in any other method.
@@ -283,7 +247,7 @@ pub fn run_with_data(
     // Seed before anything random happens, model initialisation included (docs/protocol.md Q6, fixed).
     tch::manual_seed(cfg.seed as i64);
     let mut net = Network::new(&spec, device).map_err(|e| RunError::Input(e.to_string()))?;
-    if cfg.channels_last {
+    if cfg.speed.channels_last {
         net.use_channels_last();
     }
     method.initialise(&net).map_err(RunError::Input)?;
@@ -471,13 +435,13 @@ fn timestamp() -> String {
 fn new_result(cfg: &JobConfig, device: Device) -> RunResult {
     RunResult {
         job: cfg.job.clone(),
-        method: cfg.method.to_string(),
+        method: cfg.method().to_string(),
         dataset: cfg.dataset.to_string(),
         mode: cfg.mode.to_string(),
         model: cfg.model.to_string(),
         seed: cfg.seed,
         protocol: serde_plain(&cfg.protocol),
-        device: device_name(device),
+        device: crate::device::name(device),
         status: Status::Running,
         error: None,
         epochs: cfg.epochs,
@@ -530,7 +494,7 @@ impl Run<'_> {
         for epoch in first_epoch..cfg.epochs {
             self.epoch(epoch)?;
         }
-        if cfg.method != Method::St && !cfg.evaluation.final_attacks.is_empty() {
+        if cfg.method() != Method::St && !cfg.evaluation.final_attacks.is_empty() {
             self.check_stop(cfg.epochs, 0)?;
             self.emit(Event::FinalStarted)?;
             let table = self.final_table()?;
@@ -564,8 +528,10 @@ impl Run<'_> {
         let none = Tensor::full([], f64::NAN, (Kind::Float, device));
         // Captured afresh each epoch: the learning rate and the methods' epoch schedules are constants in it.
         let mut graph: Option<cuda_graph::StepGraph> = None;
-        let use_graph =
-            cfg.cuda_graphs && device.is_cuda() && self.method.capturable() && !self.graphs_failed;
+        let use_graph = cfg.speed.cuda_graphs
+            && device.is_cuda()
+            && self.method.capturable()
+            && !self.graphs_failed;
         for (index, batch) in self
             .data
             .train
@@ -823,20 +789,5 @@ mod tests {
         )
         .unwrap();
         assert_eq!(read_final_progress(&path).batches(), 3);
-    }
-
-    #[test]
-    fn device_strings() {
-        assert_eq!(resolve_device("cpu"), Ok(Device::Cpu));
-        assert!(resolve_device("gpu")
-            .unwrap_err()
-            .contains("expected auto, cpu, cuda or cuda:N"));
-        assert!(resolve_device("cuda:x").is_err());
-        if !tch::Cuda::is_available() {
-            assert!(resolve_device("cuda")
-                .unwrap_err()
-                .contains("not available"));
-            assert_eq!(resolve_device("auto"), Ok(Device::Cpu));
-        }
     }
 }
