@@ -240,4 +240,23 @@ mod tests {
             .contains("unknown method"));
         assert!("st/cifar10/fixrat".parse::<JobName>().is_err());
     }
+
+    #[test]
+    fn configuration_names_keep_their_file_spellings() {
+        assert_eq!(Precision::default(), Precision::Fp32);
+        assert_eq!("bf16".parse(), Ok(Precision::Bf16));
+        assert_eq!(Protocol::Reference.to_string(), "reference");
+        assert_eq!(
+            serde_yaml::from_str::<AutoAttackPreset>("torchattacks-3.5.1").unwrap(),
+            AutoAttackPreset::Torchattacks351
+        );
+        assert_eq!(
+            serde_json::to_string(&AutoAttackPreset::Standard).unwrap(),
+            "\"standard\""
+        );
+        assert_eq!(
+            "weak".parse::<AutoAttackPreset>().unwrap_err().to_string(),
+            "unknown AutoAttack preset `weak` (expected one of: standard, torchattacks-3.5.1)"
+        );
+    }
 }

@@ -401,7 +401,7 @@ fn eval(args: EvalArgs) -> Result<(), Failure> {
     if let Some(preset) = &args.autoattack {
         table.autoattack = preset
             .parse()
-            .map_err(|e| Failure::input(format!("--autoattack: {e}")))?;
+            .map_err(|e| Failure::input(format!("--autoattack {preset}: {e}")))?;
     }
     match args.batch_size {
         Some(0) => return Err(Failure::input("--batch-size 0: expected a positive number")),

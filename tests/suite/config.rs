@@ -559,3 +559,67 @@ fn only_speed_switches_leave_a_run_the_same_run() {
     d.epochs = 3;
     assert!(!a.same_run_as(&d));
 }
+
+#[test]
+fn config_yaml_records_the_method_after_the_job_and_refuses_another_methods_params() {
+    let c = resolve(&study(), "trades/cifar10/adarat");
+    let text = serde_yaml::to_string(&c).unwrap();
+    assert!(
+        text.starts_with("job: trades/cifar10/adarat\nmethod: trades\ndataset: cifar10\n"),
+        "{text}"
+    );
+    assert!(text.contains("params: !trades\n  lambda: 6.0\n"), "{text}");
+    let other = text.replacen("method: trades", "method: fat", 1);
+    let e = serde_yaml::from_str::<config::JobConfig>(&other).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("method `fat` with the parameters of trades"),
+        "{e}"
+    );
+    let without = text.replacen("method: trades\n", "", 1);
+    assert!(serde_yaml::from_str::<config::JobConfig>(&without).is_err());
+}
+
+#[test]
+fn devices_are_parsed_where_they_are_read() {
+    let sets = ["device=cuda:1".to_string()];
+    let s = config::parse(config::DEFAULT_CONFIG, Path::new(ORIGIN), &sets).unwrap();
+    let c = resolve(&s, "pgd-at/cifar10/adarat");
+    assert_eq!(c.device, DeviceSpec::Cuda(Some(1)));
+    assert!(serde_yaml::to_string(&c)
+        .unwrap()
+        .contains("\ndevice: cuda:1\n"));
+    assert_eq!(
+        resolve(&study(), "pgd-at/cifar10/adarat").device,
+        DeviceSpec::Auto
+    );
+    let e = refusal("device: auto", "device: cuda:x");
+    assert!(
+        e.starts_with(&format!(
+            "{ORIGIN}:{}: device: expected auto, cpu, cuda or cuda:N, got `cuda:x`",
+            line_of("device: auto")
+        )),
+        "{e}"
+    );
+}
+
+#[test]
+fn set_refuses_paths_it_cannot_follow() {
+    let refused = |set: &str| {
+        config::parse(
+            config::DEFAULT_CONFIG,
+            Path::new(ORIGIN),
+            &[set.to_string()],
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    assert_eq!(
+        refused("training..epochs=3"),
+        "--set training..epochs=3: `training..epochs` is not a dotted path"
+    );
+    assert_eq!(
+        refused("seed.value=3"),
+        "--set seed.value=3: `seed.value`: `value` is inside a value that is not a mapping"
+    );
+}

@@ -15,7 +15,7 @@ impl Study {
             ($key:ident) => {
                 most_specific(
                     stringify!($key),
-                    [(dataset_layer.as_str(), dataset.and_then(|d| d.$key.clone()))].into_iter(),
+                    [(dataset_layer.as_str(), dataset.and_then(|d| d.$key.clone()))],
                 )
                 .unwrap_or_else(|| {
                     Located::at("evaluation", stringify!($key), section.$key.clone())
@@ -30,8 +30,7 @@ impl Study {
                     [
                         ("evaluation", section.$key),
                         (dataset_layer.as_str(), dataset.and_then(|d| d.$key)),
-                    ]
-                    .into_iter(),
+                    ],
                 )
             };
         }

@@ -22,11 +22,13 @@ impl<T> Located<T> {
 
 /// `key`'s value in the last of `layers` (least specific first, each a dotted path and its value
 /// if it sets one) that sets it.
-pub(super) fn most_specific<'a, T>(
-    key: &str,
-    layers: impl DoubleEndedIterator<Item = (&'a str, Option<T>)>,
-) -> Option<Located<T>> {
+pub(super) fn most_specific<'a, T, L>(key: &str, layers: L) -> Option<Located<T>>
+where
+    L: IntoIterator<Item = (&'a str, Option<T>)>,
+    L::IntoIter: DoubleEndedIterator,
+{
     layers
+        .into_iter()
         .rev()
         .find_map(|(layer, value)| value.map(|value| Located::at(layer, key, value)))
 }
