@@ -11,10 +11,9 @@ const GRAMMAR: &str = "auto, cpu, cuda or cuda:N";
 
 /// A device as configured. `cuda` and `cuda:0` name the same device but stay apart, so a run folder
 /// records the spelling it was given (docs/run-folder.md#configyaml).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeviceSpec {
     /// The first CUDA device when there is one, else the CPU.
-    #[default]
     Auto,
     Cpu,
     /// `cuda` (None: the first device) or `cuda:N`.

@@ -33,6 +33,8 @@ pub struct ConfigError {
 pub(super) struct StudyFile {
     paths: Paths,
     device: DeviceSpec,
+    // The speed switches stay flat fields here, not a flattened `SpeedSwitches`: serde's flatten
+    // would lose the line and path of every refusal in the file; `resolve` puts them together.
     #[serde(default = "enabled")]
     cudnn_benchmark: bool,
     #[serde(default = "enabled")]
