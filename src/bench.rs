@@ -4,7 +4,7 @@
 //!
 //! Both sides train two epochs on random images and report the second, so one-time work (CUDA
 //! context, cuDNN autotuning, the first allocations) is not counted.
-use crate::config::{self, JobOverrides, Precision};
+use crate::config::{self, DeviceSpec, JobOverrides, Precision, SpeedSwitches};
 use crate::data::{Dataset, Splits};
 use crate::store::events::{Event, Observer};
 use crate::train::{self, RunOptions};
@@ -18,7 +18,7 @@ use tch::{Device, Kind, Tensor};
 /// What `adarat bench` was asked for.
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
-    pub device: String,
+    pub device: DeviceSpec,
     /// The Python that runs `bench/reference.py` (with torch).
     pub python: PathBuf,
     pub reference: PathBuf,
@@ -151,7 +151,7 @@ struct Throughput {
 }
 
 pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Report, String> {
-    let device = train::resolve_device(&options.device)?;
+    let device = crate::device::resolve(options.device).map_err(|e| e.to_string())?;
     let cuda = device.is_cuda();
     let small_cnn = |train, test| Workload::new(ModelKind::SmallCnn, train, test);
     let resnet18 = |train, test| Workload::new(ModelKind::ResNet18, train, test);
@@ -196,14 +196,14 @@ pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Rep
     let out = scratch.0.clone();
     let mut cases = Vec::new();
     for (workload, precision, compare) in plan {
-        progress(&format!("{} {precision:?}", workload.label()));
+        progress(&format!("{} {precision}", workload.label()));
         let tuning = Tuning {
             precision,
             ..Tuning::default()
         };
-        let ours = time_ours(&workload, device, tuning, &out)?;
+        let ours = time_ours(options, &workload, device, tuning, &out)?;
         let reference = if compare {
-            time_reference(options, &workload, &[])
+            time_reference(options, device, &workload, &[])
                 .map_err(|e| progress(&format!("reference: {e}")))
                 .ok()
         } else {
@@ -221,7 +221,7 @@ pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Rep
         cases.extend(ablation(options, device, workload, &out, progress)?);
     }
     Ok(Report {
-        device: train::device_name(device),
+        device: crate::device::name(device),
         torch_threads: tch::get_num_threads(),
         cases,
     })
@@ -244,7 +244,7 @@ fn ablation(
         "bf16",
     ];
     let steps = (0..=all.len()).map(|n| &all[..n]);
-    let baseline = time_reference(options, &workload, &[])?.train;
+    let baseline = time_reference(options, device, &workload, &[])?.train;
     let mut cases = Vec::new();
     // Printed as soon as measured, so a run cut short still shows what it timed.
     let mut record = |case: Case, progress: &mut dyn FnMut(&str)| {
@@ -256,7 +256,7 @@ fn ablation(
         let timed = if upgrades.is_empty() {
             baseline
         } else {
-            time_reference(options, &workload, upgrades)?.train
+            time_reference(options, device, &workload, upgrades)?.train
         };
         record(
             Case {
@@ -284,25 +284,26 @@ fn ablation(
         );
     }
     let fp32 = Tuning::default();
-    let eager = Tuning {
+    let with_speed = |speed: SpeedSwitches| Tuning { speed, ..fp32 };
+    let eager = with_speed(SpeedSwitches {
         cuda_graphs: false,
-        ..fp32
-    };
+        ..fp32.speed
+    });
     let variants = [
         (
             "adarat, NCHW, no cuDNN autotuning, no CUDA graphs",
-            Tuning {
+            with_speed(SpeedSwitches {
                 channels_last: false,
                 cudnn_benchmark: false,
-                ..eager
-            },
+                ..eager.speed
+            }),
         ),
         (
             "adarat, no cuDNN autotuning, no CUDA graphs",
-            Tuning {
+            with_speed(SpeedSwitches {
                 cudnn_benchmark: false,
-                ..eager
-            },
+                ..eager.speed
+            }),
         ),
         ("adarat, no CUDA graphs", eager),
         ("adarat", fp32),
@@ -323,13 +324,13 @@ fn ablation(
     ];
     for (label, tuning) in variants {
         // cuDNN autotuning and CUDA graphs do nothing on a CPU: keep the variants that differ there.
-        let cuda_only = !tuning.cuda_graphs && tuning.channels_last;
+        let cuda_only = !tuning.speed.cuda_graphs && tuning.speed.channels_last;
         if cuda_only && !device.is_cuda() {
             continue;
         }
         let precision = tuning.precision;
         progress(&format!("ablation: {label}"));
-        let ours = time_ours(&workload, device, tuning, out)?;
+        let ours = time_ours(options, &workload, device, tuning, out)?;
         record(
             Case {
                 name: format!("{} training, {label}", workload.label()),
@@ -447,30 +448,18 @@ impl Observer for TableClock {
     }
 }
 
-/// The configuration's speed settings, as a bench run sets them.
-#[derive(Clone, Copy, Debug)]
+/// How a bench run trains: its precision and speed switches; by default the built-in
+/// configuration's.
+#[derive(Clone, Copy, Debug, Default)]
 struct Tuning {
     precision: Precision,
-    cudnn_benchmark: bool,
-    channels_last: bool,
-    cuda_graphs: bool,
-}
-
-impl Default for Tuning {
-    /// The built-in configuration's.
-    fn default() -> Tuning {
-        Tuning {
-            precision: Precision::Fp32,
-            cudnn_benchmark: true,
-            channels_last: true,
-            cuda_graphs: true,
-        }
-    }
+    speed: SpeedSwitches,
 }
 
 /// A PGD-AT run of the built-in configuration (cifar10's ε, α, K, batch 128, crop and flip) on
 /// random images of the workload's shape, through the real engine.
 fn time_ours(
+    options: &BenchOptions,
     workload: &Workload,
     device: Device,
     tuning: Tuning,
@@ -485,15 +474,13 @@ fn time_ours(
     let overrides = JobOverrides {
         epochs: Some(2),
         model: Some(workload.model),
-        device: Some(train::device_name(device)),
+        device: Some(options.device),
         output_dir: Some(out.to_path_buf()),
         ..Default::default()
     };
     let mut cfg = study.resolve(&job, &overrides).map_err(|e| e.to_string())?;
     cfg.precision = tuning.precision;
-    cfg.cudnn_benchmark = tuning.cudnn_benchmark;
-    cfg.channels_last = tuning.channels_last;
-    cfg.cuda_graphs = tuning.cuda_graphs;
+    cfg.speed = tuning.speed;
     // Random labels: a smaller step than 0.1 keeps the loss finite for any model.
     cfg.learning_rate = 0.01;
     cfg.evaluation.final_attacks = if workload.table {
@@ -548,6 +535,7 @@ fn random_splits(workload: &Workload, device: Device) -> Splits {
 /// `bench/reference.py` on the same workload and device; its JSON line parsed.
 fn time_reference(
     options: &BenchOptions,
+    device: Device,
     workload: &Workload,
     upgrades: &[&str],
 ) -> Result<Throughput, String> {
@@ -563,7 +551,7 @@ fn time_reference(
         .args(["--dropout", &dropout.to_string()])
         .args(["--train", &workload.train.to_string()])
         .args(["--test", &workload.test.to_string()])
-        .args(["--device", &options.device_for_python()])
+        .args(["--device", &crate::device::name(device)])
         .args(["--upgrades", &upgrades.join(",")]);
     if workload.table {
         command.arg("--table");
@@ -587,16 +575,6 @@ fn time_reference(
         test: number("test_images_per_second"),
         table: number("table_images_per_second"),
     })
-}
-
-impl BenchOptions {
-    /// The device in PyTorch's words.
-    fn device_for_python(&self) -> String {
-        match train::resolve_device(&self.device) {
-            Ok(Device::Cuda(i)) => format!("cuda:{i}"),
-            _ => "cpu".to_string(),
-        }
-    }
 }
 
 /// The report as an aligned text table.

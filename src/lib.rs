@@ -4,7 +4,8 @@
 //! - at the bottom: [`vocab`] and [`config`], the study's names and settings; [`faults`], fault
 //!   injection for the tests; [`torch_error`], libtorch's messages; [`native`], the only module with
 //!   `unsafe` (the C++ shims and POSIX calls);
-//! - the engine: [`data`] reads the datasets onto the device, [`models`] builds the networks,
+//! - the engine: [`device`] meets the configured device with this machine's, [`data`] reads the
+//!   datasets onto the device, [`models`] builds the networks,
 //!   [`modes`] enters libtorch's thread-local modes through guards, [`losses`] and [`optim`] are
 //!   shared by everything above, [`attacks`] crafts adversarial
 //!   examples, [`ratio`] weighs the standard loss against the regulariser (FixRAT/AdaRAT),
@@ -22,6 +23,7 @@ pub mod cli;
 pub mod config;
 pub mod console;
 pub mod data;
+pub mod device;
 pub mod faults;
 pub mod losses;
 pub mod methods;

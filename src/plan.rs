@@ -19,7 +19,7 @@ pub fn missing_teachers(
         ..overrides.clone()
     };
     let student = JobName {
-        method: cfg.method,
+        method: cfg.method(),
         dataset: cfg.dataset,
         mode: cfg.mode,
     };

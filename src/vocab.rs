@@ -3,13 +3,26 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
+/// A name outside its closed set, e.g. `unknown method `pgdat` (expected one of: st, pgd-at, …)`.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+#[error("unknown {what} `{name}` (expected one of: {})", expected.join(", "))]
+pub struct UnknownName {
+    pub what: &'static str,
+    pub name: String,
+    pub expected: Vec<&'static str>,
+}
+
 /// Defines a closed set of names with their canonical spelling, parsing and serde support.
 macro_rules! vocabulary {
-    ($(#[$doc:meta])* $name:ident, $what:literal { $($variant:ident => $text:literal),+ $(,)? }) => {
+    (
+        $(#[$doc:meta])* $name:ident, $what:literal {
+            $($(#[$variant_doc:meta])* $variant:ident => $text:literal),+ $(,)?
+        }
+    ) => {
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         pub enum $name {
-            $(#[serde(rename = $text)] $variant),+
+            $($(#[$variant_doc])* #[serde(rename = $text)] $variant),+
         }
 
         impl $name {
@@ -27,11 +40,12 @@ macro_rules! vocabulary {
         }
 
         impl FromStr for $name {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                $name::ALL.iter().copied().find(|v| v.as_str() == s).ok_or_else(|| {
-                    let names: Vec<&str> = $name::ALL.iter().map(|v| v.as_str()).collect();
-                    format!("unknown {} `{}` (expected one of: {})", $what, s, names.join(", "))
+            type Err = UnknownName;
+            fn from_str(s: &str) -> Result<Self, UnknownName> {
+                $name::ALL.iter().copied().find(|v| v.as_str() == s).ok_or_else(|| UnknownName {
+                    what: $what,
+                    name: s.to_string(),
+                    expected: $name::ALL.iter().map(|v| v.as_str()).collect(),
                 })
             }
         }
@@ -96,12 +110,23 @@ impl fmt::Display for JobName {
     }
 }
 
+/// Why a text is not a job name.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum JobNameError {
+    #[error("job `{0}` is not of the form method/dataset/mode")]
+    Shape(String),
+    #[error(transparent)]
+    Unknown(#[from] UnknownName),
+    #[error("job `{0}`: st has the baseline mode only")]
+    StBaselineOnly(String),
+}
+
 impl FromStr for JobName {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = JobNameError;
+    fn from_str(s: &str) -> Result<Self, JobNameError> {
         let parts: Vec<&str> = s.split('/').collect();
         let [method, dataset, mode] = parts.as_slice() else {
-            return Err(format!("job `{s}` is not of the form method/dataset/mode"));
+            return Err(JobNameError::Shape(s.to_string()));
         };
         let job = JobName {
             method: method.parse()?,
@@ -109,7 +134,7 @@ impl FromStr for JobName {
             mode: mode.parse()?,
         };
         if job.method == Method::St && job.mode != Mode::Baseline {
-            return Err(format!("job `{s}`: st has the baseline mode only"));
+            return Err(JobNameError::StBaselineOnly(s.to_string()));
         }
         Ok(job)
     }
@@ -182,6 +207,43 @@ impl JobName {
     }
 }
 
+vocabulary!(
+    /// Number format of the training step (evaluations are always fp32).
+    Precision, "precision" {
+        /// Everything in fp32 (on CUDA, convolutions may use TF32 as libtorch allows by default).
+        Fp32 => "fp32",
+        /// The training step's forward passes under bf16 autocast; see `train::precision`.
+        Bf16 => "bf16",
+    }
+);
+
+impl Default for Precision {
+    /// What a file that names no precision trains in.
+    fn default() -> Precision {
+        Precision::Fp32
+    }
+}
+
+vocabulary!(
+    /// How a run is evaluated (docs/protocol.md#protocol-default-and-protocol-reference).
+    Protocol, "protocol" {
+        /// Best-practice evaluation: deterministic test set, standard AutoAttack.
+        Default => "default",
+        /// The research code's evaluation: CIFAR-10 test crops, torchattacks 3.5.1 AutoAttack.
+        Reference => "reference",
+    }
+);
+
+vocabulary!(
+    /// The strength of the final table's AutoAttack.
+    AutoAttackPreset, "AutoAttack preset" {
+        /// Croce & Hein 2020: 100 iterations, Square without `resc_schedule`.
+        Standard => "standard",
+        /// torchattacks 3.5.1 defaults, as the reference calls it (docs/protocol.md Q27).
+        Torchattacks351 => "torchattacks-3.5.1",
+    }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,7 +257,27 @@ mod tests {
         assert!("pgdat/cifar10/adarat"
             .parse::<JobName>()
             .unwrap_err()
+            .to_string()
             .contains("unknown method"));
         assert!("st/cifar10/fixrat".parse::<JobName>().is_err());
+    }
+
+    #[test]
+    fn configuration_names_keep_their_file_spellings() {
+        assert_eq!(Precision::default(), Precision::Fp32);
+        assert_eq!("bf16".parse(), Ok(Precision::Bf16));
+        assert_eq!(Protocol::Reference.to_string(), "reference");
+        assert_eq!(
+            serde_yaml::from_str::<AutoAttackPreset>("torchattacks-3.5.1").unwrap(),
+            AutoAttackPreset::Torchattacks351
+        );
+        assert_eq!(
+            serde_json::to_string(&AutoAttackPreset::Standard).unwrap(),
+            "\"standard\""
+        );
+        assert_eq!(
+            "weak".parse::<AutoAttackPreset>().unwrap_err().to_string(),
+            "unknown AutoAttack preset `weak` (expected one of: standard, torchattacks-3.5.1)"
+        );
     }
 }

@@ -6,7 +6,7 @@ mod signals;
 
 use exit::{CliError, ExitStatus};
 
-use crate::config::{self, JobConfig, JobOverrides, Study};
+use crate::config::{self, DeviceSpec, JobConfig, JobOverrides, Study};
 use crate::store::{self, RunStore};
 use crate::train::{self, RunError, RunOptions};
 use crate::vocab::{JobName, ModelKind};
@@ -190,6 +190,14 @@ pub fn main() -> ExitCode {
     ExitCode::from(status.code())
 }
 
+/// `--device`, parsed where it is read; None: the configuration's.
+fn parse_device(device: Option<&str>) -> Result<Option<DeviceSpec>, CliError> {
+    device
+        .map(str::parse::<DeviceSpec>)
+        .transpose()
+        .map_err(CliError::input)
+}
+
 fn load_study(args: &ConfigArgs) -> Result<Study, CliError> {
     config::open(config_path(args).as_deref(), &args.sets).map_err(CliError::input)
 }
@@ -209,11 +217,12 @@ fn run(args: RunArgs) -> Result<(), CliError> {
         .map(str::parse::<ModelKind>)
         .transpose()
         .map_err(CliError::input)?;
+    let device = parse_device(args.device.as_deref())?;
     let overrides = JobOverrides {
         epochs: args.epochs,
         model,
         seed: args.seed,
-        device: args.device.clone(),
+        device,
         limit_train: args.limit_train,
         limit_test: args.limit_test,
         output_dir: args.config.output.clone(),
@@ -232,7 +241,7 @@ fn run(args: RunArgs) -> Result<(), CliError> {
         crate::plan::with_missing_teachers(&study, configs, &overrides).map_err(CliError::input)?;
     for cfg in &configs {
         crate::methods::check(cfg).map_err(CliError::input)?;
-        train::resolve_device(&cfg.device).map_err(CliError::input)?;
+        crate::device::resolve(cfg.device).map_err(CliError::input)?;
     }
     let options = RunOptions {
         fresh: args.fresh,
@@ -284,7 +293,8 @@ fn bench(args: BenchArgs) -> Result<(), CliError> {
         .map(str::parse)
         .collect::<Result<Vec<crate::bench::Suite>, String>>()
         .map_err(CliError::input)?;
-    train::resolve_device(&args.device).map_err(CliError::input)?;
+    let device = args.device.parse().map_err(CliError::input)?;
+    crate::device::resolve(device).map_err(CliError::input)?;
     if !args.reference.is_file() {
         return Err(CliError::input(format!(
             "{}: no such file (run adarat bench from the repository, or pass --reference)",
@@ -298,7 +308,7 @@ fn bench(args: BenchArgs) -> Result<(), CliError> {
             .unwrap_or_else(|| PathBuf::from("python3"))
     });
     let options = crate::bench::BenchOptions {
-        device: args.device,
+        device,
         python,
         reference: args.reference,
         suites,
@@ -333,7 +343,7 @@ fn eval(args: EvalArgs) -> Result<(), CliError> {
     // --seed seeds the attacks.
     let overrides = JobOverrides {
         model: Some(model),
-        device: args.device.clone(),
+        device: parse_device(args.device.as_deref())?,
         // Only the test split is evaluated.
         limit_train: Some(1),
         limit_test: args.limit_test,
@@ -366,11 +376,9 @@ fn eval(args: EvalArgs) -> Result<(), CliError> {
             .collect::<Result<_, _>>()?;
     }
     if let Some(preset) = &args.autoattack {
-        table.autoattack = serde_yaml::from_str(preset).map_err(|_| {
-            CliError::input(format!(
-                "--autoattack {preset}: expected standard or torchattacks-3.5.1"
-            ))
-        })?;
+        table.autoattack = preset
+            .parse()
+            .map_err(|e| CliError::input(format!("--autoattack {preset}: {e}")))?;
     }
     match args.batch_size {
         Some(0) => {
@@ -381,12 +389,12 @@ fn eval(args: EvalArgs) -> Result<(), CliError> {
         Some(size) => table.batch_size = size,
         None => {}
     }
-    let device = train::resolve_device(&cfg.device).map_err(CliError::input)?;
+    let device = crate::device::resolve(cfg.device).map_err(CliError::input)?;
     let data = train::load_data(&cfg, device, !args.offline, true).map_err(CliError::input)?;
     let spec = train::model_spec(&cfg, &data);
     let mut net = crate::models::Network::new(&spec, device).map_err(CliError::input)?;
     net.load(&args.checkpoint).map_err(CliError::input)?;
-    if cfg.channels_last {
+    if cfg.speed.channels_last {
         net.use_channels_last();
     }
     eprintln!(
@@ -396,7 +404,7 @@ fn eval(args: EvalArgs) -> Result<(), CliError> {
         dataset,
         data.test.first(table.images).len(),
         table.epsilon,
-        train::device_name(device)
+        crate::device::name(device)
     );
     let mut bar = progress::EvalProgress::new();
     let result = table

@@ -1,35 +1,36 @@
 //! The resolved configuration of one job: everything a run needs, with every default filled in.
 //! It is written as `config.yaml` in the run folder, so a run can be repeated exactly.
+use super::device::DeviceSpec;
+use super::number::{fraction, fraction_pairs};
+pub use crate::vocab::{AutoAttackPreset, Precision, Protocol};
 use crate::vocab::{DatasetKind, FinalAttack, Method, Mode, ModelKind};
-use serde::{Deserialize, Serialize};
+use serde::de::Error as _;
+use serde::ser::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_yaml::{Mapping, Value};
 use std::path::PathBuf;
 
+/// The job's method is its `params`' variant (see [`JobConfig::method`]), so the two cannot
+/// disagree; `config.yaml` still records it as `method` (the `Serialize` impl below).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct JobConfig {
     /// `method/dataset/mode`.
     pub job: String,
-    pub method: Method,
     pub dataset: DatasetKind,
     pub mode: Mode,
     pub model: ModelKind,
     /// Dropout of the model (WRN-34-10: 0.3, small-cnn: 0.5; ignored by the ResNets).
     pub dropout: f64,
     pub seed: u64,
-    /// `auto`, `cpu`, `cuda` or `cuda:N`.
-    pub device: String,
+    /// As configured; `crate::device::resolve` turns it into this machine's device.
+    pub device: DeviceSpec,
     /// Number format of the training step (evaluations are always fp32).
     #[serde(default)]
     pub precision: Precision,
-    /// Let cuDNN time its convolution algorithms on the first batches and keep the fastest (CUDA only).
-    #[serde(default = "enabled")]
-    pub cudnn_benchmark: bool,
-    /// Convolution weights (and so activations) channels-last in memory: the same numbers, faster.
-    #[serde(default = "enabled")]
-    pub channels_last: bool,
-    /// Capture each epoch's training step in a CUDA graph and replay it (CUDA only; see train::cuda_graph).
-    #[serde(default = "enabled")]
-    pub cuda_graphs: bool,
+    /// Flat keys in `config.yaml`, as in `experiments.yaml`.
+    #[serde(flatten)]
+    pub speed: SpeedSwitches,
     pub protocol: Protocol,
     pub data_dir: PathBuf,
     pub output_dir: PathBuf,
@@ -54,46 +55,83 @@ pub struct JobConfig {
     pub attack: AttackConfig,
     /// FixRAT/AdaRAT parameters β, u, d, τ and the clean-only switch factor (0.7); none for st.
     pub ratio: Option<RatioConfig>,
-    /// Parameters of the method itself.
+    /// The method and its own parameters.
     pub params: MethodParams,
     pub evaluation: EvaluationConfig,
 }
 
 impl JobConfig {
+    pub fn method(&self) -> Method {
+        self.params.method()
+    }
+
     /// Whether `other` is the same run: equal but for the speed switches, which change how fast a run
     /// goes, not what it computes (a run started with CUDA graphs resumes without them).
     pub fn same_run_as(&self, other: &JobConfig) -> bool {
         let without_speed = |c: &JobConfig| JobConfig {
-            cudnn_benchmark: true,
-            channels_last: true,
-            cuda_graphs: true,
+            speed: SpeedSwitches::default(),
             ..c.clone()
         };
         without_speed(self) == without_speed(other)
     }
 }
 
-fn enabled() -> bool {
-    true
+/// `config.yaml`'s keys in field order, with `method` after `job` (docs/run-folder.md#configyaml).
+impl Serialize for JobConfig {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let fields =
+            JobConfig::serialize(self, serde_yaml::value::Serializer).map_err(S::Error::custom)?;
+        let mut recorded = Mapping::new();
+        for (key, value) in fields.as_mapping().into_iter().flatten() {
+            recorded.insert(key.clone(), value.clone());
+            if key.as_str() == Some("job") {
+                recorded.insert("method".into(), self.method().as_str().into());
+            }
+        }
+        recorded.serialize(serializer)
+    }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Precision {
-    /// Everything in fp32 (on CUDA, convolutions may use TF32 as libtorch allows by default).
-    #[default]
-    Fp32,
-    /// The training step's forward passes under bf16 autocast; see `train::precision`.
-    Bf16,
+/// Refuses a `config.yaml` whose `method` is not its `params`' method.
+impl<'de> Deserialize<'de> for JobConfig {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<JobConfig, D::Error> {
+        let mut fields = Mapping::deserialize(deserializer)?;
+        let method = fields
+            .remove("method")
+            .ok_or_else(|| D::Error::missing_field("method"))?;
+        let method: Method = serde_yaml::from_value(method).map_err(D::Error::custom)?;
+        let cfg = JobConfig::deserialize(Value::Mapping(fields)).map_err(D::Error::custom)?;
+        if cfg.method() != method {
+            return Err(D::Error::custom(format!(
+                "method `{method}` with the parameters of {}",
+                cfg.method()
+            )));
+        }
+        Ok(cfg)
+    }
 }
 
+/// Switches that change how fast a run goes, not what it computes (README, "Performance"), so they
+/// never keep a run from resuming. Absent ones are on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    /// Best-practice evaluation: deterministic test set, standard AutoAttack.
-    Default,
-    /// The research code's evaluation: CIFAR-10 test crops, torchattacks 3.5.1 AutoAttack.
-    Reference,
+#[serde(default)]
+pub struct SpeedSwitches {
+    /// Let cuDNN time its convolution algorithms on the first batches and keep the fastest (CUDA only).
+    pub cudnn_benchmark: bool,
+    /// Convolution weights (and so activations) channels-last in memory: the same numbers, faster.
+    pub channels_last: bool,
+    /// Capture each epoch's training step in a CUDA graph and replay it (CUDA only; see train::cuda_graph).
+    pub cuda_graphs: bool,
+}
+
+impl Default for SpeedSwitches {
+    fn default() -> SpeedSwitches {
+        SpeedSwitches {
+            cudnn_benchmark: true,
+            channels_last: true,
+            cuda_graphs: true,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -154,54 +192,100 @@ pub struct RatioConfig {
     pub switch: f64,
 }
 
-/// Parameters specific to a method (docs/protocol.md#methods).
+/// A method with the parameters specific to it (docs/protocol.md#methods): the variant is the
+/// job's method. Numbers may be fractions (`8/255`) as anywhere in `experiments.yaml`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(rename_all = "kebab-case")]
 pub enum MethodParams {
     St,
     PgdAt,
-    Fat {
-        /// τ per epoch range: τ = taus[i] for epochs before boundaries[i] (0-indexed), the last τ after.
-        taus: Vec<usize>,
-        boundaries: Vec<usize>,
-    },
-    Dat {
-        fosc_max: f64,
-        fosc_control_epoch: usize,
-    },
-    Trades {
-        lambda: f64,
-    },
-    KdAt {
-        ce: f64,
-        teacher_robust: f64,
-        teacher_standard: f64,
-    },
-    Iad {
-        ce: f64,
-        teacher_robust: f64,
-        teacher_standard: f64,
-        begin: usize,
-        b: f64,
-    },
-    Generalist {
-        st_weight_decay: f64,
-        /// β_mix(e) through these (epoch, β_mix) points.
-        mix_points: Vec<(f64, f64)>,
-        communication_start: usize,
-        communication_period: usize,
-        ema_max_decay: f64,
-    },
+    Fat(FatParams),
+    Dat(DatParams),
+    Trades(TradesParams),
+    KdAt(KdParams),
+    Iad(IadParams),
+    Generalist(GeneralistParams),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum AutoAttackPreset {
-    /// Croce & Hein 2020: 100 iterations, Square without `resc_schedule`.
-    Standard,
-    /// torchattacks 3.5.1 defaults, as the reference calls it (docs/protocol.md Q27).
-    #[serde(rename = "torchattacks-3.5.1")]
-    Torchattacks351,
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FatParams {
+    /// τ per epoch range: τ = taus[i] for epochs before boundaries[i] (0-indexed), the last τ after.
+    pub taus: Vec<usize>,
+    pub boundaries: Vec<usize>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatParams {
+    #[serde(deserialize_with = "fraction")]
+    pub fosc_max: f64,
+    pub fosc_control_epoch: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TradesParams {
+    #[serde(deserialize_with = "fraction")]
+    pub lambda: f64,
+}
+
+/// KD-AT's weights of the CE term and of the robust and standard teachers' KD terms.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KdParams {
+    #[serde(deserialize_with = "fraction")]
+    pub ce: f64,
+    #[serde(deserialize_with = "fraction")]
+    pub teacher_robust: f64,
+    #[serde(deserialize_with = "fraction")]
+    pub teacher_standard: f64,
+}
+
+/// KD-AT's weights, and when (`begin`, 0-indexed epoch) and how strongly (`b`) IAD's student
+/// trusts its robust teacher.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IadParams {
+    #[serde(deserialize_with = "fraction")]
+    pub ce: f64,
+    #[serde(deserialize_with = "fraction")]
+    pub teacher_robust: f64,
+    #[serde(deserialize_with = "fraction")]
+    pub teacher_standard: f64,
+    pub begin: usize,
+    #[serde(deserialize_with = "fraction")]
+    pub b: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneralistParams {
+    #[serde(deserialize_with = "fraction")]
+    pub st_weight_decay: f64,
+    /// β_mix(e) through these (epoch, β_mix) points.
+    #[serde(deserialize_with = "fraction_pairs")]
+    pub mix_points: Vec<(f64, f64)>,
+    pub communication_start: usize,
+    pub communication_period: usize,
+    #[serde(deserialize_with = "fraction")]
+    pub ema_max_decay: f64,
+}
+
+impl MethodParams {
+    /// The method these are the parameters of.
+    pub fn method(&self) -> Method {
+        match self {
+            MethodParams::St => Method::St,
+            MethodParams::PgdAt => Method::PgdAt,
+            MethodParams::Fat(_) => Method::Fat,
+            MethodParams::Dat(_) => Method::Dat,
+            MethodParams::Trades(_) => Method::Trades,
+            MethodParams::KdAt(_) => Method::KdAt,
+            MethodParams::Iad(_) => Method::Iad,
+            MethodParams::Generalist(_) => Method::Generalist,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -1,13 +1,15 @@
 //! `experiments.yaml`: the whole study as data (datasets, models, methods and their per-dataset
 //! parameters, schedules, evaluation, paths, device and the grid), and the resolved configuration
 //! of a job. Every refusal is one line naming the file, the line and what was expected.
+mod device;
 pub mod job;
 mod locate;
 mod number;
 mod study;
 
+pub use device::{DeviceSpec, UnknownDevice};
 pub use job::*;
-pub use number::parse_number;
+pub use number::{parse_number, NumberError};
 pub use study::{ConfigError, JobOverrides, Study};
 
 use serde_yaml::Value;
@@ -47,14 +49,14 @@ pub fn parse(text: &str, origin: &Path, sets: &[String]) -> Result<Study, Config
     let mut tree: Value = serde_yaml::from_str(text).map_err(|e| yaml_error(origin, &e))?;
     let mut set_paths = Vec::new();
     for item in sets {
-        let set_error = |message: String| ConfigError {
+        let set_error = |error: SetError| ConfigError {
             origin: format!("--set {item}"),
             line: None,
-            message,
+            message: error.to_string(),
         };
         let (key, raw) = item
             .split_once('=')
-            .ok_or_else(|| set_error("expected KEY=VALUE".into()))?;
+            .ok_or_else(|| set_error(SetError::NotKeyValue))?;
         let value: Value =
             serde_yaml::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
         assign(&mut tree, key, value).map_err(set_error)?;
@@ -83,21 +85,33 @@ fn yaml_error(origin: &Path, e: &serde_yaml::Error) -> ConfigError {
     }
 }
 
+/// Why a `--set KEY=VALUE` cannot be applied.
+#[derive(thiserror::Error, Debug, PartialEq, Eq)]
+enum SetError {
+    #[error("expected KEY=VALUE")]
+    NotKeyValue,
+    #[error("`{0}` is not a dotted path")]
+    NotDottedPath(String),
+    #[error("`{key}`: `{segment}` is inside a value that is not a mapping")]
+    InsideScalar { key: String, segment: String },
+}
+
 /// Sets the value at a dotted path, creating missing mappings on the way.
-fn assign(tree: &mut Value, key: &str, value: Value) -> Result<(), String> {
+fn assign(tree: &mut Value, key: &str, value: Value) -> Result<(), SetError> {
     let mut node = tree;
     let segments: Vec<&str> = key.split('.').collect();
     if segments.iter().any(|s| s.is_empty()) {
-        return Err(format!("`{key}` is not a dotted path"));
+        return Err(SetError::NotDottedPath(key.to_string()));
     }
     for segment in &segments {
         if node.is_null() {
             *node = Value::Mapping(Default::default());
         }
         let Value::Mapping(map) = node else {
-            return Err(format!(
-                "`{key}`: `{segment}` is inside a value that is not a mapping"
-            ));
+            return Err(SetError::InsideScalar {
+                key: key.to_string(),
+                segment: segment.to_string(),
+            });
         };
         node = map
             .entry(Value::String(segment.to_string()))

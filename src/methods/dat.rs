@@ -1,10 +1,8 @@
 //! DAT (docs/protocol.md#dat): PGD-AT's losses on the examples of the FOSC-controlled PGD
 //! (4.3), whose stopping threshold falls linearly to 0 over the first epochs.
-use super::{
-    attack_in_train_mode, cross_entropy_step, mismatched_params, StepLosses, TrainingMethod,
-};
+use super::{attack_in_train_mode, cross_entropy_step, StepLosses, TrainingMethod};
 use crate::attacks::FoscPgd;
-use crate::config::{JobConfig, MethodParams};
+use crate::config::{DatParams, JobConfig};
 use crate::data::Batch;
 use crate::models::Network;
 
@@ -16,15 +14,12 @@ pub struct Dat {
 }
 
 impl Dat {
-    pub fn new(cfg: &JobConfig) -> Result<Dat, String> {
-        let MethodParams::Dat {
+    pub fn new(cfg: &JobConfig, params: DatParams) -> Dat {
+        let DatParams {
             fosc_max,
             fosc_control_epoch,
-        } = cfg.params
-        else {
-            return Err(mismatched_params(cfg));
-        };
-        Ok(Dat {
+        } = params;
+        Dat {
             attack: FoscPgd {
                 epsilon: cfg.attack.epsilon,
                 step_size: cfg.attack.step_size,
@@ -33,7 +28,7 @@ impl Dat {
             attack_train_mode: attack_in_train_mode(cfg),
             fosc_max,
             fosc_control_epoch,
-        })
+        }
     }
 }
 

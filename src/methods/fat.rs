@@ -1,10 +1,8 @@
 //! FAT (docs/protocol.md#fat): PGD-AT's losses on the examples of the early-stopped PGD (4.4),
 //! whose budget τ grows with the epoch.
-use super::{
-    attack_in_train_mode, cross_entropy_step, mismatched_params, StepLosses, TrainingMethod,
-};
+use super::{attack_in_train_mode, cross_entropy_step, StepLosses, TrainingMethod};
 use crate::attacks::EarlyStoppedPgd;
-use crate::config::{JobConfig, MethodParams};
+use crate::config::{FatParams, JobConfig};
 use crate::data::Batch;
 use crate::models::Network;
 
@@ -16,10 +14,8 @@ pub struct Fat {
 }
 
 impl Fat {
-    pub fn new(cfg: &JobConfig) -> Result<Fat, String> {
-        let MethodParams::Fat { taus, boundaries } = &cfg.params else {
-            return Err(mismatched_params(cfg));
-        };
+    pub fn new(cfg: &JobConfig, params: &FatParams) -> Result<Fat, String> {
+        let FatParams { taus, boundaries } = params;
         if taus.len() != boundaries.len() + 1 {
             return Err(format!(
                 "fat needs one more τ than boundaries, got {taus:?} and {boundaries:?}"

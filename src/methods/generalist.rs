@@ -7,7 +7,7 @@ use super::{
     TrainingMethod,
 };
 use crate::attacks::Pgd;
-use crate::config::{JobConfig, MethodParams};
+use crate::config::{GeneralistParams, JobConfig};
 use crate::data::Batch;
 use crate::losses::cross_entropy;
 use crate::models::{ModelSpec, Network};
@@ -110,17 +110,19 @@ const UPDATES: &str = "updates";
 
 impl Generalist {
     /// Builds the extra networks; their weights are set from the AT learner by [`TrainingMethod::initialise`].
-    pub fn new(cfg: &JobConfig, spec: &ModelSpec, device: Device) -> Result<Generalist, String> {
-        let MethodParams::Generalist {
+    pub fn new(
+        cfg: &JobConfig,
+        params: &GeneralistParams,
+        spec: &ModelSpec,
+        device: Device,
+    ) -> Result<Generalist, String> {
+        let GeneralistParams {
             st_weight_decay,
             ref mix_points,
             communication_start,
             communication_period,
             ema_max_decay,
-        } = cfg.params
-        else {
-            return Err(format!("{}: expected generalist parameters", cfg.job));
-        };
+        } = *params;
         let network = || Network::new(spec, device).map_err(|e| format!("{}: {e}", cfg.job));
         let st_learner = network()?;
         let st_optimizer = Sgd::new(st_learner.parameters(), cfg.momentum, st_weight_decay);

@@ -4,7 +4,7 @@
 use super::distillation::{kd_loss, Distillation, Forwards, KdWeights};
 use super::teachers::Teachers;
 use super::{StepLosses, TrainingMethod};
-use crate::config::{JobConfig, MethodParams};
+use crate::config::{IadParams, JobConfig};
 use crate::data::Batch;
 use crate::losses::{cross_entropy, kl_batchmean, kl_per_sample};
 use crate::models::Network;
@@ -66,26 +66,23 @@ pub struct Iad {
 }
 
 impl Iad {
-    pub fn new(cfg: &JobConfig, teachers: Teachers) -> Result<Iad, String> {
-        let MethodParams::Iad {
+    pub fn new(cfg: &JobConfig, params: IadParams, teachers: Teachers) -> Iad {
+        let IadParams {
             ce,
             teacher_robust,
             teacher_standard,
             begin,
             b,
-        } = cfg.params
-        else {
-            return Err(format!("{}: expected iad parameters", cfg.job));
-        };
+        } = params;
         let weights = KdWeights {
             ce,
             robust: teacher_robust,
             standard: teacher_standard,
         };
-        Ok(Iad {
+        Iad {
             distillation: Distillation::new(cfg, teachers, weights),
             introspection: Introspection { begin, b },
-        })
+        }
     }
 }
 

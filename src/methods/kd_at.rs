@@ -3,7 +3,7 @@
 use super::distillation::{kd_loss, Distillation, KdWeights};
 use super::teachers::Teachers;
 use super::{StepLosses, TrainingMethod};
-use crate::config::{JobConfig, MethodParams};
+use crate::config::{JobConfig, KdParams};
 use crate::data::Batch;
 use crate::models::Network;
 
@@ -12,23 +12,15 @@ pub struct KdAt {
 }
 
 impl KdAt {
-    pub fn new(cfg: &JobConfig, teachers: Teachers) -> Result<KdAt, String> {
-        let MethodParams::KdAt {
-            ce,
-            teacher_robust,
-            teacher_standard,
-        } = cfg.params
-        else {
-            return Err(format!("{}: expected kd-at parameters", cfg.job));
-        };
+    pub fn new(cfg: &JobConfig, params: KdParams, teachers: Teachers) -> KdAt {
         let weights = KdWeights {
-            ce,
-            robust: teacher_robust,
-            standard: teacher_standard,
+            ce: params.ce,
+            robust: params.teacher_robust,
+            standard: params.teacher_standard,
         };
-        Ok(KdAt {
+        KdAt {
             distillation: Distillation::new(cfg, teachers, weights),
-        })
+        }
     }
 }
 

@@ -18,7 +18,6 @@ use crate::data::Batch;
 use crate::losses::cross_entropy;
 use crate::models::{ModelSpec, Network};
 use crate::ratio::LossTerms;
-use crate::vocab::Method;
 use tch::{Device, Tensor};
 use teachers::Teachers;
 
@@ -85,15 +84,11 @@ pub trait TrainingMethod {
 
 /// Whether this version trains the job's method; checks jobs up front, loading nothing.
 pub fn check(cfg: &JobConfig) -> Result<(), String> {
-    match (cfg.method, &cfg.params) {
-        (Method::Generalist, MethodParams::Generalist { mix_points, .. })
-            if mix_points.is_empty() =>
-        {
-            Err(format!(
-                "{}: generalist needs at least one mix point",
-                cfg.job
-            ))
-        }
+    match &cfg.params {
+        MethodParams::Generalist(params) if params.mix_points.is_empty() => Err(format!(
+            "{}: generalist needs at least one mix point",
+            cfg.job
+        )),
         _ => Ok(()),
     }
 }
@@ -105,22 +100,26 @@ pub fn build(
     spec: &ModelSpec,
     device: Device,
 ) -> Result<Box<dyn TrainingMethod>, String> {
-    match cfg.method {
-        Method::St => Ok(Box::new(st::St)),
-        Method::PgdAt => Ok(Box::new(pgd_at::PgdAt::new(cfg))),
-        Method::Fat => Ok(Box::new(fat::Fat::new(cfg)?)),
-        Method::Dat => Ok(Box::new(dat::Dat::new(cfg)?)),
-        Method::Trades => Ok(Box::new(trades::Trades::new(cfg)?)),
-        Method::KdAt => Ok(Box::new(kd_at::KdAt::new(
+    Ok(match &cfg.params {
+        MethodParams::St => Box::new(st::St),
+        MethodParams::PgdAt => Box::new(pgd_at::PgdAt::new(cfg)),
+        MethodParams::Fat(params) => Box::new(fat::Fat::new(cfg, params)?),
+        MethodParams::Dat(params) => Box::new(dat::Dat::new(cfg, *params)),
+        MethodParams::Trades(params) => Box::new(trades::Trades::new(cfg, *params)),
+        MethodParams::KdAt(params) => Box::new(kd_at::KdAt::new(
             cfg,
+            *params,
             Teachers::load(cfg, spec, device)?,
-        )?)),
-        Method::Iad => Ok(Box::new(iad::Iad::new(
+        )),
+        MethodParams::Iad(params) => Box::new(iad::Iad::new(
             cfg,
+            *params,
             Teachers::load(cfg, spec, device)?,
-        )?)),
-        Method::Generalist => Ok(Box::new(generalist::Generalist::new(cfg, spec, device)?)),
-    }
+        )),
+        MethodParams::Generalist(params) => {
+            Box::new(generalist::Generalist::new(cfg, params, spec, device)?)
+        }
+    })
 }
 
 /// Clean and adversarial train-mode forwards (in this order, as the reference) and their CE losses,
@@ -148,14 +147,6 @@ pub(crate) fn cross_entropy_step(net: &Network, batch: &Batch, adversarial: &Ten
         adversarial_logits,
         teacher_correct: None,
     }
-}
-
-/// The error for a job whose parameters are not its method's.
-fn mismatched_params(cfg: &JobConfig) -> String {
-    format!(
-        "method {} was configured with another method's parameters ({:?})",
-        cfg.method, cfg.params
-    )
 }
 
 /// The job's training PGD (4.1): its ε, α and K from a uniform random start.

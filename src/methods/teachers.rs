@@ -20,7 +20,7 @@ impl Teachers {
     /// the job and the file.
     pub fn load(cfg: &JobConfig, spec: &ModelSpec, device: Device) -> Result<Teachers, String> {
         let student = JobName {
-            method: cfg.method,
+            method: cfg.method(),
             dataset: cfg.dataset,
             mode: cfg.mode,
         };
@@ -29,7 +29,7 @@ impl Teachers {
                 .teachers()
                 .into_iter()
                 .find(|(r, _)| *r == role)
-                .ok_or_else(|| format!("{} learns from no teachers", cfg.method))?;
+                .ok_or_else(|| format!("{} learns from no teachers", cfg.method()))?;
             let folder = RunStore::teacher_folder(cfg, &job);
             let what = format!("its {} {job}", role.describe());
             if !store::holds_completed_run(&folder) {
@@ -42,7 +42,7 @@ impl Teachers {
             network
                 .load(&folder.join(store::MODEL_FILE))
                 .map_err(|e| format!("{what} does not fit the student's {}: {e}", cfg.model))?;
-            if cfg.channels_last {
+            if cfg.speed.channels_last {
                 network.use_channels_last();
             }
             Ok(network)

@@ -1,9 +1,9 @@
 //! TRADES (docs/protocol.md#trades): examples from PGD-KL (docs/protocol.md#pgd-kl-for-trades), loss
 //! `CE(f(x), y) + λ·KL_bm(clamp(softmax(f(x)), 1e-8) ‖ softmax(f(x')))`. In FixRAT and AdaRAT the
 //! λ·KL term is the ratio's `extra`, so AdaRAT's clean-only branch drops it with the regulariser.
-use super::{attack_in_train_mode, mismatched_params, training_pgd, StepLosses, TrainingMethod};
+use super::{attack_in_train_mode, training_pgd, StepLosses, TrainingMethod};
 use crate::attacks::{pgd_kl, Pgd};
-use crate::config::{JobConfig, MethodParams};
+use crate::config::{JobConfig, TradesParams};
 use crate::data::Batch;
 use crate::losses::{cross_entropy, kl_batchmean};
 use crate::models::Network;
@@ -17,15 +17,12 @@ pub struct Trades {
 }
 
 impl Trades {
-    pub fn new(cfg: &JobConfig) -> Result<Trades, String> {
-        let MethodParams::Trades { lambda } = cfg.params else {
-            return Err(mismatched_params(cfg));
-        };
-        Ok(Trades {
+    pub fn new(cfg: &JobConfig, params: TradesParams) -> Trades {
+        Trades {
             attack: training_pgd(cfg),
             attack_train_mode: attack_in_train_mode(cfg),
-            lambda,
-        })
+            lambda: params.lambda,
+        }
     }
 }
 

@@ -173,9 +173,8 @@ impl Network {
         if let Device::Cuda(index) = device {
             let cuda_devices = tch::Cuda::device_count();
             if i64::try_from(index).map_or(true, |index| index >= cuda_devices) {
-                let device = format!("cuda:{index}");
                 return Err(ModelError::UnavailableDevice {
-                    device,
+                    device: crate::device::name(device),
                     cuda_devices,
                 });
             }

@@ -165,11 +165,11 @@ impl RunStore {
 
     /// The run folder of `student`'s teacher `teacher`: the same output folder, model and seed.
     pub fn teacher_folder(student: &JobConfig, teacher: &JobName) -> PathBuf {
-        Self::folder_of(&JobConfig {
-            method: teacher.method,
-            mode: teacher.mode,
-            ..student.clone()
-        })
+        let name = RunName {
+            job: *teacher,
+            ..RunName::of(student)
+        };
+        student.output_dir.join(name.to_string())
     }
 
     pub fn dir(&self) -> &Path {

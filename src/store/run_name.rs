@@ -17,7 +17,7 @@ impl RunName {
     pub fn of(cfg: &JobConfig) -> RunName {
         RunName {
             job: JobName {
-                method: cfg.method,
+                method: cfg.method(),
                 dataset: cfg.dataset,
                 mode: cfg.mode,
             },

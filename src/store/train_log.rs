@@ -109,24 +109,25 @@ pub fn render(
     records: &[EpochRecord],
     final_table: Option<&FinalTable>,
 ) -> String {
-    if cfg.method == Method::Generalist {
+    let method = cfg.method();
+    if method == Method::Generalist {
         return render_generalist(cfg.dataset, records, final_table);
     }
     let prefixed = |time: &str, line: &str| format!("[{time}] - {line}\n");
     let mut out = String::new();
     out += &prefixed(
         started_at,
-        &format!("training method: {}", method_name(cfg.method, cfg.mode)),
+        &format!("training method: {}", method_name(method, cfg.mode)),
     );
     out += &prefixed(started_at, &namespace(cfg));
-    let header = match cfg.method {
+    let header = match method {
         Method::St => ST_HEADER.to_string(),
         Method::KdAt => format!("{HEADER}   teacher"),
         _ => HEADER.to_string(),
     };
     out += &prefixed(started_at, &header);
     for r in records {
-        out += &prefixed(&r.finished_at, &row(r, cfg.method));
+        out += &prefixed(&r.finished_at, &row(r, method));
     }
     if let (Some(table), Some(last)) = (final_table, records.last()) {
         let time = &last.finished_at;

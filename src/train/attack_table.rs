@@ -251,7 +251,7 @@ impl AttackTable {
             autoattack: attack(FinalAttack::AutoAttack),
             autoattack_preset: self
                 .wants(FinalAttack::AutoAttack)
-                .then(|| preset_name(self.autoattack)),
+                .then(|| self.autoattack.to_string()),
             autoattack_steps,
             images: Some(tally.images),
             epsilon: Some(self.epsilon),
@@ -262,15 +262,6 @@ impl AttackTable {
         table.flags = sanity_flags(&table);
         table
     }
-}
-
-/// `standard` or `torchattacks-3.5.1`, as written in the configuration.
-pub fn preset_name(preset: AutoAttackPreset) -> String {
-    match preset {
-        AutoAttackPreset::Standard => "standard",
-        AutoAttackPreset::Torchattacks351 => "torchattacks-3.5.1",
-    }
-    .to_string()
 }
 
 /// The seed of one attack on one batch: independent of what ran before, so a batch can be redone.

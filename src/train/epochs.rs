@@ -67,7 +67,7 @@ impl Run<'_> {
         for epoch in first_epoch..cfg.epochs {
             self.epoch(epoch)?;
         }
-        if cfg.method != Method::St && !cfg.evaluation.final_attacks.is_empty() {
+        if cfg.method() != Method::St && !cfg.evaluation.final_attacks.is_empty() {
             self.check_stop(cfg.epochs, 0)?;
             self.emit(Event::FinalStarted)?;
             let table = self.final_table()?;
@@ -101,8 +101,10 @@ impl Run<'_> {
         let none = Tensor::full([], f64::NAN, (Kind::Float, device));
         // Captured afresh each epoch: the learning rate and the methods' epoch schedules are constants in it.
         let mut graph: Option<cuda_graph::StepGraph> = None;
-        let use_graph =
-            cfg.cuda_graphs && device.is_cuda() && self.method.capturable() && !self.graphs_failed;
+        let use_graph = cfg.speed.cuda_graphs
+            && device.is_cuda()
+            && self.method.capturable()
+            && !self.graphs_failed;
         for (index, batch) in self
             .data
             .train

@@ -24,8 +24,8 @@ pub enum RunError {
 /// Why a job cannot start.
 #[derive(thiserror::Error, Debug)]
 pub enum InputError {
-    #[error("{0}")]
-    Device(String),
+    #[error(transparent)]
+    Device(#[from] crate::device::MissingDevice),
     /// The method's settings, its teachers or its parameters.
     #[error("{0}")]
     Method(String),

@@ -59,42 +59,6 @@ pub struct RunOptions {
     pub stop: StopFlag,
 }
 
-/// `auto`, `cpu`, `cuda` or `cuda:N`, checked against what this machine has.
-pub fn resolve_device(spec: &str) -> Result<Device, String> {
-    let cuda = |index: usize| {
-        let count = tch::Cuda::device_count() as usize;
-        if index < count {
-            Ok(Device::Cuda(index))
-        } else if count == 0 {
-            Err(format!(
-                "device `{spec}`: CUDA is not available on this machine (use cpu or auto)"
-            ))
-        } else {
-            Err(format!(
-                "device `{spec}`: this machine has {count} CUDA device(s)"
-            ))
-        }
-    };
-    match spec {
-        "auto" => Ok(Device::cuda_if_available()),
-        "cpu" => Ok(Device::Cpu),
-        "cuda" => cuda(0),
-        other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
-            Some(Ok(index)) => cuda(index),
-            _ => Err(format!(
-                "device `{other}`: expected auto, cpu, cuda or cuda:N"
-            )),
-        },
-    }
-}
-
-pub fn device_name(device: Device) -> String {
-    match device {
-        Device::Cuda(i) => format!("cuda:{i}"),
-        _ => "cpu".to_string(),
-    }
-}
-
 /// Everything a running job holds.
 struct Run<'a> {
     cfg: &'a JobConfig,
@@ -142,7 +106,7 @@ pub fn run_with_data(
 /// The job's device, once the job is known to be runnable.
 fn checked_device(cfg: &JobConfig) -> Result<Device, InputError> {
     methods::check(cfg).map_err(InputError::Method)?;
-    resolve_device(&cfg.device).map_err(InputError::Device)
+    Ok(crate::device::resolve(cfg.device)?)
 }
 
 fn run_on(
@@ -155,11 +119,11 @@ fn run_on(
     // Whatever an earlier job on this thread left (docs/architecture.md#errors-and-exit-statuses).
     crate::modes::reset();
     if device.is_cuda() {
-        tch::Cuda::cudnn_set_benchmark(cfg.cudnn_benchmark);
+        tch::Cuda::cudnn_set_benchmark(cfg.speed.cudnn_benchmark);
     }
     let ratio = Ratio::new(cfg.mode, cfg.ratio, cfg.attack.epsilon)
         .map_err(InputError::Ratio)?
-        .with_barrier_at_threshold(cfg.method == Method::Generalist);
+        .with_barrier_at_threshold(cfg.method() == Method::Generalist);
     let spec = model_spec(cfg, &data);
     // Teachers are built and loaded before the seeding, as the reference does (section 1), so
     // the student starts as it would in any other method.
@@ -167,7 +131,7 @@ fn run_on(
     // Seed before anything random happens, model initialisation included (docs/protocol.md Q6, fixed).
     tch::manual_seed(cfg.seed as i64);
     let mut net = Network::new(&spec, device).map_err(InputError::from)?;
-    if cfg.channels_last {
+    if cfg.speed.channels_last {
         net.use_channels_last();
     }
     method.initialise(&net).map_err(InputError::Method)?;
@@ -263,24 +227,4 @@ pub fn model_spec(cfg: &JobConfig, data: &Splits) -> ModelSpec {
 
 fn timestamp() -> String {
     chrono::Local::now().format("%Y/%m/%d %H:%M:%S").to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn device_strings() {
-        assert_eq!(resolve_device("cpu"), Ok(Device::Cpu));
-        assert!(resolve_device("gpu")
-            .unwrap_err()
-            .contains("expected auto, cpu, cuda or cuda:N"));
-        assert!(resolve_device("cuda:x").is_err());
-        if !tch::Cuda::is_available() {
-            assert!(resolve_device("cuda")
-                .unwrap_err()
-                .contains("not available"));
-            assert_eq!(resolve_device("auto"), Ok(Device::Cpu));
-        }
-    }
 }

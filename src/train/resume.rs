@@ -110,13 +110,13 @@ pub(super) fn write_point(
 fn new_result(cfg: &JobConfig, device: Device) -> RunResult {
     RunResult {
         job: crate::store::RunName::of(cfg).job,
-        method: cfg.method,
+        method: cfg.method(),
         dataset: cfg.dataset,
         mode: cfg.mode,
         model: cfg.model,
         seed: cfg.seed,
         protocol: cfg.protocol,
-        device: super::device_name(device),
+        device: crate::device::name(device),
         status: Status::Running,
         error: None,
         epochs: cfg.epochs,

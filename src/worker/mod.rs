@@ -109,7 +109,7 @@ enum Ending {
 /// The entry's job resolved from its study, and the teachers it still lacks (KD-AT, IAD).
 fn resolve(entry: &Entry, output_dir: &Path) -> Result<(JobConfig, Vec<JobConfig>), String> {
     let study = config::open(entry.config.as_deref(), &entry.sets).map_err(|e| e.to_string())?;
-    let job: JobName = entry.job.parse()?;
+    let job = entry.job.parse::<JobName>().map_err(|e| e.to_string())?;
     let overrides = JobOverrides {
         output_dir: Some(output_dir.to_path_buf()),
         ..Default::default()

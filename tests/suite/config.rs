@@ -1,8 +1,9 @@
 //! experiments.yaml: the study's defaults, resolution, overrides and refusals.
 use adarat::config::{
-    self, AutoAttackPreset, BnMode, JobOverrides, LrSchedule, MethodParams, Study,
+    self, AutoAttackPreset, BnMode, DeviceSpec, JobOverrides, LrSchedule, MethodParams, Study,
+    TradesParams,
 };
-use adarat::vocab::{JobName, ModelKind};
+use adarat::vocab::{JobName, Method, ModelKind};
 use std::path::Path;
 
 const ORIGIN: &str = "/study/experiments.yaml";
@@ -97,7 +98,11 @@ fn per_method_and_per_dataset_defaults() {
         (trades.model, trades.dropout, trades.weight_decay),
         (ModelKind::Wrn34_10, 0.3, 7e-4)
     );
-    assert_eq!(trades.params, MethodParams::Trades { lambda: 6.0 });
+    assert_eq!(
+        trades.params,
+        MethodParams::Trades(TradesParams { lambda: 6.0 })
+    );
+    assert_eq!(trades.method(), Method::Trades);
     let trades10 = resolve(&s, "trades/cifar10/fixrat").ratio.unwrap();
     assert_eq!(
         (trades10.beta, trades10.up, trades10.down),
@@ -237,7 +242,7 @@ fn command_line_overrides_apply() {
         epochs: Some(3),
         model: Some(ModelKind::PreActResNet18),
         seed: Some(7),
-        device: Some("cpu".into()),
+        device: Some(DeviceSpec::Cpu),
         limit_train: Some(100),
         limit_test: Some(50),
         output_dir: Some("/elsewhere".into()),
@@ -246,8 +251,8 @@ fn command_line_overrides_apply() {
         .resolve(&job("pgd-at/cifar10/baseline"), &overrides)
         .unwrap();
     assert_eq!(
-        (c.epochs, c.model, c.seed, c.device.as_str()),
-        (3, ModelKind::PreActResNet18, 7, "cpu")
+        (c.epochs, c.model, c.seed, c.device),
+        (3, ModelKind::PreActResNet18, 7, DeviceSpec::Cpu)
     );
     assert_eq!((c.limit_train, c.limit_test), (Some(100), Some(50)));
     assert_eq!(c.output_dir, Path::new("/elsewhere"));
@@ -494,7 +499,7 @@ fn speed_switches_default_on_and_precision_is_layered() {
     let s = study();
     let c = resolve(&s, "pgd-at/cifar10/adarat");
     assert_eq!(c.precision, config::Precision::Fp32);
-    assert!(c.cudnn_benchmark && c.channels_last && c.cuda_graphs);
+    assert!(c.speed.cudnn_benchmark && c.speed.channels_last && c.speed.cuda_graphs);
 
     let sets = vec![
         "datasets.cifar100.precision=bf16".to_string(),
@@ -509,7 +514,7 @@ fn speed_switches_default_on_and_precision_is_layered() {
         resolve(&s, "pgd-at/cifar10/adarat").precision,
         config::Precision::Fp32
     );
-    assert!(!resolve(&s, "pgd-at/cifar10/adarat").cuda_graphs);
+    assert!(!resolve(&s, "pgd-at/cifar10/adarat").speed.cuda_graphs);
 
     let e = refusal("  precision: fp32", "  precision: fp16");
     assert!(
@@ -535,7 +540,7 @@ fn speed_switches_default_on_and_precision_is_layered() {
     let s = config::parse(&old, Path::new(ORIGIN), &[]).unwrap();
     let c = resolve(&s, "trades/cifar10/fixrat");
     assert_eq!(c.precision, config::Precision::Fp32);
-    assert!(c.cudnn_benchmark && c.channels_last && c.cuda_graphs);
+    assert!(c.speed.cudnn_benchmark && c.speed.channels_last && c.speed.cuda_graphs);
 }
 
 #[test]
@@ -543,9 +548,9 @@ fn only_speed_switches_leave_a_run_the_same_run() {
     let s = study();
     let a = resolve(&s, "pgd-at/cifar10/adarat");
     let mut b = a.clone();
-    b.cuda_graphs = false;
-    b.channels_last = false;
-    b.cudnn_benchmark = false;
+    b.speed.cuda_graphs = false;
+    b.speed.channels_last = false;
+    b.speed.cudnn_benchmark = false;
     assert!(a.same_run_as(&b));
     let mut c = a.clone();
     c.precision = config::Precision::Bf16;
@@ -553,4 +558,68 @@ fn only_speed_switches_leave_a_run_the_same_run() {
     let mut d = a.clone();
     d.epochs = 3;
     assert!(!a.same_run_as(&d));
+}
+
+#[test]
+fn config_yaml_records_the_method_after_the_job_and_refuses_another_methods_params() {
+    let c = resolve(&study(), "trades/cifar10/adarat");
+    let text = serde_yaml::to_string(&c).unwrap();
+    assert!(
+        text.starts_with("job: trades/cifar10/adarat\nmethod: trades\ndataset: cifar10\n"),
+        "{text}"
+    );
+    assert!(text.contains("params: !trades\n  lambda: 6.0\n"), "{text}");
+    let other = text.replacen("method: trades", "method: fat", 1);
+    let e = serde_yaml::from_str::<config::JobConfig>(&other).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("method `fat` with the parameters of trades"),
+        "{e}"
+    );
+    let without = text.replacen("method: trades\n", "", 1);
+    assert!(serde_yaml::from_str::<config::JobConfig>(&without).is_err());
+}
+
+#[test]
+fn devices_are_parsed_where_they_are_read() {
+    let sets = ["device=cuda:1".to_string()];
+    let s = config::parse(config::DEFAULT_CONFIG, Path::new(ORIGIN), &sets).unwrap();
+    let c = resolve(&s, "pgd-at/cifar10/adarat");
+    assert_eq!(c.device, DeviceSpec::Cuda(Some(1)));
+    assert!(serde_yaml::to_string(&c)
+        .unwrap()
+        .contains("\ndevice: cuda:1\n"));
+    assert_eq!(
+        resolve(&study(), "pgd-at/cifar10/adarat").device,
+        DeviceSpec::Auto
+    );
+    let e = refusal("device: auto", "device: cuda:x");
+    assert!(
+        e.starts_with(&format!(
+            "{ORIGIN}:{}: device: expected auto, cpu, cuda or cuda:N, got `cuda:x`",
+            line_of("device: auto")
+        )),
+        "{e}"
+    );
+}
+
+#[test]
+fn set_refuses_paths_it_cannot_follow() {
+    let refused = |set: &str| {
+        config::parse(
+            config::DEFAULT_CONFIG,
+            Path::new(ORIGIN),
+            &[set.to_string()],
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    assert_eq!(
+        refused("training..epochs=3"),
+        "--set training..epochs=3: `training..epochs` is not a dotted path"
+    );
+    assert_eq!(
+        refused("seed.value=3"),
+        "--set seed.value=3: `seed.value`: `value` is inside a value that is not a mapping"
+    );
 }

@@ -1,5 +1,6 @@
 //! The console through its public API: keys in, state and commands out; and what each screen draws
 //! into a test terminal, at 80×24, at 160×48, in plain ASCII and at tiny sizes.
+use adarat::config::Protocol;
 use adarat::console::app::{App, Command, Confirmation, Msg, Outcome, Popup, Screen};
 use adarat::console::control::ControlError;
 use adarat::console::settings::{load_settings_from, parse_settings, SavedState, Settings};
@@ -7,7 +8,6 @@ use adarat::console::snapshot::{FinalStep, JobRow, JobState, Live, Phase, Queued
 use adarat::console::views::draw;
 use adarat::store::events::BatchSample;
 use adarat::store::result::{EpochRecord, FinalTable, Peak, Peaks, RunResult};
-use adarat::config::Protocol;
 use adarat::vocab::{DatasetKind, JobName, Method, Mode, ModelKind, Status};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;

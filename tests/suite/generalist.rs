@@ -45,14 +45,9 @@ fn spec() -> ModelSpec {
 /// A synthetic job whose learners communicate from 1-indexed epoch `start` on, every epoch.
 fn synthetic_job(start: usize) -> JobConfig {
     let mut cfg = job("generalist/synthetic/baseline");
-    if let MethodParams::Generalist {
-        communication_start,
-        communication_period,
-        ..
-    } = &mut cfg.params
-    {
-        *communication_start = start;
-        *communication_period = 1;
+    if let MethodParams::Generalist(params) = &mut cfg.params {
+        params.communication_start = start;
+        params.communication_period = 1;
     }
     cfg
 }
@@ -65,7 +60,10 @@ struct Setup {
 
 fn setup(cfg: &JobConfig) -> Setup {
     tch::manual_seed(3);
-    let mut method = Generalist::new(cfg, &spec(), Device::Cpu).unwrap();
+    let MethodParams::Generalist(params) = &cfg.params else {
+        panic!("{} is not a generalist job", cfg.job);
+    };
+    let mut method = Generalist::new(cfg, params, &spec(), Device::Cpu).unwrap();
     let at_learner = Network::new(&spec(), Device::Cpu).unwrap();
     method.initialise(&at_learner).unwrap();
     let at_optimizer = Sgd::new(at_learner.parameters(), 0.9, 5e-4);
@@ -173,8 +171,8 @@ fn the_global_model_is_an_ema_of_the_at_teacher_while_beta_mix_is_one() {
 #[test]
 fn below_one_beta_mix_blends_the_at_and_st_teachers() {
     let mut cfg = synthetic_job(75);
-    if let MethodParams::Generalist { mix_points, .. } = &mut cfg.params {
-        *mix_points = vec![(0.0, 0.25)];
+    if let MethodParams::Generalist(params) = &mut cfg.params {
+        params.mix_points = vec![(0.0, 0.25)];
     }
     let mut s = setup(&cfg);
     let initial = state(&s.at_learner);

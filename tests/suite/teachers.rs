@@ -2,9 +2,9 @@
 //! missing teachers are trained first, finished ones reused, a teacher that does not fit the
 //! student is refused in one line, every mode trains, and the queue worker does the same.
 use crate::common;
+use adarat::config::Protocol;
 use adarat::models::{ModelSpec, Network};
 use adarat::store::result::RunResult;
-use adarat::config::Protocol;
 use adarat::vocab::{DatasetKind, Mode, ModelKind, Status};
 
 use common::{adarat_command as adarat, result_json, stderr, TINY};
