@@ -15,8 +15,6 @@
 //! - orchestration: [`plan`] orders jobs after their teachers, [`worker`] runs the console's queue;
 //! - the front ends: [`cli`], [`console`], and [`bench`], which times the engine against the
 //!   research code.
-#![deny(unsafe_code)]
-
 pub mod attacks;
 pub mod bench;
 pub mod cli;

@@ -1,7 +1,7 @@
 //! Every call across the foreign-function boundary, each behind a safe function: the C++ shims in
 //! `src/native/` (libtorch's autocast and CUDA graphs, which tch does not expose), libtorch's grad
 //! mode, and the few POSIX calls std lacks. This is the crate's only module allowed `unsafe`
-//! (`#![deny(unsafe_code)]` in lib.rs), so every safety argument is in this file.
+//! (`unsafe_code = "deny"` in Cargo.toml's `[lints]`), so every safety argument is in this file.
 
 /// libtorch's thread-local modes and CUDA graphs.
 pub mod libtorch {
@@ -138,12 +138,17 @@ pub mod posix {
 
     /// Sends SIGTERM to process `pid`.
     pub fn terminate(pid: u32) -> std::io::Result<()> {
+        send_signal(pid, libc::SIGTERM)
+    }
+
+    /// Sends `signal` to process `pid`; signal 0 only checks that the process exists.
+    pub fn send_signal(pid: u32, signal: libc::c_int) -> std::io::Result<()> {
         let pid = libc::pid_t::try_from(pid)
             .ok()
             .filter(|&p| p > 0)
             .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ESRCH))?;
         // SAFETY: kill has no memory effects; a wrong pid yields an error.
-        if unsafe { libc::kill(pid, libc::SIGTERM) } == 0 {
+        if unsafe { libc::kill(pid, signal) } == 0 {
             Ok(())
         } else {
             Err(std::io::Error::last_os_error())

@@ -4,7 +4,7 @@ use crate::train::RunError;
 
 /// adarat's exit statuses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExitStatus {
+pub(super) enum ExitStatus {
     Success,
     /// A job failed while running (after the others ran), or the console, the worker or the
     /// benchmark failed.
@@ -16,7 +16,7 @@ pub enum ExitStatus {
 }
 
 impl ExitStatus {
-    pub const fn code(self) -> u8 {
+    pub(super) const fn code(self) -> u8 {
         match self {
             ExitStatus::Success => 0,
             ExitStatus::Failed => 1,
@@ -28,7 +28,7 @@ impl ExitStatus {
 }
 
 #[derive(thiserror::Error, Debug)]
-pub enum CliError {
+pub(super) enum CliError {
     /// Bad input, worded where it was found: arguments, the configuration, data, a checkpoint.
     #[error("{0}")]
     Input(String),
@@ -48,11 +48,11 @@ pub enum CliError {
 }
 
 impl CliError {
-    pub fn input(message: impl ToString) -> CliError {
+    pub(super) fn input(message: impl ToString) -> CliError {
         CliError::Input(message.to_string())
     }
 
-    pub fn exit_status(&self) -> ExitStatus {
+    pub(super) fn exit_status(&self) -> ExitStatus {
         match self {
             CliError::Input(_) => ExitStatus::BadInput,
             CliError::Job { source, .. } => match source.as_ref() {

@@ -5,14 +5,14 @@ use crate::vocab::FinalAttack;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::fmt::Write;
 
-pub struct ProgressBars {
+pub(super) struct ProgressBars {
     bar: Option<ProgressBar>,
     epochs: usize,
     batches_per_epoch: usize,
 }
 
 impl ProgressBars {
-    pub fn new() -> ProgressBars {
+    pub(super) fn new() -> ProgressBars {
         ProgressBars {
             bar: None,
             epochs: 0,
@@ -20,7 +20,7 @@ impl ProgressBars {
         }
     }
 
-    pub fn finish(&mut self) {
+    pub(super) fn finish(&mut self) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
@@ -143,14 +143,14 @@ impl Observer for ProgressBars {
 }
 
 /// `adarat eval`'s progress: the same bar as the final evaluation of `adarat run`.
-pub struct EvalProgress(ProgressBars);
+pub(super) struct EvalProgress(ProgressBars);
 
 impl EvalProgress {
-    pub fn new() -> EvalProgress {
+    pub(super) fn new() -> EvalProgress {
         EvalProgress(ProgressBars::new())
     }
 
-    pub fn update(&mut self, progress: &crate::train::attack_table::Progress) {
+    pub(super) fn update(&mut self, progress: &crate::train::attack_table::Progress) {
         if let crate::train::attack_table::Progress::Attack {
             attack,
             batch,
@@ -161,13 +161,13 @@ impl EvalProgress {
         }
     }
 
-    pub fn finish(&mut self) {
+    pub(super) fn finish(&mut self) {
         self.0.finish();
     }
 }
 
 /// The final table as text: accuracy and time per attack, AutoAttack's sub-attacks, the flags.
-pub fn attack_table(table: &FinalTable) -> String {
+pub(super) fn attack_table(table: &FinalTable) -> String {
     let mut out = String::new();
     let images = table
         .images
@@ -215,7 +215,7 @@ pub fn attack_table(table: &FinalTable) -> String {
 }
 
 /// One line: status, epochs and the headline numbers.
-pub fn summary(result: &RunResult) -> String {
+pub(super) fn summary(result: &RunResult) -> String {
     let mut line = format!("{} {}/{}", result.status, result.epochs_done, result.epochs);
     if let Some(last) = result.epochs_log.last() {
         let _ = write!(
@@ -234,7 +234,7 @@ pub fn summary(result: &RunResult) -> String {
 }
 
 /// The per-epoch table and the final attacks of a run.
-pub fn report(result: &RunResult) -> String {
+pub(super) fn report(result: &RunResult) -> String {
     let mut out = format!(
         "{}  {}  model {}  seed {}  on {}\n",
         result.job,

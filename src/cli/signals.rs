@@ -6,7 +6,7 @@ use super::exit::ExitStatus;
 use crate::train::StopFlag;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
-pub fn install(stop: &StopFlag) -> std::io::Result<()> {
+pub(super) fn install(stop: &StopFlag) -> std::io::Result<()> {
     // Registered first: the second SIGINT finds the flag already set and exits.
     signal_hook::flag::register_conditional_shutdown(
         SIGINT,

@@ -2,7 +2,7 @@
 //! no spans) is still reported at its line. Handles block mappings and one-line flow mappings.
 
 /// 1-based line of `path` (e.g. `methods.pgd-at.datasets.cifar10.up`), or of its deepest ancestor found.
-pub fn locate(text: &str, path: &str) -> Option<usize> {
+pub(super) fn locate(text: &str, path: &str) -> Option<usize> {
     let segments: Vec<&str> = path.split('.').collect();
     let mut found = None;
     let mut depth = 0;

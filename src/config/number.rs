@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use std::fmt;
 
 #[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
-pub struct Num(pub f64);
+pub(super) struct Num(pub f64);
 
 /// Why a text is not a number of the configuration.
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]

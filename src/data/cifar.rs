@@ -57,12 +57,12 @@ impl CifarLayout {
         self.label_bytes + IMAGE_BYTES
     }
 
-    pub fn all_files(&self) -> impl Iterator<Item = &'static str> + '_ {
+    pub(super) fn all_files(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.train_files.iter().copied().chain([self.test_file])
     }
 
     /// The files of this dataset that `folder` lacks.
-    pub fn missing_files(&self, folder: &Path) -> Vec<&'static str> {
+    pub(super) fn missing_files(&self, folder: &Path) -> Vec<&'static str> {
         self.all_files()
             .filter(|name| !folder.join(name).is_file())
             .collect()

@@ -14,12 +14,12 @@ pub(crate) struct HostSplit {
 }
 
 impl HostSplit {
-    pub fn image_len(&self) -> usize {
+    pub(super) fn image_len(&self) -> usize {
         self.shape.iter().product::<i64>() as usize
     }
 
     /// Keeps the first `limit` images (all of them when `limit` is `None`).
-    pub fn truncated(mut self, limit: Option<usize>) -> Self {
+    pub(super) fn truncated(mut self, limit: Option<usize>) -> Self {
         if let Some(limit) = limit {
             let keep = limit.min(self.labels.len());
             self.labels.truncate(keep);
@@ -29,7 +29,7 @@ impl HostSplit {
     }
 
     /// One tensor per field, built on the host and moved to `device` once.
-    pub fn into_dataset(self, device: Device) -> Result<Dataset, DataError> {
+    pub(super) fn into_dataset(self, device: Device) -> Result<Dataset, DataError> {
         let count = self.labels.len() as i64;
         let [channels, height, width] = self.shape;
         let on_device = |what: &str, tensor: Tensor| {

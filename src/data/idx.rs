@@ -83,7 +83,7 @@ pub(crate) const FASHION_MNIST: IdxSet = IdxSet {
 
 impl IdxSet {
     /// The four official file names, in the order of `md5s`.
-    pub fn file_names(&self) -> [&'static str; 4] {
+    pub(super) fn file_names(&self) -> [&'static str; 4] {
         [
             self.train.images,
             self.train.labels,
@@ -93,14 +93,14 @@ impl IdxSet {
     }
 
     /// The first folder holding all four files: the data folder's, then the system package's.
-    pub fn find_folder(&self, data_dir: &Path) -> Option<PathBuf> {
+    pub(super) fn find_folder(&self, data_dir: &Path) -> Option<PathBuf> {
         std::iter::once(data_dir.join(self.folder))
             .chain(self.system_folders.iter().map(PathBuf::from))
             .find(|folder| self.missing_files(folder).is_empty())
     }
 
     /// The official names of the files `folder` lacks (in neither plain nor gzipped form).
-    pub fn missing_files(&self, folder: &Path) -> Vec<&'static str> {
+    pub(super) fn missing_files(&self, folder: &Path) -> Vec<&'static str> {
         self.file_names()
             .into_iter()
             .filter(|name| locate(folder, name).is_none())

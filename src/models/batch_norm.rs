@@ -9,7 +9,7 @@ const MOMENTUM: f64 = 0.1;
 const EPS: f64 = 1e-5;
 
 #[derive(Debug)]
-pub struct BatchNorm2d {
+pub(super) struct BatchNorm2d {
     weight: Tensor,
     bias: Tensor,
     running_mean: Tensor,
@@ -19,7 +19,7 @@ pub struct BatchNorm2d {
 
 impl BatchNorm2d {
     /// γ = 1, β = 0, running mean 0, running variance 1, no batch tracked yet.
-    pub fn new(path: nn::Path, channels: i64) -> BatchNorm2d {
+    pub(super) fn new(path: nn::Path, channels: i64) -> BatchNorm2d {
         let counter = Tensor::zeros([], (Kind::Int64, path.device()));
         BatchNorm2d {
             weight: path.var("weight", &[channels], Init::Const(1.0)),

@@ -62,7 +62,7 @@ pub fn save(path: &Path, tensors: &[(String, Tensor)]) -> Result<(), ModelError>
 /// Copies every tensor of the checkpoint into `targets`, strictly like PyTorch's
 /// `load_state_dict(strict=True)`: the names must match exactly, and every shape and dtype too. Nothing is
 /// copied unless everything matches.
-pub fn load_into(path: &Path, targets: &[(String, Tensor)]) -> Result<(), ModelError> {
+pub(super) fn load_into(path: &Path, targets: &[(String, Tensor)]) -> Result<(), ModelError> {
     let bytes = fs::read(path).map_err(|source| ModelError::Io {
         path: path.to_path_buf(),
         source,

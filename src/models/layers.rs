@@ -6,7 +6,7 @@ use tch::nn::{self, Init};
 
 /// PyTorch's default for conv and linear weights and biases: kaiming-uniform with a = √5,
 /// which is U(±1/√fan_in).
-pub fn pytorch_default(fan_in: i64) -> Init {
+pub(super) fn pytorch_default(fan_in: i64) -> Init {
     let bound = 1.0 / (fan_in as f64).sqrt();
     Init::Uniform {
         lo: -bound,
@@ -16,7 +16,7 @@ pub fn pytorch_default(fan_in: i64) -> Init {
 
 /// He-normal: N(0, √(2/fan)). With fan = fan_out this is WRN's `kaiming_normal_(mode='fan_out')`,
 /// with fan = fan_in the SmallCNN's `kaiming_normal_()`.
-pub fn he_normal(fan: i64) -> Init {
+pub(super) fn he_normal(fan: i64) -> Init {
     Init::Randn {
         mean: 0.0,
         stdev: (2.0 / fan as f64).sqrt(),
@@ -25,7 +25,7 @@ pub fn he_normal(fan: i64) -> Init {
 
 /// How a convolution's weight (and bias, when it has one) is initialised.
 #[derive(Clone, Copy, Debug)]
-pub enum ConvInit {
+pub(super) enum ConvInit {
     /// PyTorch's default: weight and bias U(±1/√fan_in).
     PytorchDefault,
     /// Weight N(0, √(2/fan_out)) (WRN).
@@ -36,7 +36,7 @@ pub enum ConvInit {
 
 /// The geometry of a square convolution.
 #[derive(Clone, Copy, Debug)]
-pub struct ConvShape {
+pub(super) struct ConvShape {
     pub in_channels: i64,
     pub out_channels: i64,
     pub kernel: i64,
@@ -45,7 +45,7 @@ pub struct ConvShape {
 }
 
 /// A 3×3 convolution with padding 1, the workhorse of the residual nets.
-pub fn conv3x3(in_channels: i64, out_channels: i64, stride: i64) -> ConvShape {
+pub(super) fn conv3x3(in_channels: i64, out_channels: i64, stride: i64) -> ConvShape {
     ConvShape {
         in_channels,
         out_channels,
@@ -56,7 +56,7 @@ pub fn conv3x3(in_channels: i64, out_channels: i64, stride: i64) -> ConvShape {
 }
 
 /// A 1×1 projection shortcut.
-pub fn conv1x1(in_channels: i64, out_channels: i64, stride: i64) -> ConvShape {
+pub(super) fn conv1x1(in_channels: i64, out_channels: i64, stride: i64) -> ConvShape {
     ConvShape {
         in_channels,
         out_channels,
@@ -67,7 +67,7 @@ pub fn conv1x1(in_channels: i64, out_channels: i64, stride: i64) -> ConvShape {
 }
 
 /// A convolution named `<path>.weight` (and `<path>.bias` when `bias` is set).
-pub fn conv2d(path: nn::Path, shape: ConvShape, bias: bool, init: ConvInit) -> nn::Conv2D {
+pub(super) fn conv2d(path: nn::Path, shape: ConvShape, bias: bool, init: ConvInit) -> nn::Conv2D {
     let receptive_field = shape.kernel * shape.kernel;
     let fan_in = shape.in_channels * receptive_field;
     let (ws_init, bs_init) = match init {
@@ -96,7 +96,7 @@ pub fn conv2d(path: nn::Path, shape: ConvShape, bias: bool, init: ConvInit) -> n
 }
 
 /// A linear layer named `<path>.weight`, `<path>.bias`, with the given initialisations.
-pub fn linear(
+pub(super) fn linear(
     path: nn::Path,
     in_dim: i64,
     out_dim: i64,
@@ -112,7 +112,7 @@ pub fn linear(
 }
 
 /// A linear layer with PyTorch's default initialisation.
-pub fn linear_default(path: nn::Path, in_dim: i64, out_dim: i64) -> nn::Linear {
+pub(super) fn linear_default(path: nn::Path, in_dim: i64, out_dim: i64) -> nn::Linear {
     let init = pytorch_default(in_dim);
     linear(path, in_dim, out_dim, init, init)
 }

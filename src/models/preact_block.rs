@@ -27,7 +27,7 @@ pub(super) struct BlockShape {
 
 impl PreActBlock {
     /// `shortcut_path` names the projection, which exists only where the stride or width changes.
-    pub fn new(
+    pub(super) fn new(
         path: &nn::Path,
         shortcut_path: nn::Path,
         shape: BlockShape,

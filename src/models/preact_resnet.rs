@@ -10,7 +10,7 @@ use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;
 
 #[derive(Debug)]
-pub struct PreActResNet18 {
+pub(super) struct PreActResNet18 {
     conv1: nn::Conv2D,
     /// The blocks of `layer1` … `layer4`, in forward order.
     blocks: Vec<PreActBlock>,
@@ -18,7 +18,7 @@ pub struct PreActResNet18 {
 }
 
 impl PreActResNet18 {
-    pub fn new(root: &nn::Path, in_channels: i64, classes: i64) -> PreActResNet18 {
+    pub(super) fn new(root: &nn::Path, in_channels: i64, classes: i64) -> PreActResNet18 {
         let stem = conv3x3(in_channels, STEM_WIDTH, 1);
         PreActResNet18 {
             conv1: conv2d(root / "conv1", stem, false, ConvInit::PytorchDefault),

@@ -90,7 +90,7 @@ impl ModuleT for BasicBlock {
 }
 
 #[derive(Debug)]
-pub struct ResNet18 {
+pub(super) struct ResNet18 {
     conv1: nn::Conv2D,
     bn1: BatchNorm2d,
     /// The blocks of `layer1` … `layer4`, in forward order.
@@ -99,7 +99,7 @@ pub struct ResNet18 {
 }
 
 impl ResNet18 {
-    pub fn new(root: &nn::Path, in_channels: i64, classes: i64) -> ResNet18 {
+    pub(super) fn new(root: &nn::Path, in_channels: i64, classes: i64) -> ResNet18 {
         let stem = conv3x3(in_channels, STEM_WIDTH, 1);
         ResNet18 {
             conv1: conv2d(root / "conv1", stem, false, ConvInit::PytorchDefault),

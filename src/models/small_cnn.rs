@@ -8,17 +8,17 @@ use tch::Tensor;
 const CONV_WIDTHS: [i64; 2] = [32, 64];
 const HIDDEN_WIDTH: i64 = 200;
 /// Side of the smallest input whose feature map survives all four convs and both pools.
-pub const MIN_INPUT_SIDE: i64 = 16;
+pub(super) const MIN_INPUT_SIDE: i64 = 16;
 
 /// Side of the final feature map for an input side, or `None` when the input is too small.
-pub fn feature_side(input_side: i64) -> Option<i64> {
+pub(super) fn feature_side(input_side: i64) -> Option<i64> {
     // Each stage: two unpadded 3×3 convs (−4), then a 2×2 max-pool with stride 2 (floor).
     let after_stage = |side: i64| Some((side - 4) / 2).filter(|&pooled| pooled >= 1);
     after_stage(input_side).and_then(after_stage)
 }
 
 #[derive(Debug)]
-pub struct SmallCnn {
+pub(super) struct SmallCnn {
     convs: [nn::Conv2D; 4],
     fc1: nn::Linear,
     fc2: nn::Linear,
@@ -28,7 +28,7 @@ pub struct SmallCnn {
 
 impl SmallCnn {
     /// Refuses inputs smaller than [`MIN_INPUT_SIDE`] on either side.
-    pub fn new(root: &nn::Path, spec: &ModelSpec) -> Result<Self, ModelError> {
+    pub(super) fn new(root: &nn::Path, spec: &ModelSpec) -> Result<Self, ModelError> {
         let (Some(feature_height), Some(feature_width)) =
             (feature_side(spec.height), feature_side(spec.width))
         else {

@@ -13,7 +13,7 @@ const BLOCKS_PER_GROUP: i64 = (DEPTH - 4) / 6;
 const STEM_WIDTH: i64 = 16;
 
 #[derive(Debug)]
-pub struct WideResNet34_10 {
+pub(super) struct WideResNet34_10 {
     conv1: nn::Conv2D,
     /// The blocks of `block1` … `block3` (each group holds its blocks under `layer.<i>`), in forward order.
     blocks: Vec<PreActBlock>,
@@ -22,7 +22,7 @@ pub struct WideResNet34_10 {
 }
 
 impl WideResNet34_10 {
-    pub fn new(root: &nn::Path, in_channels: i64, classes: i64, dropout: f64) -> Self {
+    pub(super) fn new(root: &nn::Path, in_channels: i64, classes: i64, dropout: f64) -> Self {
         let group_widths = [16 * WIDEN_FACTOR, 32 * WIDEN_FACTOR, 64 * WIDEN_FACTOR];
         let mut channels = STEM_WIDTH;
         let mut blocks = Vec::new();

@@ -134,37 +134,37 @@ impl EpochTotals {
         100.0 * count / self.images.max(1) as f64
     }
 
-    pub fn mean_loss(&self) -> f64 {
+    pub(super) fn mean_loss(&self) -> f64 {
         self.per_batch(self.loss)
     }
 
-    pub fn mean_standard_loss(&self) -> f64 {
+    pub(super) fn mean_standard_loss(&self) -> f64 {
         self.per_batch(self.standard_loss)
     }
 
-    pub fn mean_adversarial_loss(&self) -> f64 {
+    pub(super) fn mean_adversarial_loss(&self) -> f64 {
         self.per_batch(self.adversarial_loss)
     }
 
-    pub fn clean_accuracy(&self) -> f64 {
+    pub(super) fn clean_accuracy(&self) -> f64 {
         self.percent_of_images(self.clean_correct)
     }
 
-    pub fn adversarial_accuracy(&self) -> f64 {
+    pub(super) fn adversarial_accuracy(&self) -> f64 {
         self.percent_of_images(self.adversarial_correct)
     }
 
     /// The mean ratio over the batches that had one.
-    pub fn mean_ratio(&self) -> Option<f64> {
+    pub(super) fn mean_ratio(&self) -> Option<f64> {
         (self.ratio_batches > 0).then(|| self.ratio_sum / self.ratio_batches as f64)
     }
 
     /// The share of batches on AdaRAT's clean-only branch.
-    pub fn clean_only_share(&self) -> f64 {
+    pub(super) fn clean_only_share(&self) -> f64 {
         self.per_batch(self.clean_only_batches as f64)
     }
 
-    pub fn teacher_accuracy(&self) -> Option<f64> {
+    pub(super) fn teacher_accuracy(&self) -> Option<f64> {
         self.teacher_correct.map(|c| self.percent_of_images(c))
     }
 }
@@ -178,7 +178,7 @@ pub(super) struct BatchLedger {
 }
 
 impl BatchLedger {
-    pub fn new() -> BatchLedger {
+    pub(super) fn new() -> BatchLedger {
         BatchLedger {
             pending: Vec::new(),
             last_flush: Instant::now(),
@@ -186,16 +186,16 @@ impl BatchLedger {
         }
     }
 
-    pub fn push(&mut self, images: usize, row: Tensor) {
+    pub(super) fn push(&mut self, images: usize, row: Tensor) {
         self.pending.push((images, row));
     }
 
-    pub fn due(&self) -> bool {
+    pub(super) fn due(&self) -> bool {
         self.pending.len() >= FLUSH_BATCHES || self.last_flush.elapsed() >= FLUSH_INTERVAL
     }
 
     /// Reads the pending rows in one transfer and turns them into the `Batches` event.
-    pub fn flush(&mut self, epoch: usize) -> Result<Option<Event>, Failure> {
+    pub(super) fn flush(&mut self, epoch: usize) -> Result<Option<Event>, Failure> {
         let seconds = self.last_flush.elapsed().as_secs_f64();
         self.last_flush = Instant::now();
         if self.pending.is_empty() {

@@ -105,8 +105,7 @@ fn pid_in(lock: &Path) -> Option<i32> {
 }
 
 fn alive(pid: i32) -> bool {
-    // SAFETY: signal 0 only checks that the process exists.
-    unsafe { libc::kill(pid, 0) == 0 }
+    adarat::native::posix::send_signal(pid as u32, 0).is_ok()
 }
 
 #[test]

@@ -2,8 +2,9 @@
 //! and damaged resume files. Whatever happens, a rerun ends with the numbers of an uninterrupted run,
 //! or refuses with one line naming the damaged file.
 use crate::common;
-use common::{adarat, adarat_command, result_json, same_numbers, stderr};
+use common::{adarat, adarat_command, result_json, same_numbers, stderr, TINY};
 use serde_json::Value;
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -332,8 +333,7 @@ fn a_second_sigint_exits_at_once_and_leaves_every_file_whole() {
     });
     std::thread::sleep(Duration::from_millis(500));
     let interrupt = || {
-        // SAFETY: kill has no memory effects.
-        assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+        adarat::native::posix::send_signal(child.id(), libc::SIGINT).unwrap();
     };
     interrupt();
     std::thread::sleep(Duration::from_millis(300));
@@ -374,4 +374,126 @@ fn a_non_finite_loss_fails_the_job_naming_where() {
         error.starts_with("non-finite loss") && error.contains("at epoch 1, batch "),
         "{error}"
     );
+}
+
+#[test]
+fn a_run_killed_after_an_epoch_resumes_there_and_ends_as_an_uninterrupted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "run",
+        "pgd-at/synthetic/fixrat",
+        "--epochs",
+        "2",
+        "--limit-train",
+        "64",
+        "--limit-test",
+        "32",
+        "--device",
+        "cpu",
+        "--set",
+        "evaluation.final_attacks=[fgsm]",
+    ];
+    let mut straight = args.to_vec();
+    straight.extend(["--output", "straight"]);
+    let out = adarat(dir.path(), &straight);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let name = "pgd-at_synthetic_fixrat_small-cnn_seed1";
+    let uninterrupted = result_json(&dir.path().join("straight").join(name));
+
+    // kill -9 right after epoch 1 is committed.
+    let out = adarat_command(dir.path(), &args)
+        .env("ADARAT_FAULT_KILL_AFTER_EPOCH", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.signal(), Some(libc::SIGKILL), "{}", stderr(&out));
+    let folder = dir.path().join("output").join(name);
+    assert_eq!(result_json(&folder)["epochs_done"], 1);
+
+    // A speed switch changes how fast the run goes, not what it is: it still resumes.
+    let mut again = args.to_vec();
+    again.extend(["--set", "channels_last=false"]);
+    let out = adarat(dir.path(), &again);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("resuming at epoch 2"),
+        "{}",
+        stderr(&out)
+    );
+    let resumed = result_json(&folder);
+    assert_eq!(resumed["status"], "completed");
+    let (resumed, uninterrupted) = (same_numbers(&resumed), same_numbers(&uninterrupted));
+    assert_eq!(
+        resumed["epochs"][0], uninterrupted["epochs"][0],
+        "epoch 1 is kept, not retrained"
+    );
+    // Epoch 2 ran with NCHW weights: the same computation, rounded differently.
+    for field in ["train_loss", "test_clean_loss", "test_pgd_loss"] {
+        let (a, b) = (
+            resumed["epochs"][1][field].as_f64().unwrap(),
+            uninterrupted["epochs"][1][field].as_f64().unwrap(),
+        );
+        assert!(
+            (a - b).abs() < 1e-4,
+            "{field}: {a} resumed, {b} uninterrupted"
+        );
+    }
+    // Nothing was moved aside: it is the same run (`.locks` holds the run locks).
+    let folders: Vec<String> = std::fs::read_dir(dir.path().join("output"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with('.'))
+        .collect();
+    assert_eq!(folders, [name]);
+}
+
+#[test]
+fn an_interrupted_generalist_run_resumes_with_its_method_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec!["run", "generalist/synthetic/adarat", "--epochs", "2"];
+    args.extend(TINY);
+    let mut straight = args.clone();
+    straight.extend(["--output", "straight"]);
+    let out = adarat(dir.path(), &straight);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let name = "generalist_synthetic_adarat_small-cnn_seed1";
+    let uninterrupted = result_json(&dir.path().join("straight").join(name));
+
+    let out = adarat_command(dir.path(), &args)
+        .env("ADARAT_FAULT_KILL_AFTER_EPOCH", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let folder = dir.path().join("output").join(name);
+    let point: Value =
+        serde_json::from_str(&std::fs::read_to_string(folder.join("resume.json")).unwrap())
+            .unwrap();
+    assert!(
+        point["files"]["resume-method-e0001.safetensors"].is_string(),
+        "{point}"
+    );
+
+    // A damaged method state is refused, not silently replaced by fresh learners.
+    let method_file = folder.join("resume-method-e0001.safetensors");
+    let intact = std::fs::read(&method_file).unwrap();
+    std::fs::write(&method_file, b"not safetensors").unwrap();
+    let out = adarat(dir.path(), &args);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("resume-method-e0001.safetensors: damaged"),
+        "{stderr}"
+    );
+
+    std::fs::write(&method_file, intact).unwrap();
+    let out = adarat(dir.path(), &args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("resuming at epoch 2"), "{stderr}");
+    let resumed = result_json(&folder);
+    assert_eq!(resumed["status"], "completed");
+    assert_eq!(same_numbers(&resumed), same_numbers(&uninterrupted));
 }

@@ -1,9 +1,8 @@
 //! `adarat run` end to end, through the real binary, the real engine and libtorch.
 use crate::common;
 
-use common::{adarat, adarat_command, result_json, same_numbers, stderr};
+use common::{adarat, result_json, stderr};
 use serde_json::Value;
-use std::os::unix::process::ExitStatusExt;
 
 #[test]
 fn pgd_at_adarat_on_synthetic_learns_and_writes_a_complete_run_folder() {
@@ -341,77 +340,6 @@ fn bad_input_gets_one_line_and_exit_status_2() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
         assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
     }
-}
-
-#[test]
-#[cfg(feature = "fault-injection")]
-fn a_run_killed_after_an_epoch_resumes_there_and_ends_as_an_uninterrupted_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let args = [
-        "run",
-        "pgd-at/synthetic/fixrat",
-        "--epochs",
-        "2",
-        "--limit-train",
-        "64",
-        "--limit-test",
-        "32",
-        "--device",
-        "cpu",
-        "--set",
-        "evaluation.final_attacks=[fgsm]",
-    ];
-    let mut straight = args.to_vec();
-    straight.extend(["--output", "straight"]);
-    let out = adarat(dir.path(), &straight);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let name = "pgd-at_synthetic_fixrat_small-cnn_seed1";
-    let uninterrupted = result_json(&dir.path().join("straight").join(name));
-
-    // kill -9 right after epoch 1 is committed.
-    let out = adarat_command(dir.path(), &args)
-        .env("ADARAT_FAULT_KILL_AFTER_EPOCH", "1")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.signal(), Some(libc::SIGKILL), "{}", stderr(&out));
-    let folder = dir.path().join("output").join(name);
-    assert_eq!(result_json(&folder)["epochs_done"], 1);
-
-    // A speed switch changes how fast the run goes, not what it is: it still resumes.
-    let mut again = args.to_vec();
-    again.extend(["--set", "channels_last=false"]);
-    let out = adarat(dir.path(), &again);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("resuming at epoch 2"),
-        "{}",
-        stderr(&out)
-    );
-    let resumed = result_json(&folder);
-    assert_eq!(resumed["status"], "completed");
-    let (resumed, uninterrupted) = (same_numbers(&resumed), same_numbers(&uninterrupted));
-    assert_eq!(
-        resumed["epochs"][0], uninterrupted["epochs"][0],
-        "epoch 1 is kept, not retrained"
-    );
-    // Epoch 2 ran with NCHW weights: the same computation, rounded differently.
-    for field in ["train_loss", "test_clean_loss", "test_pgd_loss"] {
-        let (a, b) = (
-            resumed["epochs"][1][field].as_f64().unwrap(),
-            uninterrupted["epochs"][1][field].as_f64().unwrap(),
-        );
-        assert!(
-            (a - b).abs() < 1e-4,
-            "{field}: {a} resumed, {b} uninterrupted"
-        );
-    }
-    // Nothing was moved aside: it is the same run (`.locks` holds the run locks).
-    let folders: Vec<String> = std::fs::read_dir(dir.path().join("output"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| !name.starts_with('.'))
-        .collect();
-    assert_eq!(folders, [name]);
 }
 
 #[test]

@@ -22,8 +22,7 @@ fn events(folder: &Path) -> String {
 }
 
 fn signal(child: &Child, signal: i32) {
-    // SAFETY: kill has no memory effects.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+    adarat::native::posix::send_signal(child.id(), signal).unwrap();
 }
 
 fn finish(child: Child) -> (Option<i32>, String) {

@@ -12,7 +12,7 @@ pub(super) struct Located<T> {
 }
 
 impl<T> Located<T> {
-    pub fn at(layer: &str, key: &str, value: T) -> Located<T> {
+    pub(super) fn at(layer: &str, key: &str, value: T) -> Located<T> {
         Located {
             value,
             path: format!("{layer}.{key}"),
@@ -44,7 +44,7 @@ pub(super) struct Layers<'a> {
 }
 
 impl<'a> Layers<'a> {
-    pub fn of_job(
+    pub(super) fn of_job(
         study: &'a Study,
         job: &'a JobName,
         method_entry: &'a MethodEntry,
@@ -76,7 +76,11 @@ impl<'a> Layers<'a> {
     }
 
     /// `key`'s most specific value, if any layer sets it.
-    pub fn find<T>(&self, key: &str, read: impl Fn(&Settings) -> Option<T>) -> Option<Located<T>> {
+    pub(super) fn find<T>(
+        &self,
+        key: &str,
+        read: impl Fn(&Settings) -> Option<T>,
+    ) -> Option<Located<T>> {
         most_specific(
             key,
             self.layers
@@ -86,7 +90,7 @@ impl<'a> Layers<'a> {
     }
 
     /// `key`'s most specific value, which the job needs.
-    pub fn get<T>(
+    pub(super) fn get<T>(
         &self,
         key: &str,
         read: impl Fn(&Settings) -> Option<T>,

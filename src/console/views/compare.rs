@@ -19,7 +19,7 @@ struct Metric {
     mark_best: bool,
 }
 
-pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
+pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
     let (what, runs) = app.compared();
     if runs.is_empty() {
         let lines = vec![

@@ -18,7 +18,7 @@ const LABEL_WIDTH: u16 = 19;
 /// The grid's title and header and three jobs, whatever the detail below it needs.
 const GRID_MIN_HEIGHT: u16 = 5;
 
-pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
+pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
     if area.width >= SIDE_PANE_FROM_WIDTH {
         let [grid, side] =
             Layout::horizontal([Constraint::Min(0), Constraint::Length(SIDE_PANE_WIDTH)])

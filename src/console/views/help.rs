@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph};
 use ratatui::Frame;
 
-pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme, scroll: usize) {
+pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme, scroll: usize) {
     let keys = app.keys();
     let key_width = Action::ALL
         .iter()

@@ -14,7 +14,7 @@ use ratatui::Frame;
 
 const LABEL_WIDTH: u16 = 18;
 
-pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
+pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
     let Some(live) = app.shown_live() else {
         let queued = app.snapshot().queue.len();
         let lines = vec![

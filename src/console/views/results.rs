@@ -12,7 +12,7 @@ use ratatui::widgets::{Borders, Paragraph, Row, Table, Wrap};
 use ratatui::Frame;
 use std::path::Path;
 
-pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
+pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
     let Some(row) = app.cursor() else {
         frame.render_widget(Paragraph::new("no jobs in the grid"), area);
         return;

@@ -35,13 +35,13 @@ const ASCII_BARS: bar::Set = bar::Set {
 
 /// The glyphs and colours of the user's settings.
 #[derive(Clone, Copy, Debug)]
-pub struct Theme {
+pub(super) struct Theme {
     pub ascii: bool,
     pub colors: bool,
 }
 
 impl Theme {
-    pub fn of(app: &App) -> Theme {
+    pub(super) fn of(app: &App) -> Theme {
         Theme {
             ascii: app.settings().ascii,
             colors: app.settings().colors,
@@ -49,7 +49,7 @@ impl Theme {
     }
 
     /// A colour, or nothing when colours are off.
-    pub fn fg(self, color: Color) -> Style {
+    pub(super) fn fg(self, color: Color) -> Style {
         if self.colors {
             Style::default().fg(color)
         } else {
@@ -57,19 +57,23 @@ impl Theme {
         }
     }
 
-    pub fn bold(self) -> Style {
+    pub(super) fn bold(self) -> Style {
         Style::default().add_modifier(Modifier::BOLD)
     }
 
-    pub fn dim(self) -> Style {
+    pub(super) fn dim(self) -> Style {
         self.fg(Color::DarkGray)
     }
 
-    pub fn block(self, title: impl Into<Line<'static>>) -> Block<'static> {
+    pub(super) fn block(self, title: impl Into<Line<'static>>) -> Block<'static> {
         self.block_with(Borders::ALL, title)
     }
 
-    pub fn block_with(self, borders: Borders, title: impl Into<Line<'static>>) -> Block<'static> {
+    pub(super) fn block_with(
+        self,
+        borders: Borders,
+        title: impl Into<Line<'static>>,
+    ) -> Block<'static> {
         let set = if self.ascii {
             ASCII_BORDER
         } else {
@@ -83,7 +87,7 @@ impl Theme {
     }
 
     /// One character for the state, where a cell has no room for the word.
-    pub fn state_glyph(self, state: JobState) -> &'static str {
+    pub(super) fn state_glyph(self, state: JobState) -> &'static str {
         match (state, self.ascii) {
             (JobState::NotRun, true) => ".",
             (JobState::NotRun, false) => "·",
@@ -99,7 +103,7 @@ impl Theme {
         }
     }
 
-    pub fn state_style(self, state: JobState) -> Style {
+    pub(super) fn state_style(self, state: JobState) -> Style {
         match state {
             JobState::NotRun => self.dim(),
             JobState::Queued => self.fg(Color::Cyan),
@@ -110,7 +114,7 @@ impl Theme {
         }
     }
 
-    pub fn selected_mark(self) -> &'static str {
+    pub(super) fn selected_mark(self) -> &'static str {
         if self.ascii {
             "*"
         } else {
@@ -119,7 +123,7 @@ impl Theme {
     }
 
     /// Marks a batch on AdaRAT's clean-only branch (the regulariser is off) in the ratio sparkline.
-    pub fn clean_only_symbol(self) -> &'static str {
+    pub(super) fn clean_only_symbol(self) -> &'static str {
         if self.ascii {
             "c"
         } else {
@@ -127,12 +131,12 @@ impl Theme {
         }
     }
 
-    pub fn clean_only_style(self) -> Style {
+    pub(super) fn clean_only_style(self) -> Style {
         self.fg(Color::Magenta)
     }
 
     /// `[#####.....]` or its block-glyph form, `width` characters in all.
-    pub fn progress_bar(self, done: usize, total: usize, width: usize) -> String {
+    pub(super) fn progress_bar(self, done: usize, total: usize, width: usize) -> String {
         let inner = width.saturating_sub(2);
         let filled = (inner * done.min(total)).checked_div(total).unwrap_or(0);
         let (full, empty) = if self.ascii {
@@ -144,7 +148,7 @@ impl Theme {
     }
 
     /// A one-row (or taller) sparkline: `None` values draw as the clean-only symbol.
-    pub fn sparkline(
+    pub(super) fn sparkline(
         self,
         values: &[Option<f64>],
         max: Option<f64>,
@@ -174,18 +178,18 @@ impl Theme {
 }
 
 /// An accuracy (percent) or `-` when there is none.
-pub fn percent(value: Option<f64>) -> String {
+pub(super) fn percent(value: Option<f64>) -> String {
     value.map_or_else(|| "-".into(), |v| format!("{v:.1}"))
 }
 
 /// `h:mm:ss`.
-pub fn clock(seconds: f64) -> String {
+pub(super) fn clock(seconds: f64) -> String {
     let total = seconds.max(0.0).round() as u64;
     format!("{}:{:02}:{:02}", total / 3600, total / 60 % 60, total % 60)
 }
 
 /// One series of a [`Curves`] plot.
-pub struct Series {
+pub(super) struct Series {
     pub glyph: &'static str,
     pub style: Style,
     pub values: Vec<f64>,
@@ -195,7 +199,7 @@ pub struct Series {
 
 /// A small line plot of per-epoch values: a scale on the left, a point per epoch (epochs share
 /// columns when there are more than fit), peaks marked `^` on the bottom axis.
-pub struct Curves {
+pub(super) struct Curves {
     pub series: Vec<Series>,
     pub ascii: bool,
     pub axis_style: Style,

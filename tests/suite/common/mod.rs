@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 /// A tiny synthetic set on the CPU with a short final table: an epoch takes a few seconds on one
 /// thread.
-pub const TINY: [&str; 8] = [
+pub(crate) const TINY: [&str; 8] = [
     "--set",
     "datasets.synthetic.train_size=160",
     "--set",
@@ -21,7 +21,7 @@ pub const TINY: [&str; 8] = [
 
 /// The adarat binary in `dir`, on one torch thread, stdin closed and outputs captured: to spawn
 /// and signal, or to run with `.output()`.
-pub fn adarat_command(dir: &Path, args: &[&str]) -> Command {
+pub(crate) fn adarat_command(dir: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_adarat"));
     command
         .args(args)
@@ -35,33 +35,33 @@ pub fn adarat_command(dir: &Path, args: &[&str]) -> Command {
 
 /// Runs the adarat binary in `dir` on one thread: a run is then bitwise reproducible, whatever the
 /// machine's core count.
-pub fn adarat(dir: &Path, args: &[&str]) -> Output {
+pub(crate) fn adarat(dir: &Path, args: &[&str]) -> Output {
     adarat_on_threads(dir, args, 1)
 }
 
 /// Runs the adarat binary with `threads` torch threads, where speed matters more than bitwise
 /// reproducibility across machines.
-pub fn adarat_on_threads(dir: &Path, args: &[&str], threads: usize) -> Output {
+pub(crate) fn adarat_on_threads(dir: &Path, args: &[&str], threads: usize) -> Output {
     adarat_command(dir, args)
         .env("OMP_NUM_THREADS", threads.to_string())
         .output()
         .expect("the adarat binary runs")
 }
 
-pub fn stderr(out: &Output) -> String {
+pub(crate) fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-pub fn stdout(out: &Output) -> String {
+pub(crate) fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-pub fn result_json(folder: &Path) -> Value {
+pub(crate) fn result_json(folder: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(folder.join("result.json")).unwrap()).unwrap()
 }
 
 /// Waits (at most two minutes) until `ready` holds.
-pub fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
     let start = Instant::now();
     while !ready() {
         assert!(
@@ -74,20 +74,20 @@ pub fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
 
 /// `ADARAT_PYTHON` (set by `make test`), else `.venv/bin/python` of this checkout. The tests that
 /// need it fail rather than skip when it is missing: `make test` installs it.
-pub fn python() -> PathBuf {
+pub(crate) fn python() -> PathBuf {
     std::env::var_os("ADARAT_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"))
 }
 
 /// The folder of the Python modules the tests run (`tests/python`).
-pub fn python_modules() -> PathBuf {
+pub(crate) fn python_modules() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python")
 }
 
 /// Runs `script` (a file of `tests/python`) with `args` and returns its standard output; fails the
 /// test with the script's output when it fails or Python is missing.
-pub fn run_python(script: &str, args: &[&Path]) -> String {
+pub(crate) fn run_python(script: &str, args: &[&Path]) -> String {
     let python = python();
     let output = Command::new(&python)
         .arg(python_modules().join(script))
@@ -106,7 +106,7 @@ pub fn run_python(script: &str, args: &[&Path]) -> String {
 
 /// What a run computed, for comparing an interrupted run with an uninterrupted one: every epoch
 /// record without its clock fields, and the final table without its timings.
-pub fn same_numbers(result: &Value) -> Value {
+pub(crate) fn same_numbers(result: &Value) -> Value {
     let mut epochs = result["epochs_log"].clone();
     for epoch in epochs.as_array_mut().into_iter().flatten() {
         let fields = epoch.as_object_mut().unwrap();
@@ -135,7 +135,7 @@ pub fn same_numbers(result: &Value) -> Value {
 }
 
 /// The synthetic dataset on the CPU, generated from seed 3.
-pub fn synthetic_splits(train: usize, test: usize) -> adarat::data::Splits {
+pub(crate) fn synthetic_splits(train: usize, test: usize) -> adarat::data::Splits {
     use adarat::config::SyntheticSize;
     use adarat::data::{self, DataRequest};
     adarat::data::load(&DataRequest {
@@ -154,7 +154,7 @@ pub fn synthetic_splits(train: usize, test: usize) -> adarat::data::Splits {
 }
 
 /// A fresh small-cnn (dropout 0.5) for 3×32×32 images, initialised from seed 0, on the CPU.
-pub fn small_cnn(classes: i64) -> adarat::models::Network {
+pub(crate) fn small_cnn(classes: i64) -> adarat::models::Network {
     use adarat::models::{ModelSpec, Network};
     tch::manual_seed(0);
     let spec = ModelSpec {
@@ -174,7 +174,7 @@ pub fn small_cnn(classes: i64) -> adarat::models::Network {
 /// momentum 0.9, 4 epochs) reached 86–99 % over three seeds under `ATEN_CPU_CAPABILITY` default,
 /// avx2 and avx512; a hotter one (lr 0.05) collapsed to a constant output on some CPUs and not on
 /// others (docs/testing.md).
-pub fn trained_small_cnn() -> (adarat::models::Network, adarat::data::Splits) {
+pub(crate) fn trained_small_cnn() -> (adarat::models::Network, adarat::data::Splits) {
     use adarat::config::Augment;
     use adarat::losses::cross_entropy;
     use adarat::optim::sgd::Sgd;
