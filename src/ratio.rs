@@ -54,10 +54,17 @@ pub struct Ratio {
     barrier_at_threshold: bool,
 }
 
+/// A ratio mode without its parameters.
+#[derive(thiserror::Error, Debug, PartialEq)]
+pub enum RatioError {
+    #[error("mode {mode} needs beta, up and down, and none are configured")]
+    Unconfigured { mode: Mode },
+}
+
 impl Ratio {
     /// `epsilon` is the ε of β/ε: the training attack's budget (0.031 for Generalist on CIFAR-10).
     /// FixRAT and AdaRAT need β, u, d; the baseline ignores them.
-    pub fn new(mode: Mode, cfg: Option<RatioConfig>, epsilon: f64) -> Result<Ratio, String> {
+    pub fn new(mode: Mode, cfg: Option<RatioConfig>, epsilon: f64) -> Result<Ratio, RatioError> {
         let cfg = match (mode, cfg) {
             (_, Some(cfg)) => cfg,
             (Mode::Baseline, None) => RatioConfig {
@@ -67,11 +74,7 @@ impl Ratio {
                 tau: 0.0,
                 switch: 1.0,
             },
-            (mode, None) => {
-                return Err(format!(
-                    "mode {mode} needs beta, up and down, and none are configured"
-                ))
-            }
+            (mode, None) => return Err(RatioError::Unconfigured { mode }),
         };
         Ok(Ratio {
             mode,

@@ -1,6 +1,6 @@
 //! FAT (docs/protocol.md#fat): PGD-AT's losses on the examples of the early-stopped PGD (4.4),
 //! whose budget τ grows with the epoch.
-use super::{attack_in_train_mode, cross_entropy_step, StepLosses, TrainingMethod};
+use super::{attack_in_train_mode, cross_entropy_step, MethodError, StepLosses, TrainingMethod};
 use crate::attacks::EarlyStoppedPgd;
 use crate::config::{FatParams, JobConfig};
 use crate::data::Batch;
@@ -14,12 +14,13 @@ pub struct Fat {
 }
 
 impl Fat {
-    pub fn new(cfg: &JobConfig, params: &FatParams) -> Result<Fat, String> {
+    pub fn new(cfg: &JobConfig, params: &FatParams) -> Result<Fat, MethodError> {
         let FatParams { taus, boundaries } = params;
         if taus.len() != boundaries.len() + 1 {
-            return Err(format!(
-                "fat needs one more τ than boundaries, got {taus:?} and {boundaries:?}"
-            ));
+            return Err(MethodError::FatSchedule {
+                taus: taus.clone(),
+                boundaries: boundaries.clone(),
+            });
         }
         Ok(Fat {
             attack: EarlyStoppedPgd {

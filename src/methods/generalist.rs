@@ -3,8 +3,8 @@
 //! of both are mixed into a global model `T_mix`, which is evaluated and saved, and in the
 //! communication epochs both learners are reset from it after every batch.
 use super::{
-    attack_in_train_mode, cross_entropy_step, pgd_ce_examples, training_pgd, StepLosses,
-    TrainingMethod,
+    attack_in_train_mode, cross_entropy_step, pgd_ce_examples, training_pgd, MethodError,
+    StepLosses, TrainingMethod,
 };
 use crate::attacks::Pgd;
 use crate::config::{GeneralistParams, JobConfig};
@@ -115,7 +115,7 @@ impl Generalist {
         params: &GeneralistParams,
         spec: &ModelSpec,
         device: Device,
-    ) -> Result<Generalist, String> {
+    ) -> Result<Generalist, MethodError> {
         let GeneralistParams {
             st_weight_decay,
             ref mix_points,
@@ -123,7 +123,12 @@ impl Generalist {
             communication_period,
             ema_max_decay,
         } = *params;
-        let network = || Network::new(spec, device).map_err(|e| format!("{}: {e}", cfg.job));
+        let network = || {
+            Network::new(spec, device).map_err(|source| MethodError::Network {
+                what: cfg.job.clone(),
+                source: Box::new(source),
+            })
+        };
         let st_learner = network()?;
         let st_optimizer = Sgd::new(st_learner.parameters(), cfg.momentum, st_weight_decay);
         Ok(Generalist {
@@ -170,7 +175,7 @@ impl Generalist {
 }
 
 impl TrainingMethod for Generalist {
-    fn initialise(&mut self, at_learner: &Network) -> Result<(), String> {
+    fn initialise(&mut self, at_learner: &Network) -> Result<(), MethodError> {
         // model_st is a deep copy of model_at; the teachers copy their learners (6.7, "Models and state").
         for net in [
             &mut self.st_learner,
@@ -178,7 +183,11 @@ impl TrainingMethod for Generalist {
             &mut self.st_teacher.model,
             &mut self.global.model,
         ] {
-            net.copy_from(at_learner).map_err(|e| e.to_string())?;
+            net.copy_from(at_learner)
+                .map_err(|source| MethodError::Network {
+                    what: "generalist's copies of the AT learner".to_string(),
+                    source: Box::new(source),
+                })?;
         }
         Ok(())
     }
@@ -196,19 +205,23 @@ impl TrainingMethod for Generalist {
         batch: &Batch,
         epoch: usize,
         lr: f64,
-    ) -> Result<(), String> {
+    ) -> Result<(), MethodError> {
         self.at_teacher.update(&at_learner.state_dict());
         self.st_step(batch, lr);
         self.st_teacher.update(&self.st_learner.state_dict());
         self.update_global(epoch);
         if self.communication.is_communication_epoch(epoch) {
             // Momentum buffers are kept (docs/protocol.md Q16).
+            let communication = |source| MethodError::Network {
+                what: "generalist's communication".to_string(),
+                source: Box::new(source),
+            };
             at_learner
                 .copy_from(&self.global.model)
-                .map_err(|e| e.to_string())?;
+                .map_err(communication)?;
             self.st_learner
                 .copy_from(&self.global.model)
-                .map_err(|e| e.to_string())?;
+                .map_err(communication)?;
         }
         Ok(())
     }
@@ -251,7 +264,7 @@ impl TrainingMethod for Generalist {
         state
     }
 
-    fn restore_state(&mut self, saved: Vec<(String, Tensor)>) -> Result<(), String> {
+    fn restore_state(&mut self, saved: Vec<(String, Tensor)>) -> Result<(), MethodError> {
         let (momentum, models): (Vec<_>, Vec<_>) = saved
             .into_iter()
             .partition(|(name, _)| name.starts_with(ST_MOMENTUM));
@@ -271,7 +284,7 @@ impl TrainingMethod for Generalist {
             let counter = format!("{prefix}{UPDATES}");
             let updates = saved
                 .remove(&counter)
-                .ok_or_else(|| format!("resume state lacks `{counter}`"))?;
+                .ok_or(MethodError::MissingState { key: counter })?;
             ema.updates = updates.int64_value(&[]).max(0) as u64;
         }
         Ok(())
@@ -283,17 +296,17 @@ fn load_state(
     net: &Network,
     saved: &mut HashMap<String, Tensor>,
     prefix: &str,
-) -> Result<(), String> {
+) -> Result<(), MethodError> {
     crate::modes::no_grad(|| {
         for (name, target) in net.state_dict() {
             let key = format!("{prefix}{name}");
-            let source = saved
-                .remove(&key)
-                .ok_or_else(|| format!("resume state lacks `{key}`"))?;
+            let Some(saved) = saved.remove(&key) else {
+                return Err(MethodError::MissingState { key });
+            };
             target
                 .shallow_clone()
-                .f_copy_(&source)
-                .map_err(|e| format!("resume state `{key}`: {e}"))?;
+                .f_copy_(&saved)
+                .map_err(|source| MethodError::StateMismatch { key, source })?;
         }
         Ok(())
     })

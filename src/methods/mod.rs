@@ -37,7 +37,7 @@ pub trait TrainingMethod {
     fn losses(&mut self, net: &Network, batch: &Batch, epoch: usize) -> StepLosses;
 
     /// Sets the method's own networks from the freshly built `net`, before any resume.
-    fn initialise(&mut self, _net: &Network) -> Result<(), String> {
+    fn initialise(&mut self, _net: &Network) -> Result<(), MethodError> {
         Ok(())
     }
 
@@ -49,7 +49,7 @@ pub trait TrainingMethod {
         _batch: &Batch,
         _epoch: usize,
         _lr: f64,
-    ) -> Result<(), String> {
+    ) -> Result<(), MethodError> {
         Ok(())
     }
 
@@ -77,18 +77,57 @@ pub trait TrainingMethod {
     }
 
     /// Restores what [`TrainingMethod::resume_state`] saved.
-    fn restore_state(&mut self, _saved: Vec<(String, Tensor)>) -> Result<(), String> {
+    fn restore_state(&mut self, _saved: Vec<(String, Tensor)>) -> Result<(), MethodError> {
         Ok(())
     }
 }
 
+/// Why a method cannot be built, or cannot go on (docs/architecture.md#errors-and-exit-statuses).
+#[derive(thiserror::Error, Debug)]
+pub enum MethodError {
+    #[error("{job}: generalist needs at least one mix point")]
+    NoMixPoints { job: String },
+    #[error("fat needs one more τ than boundaries, got {taus:?} and {boundaries:?}")]
+    FatSchedule {
+        taus: Vec<usize>,
+        boundaries: Vec<usize>,
+    },
+    #[error("{method} learns from no teachers")]
+    NoTeachers { method: crate::vocab::Method },
+    /// `what` names the teacher: "its robust teacher pgd-at/cifar10/baseline".
+    #[error("{what} has no finished run in {} (adarat run trains it first)", folder.display())]
+    TeacherNotRun {
+        what: String,
+        folder: std::path::PathBuf,
+    },
+    #[error("{what} does not fit the student's {model}: {source}")]
+    TeacherMismatch {
+        what: String,
+        model: crate::vocab::ModelKind,
+        source: Box<crate::models::ModelError>,
+    },
+    /// A network the method keeps beside the trained one (teachers, Generalist's learners).
+    #[error("{what}: {source}")]
+    Network {
+        what: String,
+        source: Box<crate::models::ModelError>,
+    },
+    #[error("resume state lacks `{key}`")]
+    MissingState { key: String },
+    #[error("resume state `{key}`: {source}")]
+    StateMismatch { key: String, source: tch::TchError },
+    #[error(transparent)]
+    Momentum(#[from] crate::optim::MomentumError),
+}
+
 /// Whether this version trains the job's method; checks jobs up front, loading nothing.
-pub fn check(cfg: &JobConfig) -> Result<(), String> {
+pub fn check(cfg: &JobConfig) -> Result<(), MethodError> {
     match &cfg.params {
-        MethodParams::Generalist(params) if params.mix_points.is_empty() => Err(format!(
-            "{}: generalist needs at least one mix point",
-            cfg.job
-        )),
+        MethodParams::Generalist(params) if params.mix_points.is_empty() => {
+            Err(MethodError::NoMixPoints {
+                job: cfg.job.clone(),
+            })
+        }
         _ => Ok(()),
     }
 }
@@ -99,7 +138,7 @@ pub fn build(
     cfg: &JobConfig,
     spec: &ModelSpec,
     device: Device,
-) -> Result<Box<dyn TrainingMethod>, String> {
+) -> Result<Box<dyn TrainingMethod>, MethodError> {
     Ok(match &cfg.params {
         MethodParams::St => Box::new(st::St),
         MethodParams::PgdAt => Box::new(pgd_at::PgdAt::new(cfg)),

@@ -3,4 +3,4 @@
 pub mod schedule;
 pub mod sgd;
 
-pub use sgd::Sgd;
+pub use sgd::{MomentumError, Sgd};

@@ -5,6 +5,19 @@
 use crate::faults::StepPoint;
 use tch::Tensor;
 
+/// Saved momentum that does not fit the network.
+#[derive(thiserror::Error, Debug)]
+pub enum MomentumError {
+    #[error("momentum buffer `{name}` matches no parameter")]
+    NoSuchParameter { name: String },
+    #[error("momentum buffer `{name}` has shape {found:?}, expected {expected:?}")]
+    Shape {
+        name: String,
+        found: Vec<i64>,
+        expected: Vec<i64>,
+    },
+}
+
 pub struct Sgd {
     parameters: Vec<(String, Tensor)>,
     buffers: Vec<Option<Tensor>>,
@@ -73,21 +86,21 @@ impl Sgd {
     }
 
     /// Restores buffers saved by [`Sgd::momentum_buffers`]; a name or shape that does not fit is an error.
-    pub fn restore_momentum(&mut self, saved: Vec<(String, Tensor)>) -> Result<(), String> {
+    pub fn restore_momentum(&mut self, saved: Vec<(String, Tensor)>) -> Result<(), MomentumError> {
         self.reset_momentum();
         for (name, tensor) in saved {
             let index = self
                 .parameters
                 .iter()
                 .position(|(n, _)| *n == name)
-                .ok_or_else(|| format!("momentum buffer `{name}` matches no parameter"))?;
+                .ok_or_else(|| MomentumError::NoSuchParameter { name: name.clone() })?;
             let parameter = &self.parameters[index].1;
             if tensor.size() != parameter.size() {
-                return Err(format!(
-                    "momentum buffer `{name}` has shape {:?}, expected {:?}",
-                    tensor.size(),
-                    parameter.size()
-                ));
+                return Err(MomentumError::Shape {
+                    name,
+                    found: tensor.size(),
+                    expected: parameter.size(),
+                });
             }
             self.buffers[index] = Some(
                 tensor

@@ -27,17 +27,31 @@ pub enum InputError {
     #[error(transparent)]
     Device(#[from] crate::device::MissingDevice),
     /// The method's settings, its teachers or its parameters.
-    #[error("{0}")]
-    Method(String),
-    #[error("{0}")]
-    Ratio(String),
+    #[error(transparent)]
+    Method(#[from] crate::methods::MethodError),
+    #[error(transparent)]
+    Ratio(#[from] crate::ratio::RatioError),
     #[error(transparent)]
     Data(#[from] DataError),
     #[error(transparent)]
     Model(#[from] ModelError),
     /// A file of the resume point that does not fit the job.
-    #[error("{}: {problem}", path.display())]
-    ResumeFile { path: PathBuf, problem: String },
+    #[error("{}: {source}", path.display())]
+    ResumeFile {
+        path: PathBuf,
+        source: ResumeFileError,
+    },
+}
+
+/// What is wrong with a file of the resume point.
+#[derive(thiserror::Error, Debug)]
+pub enum ResumeFileError {
+    #[error(transparent)]
+    Unreadable(tch::TchError),
+    #[error(transparent)]
+    Momentum(#[from] crate::optim::MomentumError),
+    #[error(transparent)]
+    MethodState(#[from] crate::methods::MethodError),
 }
 
 /// Why a started job failed.
@@ -58,8 +72,8 @@ pub enum Failure {
     #[error(transparent)]
     SavingModel(ModelError),
     /// The method's own work between steps (Generalist's mixing).
-    #[error("{0}")]
-    Method(String),
+    #[error(transparent)]
+    Method(crate::methods::MethodError),
     #[error("{0}")]
     Graph(String),
     #[error("reading batch statistics: {0}")]

@@ -10,7 +10,7 @@ mod ledger;
 pub mod precision;
 mod resume;
 
-pub use error::{Failure, InputError, RunError, StopPoint};
+pub use error::{Failure, InputError, ResumeFileError, RunError, StopPoint};
 
 use crate::config::JobConfig;
 use crate::data::{self, DataRequest, Splits};
@@ -105,7 +105,7 @@ pub fn run_with_data(
 
 /// The job's device, once the job is known to be runnable.
 fn checked_device(cfg: &JobConfig) -> Result<Device, InputError> {
-    methods::check(cfg).map_err(InputError::Method)?;
+    methods::check(cfg)?;
     Ok(crate::device::resolve(cfg.device)?)
 }
 
@@ -122,19 +122,19 @@ fn run_on(
         tch::Cuda::cudnn_set_benchmark(cfg.speed.cudnn_benchmark);
     }
     let ratio = Ratio::new(cfg.mode, cfg.ratio, cfg.attack.epsilon)
-        .map_err(InputError::Ratio)?
+        .map_err(InputError::from)?
         .with_barrier_at_threshold(cfg.method() == Method::Generalist);
     let spec = model_spec(cfg, &data);
     // Teachers are built and loaded before the seeding, as the reference does (section 1), so
     // the student starts as it would in any other method.
-    let mut method = methods::build(cfg, &spec, device).map_err(InputError::Method)?;
+    let mut method = methods::build(cfg, &spec, device).map_err(InputError::from)?;
     // Seed before anything random happens, model initialisation included (docs/protocol.md Q6, fixed).
     tch::manual_seed(cfg.seed as i64);
     let mut net = Network::new(&spec, device).map_err(InputError::from)?;
     if cfg.speed.channels_last {
         net.use_channels_last();
     }
-    method.initialise(&net).map_err(InputError::Method)?;
+    method.initialise(&net).map_err(InputError::from)?;
     let mut sgd = Sgd::new(net.parameters(), cfg.momentum, cfg.weight_decay);
     let trainee = Trainee {
         net: &mut net,

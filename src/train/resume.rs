@@ -1,7 +1,7 @@
-//! Resuming (docs/run-folder.md#resume-points): a job's run folder is opened fresh or at its last
-//! committed epoch, whose weights, SGD momentum and method state are loaded back; after every epoch
-//! the next point's files are written.
-use super::error::{InputError, RunError};
+//! Resuming (docs/run-folder.md#resumejson-and-the-resume-point-files): a job's run folder is
+//! opened fresh or at its last committed epoch, whose weights, SGD momentum and method state are
+//! loaded back; after every epoch the next point's files are written.
+use super::error::{InputError, ResumeFileError, RunError};
 use crate::config::JobConfig;
 use crate::methods::TrainingMethod;
 use crate::models::Network;
@@ -47,34 +47,31 @@ fn restore(store: &RunStore, point: &ResumePoint, trainee: Trainee) -> Result<()
     if let Some(file) = point.file(PointPart::Weights) {
         trainee.net.load(&store.path(&file))?;
     }
-    let not_fitting = |path: &Path, problem: String| InputError::ResumeFile {
-        path: path.to_path_buf(),
-        problem,
-    };
     if let Some(file) = point.file(PointPart::Optimizer) {
-        let path = store.path(&file);
-        let saved = read_tensors(&path)?;
-        trainee
-            .sgd
-            .restore_momentum(saved)
-            .map_err(|problem| not_fitting(&path, problem))?;
+        restore_part(&store.path(&file), |saved| {
+            Ok(trainee.sgd.restore_momentum(saved)?)
+        })?;
     }
     if let Some(file) = point.file(PointPart::Method) {
-        let path = store.path(&file);
-        let saved = read_tensors(&path)?;
-        trainee
-            .method
-            .restore_state(saved)
-            .map_err(|problem| not_fitting(&path, problem))?;
+        restore_part(&store.path(&file), |saved| {
+            Ok(trainee.method.restore_state(saved)?)
+        })?;
     }
     Ok(())
 }
 
-fn read_tensors(path: &Path) -> Result<Vec<(String, Tensor)>, InputError> {
-    Tensor::read_safetensors(path).map_err(|e| InputError::ResumeFile {
-        path: path.to_path_buf(),
-        problem: e.to_string(),
-    })
+/// Reads the tensors of one file of the point and hands them to `restore`.
+fn restore_part(
+    path: &Path,
+    restore: impl FnOnce(Vec<(String, Tensor)>) -> Result<(), ResumeFileError>,
+) -> Result<(), InputError> {
+    Tensor::read_safetensors(path)
+        .map_err(ResumeFileError::Unreadable)
+        .and_then(restore)
+        .map_err(|source| InputError::ResumeFile {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// Writes the files of the point after `epochs_done` epochs (not yet committed).
