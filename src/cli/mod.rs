@@ -183,7 +183,7 @@ pub fn main() -> ExitCode {
     let status = match outcome {
         Ok(()) => ExitStatus::Success,
         Err(error) => {
-            eprintln!("adarat: {error}");
+            progress::say!("adarat: {error}");
             error.exit_status()
         }
     };
@@ -258,7 +258,7 @@ fn run(args: RunArgs) -> Result<(), CliError> {
             Ok(result) => {
                 observer.finish();
                 let folder = RunStore::folder_of(cfg);
-                eprintln!(
+                progress::say!(
                     "{}: {} -> {}",
                     cfg.job,
                     progress::summary(&result),
@@ -267,7 +267,7 @@ fn run(args: RunArgs) -> Result<(), CliError> {
             }
             Err(RunError::Failed(failure)) => {
                 observer.finish();
-                eprintln!("adarat: {}: failed: {failure}", cfg.job);
+                progress::say!("adarat: {}: failed: {failure}", cfg.job);
                 failed.push(cfg.job.clone());
             }
             Err(source) => {
@@ -314,7 +314,7 @@ fn bench(args: BenchArgs) -> Result<(), CliError> {
         suites,
         quick: args.quick,
     };
-    let report = crate::bench::run(&options, &mut |step| eprintln!("bench: {step}"))
+    let report = crate::bench::run(&options, &mut |step| progress::say!("bench: {step}"))
         .map_err(|message| CliError::Failed(format!("bench: {message}")))?;
     if args.json {
         println!(
@@ -397,7 +397,7 @@ fn eval(args: EvalArgs) -> Result<(), CliError> {
     if cfg.speed.channels_last {
         net.use_channels_last();
     }
-    eprintln!(
+    progress::say!(
         "{}: {} on {} ({} test images, ε {:.6}) on {}",
         args.checkpoint.display(),
         model,
@@ -435,7 +435,7 @@ fn list(args: &ConfigArgs) -> Result<(), CliError> {
         let cfg = study.resolve(&job, &overrides).map_err(CliError::input)?;
         let path = RunStore::folder_of(&cfg).join(store::RESULT_FILE);
         let state = match store::read_result(&path) {
-            Ok(result) => progress::summary(&result),
+            Ok(result) => format!("{}  on {}", progress::summary(&result), result.device),
             Err(_) if !path.exists() => "not run".to_string(),
             Err(e) => format!("unreadable: {e}"),
         };
@@ -471,8 +471,7 @@ fn worker(output: &Path) -> Result<(), CliError> {
     let stop = train::StopFlag::default();
     signals::install(&stop)
         .map_err(|e| CliError::input(format!("installing signal handlers: {e}")))?;
-    let mut observer = progress::ProgressBars::new();
-    Ok(crate::worker::serve(output, &stop, &mut observer)?)
+    Ok(crate::worker::serve(output, &stop)?)
 }
 
 /// The console on the study, its queue worker and runs in the study's output folder.
@@ -490,6 +489,7 @@ fn console(args: &ConfigArgs) -> Result<(), CliError> {
         output_dir: output_dir.clone(),
         config: config_path(args).map(absolute),
         sets: args.sets.clone(),
+        placement: study.placement().clone(),
     };
     let monitor = crate::console::monitor::Monitor::new(&study, &output_dir);
     match crate::console::event_loop::run(monitor, control) {

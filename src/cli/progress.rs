@@ -5,6 +5,16 @@ use crate::vocab::FinalAttack;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::fmt::Write;
 
+/// `eprintln!` that never panics: a job's output may go to a pipe whose reader (the queue worker)
+/// is gone, and a progress line that cannot be written must not end the run.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+pub(super) use say;
+
 pub(super) struct ProgressBars {
     bar: Option<ProgressBar>,
     epochs: usize,
@@ -49,7 +59,7 @@ impl ProgressBars {
         match &self.bar {
             // A hidden bar (stderr is not a terminal, e.g. the worker's log) prints nothing.
             Some(bar) if !bar.is_hidden() => bar.println(line),
-            _ => eprintln!("{line}"),
+            _ => say!("{line}"),
         }
     }
 }
@@ -71,7 +81,7 @@ impl Observer for ProgressBars {
                 } else {
                     String::new()
                 };
-                eprintln!("{job}: {epochs} epochs on {device}{from}");
+                say!("{job}: {epochs} epochs on {device}{from}");
             }
             Event::EpochStarted { epoch, lr } => {
                 self.finish();
@@ -124,7 +134,7 @@ impl Observer for ProgressBars {
             }
             Event::FinalStarted => {
                 self.finish();
-                eprintln!("final evaluation on the test set...");
+                say!("final evaluation on the test set...");
             }
             Event::FinalAttack {
                 attack,

@@ -66,10 +66,12 @@ impl JobConfig {
     }
 
     /// Whether `other` is the same run: equal but for the speed switches, which change how fast a run
-    /// goes, not what it computes (a run started with CUDA graphs resumes without them).
+    /// goes, not what it computes (a run started with CUDA graphs resumes without them), and the
+    /// device, so a queued job stopped on one GPU resumes on whichever slot is free next.
     pub fn same_run_as(&self, other: &JobConfig) -> bool {
         let without_speed = |c: &JobConfig| JobConfig {
             speed: SpeedSwitches::default(),
+            device: DeviceSpec::Auto,
             ..c.clone()
         };
         without_speed(self) == without_speed(other)

@@ -5,11 +5,13 @@ mod device;
 pub mod job;
 mod locate;
 mod number;
+mod placement;
 mod study;
 
 pub use device::{DeviceSpec, UnknownDevice};
 pub use job::*;
 pub use number::{parse_number, NumberError};
+pub use placement::{Devices, Placement};
 pub use study::{ConfigError, JobOverrides, Study};
 
 use serde_yaml::Value;
@@ -42,31 +44,28 @@ pub fn load(path: &Path, sets: &[String]) -> Result<Study, ConfigError> {
 
 /// Parses configuration text; `origin` names it in messages and anchors its relative paths.
 pub fn parse(text: &str, origin: &Path, sets: &[String]) -> Result<Study, ConfigError> {
-    let file: StudyFile = serde_yaml::from_str(text).map_err(|e| yaml_error(origin, &e))?;
+    let mut file: StudyFile = serde_yaml::from_str(text).map_err(|e| yaml_error(origin, &e))?;
     if sets.is_empty() {
         return Study::new(file, text.to_string(), origin, Vec::new());
     }
     let mut tree: Value = serde_yaml::from_str(text).map_err(|e| yaml_error(origin, &e))?;
     let mut set_paths = Vec::new();
+    // Each override is checked as it is applied, so a refusal names the one `--set` at fault.
     for item in sets {
-        let set_error = |error: SetError| ConfigError {
+        let set_error = |message: String| ConfigError {
             origin: format!("--set {item}"),
             line: None,
-            message: error.to_string(),
+            message,
         };
         let (key, raw) = item
             .split_once('=')
-            .ok_or_else(|| set_error(SetError::NotKeyValue))?;
+            .ok_or_else(|| set_error(SetError::NotKeyValue.to_string()))?;
         let value: Value =
             serde_yaml::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
-        assign(&mut tree, key, value).map_err(set_error)?;
+        assign(&mut tree, key, value).map_err(|e| set_error(e.to_string()))?;
+        file = serde_yaml::from_value(tree.clone()).map_err(|e| set_error(e.to_string()))?;
         set_paths.push(key.to_string());
     }
-    let file: StudyFile = serde_yaml::from_value(tree).map_err(|e| ConfigError {
-        origin: format!("--set {}", sets.join(" --set ")),
-        line: None,
-        message: e.to_string(),
-    })?;
     Study::new(file, text.to_string(), origin, set_paths)
 }
 

@@ -49,6 +49,8 @@ pub(super) struct StudyFile {
     models: BTreeMap<ModelKind, ModelEntry>,
     methods: BTreeMap<Method, MethodEntry>,
     grid: Grid,
+    #[serde(default)]
+    queue: super::placement::Placement,
 }
 
 fn enabled() -> bool {
@@ -248,6 +250,11 @@ impl Study {
 
     pub fn output_dir(&self) -> PathBuf {
         self.base.join(&self.file.paths.output)
+    }
+
+    /// Where the queue worker runs jobs (`queue:`).
+    pub fn placement(&self) -> &super::placement::Placement {
+        &self.file.queue
     }
 
     /// Every job of the grid, methods outermost; `st` only in baseline.

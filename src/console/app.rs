@@ -368,6 +368,7 @@ impl App {
             }
             Action::Enqueue => return self.enqueue(),
             Action::Stop => self.ask_stop(),
+            Action::NextRunning => self.next_running(),
             Action::StartQueue => return self.start_queue(),
             Action::QueueEarlier => return self.move_queued(-1),
             Action::QueueLater => return self.move_queued(1),
@@ -389,6 +390,21 @@ impl App {
             Action::Quit => return vec![self.quit()],
         }
         Vec::new()
+    }
+
+    /// Puts the cursor on the running job after the cursor's, in grid order, wrapping around.
+    fn next_running(&mut self) {
+        let running: Vec<JobName> = (self.snapshot.running().into_iter())
+            .map(|(job, _)| job)
+            .filter(|job| self.snapshot.row(*job).is_some())
+            .collect();
+        let after = (self.cursor)
+            .and_then(|cursor| running.iter().position(|job| *job == cursor))
+            .map_or(0, |place| place + 1);
+        match running.get(after % running.len().max(1)) {
+            Some(job) => self.cursor = Some(*job),
+            None => self.say("no job is running"),
+        }
     }
 
     /// Words a command's outcome; one with nothing to say leaves the status line as it is.

@@ -2,6 +2,7 @@
 //! process and stop signals. Nothing else in the console changes anything. Each command comes back
 //! as an [`Outcome`] or a [`ControlError`], which the application words.
 use super::app::Outcome;
+use crate::config::Placement;
 use crate::vocab::JobName;
 use crate::worker::{self, queue};
 use std::path::PathBuf;
@@ -26,6 +27,8 @@ pub struct Control {
     /// The study file the console was opened on (absolute), None for the built-in default.
     pub config: Option<PathBuf>,
     pub sets: Vec<String>,
+    /// The study's `queue:` section, given to the worker with every job queued.
+    pub placement: Placement,
 }
 
 impl Control {
@@ -33,6 +36,7 @@ impl Control {
     pub(crate) fn enqueue(&self, jobs: &[JobName]) -> Result<Outcome, ControlError> {
         let added = self.modify_queue(|q| {
             q.paused = false;
+            q.placement = self.placement.clone();
             let added: Vec<JobName> = (jobs.iter().copied())
                 .filter(|job| !q.contains(&job.to_string()))
                 .collect();
@@ -44,7 +48,10 @@ impl Control {
     }
 
     pub(crate) fn start_queue(&self) -> Result<Outcome, ControlError> {
-        self.modify_queue(|q| q.paused = false)?;
+        self.modify_queue(|q| {
+            q.paused = false;
+            q.placement = self.placement.clone();
+        })?;
         self.ensure_worker()?;
         Ok(Outcome::QueueStarted)
     }
@@ -84,10 +91,6 @@ impl Control {
     }
 
     fn entry(&self, job: &JobName) -> queue::Entry {
-        queue::Entry {
-            job: job.to_string(),
-            config: self.config.clone(),
-            sets: self.sets.clone(),
-        }
+        queue::Entry::new(&job.to_string(), self.config.clone(), self.sets.clone())
     }
 }

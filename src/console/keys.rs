@@ -27,6 +27,7 @@ pub enum Action {
     Search,
     Enqueue,
     Stop,
+    NextRunning,
     StartQueue,
     QueueEarlier,
     QueueLater,
@@ -46,7 +47,7 @@ pub enum Action {
 
 impl Action {
     /// In the help popup's order.
-    pub const ALL: [Action; 24] = [
+    pub const ALL: [Action; 25] = [
         Action::Up,
         Action::Down,
         Action::Left,
@@ -56,6 +57,7 @@ impl Action {
         Action::Search,
         Action::Enqueue,
         Action::Stop,
+        Action::NextRunning,
         Action::StartQueue,
         Action::QueueEarlier,
         Action::QueueLater,
@@ -84,6 +86,7 @@ impl Action {
             Action::Search => "search",
             Action::Enqueue => "enqueue",
             Action::Stop => "stop",
+            Action::NextRunning => "next-running",
             Action::StartQueue => "start-queue",
             Action::QueueEarlier => "queue-earlier",
             Action::QueueLater => "queue-later",
@@ -114,6 +117,7 @@ impl Action {
             Action::Search => "jump to a job by part of its name",
             Action::Enqueue => "queue the job (or the selection), start the queue",
             Action::Stop => "stop the running job (asks y/n)",
+            Action::NextRunning => "cursor to the next running job",
             Action::StartQueue => "start a paused queue",
             Action::QueueEarlier => "move the queued job earlier",
             Action::QueueLater => "move the queued job later",
@@ -143,6 +147,7 @@ impl Action {
             Action::Search => &["/"],
             Action::Enqueue => &["enter"],
             Action::Stop => &["x"],
+            Action::NextRunning => &["n"],
             Action::StartQueue => &["s"],
             Action::QueueEarlier => &["K", "+"],
             Action::QueueLater => &["J", "-"],

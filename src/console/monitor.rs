@@ -95,7 +95,10 @@ impl Monitor {
             queue: queue
                 .jobs
                 .iter()
-                .filter_map(|e| e.job.parse().ok().map(|job| Queued { job }))
+                .filter_map(|e| {
+                    let waiting = e.waiting.clone();
+                    e.job.parse().ok().map(|job| Queued { job, waiting })
+                })
                 .collect(),
             paused: queue.paused,
             worker: worker::worker_pid(&self.output_dir).map(|pid| pid.unwrap_or(0)),

@@ -100,6 +100,8 @@ pub const LIVE_WINDOW: usize = 4096;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Queued {
     pub job: JobName,
+    /// Why it cannot start yet (its teachers have not completed), as the worker last wrote it.
+    pub waiting: Option<String>,
 }
 
 /// Everything the monitor saw on one pass over the output folder.

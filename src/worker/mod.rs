@@ -1,22 +1,23 @@
-//! The queue worker: a detached process (`adarat worker`) that runs the queue's jobs one at a time,
-//! so jobs go on when the console that queued them closes or loses its terminal. It owns every tch
-//! object on its one thread; the console learns what it does from the output folder (run folders,
-//! the queue file, locks) and talks back through the queue file and SIGTERM.
+//! The queue worker: a detached process (`adarat worker`) that runs the queue's jobs, as many at
+//! once as the queue's placement has slots (devices × jobs per device), so jobs go on when the
+//! console that queued them closes or loses its terminal. Each job runs in its own `adarat run`
+//! process pinned to its slot's device ([`job_process`]); the worker itself holds no tch object. The
+//! console learns what happens from the output folder (run folders, the queue file, locks) and
+//! talks back through the queue file and SIGTERM (docs/architecture.md#processes-and-who-owns-what).
+mod job_process;
 pub mod queue;
+mod schedule;
 
-use crate::config::{self, JobConfig, JobOverrides};
-use crate::store::events::Observer;
 use crate::store::lock::{self, Holder, LockError, ProcessLock, LOCKS_DIR};
-use crate::store::{self, RunStore, StoreError};
-use crate::train::{self, RunError, RunOptions, StopFlag};
-use crate::vocab::{JobName, Status};
-use queue::Entry;
+use crate::train::StopFlag;
+use job_process::{Ending, JobProcess, Slot};
+use schedule::Readiness;
 use std::fs::OpenOptions;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
-/// The worker's own output (its jobs' progress lines and failures), in the output folder.
+/// The worker's own output (its jobs' output lines and how each ended), in the output folder.
 pub const WORKER_LOG: &str = "worker.log";
 
 pub fn worker_lock_path(output_dir: &Path) -> PathBuf {
@@ -49,201 +50,184 @@ pub enum WorkerError {
     Spawn(std::io::Error),
 }
 
-/// Runs queued jobs one at a time until the queue is empty or paused, or a stop is requested (the
-/// running job stops resumably and the queue pauses). Returns at once when another worker already
-/// serves this output folder.
-pub fn serve(
-    output_dir: &Path,
-    stop: &StopFlag,
-    observer: &mut dyn Observer,
-) -> Result<(), WorkerError> {
+/// How often the worker looks at its jobs and the queue.
+const POLL: Duration = Duration::from_millis(250);
+
+/// Runs queued jobs, each on a free slot once its teachers have completed, until nothing is left
+/// that can run. A job that stops pauses the queue (nothing new starts; the others go on); a stop
+/// requested of the worker stops every job resumably and pauses the queue. Returns at once when
+/// another worker already serves this output folder.
+pub fn serve(output_dir: &Path, stop: &StopFlag) -> Result<(), WorkerError> {
     let mut held = match ProcessLock::try_acquire(&worker_lock_path(output_dir)) {
         Ok(lock) => Some(lock),
         Err(LockError::Held(_)) => return Ok(()),
         Err(e) => return Err(e.into()),
     };
-    while !stop.requested() {
-        // The lock is given up under the queue's lock, so a console that queues a job right now
-        // either sees this worker take it or sees no worker and starts one.
-        let next = queue::modify(output_dir, |q| {
-            if q.paused || q.jobs.is_empty() {
-                held = None;
-                None
-            } else {
-                Some(q.jobs.remove(0))
-            }
-        })?;
-        let Some(entry) = next else {
-            return Ok(());
-        };
-        println!("{}: starting", entry.job);
-        match run_entry(&entry, output_dir, stop, observer) {
-            Ok(()) => println!("{}: completed", entry.job),
-            Err(Ending::Stopped(message)) => {
-                println!("{}: {message}", entry.job);
-                break;
-            }
-            Err(Ending::Failed(message)) => {
-                println!("{}: failed: {message}", entry.job);
-            }
-            Err(Ending::FailedWithoutFolder(message)) => {
-                println!("{}: failed: {message}", entry.job);
-                queue::modify(output_dir, |q| q.record_failure(&entry.job, message))?;
-            }
-        }
-    }
-    queue::modify(output_dir, |q| q.paused = true)?;
-    println!("stopped; the queue is paused");
-    Ok(())
-}
-
-/// How a job ended when it did not complete.
-enum Ending {
-    Stopped(String),
-    /// Its `result.json` says so.
-    Failed(String),
-    /// Nothing in a run folder says so: the queue file records it.
-    FailedWithoutFolder(String),
-}
-
-/// The entry's job resolved from its study, and the teachers it still lacks (KD-AT, IAD).
-fn resolve(entry: &Entry, output_dir: &Path) -> Result<(JobConfig, Vec<JobConfig>), String> {
-    let study = config::open(entry.config.as_deref(), &entry.sets).map_err(|e| e.to_string())?;
-    let job = entry.job.parse::<JobName>().map_err(|e| e.to_string())?;
-    let overrides = JobOverrides {
-        output_dir: Some(output_dir.to_path_buf()),
-        ..Default::default()
-    };
-    let cfg = study.resolve(&job, &overrides).map_err(|e| e.to_string())?;
-    let teachers = crate::plan::missing_teachers(&study, &cfg, &overrides)?;
-    Ok((cfg, teachers))
-}
-
-/// Runs the entry's missing teachers in turn (docs/protocol.md#teachers-of-kd-at-and-iad), then its job. A teacher
-/// waiting in the queue with the same configuration is taken out of it, and one running in another
-/// process is waited for, so no teacher runs twice. When a stop ends a teacher, the entry goes
-/// back to the head of the queue.
-fn run_entry(
-    entry: &Entry,
-    output_dir: &Path,
-    stop: &StopFlag,
-    observer: &mut dyn Observer,
-) -> Result<(), Ending> {
-    let (cfg, teachers) =
-        resolve(entry, output_dir).map_err(|e| Ending::FailedWithoutFolder(e.to_string()))?;
-    for teacher in &teachers {
-        let ran = take_teacher(entry, teacher, output_dir, stop).and_then(|()| {
-            if store::holds_completed_run(&RunStore::folder_of(teacher)) {
-                return Ok(());
-            }
-            println!("{}: first its teacher {}", entry.job, teacher.job);
-            run_config(teacher, stop, observer)
-        });
-        match ran {
-            Ok(()) => {}
-            Err(Ending::Stopped(message)) => {
-                queue::modify(output_dir, |q| {
-                    if !q.contains(&entry.job) {
-                        q.jobs.insert(0, entry.clone());
+    // Asked once: the count of CUDA devices does not change under a running process.
+    let cuda_devices = usize::try_from(tch::Cuda::device_count()).unwrap_or(0);
+    let mut running: Vec<JobProcess> = Vec::new();
+    let mut stopping = false;
+    loop {
+        let mut pause = false;
+        let mut failures = Vec::new();
+        let mut put_back = Vec::new();
+        running.retain_mut(|job| match job.ended() {
+            None => true,
+            Some(ending) => {
+                let name = &job.entry.job;
+                match ending {
+                    Ending::Completed => println!("{name}: completed"),
+                    Ending::Stopped => {
+                        println!("{name}: stopped");
+                        pause = true;
                     }
-                })
-                .map_err(|e| Ending::FailedWithoutFolder(e.to_string()))?;
-                return Err(Ending::Stopped(message));
+                    Ending::Failed(message) => println!("{name}: failed: {message}"),
+                    // Stopped before it could install its handlers: it never started, so it
+                    // waits again at the head of the queue.
+                    Ending::FailedWithoutFolder(_) if stopping => {
+                        println!("{name}: stopped before it started");
+                        put_back.push(job.entry.clone());
+                    }
+                    Ending::FailedWithoutFolder(message) => {
+                        println!("{name}: failed: {message}");
+                        failures.push((name.clone(), message));
+                    }
+                }
+                false
             }
-            Err(Ending::Failed(message) | Ending::FailedWithoutFolder(message)) => {
-                return Err(Ending::FailedWithoutFolder(format!(
-                    "its teacher {} did not complete: {message}",
-                    teacher.job
-                )));
+        });
+        if stop.requested() && !stopping {
+            stopping = true;
+            running.iter().for_each(JobProcess::stop);
+        }
+        let mut started: Vec<String> = running.iter().map(|job| job.entry.job.clone()).collect();
+        let busy: Vec<usize> = running.iter().map(|job| job.slot.index).collect();
+        let to_start = queue::modify(output_dir, |q| {
+            for (job, message) in failures {
+                q.record_failure(&job, message);
+            }
+            for entry in put_back {
+                if !q.contains(&entry.job) {
+                    q.jobs.insert(0, entry);
+                }
+            }
+            q.paused |= pause || stopping;
+            let free = free_slots(&q.placement.slots(cuda_devices), &busy);
+            let (to_start, on_its_way) = if q.paused {
+                (Vec::new(), false)
+            } else {
+                pick(q, &mut started, free, output_dir)
+            };
+            // The lock is given up under the queue's lock, so a console that queues a job right
+            // now either sees this worker take it or sees no worker and starts one.
+            if to_start.is_empty() && started.is_empty() && !on_its_way {
+                held = None;
+            }
+            to_start
+        })?;
+        if held.is_none() {
+            if stopping {
+                println!("stopped; the queue is paused");
+            }
+            return Ok(());
+        }
+        for Start {
+            entry,
+            folder,
+            slot,
+        } in to_start
+        {
+            println!("{}: starting on {}", entry.job, slot.device);
+            match JobProcess::start(entry.clone(), folder, slot, output_dir) {
+                Ok(job) => running.push(job),
+                Err(e) => {
+                    let message = format!("starting adarat run: {e}");
+                    println!("{}: failed: {message}", entry.job);
+                    queue::modify(output_dir, |q| q.record_failure(&entry.job, message))?;
+                }
             }
         }
+        std::thread::sleep(POLL);
     }
-    run_config(&cfg, stop, observer)
 }
 
-/// Takes `teacher` out of the queue when it waits there with the entry's configuration, then
-/// waits while another process runs it.
-fn take_teacher(
-    entry: &Entry,
-    teacher: &JobConfig,
+/// The slots no running job holds.
+fn free_slots(devices: &[String], busy: &[usize]) -> Vec<Slot> {
+    (devices.iter().enumerate())
+        .filter(|(index, _)| !busy.contains(index))
+        .map(|(index, device)| Slot {
+            index,
+            device: device.clone(),
+        })
+        .collect()
+}
+
+/// A job the worker is about to start: its queue entry, its run folder and its slot.
+struct Start {
+    entry: queue::Entry,
+    folder: PathBuf,
+    slot: Slot,
+}
+
+/// Takes the entries that can start (up to one per free slot) out of the queue, in queue order,
+/// queues the teachers students lack, records why the others wait, and drops (as failures)
+/// entries that cannot run at all. Also says whether any entry waits for a teacher that is on its
+/// way, so the worker stays for it.
+fn pick(
+    q: &mut queue::Queue,
+    started: &mut Vec<String>,
+    mut free: Vec<Slot>,
     output_dir: &Path,
-    stop: &StopFlag,
-) -> Result<(), Ending> {
-    queue::modify(output_dir, |q| {
-        q.jobs
-            .retain(|e| !(e.job == teacher.job && e.config == entry.config && e.sets == entry.sets))
-    })
-    .map_err(|e| Ending::FailedWithoutFolder(e.to_string()))?;
-    let lock = lock::run_lock_path(&teacher.output_dir, &RunStore::folder_name(teacher));
-    let mut announced = false;
-    while let Holder::Held(pid) = lock::holder(&lock) {
-        if stop.requested() {
-            return Err(Ending::Stopped(format!(
-                "stopped while waiting for its teacher {}",
-                teacher.job
-            )));
-        }
-        if !announced {
-            let pid = pid.map_or("?".to_string(), |p| p.to_string());
-            println!(
-                "{}: waiting for its teacher {}, running in process {pid}",
-                entry.job, teacher.job
-            );
-            announced = true;
-        }
-        std::thread::sleep(TEACHER_POLL);
-    }
-    Ok(())
-}
-
-/// How often a job waiting for a teacher that another process runs looks again.
-const TEACHER_POLL: std::time::Duration = std::time::Duration::from_millis(500);
-
-fn run_config(cfg: &JobConfig, stop: &StopFlag, observer: &mut dyn Observer) -> Result<(), Ending> {
-    let options = RunOptions {
-        fresh: false,
-        download: true,
-        progress: false,
-        stop: stop.clone(),
-    };
-    // A panic inside libtorch (CUDA out of memory, say) ends this job, not the queue.
-    let outcome = catch_unwind(AssertUnwindSafe(|| train::run(cfg, options, observer)));
-    let folder = RunStore::folder_of(cfg);
-    match outcome {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(RunError::Stopped(point))) => Err(Ending::Stopped(point.to_string())),
-        Ok(Err(RunError::Failed(failure))) => Err(Ending::Failed(failure.to_string())),
-        Ok(Err(RunError::Input(error))) => Err(Ending::FailedWithoutFolder(error.to_string())),
-        Ok(Err(RunError::Store(error @ StoreError::Busy { .. }))) => {
-            Err(Ending::FailedWithoutFolder(error.to_string()))
-        }
-        Ok(Err(RunError::Store(error))) => Err(mark_failed(&folder, error.to_string())),
-        Err(panic) => Err(mark_failed(
-            &folder,
-            crate::torch_error::panic_message(panic.as_ref()),
-        )),
-    }
-}
-
-/// Records a failure in the run's `result.json` when it has one still marked running.
-fn mark_failed(folder: &Path, message: String) -> Ending {
-    let path = folder.join(store::RESULT_FILE);
-    match store::read_result(&path) {
-        Ok(mut result) if result.status == Status::Running => {
-            result.status = Status::Failed;
-            result.error = Some(message.clone());
-            let written = serde_json::to_string_pretty(&result)
-                .map_err(|e| e.to_string())
-                .and_then(|text| {
-                    store::write_atomically(&path, text.as_bytes()).map_err(|e| e.to_string())
-                });
-            match written {
-                Ok(()) => Ending::Failed(message),
-                Err(_) => Ending::FailedWithoutFolder(message),
+) -> (Vec<Start>, bool) {
+    let mut to_start = Vec::new();
+    let mut on_its_way = false;
+    let mut inserted: Vec<String> = Vec::new();
+    let mut index = 0;
+    while index < q.jobs.len() {
+        let entry = q.jobs[index].clone();
+        match schedule::readiness(&entry, q, started, output_dir) {
+            Readiness::Ready(folder) => {
+                q.jobs[index].waiting = None;
+                if !free.is_empty() {
+                    q.jobs.remove(index);
+                    started.push(entry.job.clone());
+                    let slot = free.remove(0);
+                    to_start.push(Start {
+                        entry,
+                        folder,
+                        slot,
+                    });
+                    continue;
+                }
+            }
+            Readiness::Waiting {
+                reason,
+                queue_first,
+                on_its_way: coming,
+            } => {
+                on_its_way |= coming;
+                q.jobs[index].waiting = Some(reason);
+                // The teachers go before their student and are looked at next; each once, so a
+                // teacher that cannot run is not queued again and again.
+                let new = !queue_first.iter().any(|t| inserted.contains(&t.job));
+                if new && !queue_first.is_empty() {
+                    for teacher in queue_first.into_iter().rev() {
+                        inserted.push(teacher.job.clone());
+                        q.jobs.insert(index, teacher);
+                    }
+                    continue;
+                }
+            }
+            Readiness::Invalid(message) => {
+                println!("{}: failed: {message}", entry.job);
+                q.jobs.remove(index);
+                q.record_failure(&entry.job, message);
+                continue;
             }
         }
-        _ => Ending::FailedWithoutFolder(message),
+        index += 1;
     }
+    (to_start, on_its_way)
 }
 
 /// Starts a worker for `output_dir` in its own session (no terminal, so no SIGHUP reaches it), its

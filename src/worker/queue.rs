@@ -1,8 +1,10 @@
 //! The queue file, `<output>/queue.json`: the jobs waiting for the worker, in order. The console
 //! edits it and the worker takes jobs from its head; both go through [`modify`], which holds a
 //! lock across read, change and atomic write.
+use crate::config::Placement;
 use crate::store::lock::{LockError, ProcessLock, LOCKS_DIR};
 use crate::store::{write_atomically, StoreError};
+use crate::vocab::ModelKind;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -24,6 +26,10 @@ pub struct Queue {
     /// configuration), newest last.
     #[serde(default)]
     pub failures: Vec<Failure>,
+    /// Where the worker runs jobs: the study's `queue:` section, written by the console that
+    /// queued last.
+    #[serde(default)]
+    pub placement: Placement,
 }
 
 /// A job and the configuration it is resolved from.
@@ -36,6 +42,14 @@ pub struct Entry {
     /// `--set KEY=VALUE` overrides, in order.
     #[serde(default)]
     pub sets: Vec<String>,
+    /// A teacher queued for a student runs on the student's model and seed (`--model`, `--seed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Why the job cannot start yet (its teachers have not completed), as the worker last saw it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -45,6 +59,20 @@ pub struct Failure {
     pub error: String,
     /// Local time, `YYYY/MM/DD HH:MM:SS`.
     pub at: String,
+}
+
+impl Entry {
+    /// A job of a study, as the console queues it.
+    pub fn new(job: &str, config: Option<PathBuf>, sets: Vec<String>) -> Entry {
+        Entry {
+            job: job.to_string(),
+            config,
+            sets,
+            model: None,
+            seed: None,
+            waiting: None,
+        }
+    }
 }
 
 impl Queue {
@@ -151,11 +179,7 @@ mod tests {
     use super::*;
 
     fn entry(job: &str) -> Entry {
-        Entry {
-            job: job.to_string(),
-            config: None,
-            sets: Vec::new(),
-        }
+        Entry::new(job, None, Vec::new())
     }
 
     fn jobs(queue: &Queue) -> Vec<&str> {

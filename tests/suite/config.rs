@@ -544,13 +544,14 @@ fn speed_switches_default_on_and_precision_is_layered() {
 }
 
 #[test]
-fn only_speed_switches_leave_a_run_the_same_run() {
+fn only_speed_switches_and_the_device_leave_a_run_the_same_run() {
     let s = study();
     let a = resolve(&s, "pgd-at/cifar10/adarat");
     let mut b = a.clone();
     b.speed.cuda_graphs = false;
     b.speed.channels_last = false;
     b.speed.cudnn_benchmark = false;
+    b.device = config::DeviceSpec::Cuda(Some(3));
     assert!(a.same_run_as(&b));
     let mut c = a.clone();
     c.precision = config::Precision::Bf16;
@@ -622,4 +623,27 @@ fn set_refuses_paths_it_cannot_follow() {
         refused("seed.value=3"),
         "--set seed.value=3: `seed.value`: `value` is inside a value that is not a mapping"
     );
+}
+
+#[test]
+fn a_refused_set_is_named_alone_among_several() {
+    let sets = ["training.epochs=3", "evaluation.autoattack=fast", "seed=2"].map(String::from);
+    let e = config::parse(config::DEFAULT_CONFIG, Path::new(ORIGIN), &sets).unwrap_err();
+    let message = e.to_string();
+    assert!(
+        message.starts_with("--set evaluation.autoattack=fast: unknown variant `fast`"),
+        "{message}"
+    );
+}
+
+#[test]
+fn the_queue_section_places_jobs_on_devices() {
+    let s = study();
+    assert_eq!(s.placement(), &config::Placement::default());
+    let sets = ["queue.devices=[cpu, cpu]", "queue.jobs_per_device=2"].map(String::from);
+    let s = config::parse(config::DEFAULT_CONFIG, Path::new(ORIGIN), &sets).unwrap();
+    assert_eq!(s.placement().slots(0), ["cpu", "cpu", "cpu", "cpu"]);
+    let bad = ["queue.jobs_per_device=0".to_string()];
+    let e = config::parse(config::DEFAULT_CONFIG, Path::new(ORIGIN), &bad).unwrap_err();
+    assert!(e.to_string().contains("at least 1 job per device"), "{e}");
 }

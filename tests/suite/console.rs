@@ -175,9 +175,11 @@ fn snapshot() -> Snapshot {
         queue: vec![
             Queued {
                 job: job("pgd-at/mnist/adarat"),
+                waiting: None,
             },
             Queued {
                 job: job("fat/mnist/baseline"),
+                waiting: None,
             },
         ],
         paused: true,
@@ -658,6 +660,7 @@ fn quitting_mentions_a_working_queue_and_is_silent_when_nothing_goes_on() {
     let mut working = idle_snapshot();
     working.queue.push(Queued {
         job: job("fat/cifar10/fixrat"),
+        waiting: None,
     });
     working.worker = Some(777);
     let mut app = app_with(plain_settings(), working);
@@ -861,6 +864,62 @@ fn the_live_screen_shows_progress_sparklines_and_clean_only_batches() {
         // The clean-only batch (the second sample) is drawn with its own symbol.
         assert!(screen.contains('░'), "{screen}");
     }
+}
+
+/// Two jobs running on two GPUs, and a student waiting in the queue for its teachers.
+fn two_running_snapshot() -> Snapshot {
+    let mut two = snapshot();
+    let second = "pgd-at/cifar10/baseline";
+    let row = two.jobs.iter_mut().find(|r| r.job == job(second)).unwrap();
+    row.state = JobState::Run(Status::Running);
+    row.pid = Some(5151);
+    two.live.push(Live {
+        job: job(second),
+        pid: 5151,
+        device: "cuda:1".into(),
+        ..live()
+    });
+    two.queue[0].waiting = Some("waiting for its teachers: st/mnist/baseline (running)".into());
+    two
+}
+
+#[test]
+fn n_steps_through_running_jobs_and_the_live_screen_follows_with_each_device() {
+    let mut app = app_with(plain_settings(), two_running_snapshot());
+    type_keys(&mut app, "n");
+    assert_eq!(cursor(&app), "pgd-at/cifar10/baseline", "grid order first");
+    type_keys(&mut app, "v");
+    let screen = screen_text(&app, 120, 40);
+    assert_contains(&screen, &["pgd-at/cifar10/baseline", "pid 5151", "cuda:1"]);
+    type_keys(&mut app, "n");
+    assert_eq!(cursor(&app), RUNNING);
+    assert_contains(
+        &screen_text(&app, 120, 40),
+        &[RUNNING, "pid 4242", "cuda:0"],
+    );
+    type_keys(&mut app, "n");
+    assert_eq!(cursor(&app), "pgd-at/cifar10/baseline", "it wraps around");
+
+    // The grid's queue panel lists each running job's device and why a queued job waits; the
+    // cursor's detail says where it runs.
+    type_keys(&mut app, "g");
+    let grid = screen_text(&app, 200, 50);
+    assert_contains(
+        &grid,
+        &[
+            "running:",
+            "pgd-at/cifar10/baseline  cuda:1",
+            "trades/synthetic/adarat  cuda:0",
+            "waiting for its teachers:",
+            "pid 5151 on cuda:1",
+        ],
+    );
+
+    let mut idle = app_with(plain_settings(), idle_snapshot());
+    let before = cursor(&idle);
+    type_keys(&mut idle, "n");
+    assert_eq!(cursor(&idle), before);
+    assert_eq!(idle.status(), Some("no job is running"));
 }
 
 #[test]

@@ -139,13 +139,25 @@ fn the_console_starts_a_job_that_outlives_its_terminal_and_stops_it_when_reopene
             screen.contains("epoch 1/50: loss") && screen.contains("pgd-at/synthetic/adarat")
         },
     );
-    // The job runs in the queue worker, not in the console.
+    // The job runs in a process of the queue worker's, not in the console.
     let worker = pid_in(&dir.path().join("output/.locks/worker.lock")).expect("a worker runs");
     let runner = pid_in(
         &dir.path()
             .join("output/.locks/pgd-at_synthetic_adarat_small-cnn_seed1.lock"),
-    );
-    assert_eq!(runner, Some(worker));
+    )
+    .expect("a process runs the job");
+    assert_ne!(runner, worker);
+    let parent = std::fs::read_to_string(format!("/proc/{runner}/stat")).unwrap();
+    let parent: i32 = parent
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(parent, worker, "the job's process is the worker's child");
 
     // Drop the terminal; the job goes on.
     tmux.kill();
@@ -155,7 +167,7 @@ fn the_console_starts_a_job_that_outlives_its_terminal_and_stops_it_when_reopene
         Duration::from_secs(60),
         || read(&events).len() > before,
     );
-    assert!(alive(worker));
+    assert!(alive(worker) && alive(runner));
 
     // Reopen: the job shows live and stops on `x` `y`.
     let tmux = Tmux::new();
@@ -173,9 +185,11 @@ fn the_console_starts_a_job_that_outlives_its_terminal_and_stops_it_when_reopene
     wait_for("the run to stop", Duration::from_secs(60), || {
         read(&run.join("result.json")).contains("\"stopped\"")
     });
-    wait_for("the worker to end", Duration::from_secs(30), || {
-        !alive(worker)
-    });
+    wait_for(
+        "the job's process and the worker to end",
+        Duration::from_secs(30),
+        || !alive(runner) && !alive(worker),
+    );
     tmux.keys(&["q"]);
     wait_for("the console to quit", Duration::from_secs(10), || {
         !tmux.screen().contains("pgd-at")

@@ -1,7 +1,7 @@
 //! `adarat run` end to end, through the real binary, the real engine and libtorch.
 use crate::common;
 
-use common::{adarat, result_json, stderr};
+use common::{adarat, result_json, stderr, stdout};
 use serde_json::Value;
 
 #[test]
@@ -32,6 +32,20 @@ fn pgd_at_adarat_on_synthetic_learns_and_writes_a_complete_run_folder() {
         .path()
         .join("output/pgd-at_synthetic_adarat_small-cnn_seed1");
     let result = result_json(&folder);
+    // `adarat list` over the synthetic grid names each job's state and device.
+    let listed = adarat(dir.path(), &["list", "--set", "grid.datasets=[synthetic]"]);
+    let listed = stdout(&listed);
+    let line = (listed.lines())
+        .find(|l| l.starts_with("pgd-at/synthetic/adarat "))
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert!(
+        line.contains("completed 3/3") && line.ends_with("on cpu"),
+        "{line}"
+    );
+    assert!(
+        listed.contains("pgd-at/synthetic/baseline        not run"),
+        "{listed}"
+    );
     for field in [
         "job",
         "method",

@@ -276,8 +276,16 @@ fn the_worker_trains_a_missing_teacher_before_its_student_and_only_once() {
     let out = worker.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{log}");
+    // The standard teacher was queued for the student; each teacher completed before it started.
+    let line = |text: &str| {
+        log.lines()
+            .position(|l| l.contains(text))
+            .unwrap_or_else(|| panic!("no `{text}` in {log}"))
+    };
+    let student = line("kd-at/synthetic/baseline: starting on cpu");
+    assert!(line("st/synthetic/baseline: completed") < student, "{log}");
     assert!(
-        log.contains("kd-at/synthetic/baseline: first its teacher pgd-at/synthetic/baseline"),
+        line("pgd-at/synthetic/baseline: completed") < student,
         "{log}"
     );
     for folder in [ROBUST_FOLDER, "kd-at_synthetic_baseline_small-cnn_seed1"] {

@@ -216,3 +216,153 @@ fn the_worker_runs_the_queue_in_order_records_failures_and_pauses_on_a_stop() {
     assert_eq!(result_json(&long_run)["status"], "stopped");
     assert_eq!(read_queue(&output)["paused"], true);
 }
+
+/// The run folders whose lock a process holds right now.
+fn running_now(output: &Path) -> Vec<String> {
+    let Ok(locks) = std::fs::read_dir(output.join(".locks")) else {
+        return Vec::new();
+    };
+    locks
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            let name = path.file_name().unwrap().to_string_lossy();
+            !["worker.lock", "queue.lock"].contains(&name.as_ref())
+                && matches!(
+                    adarat::store::lock::holder(path),
+                    adarat::store::lock::Holder::Held(_)
+                )
+        })
+        .map(|path| path.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// A worker whose output goes to `worker.log`, as when the console starts it.
+fn start_worker(dir: &Path, output: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(output.join("worker.log"))
+        .unwrap();
+    adarat(dir, &["worker", "--output", output.to_str().unwrap()])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+fn worker_log(output: &Path) -> String {
+    std::fs::read_to_string(output.join("worker.log")).unwrap()
+}
+
+fn line_of(log: &str, text: &str) -> usize {
+    log.lines()
+        .position(|line| line.contains(text))
+        .unwrap_or_else(|| panic!("worker.log lacks `{text}`:\n{log}"))
+}
+
+/// Two slots on the CPU: jobs overlap, a KD-AT student waits until its teachers (queued for it)
+/// have completed while another job takes the free slot, and every result equals the job run
+/// alone. Then a stop of one of two running jobs leaves the other running to its end.
+#[test]
+fn two_slots_run_jobs_at_once_students_wait_for_teachers_and_a_stop_ends_one_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("output");
+    let mut sets: Vec<String> = TINY
+        .iter()
+        .filter(|a| **a != "--set")
+        .map(|a| a.to_string())
+        .collect();
+    sets.push("datasets.synthetic.epochs=1".into());
+    let entry = |job: &str| json!({"job": job, "config": null, "sets": sets});
+    write_queue(
+        &output,
+        json!({
+            "jobs": [entry("kd-at/synthetic/baseline"), entry("pgd-at/synthetic/fixrat")],
+            "placement": {"devices": ["cpu", "cpu"]},
+        }),
+    );
+    let mut worker = start_worker(dir.path(), &output);
+    let mut most_at_once = 0;
+    let mut student_waited = false;
+    wait_for("the queue to be done", || {
+        most_at_once = most_at_once.max(running_now(&output).len());
+        let queue = read_queue(&output);
+        student_waited |= queue["jobs"].as_array().into_iter().flatten().any(|e| {
+            e["job"] == "kd-at/synthetic/baseline"
+                && e["waiting"]
+                    .as_str()
+                    .is_some_and(|w| w.contains("st/synthetic/baseline"))
+        });
+        worker.try_wait().unwrap().is_some()
+    });
+    let log = worker_log(&output);
+    assert!(worker.wait().unwrap().success(), "{log}");
+    assert_eq!(most_at_once, 2, "two jobs ran at once: {log}");
+    assert!(student_waited, "the queue file said why the student waited");
+    let student = line_of(&log, "kd-at/synthetic/baseline: starting on cpu");
+    assert!(
+        line_of(&log, "st/synthetic/baseline: completed") < student,
+        "{log}"
+    );
+    assert!(
+        line_of(&log, "pgd-at/synthetic/baseline: completed") < student,
+        "{log}"
+    );
+
+    // The same jobs, one after another by `adarat run`, give the same numbers.
+    let mut alone = vec!["run", "kd-at/synthetic/baseline", "pgd-at/synthetic/fixrat"];
+    alone.extend(["--epochs", "1", "--offline", "--output", "alone"]);
+    alone.extend(TINY);
+    let out = crate::common::adarat(dir.path(), &alone);
+    assert!(out.status.success(), "{}", crate::common::stderr(&out));
+    for run in [
+        "st_synthetic_baseline_small-cnn_seed1",
+        "pgd-at_synthetic_baseline_small-cnn_seed1",
+        "kd-at_synthetic_baseline_small-cnn_seed1",
+        "pgd-at_synthetic_fixrat_small-cnn_seed1",
+    ] {
+        let queued = result_json(&output.join(run));
+        assert_eq!(queued["status"], "completed", "{run}");
+        assert_eq!(
+            crate::common::same_numbers(&queued),
+            crate::common::same_numbers(&result_json(&dir.path().join("alone").join(run))),
+            "{run} differs from the job run alone"
+        );
+    }
+
+    // One device running two jobs at once; the one stopped ends `stopped`, the other completes.
+    let long = |job: &str, epochs: &str| {
+        let mut sets = sets.clone();
+        sets.push(format!("datasets.synthetic.epochs={epochs}"));
+        json!({"job": job, "config": null, "sets": sets})
+    };
+    write_queue(
+        &output,
+        json!({
+            "jobs": [long("trades/synthetic/adarat", "40"), long("dat/synthetic/baseline", "3")],
+            "placement": {"devices": ["cpu"], "jobs_per_device": 2},
+        }),
+    );
+    let mut worker = start_worker(dir.path(), &output);
+    let trades = output.join("trades_synthetic_adarat_small-cnn_seed1");
+    wait_for("both jobs to train", || {
+        running_now(&output).len() == 2 && events(&trades).contains("batches")
+    });
+    let lock = output
+        .join(".locks")
+        .join("trades_synthetic_adarat_small-cnn_seed1.lock");
+    let adarat::store::lock::Holder::Held(Some(pid)) = adarat::store::lock::holder(&lock) else {
+        panic!("the trades job holds its lock");
+    };
+    adarat::native::posix::send_signal(pid, libc::SIGTERM).unwrap();
+    let status = worker.wait().unwrap();
+    assert!(status.success(), "{}", worker_log(&output));
+    assert_eq!(result_json(&trades)["status"], "stopped");
+    let dat = result_json(&output.join("dat_synthetic_baseline_small-cnn_seed1"));
+    assert_eq!(dat["status"], "completed", "the other job went on");
+    assert_eq!(
+        read_queue(&output)["paused"],
+        true,
+        "a stop pauses the queue"
+    );
+}

@@ -33,7 +33,9 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
         let [detail, queue] =
             Layout::vertical([Constraint::Length(detail_height), Constraint::Min(0)]).areas(side);
         frame.render_widget(detail_text, detail);
-        let queue_text = Paragraph::new(queue_lines(app, theme)).block(theme.block(" queue "));
+        let queue_text = Paragraph::new(queue_lines(app, theme))
+            .wrap(Wrap { trim: false })
+            .block(theme.block(" queue "));
         frame.render_widget(queue_text, queue);
     } else {
         let detail_text = Paragraph::new(detail_lines(app, theme, true))
@@ -220,6 +222,9 @@ fn detail_lines(app: &App, theme: Theme, compact: bool) -> Vec<Line<'static>> {
     if let Some(pid) = row.pid.or(live.map(|l| l.pid)) {
         first.push(Span::raw(format!("  pid {pid}")));
     }
+    if let Some(live) = live {
+        first.push(Span::raw(format!(" on {}", live.device)));
+    }
     if let Some(place) = app.snapshot().queue_position(row.job) {
         let count = app.snapshot().queue.len();
         first.push(Span::raw(format!(
@@ -286,6 +291,19 @@ fn queue_lines(app: &App, theme: Theme) -> Vec<Line<'static>> {
             format!("{}. {}", place + 1, queued.job),
             style,
         )));
+        if let Some(waiting) = &queued.waiting {
+            lines.push(Line::from(Span::styled(
+                format!("   {waiting}"),
+                theme.dim(),
+            )));
+        }
+    }
+    if !snapshot.live.is_empty() {
+        lines.push(Line::from(Span::styled("running:", theme.bold())));
+    }
+    for live in &snapshot.live {
+        let line = format!("{}  {}", live.job, live.device);
+        lines.push(Line::from(Span::styled(line, theme.fg(Color::Green))));
     }
     let worker = match snapshot.worker {
         Some(pid) => format!("worker pid {pid}"),

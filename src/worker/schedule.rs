@@ -1,0 +1,191 @@
+//! Which queued jobs may start: dependencies, not order. A KD-AT or IAD job starts only after its
+//! teachers have completed (docs/protocol.md#teachers-of-kd-at-and-iad); until then it waits with
+//! the reason in the queue file, and jobs behind it start as slots free up.
+use super::queue::{Entry, Queue};
+use crate::config::{self, JobConfig, JobOverrides};
+use crate::store::lock::{self, Holder};
+use crate::store::{self, RunStore};
+use crate::vocab::{JobName, Status};
+use std::path::{Path, PathBuf};
+
+/// What the worker makes of one waiting entry.
+#[derive(Debug, PartialEq)]
+pub(super) enum Readiness {
+    /// It can start now; its run folder.
+    Ready(PathBuf),
+    /// Its teachers have not completed.
+    Waiting {
+        reason: String,
+        /// Teachers nobody runs or queued yet: they go into the queue before it.
+        queue_first: Vec<Entry>,
+        /// Whether a teacher is on its way (queued or running), as opposed to one that failed or
+        /// stopped and waits for the user to queue it again.
+        on_its_way: bool,
+    },
+    /// The job cannot be run at all (a bad configuration, an unknown job): why.
+    Invalid(String),
+}
+
+/// Whether `entry` can start, given the queue it is in and the jobs this worker has started.
+pub(super) fn readiness(
+    entry: &Entry,
+    queue: &Queue,
+    started: &[String],
+    output_dir: &Path,
+) -> Readiness {
+    let (cfg, teachers) = match resolve(entry, output_dir) {
+        Ok(resolved) => resolved,
+        Err(message) => return Readiness::Invalid(message),
+    };
+    if teachers.is_empty() {
+        return Readiness::Ready(RunStore::folder_of(&cfg));
+    }
+    let mut coming = Vec::new();
+    let mut blocked = Vec::new();
+    let mut queue_first = Vec::new();
+    for teacher in &teachers {
+        let name = teacher.job.as_str();
+        let lock = lock::run_lock_path(output_dir, &RunStore::folder_name(teacher));
+        if started.iter().any(|s| s == name) || matches!(lock::holder(&lock), Holder::Held(_)) {
+            coming.push(format!("{name} (running)"));
+        } else if queue.contains(name) {
+            coming.push(format!("{name} (queued)"));
+        } else {
+            let path = RunStore::folder_of(teacher).join(store::RESULT_FILE);
+            match store::read_result(&path) {
+                Ok(result) => {
+                    // Running without a process holding its lock: killed, resumable as if stopped.
+                    let status = match result.status {
+                        Status::Running => "was interrupted".to_string(),
+                        other => other.to_string(),
+                    };
+                    let why = result.error.map(|e| format!(": {e}")).unwrap_or_default();
+                    blocked.push(format!("its teacher {name} {status}{why}"));
+                }
+                Err(_) => {
+                    queue_first.push(Entry {
+                        model: Some(teacher.model),
+                        seed: Some(teacher.seed),
+                        ..Entry::new(name, entry.config.clone(), entry.sets.clone())
+                    });
+                    coming.push(format!("{name} (queued)"));
+                }
+            }
+        }
+    }
+    let reason = if blocked.is_empty() {
+        format!("waiting for its teachers: {}", coming.join(", "))
+    } else {
+        format!("{} (queue it again to go on)", blocked.join("; "))
+    };
+    Readiness::Waiting {
+        reason,
+        queue_first,
+        on_its_way: blocked.is_empty(),
+    }
+}
+
+/// The entry's job resolved from its study into this output folder, and the teachers it lacks.
+fn resolve(entry: &Entry, output_dir: &Path) -> Result<(JobConfig, Vec<JobConfig>), String> {
+    let study = config::open(entry.config.as_deref(), &entry.sets).map_err(|e| e.to_string())?;
+    let job = entry.job.parse::<JobName>().map_err(|e| e.to_string())?;
+    let overrides = JobOverrides {
+        output_dir: Some(output_dir.to_path_buf()),
+        model: entry.model,
+        seed: entry.seed,
+        ..Default::default()
+    };
+    let cfg = study.resolve(&job, &overrides).map_err(|e| e.to_string())?;
+    let teachers = crate::plan::missing_teachers(&study, &cfg, &overrides)?;
+    Ok((cfg, teachers))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(job: &str) -> Entry {
+        Entry::new(job, None, Vec::new())
+    }
+
+    #[test]
+    fn a_student_queues_its_teachers_then_waits_for_them_and_others_are_ready() {
+        let dir = tempfile::tempdir().unwrap();
+        let output = dir.path();
+        let student = entry("kd-at/synthetic/baseline");
+        let mut queue = Queue::default();
+        queue.push([student.clone(), entry("pgd-at/synthetic/adarat")]);
+        let Readiness::Waiting {
+            queue_first,
+            on_its_way,
+            ..
+        } = readiness(&student, &queue, &[], output)
+        else {
+            panic!("the student cannot start before its teachers");
+        };
+        let teachers: Vec<&str> = queue_first.iter().map(|e| e.job.as_str()).collect();
+        assert_eq!(
+            teachers,
+            ["st/synthetic/baseline", "pgd-at/synthetic/baseline"]
+        );
+        assert!(on_its_way);
+
+        queue.push(queue_first);
+        let started = ["st/synthetic/baseline".to_string()];
+        let Readiness::Waiting {
+            reason,
+            queue_first,
+            ..
+        } = readiness(&student, &queue, &started, output)
+        else {
+            panic!("still waiting");
+        };
+        assert!(queue_first.is_empty());
+        assert_eq!(
+            reason,
+            "waiting for its teachers: st/synthetic/baseline (running), pgd-at/synthetic/baseline (queued)"
+        );
+        assert!(matches!(
+            readiness(&entry("pgd-at/synthetic/adarat"), &queue, &[], output),
+            Readiness::Ready(_)
+        ));
+        assert!(matches!(
+            readiness(&entry("pgd-at/nowhere/adarat"), &queue, &[], output),
+            Readiness::Invalid(_)
+        ));
+    }
+
+    #[test]
+    fn a_failed_teacher_leaves_its_student_waiting_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("st_synthetic_baseline_small-cnn_seed1");
+        std::fs::create_dir_all(&folder).unwrap();
+        let result = serde_json::json!({
+            "job": "st/synthetic/baseline", "method": "st", "dataset": "synthetic",
+            "mode": "baseline", "model": "small-cnn", "seed": 1, "protocol": "default",
+            "device": "cpu", "status": "failed", "error": "out of memory", "epochs": 2,
+            "epochs_done": 0, "seconds": 1.0, "epochs_log": [], "peaks": null, "final": null
+        });
+        std::fs::write(folder.join(store::RESULT_FILE), result.to_string()).unwrap();
+        let mut queue = Queue::default();
+        queue.push([entry("pgd-at/synthetic/baseline")]);
+        let student = entry("iad/synthetic/adarat");
+        let Readiness::Waiting {
+            reason,
+            queue_first,
+            on_its_way,
+        } = readiness(&student, &queue, &[], dir.path())
+        else {
+            panic!("the student cannot start");
+        };
+        assert!(
+            queue_first.is_empty(),
+            "a failed teacher is not queued again by itself"
+        );
+        assert!(!on_its_way);
+        assert_eq!(
+            reason,
+            "its teacher st/synthetic/baseline failed: out of memory (queue it again to go on)"
+        );
+    }
+}
