@@ -12,7 +12,8 @@
 //!   [`methods`] hold the per-method losses, [`train`] runs the epochs, the per-epoch test and the
 //!   final attack table;
 //! - the run folder and its formats: [`store`];
-//! - orchestration: [`plan`] orders jobs after their teachers, [`worker`] runs the console's queue;
+//! - orchestration: [`plan`] orders jobs after their teachers, [`worker`] runs the console's queue
+//!   on the machine's devices, [`slurm`] submits jobs to a Slurm cluster;
 //! - the front ends: [`cli`], [`console`], and [`bench`], which times the engine against the
 //!   research code.
 pub mod attacks;
@@ -32,6 +33,7 @@ pub mod native;
 pub mod optim;
 pub mod plan;
 pub mod ratio;
+pub mod slurm;
 pub mod store;
 pub mod torch_error;
 pub mod train;

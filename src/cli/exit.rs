@@ -43,6 +43,9 @@ pub(super) enum CliError {
     Failed(String),
     #[error(transparent)]
     Worker(#[from] crate::worker::WorkerError),
+    /// Slurm refused or could not be asked; nothing was submitted after the failure.
+    #[error(transparent)]
+    Slurm(#[from] crate::slurm::SlurmError),
     #[error(transparent)]
     Console(#[from] crate::console::event_loop::LoopError),
 }
@@ -54,7 +57,7 @@ impl CliError {
 
     pub(super) fn exit_status(&self) -> ExitStatus {
         match self {
-            CliError::Input(_) => ExitStatus::BadInput,
+            CliError::Input(_) | CliError::Slurm(_) => ExitStatus::BadInput,
             CliError::Job { source, .. } => match source.as_ref() {
                 RunError::Stopped(_) => ExitStatus::Stopped,
                 RunError::Failed(_) => ExitStatus::Failed,

@@ -3,6 +3,7 @@
 mod exit;
 mod progress;
 mod signals;
+mod submit;
 
 use exit::{CliError, ExitStatus};
 
@@ -48,12 +49,24 @@ enum Command {
         #[command(flatten)]
         config: ConfigArgs,
     },
+    /// Submit jobs to Slurm as a job array, one `adarat run` task per job, teachers first
+    /// (e.g. `adarat submit pgd-at/cifar10/adarat --partition gpu --time 12:00:00`).
+    Submit(submit::SubmitArgs),
+    /// Datasets in their official formats.
+    #[command(subcommand)]
+    Data(DataCommand),
     /// The console's queue worker (started by the console, detached from the terminal).
     #[command(hide = true)]
     Worker {
         #[arg(long, value_name = "DIR")]
         output: PathBuf,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum DataCommand {
+    /// Fetch datasets into the study's data folder (on a login node, before `adarat submit`).
+    Download(submit::DownloadArgs),
 }
 
 #[derive(Args, Debug)]
@@ -69,8 +82,9 @@ struct ConfigArgs {
     output: Option<PathBuf>,
 }
 
+/// Jobs and what the command line changes of their configuration (`adarat run`, `adarat submit`).
 #[derive(Args, Debug)]
-struct RunArgs {
+struct JobArgs {
     /// Jobs as method/dataset/mode.
     #[arg(required = true, value_name = "JOB")]
     jobs: Vec<String>,
@@ -91,6 +105,12 @@ struct RunArgs {
     /// Test on the first N test images only.
     #[arg(long, value_name = "N")]
     limit_test: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    #[command(flatten)]
+    job: JobArgs,
     /// Start over even where an unfinished run of the same configuration could be resumed.
     #[arg(long)]
     fresh: bool,
@@ -177,6 +197,8 @@ pub fn main() -> ExitCode {
         Some(Command::Bench(args)) => bench(args),
         Some(Command::List(args)) => list(&args),
         Some(Command::Show { run, config }) => show(&run, &config),
+        Some(Command::Submit(args)) => submit::submit(args),
+        Some(Command::Data(DataCommand::Download(args))) => submit::download(args),
         Some(Command::Worker { output }) => worker(&output),
         None => console(&cli.console),
     };
@@ -209,7 +231,9 @@ fn config_path(args: &ConfigArgs) -> Option<PathBuf> {
         .or_else(|| Some(PathBuf::from("experiments.yaml")).filter(|p| p.exists()))
 }
 
-fn run(args: RunArgs) -> Result<(), CliError> {
+/// The jobs of the command line resolved from the study, each with the teachers it lacks before
+/// it, every one checked before the first starts.
+fn planned(args: &JobArgs) -> Result<Vec<JobConfig>, CliError> {
     let study = load_study(&args.config)?;
     let model = args
         .model
@@ -227,7 +251,6 @@ fn run(args: RunArgs) -> Result<(), CliError> {
         limit_test: args.limit_test,
         output_dir: args.config.output.clone(),
     };
-    // Every job is checked before the first one starts.
     let configs = args
         .jobs
         .iter()
@@ -241,6 +264,13 @@ fn run(args: RunArgs) -> Result<(), CliError> {
         crate::plan::with_missing_teachers(&study, configs, &overrides).map_err(CliError::input)?;
     for cfg in &configs {
         crate::methods::check(cfg).map_err(CliError::input)?;
+    }
+    Ok(configs)
+}
+
+fn run(args: RunArgs) -> Result<(), CliError> {
+    let configs = planned(&args.job)?;
+    for cfg in &configs {
         crate::device::resolve(cfg.device).map_err(CliError::input)?;
     }
     let options = RunOptions {

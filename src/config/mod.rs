@@ -6,12 +6,14 @@ pub mod job;
 mod locate;
 mod number;
 mod placement;
+mod slurm;
 mod study;
 
 pub use device::{DeviceSpec, UnknownDevice};
 pub use job::*;
 pub use number::{parse_number, NumberError};
 pub use placement::{Devices, Placement};
+pub use slurm::SlurmDefaults;
 pub use study::{ConfigError, JobOverrides, Study};
 
 use serde_yaml::Value;

@@ -51,6 +51,8 @@ pub(super) struct StudyFile {
     grid: Grid,
     #[serde(default)]
     queue: super::placement::Placement,
+    #[serde(default)]
+    slurm: super::slurm::SlurmDefaults,
 }
 
 fn enabled() -> bool {
@@ -255,6 +257,11 @@ impl Study {
     /// Where the queue worker runs jobs (`queue:`).
     pub fn placement(&self) -> &super::placement::Placement {
         &self.file.queue
+    }
+
+    /// The defaults of `adarat submit` (`slurm:`).
+    pub fn slurm(&self) -> &super::slurm::SlurmDefaults {
+        &self.file.slurm
     }
 
     /// Every job of the grid, methods outermost; `st` only in baseline.

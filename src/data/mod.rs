@@ -58,6 +58,23 @@ pub struct DataRequest<'a> {
     pub progress: bool,
 }
 
+/// Whether `kind`'s official files are all in `data_dir` (or, for MNIST, where a system package puts
+/// them), so a job can load it without downloading: what `adarat submit` checks before compute
+/// nodes, which usually have no internet, need it.
+pub fn is_present(kind: DatasetKind, data_dir: &Path) -> bool {
+    match kind {
+        DatasetKind::Cifar10 => cifar::CIFAR10
+            .missing_files(&data_dir.join(cifar::CIFAR10.folder))
+            .is_empty(),
+        DatasetKind::Cifar100 => cifar::CIFAR100
+            .missing_files(&data_dir.join(cifar::CIFAR100.folder))
+            .is_empty(),
+        DatasetKind::Mnist => idx::MNIST.find_folder(data_dir).is_some(),
+        DatasetKind::FashionMnist => idx::FASHION_MNIST.find_folder(data_dir).is_some(),
+        DatasetKind::Synthetic => true,
+    }
+}
+
 /// Reads (or generates) both splits of `req.kind` and places them on `req.device`.
 pub fn load(req: &DataRequest) -> Result<Splits, DataError> {
     let (train, test, classes) = match req.kind {

@@ -18,5 +18,6 @@ mod generalist;
 mod methods;
 mod models;
 mod run;
+mod slurm;
 mod teachers;
 mod worker;

@@ -1,0 +1,174 @@
+//! `adarat submit` (a Slurm job array of `adarat run` tasks) and `adarat data download` (the official
+//! datasets fetched where there is internet, before compute nodes need them). docs/slurm.md.
+use super::exit::CliError;
+use super::{config_path, load_study, planned, JobArgs};
+use crate::config::SlurmDefaults;
+use crate::data::{self, DataRequest};
+use crate::vocab::DatasetKind;
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub(super) struct SubmitArgs {
+    #[command(flatten)]
+    job: JobArgs,
+    /// The partition (default: the configuration's `slurm.partition`, else Slurm's default).
+    #[arg(long, value_name = "P")]
+    partition: Option<String>,
+    /// The time limit, e.g. 12:00:00 (default: `slurm.time`, else the partition's).
+    #[arg(long, value_name = "T")]
+    time: Option<String>,
+    /// The account (default: `slurm.account`, else yours).
+    #[arg(long, value_name = "A")]
+    account: Option<String>,
+    /// GPUs per job (default: `slurm.gpus_per_job`, 1); 0 on a CPU partition.
+    #[arg(long, value_name = "N")]
+    gpus_per_job: Option<u32>,
+    /// Write the batch scripts and print the sbatch commands; submit nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+pub(super) fn submit(args: SubmitArgs) -> Result<(), CliError> {
+    let configs = planned(&args.job)?;
+    let study = load_study(&args.job.config)?;
+    // Compute nodes usually have no internet: 44 tasks must not each fail on a missing file.
+    let mut missing: Vec<DatasetKind> = Vec::new();
+    for cfg in &configs {
+        if !data::is_present(cfg.dataset, &cfg.data_dir) && !missing.contains(&cfg.dataset) {
+            missing.push(cfg.dataset);
+        }
+    }
+    if let Some(first) = configs.first().filter(|_| !missing.is_empty()) {
+        let names: Vec<String> = missing.iter().map(ToString::to_string).collect();
+        return Err(CliError::input(format!(
+            "{} not in {} (the tasks would not find it): fetch it here first with `adarat data download {}`",
+            names.join(", "),
+            first.data_dir.display(),
+            names.join(" ")
+        )));
+    }
+    let absolute = |path: PathBuf| std::path::absolute(&path).unwrap_or(path);
+    let output_dir = absolute(
+        args.job
+            .config
+            .output
+            .clone()
+            .unwrap_or_else(|| study.output_dir()),
+    );
+    let slurm = SlurmDefaults {
+        partition: args.partition.or_else(|| study.slurm().partition.clone()),
+        time: args.time.or_else(|| study.slurm().time.clone()),
+        account: args.account.or_else(|| study.slurm().account.clone()),
+        gpus_per_job: args.gpus_per_job.unwrap_or(study.slurm().gpus_per_job),
+        signal_seconds: study.slurm().signal_seconds,
+    };
+    let request = crate::slurm::SubmitRequest {
+        configs: &configs,
+        common_args: common_args(
+            &args.job,
+            &output_dir,
+            config_path(&args.job.config).map(absolute),
+        ),
+        output_dir: &output_dir,
+        slurm: &slurm,
+        dry_run: args.dry_run,
+    };
+    for array in crate::slurm::submit(&request)? {
+        let jobs: Vec<&str> = array.tasks.iter().map(|t| t.job.as_str()).collect();
+        let after = array
+            .dependency
+            .as_deref()
+            .map(|d| format!(" --dependency={d} --kill-on-invalid-dep=yes"))
+            .unwrap_or_default();
+        match &array.array {
+            Some(id) => println!(
+                "submitted array {id}: {} ({})",
+                jobs.join(", "),
+                array.script.display()
+            ),
+            None => println!(
+                "sbatch{after} {}   # {}",
+                array.script.display(),
+                jobs.join(", ")
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// What every task's `adarat run` takes besides its job: the shared output folder, the study and
+/// the command line's changes to it, offline (a compute node downloads nothing).
+fn common_args(
+    args: &JobArgs,
+    output_dir: &std::path::Path,
+    config: Option<PathBuf>,
+) -> Vec<String> {
+    let mut common = vec!["--output".to_string(), output_dir.display().to_string()];
+    if let Some(config) = config {
+        common.extend(["--config".to_string(), config.display().to_string()]);
+    }
+    for set in &args.config.sets {
+        common.extend(["--set".to_string(), set.clone()]);
+    }
+    let numbers = [
+        ("--epochs", args.epochs),
+        ("--limit-train", args.limit_train),
+        ("--limit-test", args.limit_test),
+    ];
+    for (flag, value) in numbers {
+        if let Some(value) = value {
+            common.extend([flag.to_string(), value.to_string()]);
+        }
+    }
+    if let Some(device) = &args.device {
+        common.extend(["--device".to_string(), device.clone()]);
+    }
+    common.push("--offline".to_string());
+    common
+}
+
+#[derive(Args, Debug)]
+pub(super) struct DownloadArgs {
+    /// cifar10, cifar100, mnist or fashion-mnist.
+    #[arg(required = true, value_name = "DATASET")]
+    datasets: Vec<String>,
+    #[command(flatten)]
+    config: super::ConfigArgs,
+}
+
+/// Fetches each dataset into the study's data folder (progress bar, MD5 against the published sum,
+/// an unpacking that cannot write outside the folder), then reads it once to prove it whole.
+pub(super) fn download(args: DownloadArgs) -> Result<(), CliError> {
+    let study = load_study(&args.config)?;
+    let kinds = (args.datasets.iter())
+        .map(|name| name.parse::<DatasetKind>().map_err(CliError::input))
+        .collect::<Result<Vec<_>, CliError>>()?;
+    let data_dir = study.data_dir();
+    for kind in kinds {
+        if kind == DatasetKind::Synthetic {
+            println!("synthetic: generated, nothing to download");
+            continue;
+        }
+        let present = data::is_present(kind, &data_dir);
+        let request = DataRequest {
+            kind,
+            data_dir: &data_dir,
+            device: tch::Device::Cpu,
+            limit_train: Some(1),
+            limit_test: Some(1),
+            synthetic: crate::config::SyntheticSize { train: 0, test: 0 },
+            seed: 0,
+            download: true,
+            progress: true,
+        };
+        data::load(&request).map_err(CliError::input)?;
+        let what = if present {
+            "already there"
+        } else {
+            "downloaded"
+        };
+        println!("{kind}: {what} in {}", data_dir.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,265 @@
+//! Slurm clusters: `adarat submit` writes a batch script and submits it as a job array, one task
+//! per job, each task `adarat run`-ning its job into the shared output folder. Slurm queues, places,
+//! preempts and accounts; adarat only plans (teachers first), writes the script and records what it
+//! submitted (docs/slurm.md).
+mod script;
+
+use crate::config::{JobConfig, SlurmDefaults};
+use crate::store::RunStore;
+use script::ArrayScript;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The folder under the output folder with the scripts, the tasks' logs and the record.
+pub const SLURM_DIR: &str = "slurm";
+/// One line per submitted array, appended.
+pub const SUBMISSIONS_FILE: &str = "submissions.jsonl";
+
+#[derive(thiserror::Error, Debug)]
+pub enum SlurmError {
+    #[error("sbatch is not on PATH: adarat submit runs where Slurm's commands do (a login node); --dry-run writes the scripts only")]
+    NoSbatch,
+    #[error("{command}: {message}")]
+    Command { command: String, message: String },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// What to submit: the planned jobs (teachers before their students) and how.
+pub struct SubmitRequest<'a> {
+    pub configs: &'a [JobConfig],
+    /// Arguments every task's `adarat run` takes (`--config`, `--set`, `--epochs`, ...).
+    pub common_args: Vec<String>,
+    /// The shared output folder, absolute.
+    pub output_dir: &'a Path,
+    pub slurm: &'a SlurmDefaults,
+    /// Write the scripts, submit nothing.
+    pub dry_run: bool,
+}
+
+/// One submitted (or, in a dry run, written) array.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Submission {
+    /// Slurm's id of the array; None in a dry run.
+    pub array: Option<String>,
+    pub script: PathBuf,
+    /// Each task's job and run folder name, task 0 first.
+    pub tasks: Vec<SubmittedTask>,
+    /// `afterok:` on the teachers' tasks, when this array holds students.
+    pub dependency: Option<String>,
+    /// Local time, `YYYY/MM/DD HH:MM:SS`.
+    pub at: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmittedTask {
+    pub job: String,
+    pub folder: String,
+}
+
+/// Submits `req.configs` as at most two arrays: the jobs that need no teacher from this request,
+/// then the students, which Slurm starts only after their teachers' tasks completed (`afterok`).
+pub fn submit(req: &SubmitRequest) -> Result<Vec<Submission>, SlurmError> {
+    let dir = req.output_dir.join(SLURM_DIR);
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    let adarat = std::env::current_exe().map_err(io(Path::new("adarat")))?;
+    let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S").to_string();
+    let (first, students) = waves(req.configs);
+    let mut submitted: Vec<Submission> = Vec::new();
+    for (wave, members) in [first, students].into_iter().enumerate() {
+        if members.is_empty() {
+            continue;
+        }
+        let dependency = match (wave, submitted.first()) {
+            (1, Some(teachers)) => teacher_tasks(req.configs, &members, teachers),
+            _ => None,
+        };
+        let script = ArrayScript {
+            adarat: &adarat,
+            tasks: members
+                .iter()
+                .map(|&i| task_args(&req.configs[i]))
+                .collect(),
+            common: req.common_args.clone(),
+            sbatch: sbatch_options(req.slurm),
+            log_dir: &dir,
+            signal_seconds: req.slurm.signal_seconds,
+        };
+        let path = dir.join(format!("{stamp}-{}.sh", wave + 1));
+        std::fs::write(&path, script.text()).map_err(io(&path))?;
+        let array = if req.dry_run {
+            None
+        } else {
+            Some(sbatch(&path, dependency.as_deref())?)
+        };
+        let submission = Submission {
+            array,
+            script: path,
+            tasks: (members.iter())
+                .map(|&i| SubmittedTask {
+                    job: req.configs[i].job.clone(),
+                    folder: RunStore::folder_name(&req.configs[i]),
+                })
+                .collect(),
+            dependency,
+            at: chrono::Local::now().format("%Y/%m/%d %H:%M:%S").to_string(),
+        };
+        if !req.dry_run {
+            record(&dir, &submission)?;
+        }
+        submitted.push(submission);
+    }
+    Ok(submitted)
+}
+
+/// Indices of the jobs needing no teacher from this request, and of those that do.
+fn waves(configs: &[JobConfig]) -> (Vec<usize>, Vec<usize>) {
+    (0..configs.len()).partition(|&i| teachers_in(configs, i).is_empty())
+}
+
+/// The positions in `configs` of job `i`'s teachers.
+fn teachers_in(configs: &[JobConfig], i: usize) -> Vec<usize> {
+    let student = &configs[i];
+    let Ok(name) = student.job.parse::<crate::vocab::JobName>() else {
+        return Vec::new();
+    };
+    let folders: Vec<PathBuf> = (name.teachers().iter())
+        .map(|(_, teacher)| RunStore::teacher_folder(student, teacher))
+        .collect();
+    (0..configs.len())
+        .filter(|&j| folders.contains(&RunStore::folder_of(&configs[j])))
+        .collect()
+}
+
+/// `afterok:<array>_<task>:...` on the tasks of the first array that teach `students`.
+fn teacher_tasks(
+    configs: &[JobConfig],
+    students: &[usize],
+    teachers: &Submission,
+) -> Option<String> {
+    let array = teachers.array.as_deref().unwrap_or("<first array>");
+    let mut tasks: Vec<String> = Vec::new();
+    for &student in students {
+        for teacher in teachers_in(configs, student) {
+            let folder = RunStore::folder_name(&configs[teacher]);
+            if let Some(task) = teachers.tasks.iter().position(|t| t.folder == folder) {
+                let id = format!("{array}_{task}");
+                if !tasks.contains(&id) {
+                    tasks.push(id);
+                }
+            }
+        }
+    }
+    (!tasks.is_empty()).then(|| format!("afterok:{}", tasks.join(":")))
+}
+
+/// A task's own arguments: its job, and the model and seed it was planned with (a teacher takes
+/// its student's).
+fn task_args(cfg: &JobConfig) -> Vec<String> {
+    vec![
+        cfg.job.clone(),
+        "--model".into(),
+        cfg.model.to_string(),
+        "--seed".into(),
+        cfg.seed.to_string(),
+    ]
+}
+
+fn sbatch_options(slurm: &SlurmDefaults) -> Vec<String> {
+    let mut options = Vec::new();
+    if let Some(partition) = &slurm.partition {
+        options.push(format!("--partition={partition}"));
+    }
+    if let Some(time) = &slurm.time {
+        options.push(format!("--time={time}"));
+    }
+    if let Some(account) = &slurm.account {
+        options.push(format!("--account={account}"));
+    }
+    if slurm.gpus_per_job > 0 {
+        options.push(format!("--gres=gpu:{}", slurm.gpus_per_job));
+    }
+    options
+}
+
+/// Submits a script; returns the array's id.
+fn sbatch(script: &Path, dependency: Option<&str>) -> Result<String, SlurmError> {
+    let mut command = Command::new("sbatch");
+    command.arg("--parsable");
+    if let Some(dependency) = dependency {
+        // A teacher that fails cancels its students instead of leaving them pending forever.
+        command.arg(format!("--dependency={dependency}"));
+        command.arg("--kill-on-invalid-dep=yes");
+    }
+    command.arg(script);
+    let text = run(command)?;
+    // `--parsable` prints `<id>` or `<id>;<cluster>`.
+    let id = text.trim().split(';').next().unwrap_or("").to_string();
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit()) {
+        return Err(SlurmError::Command {
+            command: "sbatch".into(),
+            message: format!("unexpected answer `{}`", text.trim()),
+        });
+    }
+    Ok(id)
+}
+
+/// Runs a Slurm command and returns its standard output; a failure carries its stderr's first line.
+fn run(mut command: Command) -> Result<String, SlurmError> {
+    let name = command.get_program().to_string_lossy().into_owned();
+    let out = command.output().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound if name == "sbatch" => SlurmError::NoSbatch,
+        _ => SlurmError::Command {
+            command: name.clone(),
+            message: e.to_string(),
+        },
+    })?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let line = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+        return Err(SlurmError::Command {
+            command: name,
+            message: format!("{} ({})", line.trim(), out.status),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Appends a submission to `submissions.jsonl` (one line, written with one call).
+fn record(dir: &Path, submission: &Submission) -> Result<(), SlurmError> {
+    let path = dir.join(SUBMISSIONS_FILE);
+    let mut line = serde_json::to_string(submission).map_err(|e| SlurmError::Io {
+        path: path.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    line.push('\n');
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(io(&path))?;
+    file.write_all(line.as_bytes()).map_err(io(&path))
+}
+
+/// Every submission recorded in `output_dir`, oldest first; unreadable lines are skipped.
+pub fn submissions(output_dir: &Path) -> Vec<Submission> {
+    let path = output_dir.join(SLURM_DIR).join(SUBMISSIONS_FILE);
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SlurmError + '_ {
+    move |source| SlurmError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}

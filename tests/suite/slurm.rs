@@ -1,0 +1,308 @@
+//! `adarat submit` against a real Slurm (Debian's 22.05: slurmctld, slurmd and munge on 127.0.0.1,
+//! two fake GPUs), started by `tests/slurm/cluster.sh` in a temporary folder and stopped by its pids
+//! at the end (docs/testing.md#a-real-slurm). `.ci/run` installs the packages.
+use crate::common;
+
+use common::{result_json, stderr, stdout, wait_for, TINY};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// A running one-node cluster; stopped (every job cancelled, every daemon killed) when dropped.
+struct Cluster {
+    dir: tempfile::TempDir,
+    conf: PathBuf,
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/slurm/cluster.sh")
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        // Ports of their own, so a cluster left by another run cannot answer.
+        let port = 20000 + 2 * (std::process::id() % 10000);
+        let out = Command::new(script())
+            .args(["start", dir.path().to_str().unwrap(), &port.to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "the test cluster did not start (root and Debian's slurmctld, slurmd, slurm-client and munge are needed; .ci/run installs them): {}",
+            stderr(&out)
+        );
+        let conf = dir.path().join("slurm.conf");
+        Cluster { dir, conf }
+    }
+
+    /// A Slurm command (or adarat) that talks to this cluster.
+    fn command(&self, program: &str, args: &[&str]) -> Command {
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .env("SLURM_CONF", &self.conf)
+            .env("OMP_NUM_THREADS", "1")
+            .stdin(Stdio::null());
+        command
+    }
+
+    fn squeue(&self) -> String {
+        let out = self
+            .command("squeue", &["-h", "-r", "--states=all", "-o", "%i %T"])
+            .output()
+            .unwrap();
+        stdout(&out)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new(script())
+            .args(["stop", self.dir.path().to_str().unwrap()])
+            .output();
+    }
+}
+
+fn submit(cluster: &Cluster, dir: &Path, jobs: &[&str], epochs: &str) -> Output {
+    let mut args = vec!["submit"];
+    args.extend(jobs);
+    args.extend([
+        "--epochs",
+        epochs,
+        "--output",
+        "output",
+        "--gpus-per-job",
+        "1",
+    ]);
+    args.extend(TINY);
+    cluster
+        .command(env!("CARGO_BIN_EXE_adarat"), &args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+/// The array ids `adarat submit` printed, in order.
+fn arrays(out: &Output) -> Vec<String> {
+    (stdout(out).lines())
+        .filter_map(|l| l.strip_prefix("submitted array "))
+        .map(|l| l.split(':').next().unwrap().to_string())
+        .collect()
+}
+
+fn status(folder: &Path) -> String {
+    std::fs::read_to_string(folder.join("result.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+        .map(|v| v["status"].as_str().unwrap_or("").to_string())
+        .unwrap_or_default()
+}
+
+fn epochs_finished(folder: &Path) -> usize {
+    let events = std::fs::read_to_string(folder.join("events.jsonl")).unwrap_or_default();
+    events.matches("\"epoch_finished\"").count()
+}
+
+fn task_log(output: &Path, array: &str) -> String {
+    std::fs::read_to_string(output.join("slurm").join(format!("{array}_0.log"))).unwrap_or_default()
+}
+
+/// Through a real Slurm: an array of synthetic jobs completes into the output folder with the
+/// student started only after its teachers' tasks; `scancel` of a running task leaves its run
+/// `stopped` and a second submit resumes it; the time limit's warning stops a task, which is
+/// requeued and resumes without losing an epoch.
+#[test]
+fn submitted_arrays_complete_wait_for_teachers_stop_on_scancel_and_resume_after_a_requeue() {
+    let cluster = Cluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("output");
+
+    let out = submit(
+        &cluster,
+        dir.path(),
+        &["kd-at/synthetic/baseline", "pgd-at/synthetic/fixrat"],
+        "1",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ids = arrays(&out);
+    assert_eq!(
+        ids.len(),
+        2,
+        "teachers and others, then the student: {}",
+        stdout(&out)
+    );
+    let submissions = std::fs::read_to_string(output.join("slurm/submissions.jsonl")).unwrap();
+    let student: Value = serde_json::from_str(submissions.lines().nth(1).unwrap()).unwrap();
+    assert_eq!(student["tasks"][0]["job"], "kd-at/synthetic/baseline");
+    assert_eq!(
+        student["dependency"],
+        format!("afterok:{}_0:{}_1", ids[0], ids[0]),
+        "the student waits for its two teachers' tasks"
+    );
+    let folders = [
+        "st_synthetic_baseline_small-cnn_seed1",
+        "pgd-at_synthetic_baseline_small-cnn_seed1",
+        "pgd-at_synthetic_fixrat_small-cnn_seed1",
+        "kd-at_synthetic_baseline_small-cnn_seed1",
+    ];
+    wait_for("every task to complete", || {
+        folders
+            .iter()
+            .all(|f| status(&output.join(f)) == "completed")
+    });
+    let script = std::fs::read_to_string(student["script"].as_str().unwrap()).unwrap();
+    assert!(script.contains("#SBATCH --requeue"), "{script}");
+
+    // scancel of a running task: the run stops resumably; a second submit goes on from there.
+    let long = output.join("pgd-at_synthetic_adarat_small-cnn_seed1");
+    let out = submit(&cluster, dir.path(), &["pgd-at/synthetic/adarat"], "5");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = arrays(&out).remove(0);
+    wait_for("the first epoch on the cluster", || {
+        epochs_finished(&long) >= 1
+    });
+    let cancelled = cluster
+        .command("scancel", &[&format!("{id}_0")])
+        .output()
+        .unwrap();
+    assert!(cancelled.status.success(), "{}", stderr(&cancelled));
+    wait_for("the run to stop", || status(&long) == "stopped");
+    let stopped_after = result_json(&long)["epochs_done"].as_u64().unwrap();
+    assert!((1..5).contains(&stopped_after), "{stopped_after}");
+    let out = submit(&cluster, dir.path(), &["pgd-at/synthetic/adarat"], "5");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let again = arrays(&out).remove(0);
+    wait_for("the resubmitted run to complete", || {
+        status(&long) == "completed"
+    });
+    let log = task_log(&output, &again);
+    assert!(
+        log.contains(&format!("resuming at epoch {}", stopped_after + 1)),
+        "{log}"
+    );
+    assert_eq!(
+        result_json(&long)["epochs_log"].as_array().unwrap().len(),
+        5
+    );
+
+    // The time limit's warning (USR1 to the batch script): stop, requeue, resume.
+    let warned = output.join("trades_synthetic_adarat_small-cnn_seed1");
+    let out = submit(&cluster, dir.path(), &["trades/synthetic/adarat"], "4");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = arrays(&out).remove(0);
+    wait_for("the first epoch of the warned task", || {
+        epochs_finished(&warned) >= 1
+    });
+    let signal = cluster
+        .command("scancel", &["--batch", "--signal=USR1", &format!("{id}_0")])
+        .output()
+        .unwrap();
+    assert!(signal.status.success(), "{}", stderr(&signal));
+    wait_for("the task to requeue itself", || {
+        task_log(&output, &id).contains("requeued to resume")
+    });
+    assert_eq!(status(&warned), "stopped");
+    // Slurm holds a requeued job for about two minutes (BeginTime); the test releases it once it
+    // waits (and its old step is gone: released at once, slurmd may refuse the launch).
+    let task = format!("{id}_0");
+    wait_for("the task to wait in the queue again", || {
+        cluster.squeue().contains(&format!("{task} PENDING"))
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let release = ["update", &format!("JobId={task}"), "StartTime=now"];
+    let released = cluster.command("scontrol", &release).output().unwrap();
+    assert!(released.status.success(), "{}", stderr(&released));
+    wait_for("the requeued task to complete", || {
+        status(&warned) == "completed"
+    });
+    let log = task_log(&output, &id);
+    assert!(log.contains("requeued to resume"), "{log}");
+    assert!(log.contains("resuming at epoch"), "{log}");
+    let result = result_json(&warned);
+    let epochs: Vec<u64> = (result["epochs_log"].as_array().unwrap().iter())
+        .map(|e| e["epoch"].as_u64().unwrap())
+        .collect();
+    assert_eq!(epochs, [1, 2, 3, 4], "no epoch lost or repeated");
+    wait_for("Slurm to record the task completed", || {
+        cluster.squeue().contains(&format!("{task} COMPLETED"))
+    });
+}
+
+/// Without a cluster: bad input is refused before anything is submitted.
+#[test]
+fn submit_refuses_a_missing_dataset_and_says_when_sbatch_is_missing_and_a_dry_run_writes_scripts() {
+    let dir = tempfile::tempdir().unwrap();
+    let adarat = |args: &[&str], path: &str| {
+        Command::new(env!("CARGO_BIN_EXE_adarat"))
+            .args(args)
+            .current_dir(dir.path())
+            .env("PATH", path)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let path = std::env::var("PATH").unwrap_or_default();
+    let out = adarat(
+        &[
+            "submit",
+            "pgd-at/cifar10/adarat",
+            "--set",
+            "paths.data=empty",
+        ],
+        &path,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let text = stderr(&out);
+    assert!(
+        text.contains("cifar10 not in") && text.contains("adarat data download cifar10"),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 1, "{text}");
+
+    let out = adarat(&["submit", "pgd-at/synthetic/adarat"], "/nonexistent");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("sbatch is not on PATH"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = adarat(
+        &[
+            "submit",
+            "iad/synthetic/adarat",
+            "--dry-run",
+            "--partition",
+            "gpu",
+            "--time",
+            "1:00:00",
+        ],
+        "/nonexistent",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let printed = stdout(&out);
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), 2, "{printed}");
+    assert!(
+        lines[1].contains("--dependency=afterok:<first array>_0:<first array>_1"),
+        "{printed}"
+    );
+    let first = lines[0].split_whitespace().nth(1).unwrap();
+    let script = std::fs::read_to_string(first).unwrap();
+    for line in [
+        "#SBATCH --partition=gpu",
+        "#SBATCH --time=1:00:00",
+        "#SBATCH --gres=gpu:1",
+        "  0) task=('st/synthetic/baseline' '--model' 'small-cnn' '--seed' '1') ;;",
+    ] {
+        assert!(
+            script.lines().any(|l| l == line),
+            "`{line}` missing:\n{script}"
+        );
+    }
+    assert!(
+        !dir.path().join("output/slurm/submissions.jsonl").exists(),
+        "a dry run records nothing"
+    );
+}
