@@ -36,6 +36,13 @@ pub enum Command {
         job: JobName,
         pid: u32,
     },
+    /// Cancel a job's Slurm task (`scancel`): its run stops at its next batch.
+    Cancel {
+        job: JobName,
+        task: String,
+    },
+    /// Submit these jobs (and the teachers they lack) to Slurm with `adarat submit`.
+    Submit(Vec<JobName>),
     /// Move a queued job by this many places (negative: earlier).
     MoveQueued {
         job: JobName,
@@ -64,6 +71,15 @@ pub enum Outcome {
     MovedInQueue,
     RemovedFromQueue {
         job: JobName,
+    },
+    /// Slurm took the request to cancel the job's task.
+    CancelRequested {
+        job: JobName,
+        task: String,
+    },
+    /// `adarat submit` submitted the arrays it names.
+    Submitted {
+        arrays: Vec<String>,
     },
 }
 
@@ -106,6 +122,10 @@ pub enum Confirmation {
         job: JobName,
         pid: u32,
     },
+    Cancel {
+        job: JobName,
+        task: String,
+    },
 }
 
 impl Confirmation {
@@ -119,6 +139,9 @@ impl Confirmation {
                 )
             }
             Confirmation::Stop { job, pid } => format!("stop {job} (pid {pid})? y/n"),
+            Confirmation::Cancel { job, task } => {
+                format!("cancel {job} (Slurm task {task})? y/n")
+            }
         }
     }
 }
@@ -369,6 +392,7 @@ impl App {
             Action::Enqueue => return self.enqueue(),
             Action::Stop => self.ask_stop(),
             Action::NextRunning => self.next_running(),
+            Action::Submit => return self.submit(),
             Action::StartQueue => return self.start_queue(),
             Action::QueueEarlier => return self.move_queued(-1),
             Action::QueueLater => return self.move_queued(1),
@@ -422,6 +446,12 @@ impl App {
             // The queue's new order shows in the grid and the queue pane.
             Ok(Outcome::MovedInQueue) => return,
             Ok(Outcome::RemovedFromQueue { job }) => format!("removed {job} from the queue"),
+            Ok(Outcome::CancelRequested { job, task }) => {
+                format!("asked Slurm to cancel {task}: {job} stops at its next batch")
+            }
+            Ok(Outcome::Submitted { arrays }) => {
+                format!("submitted to Slurm: array {}", arrays.join(", "))
+            }
             Err(error) => format!("error: {error}"),
         };
         self.say(message);
@@ -520,11 +550,25 @@ impl App {
                 self.say("nothing queued");
                 Vec::new()
             }
-            (false, Confirmation::Stop { job, .. }) => {
+            (false, Confirmation::Stop { job, .. } | Confirmation::Cancel { job, .. }) => {
                 self.say(format!("{job} goes on"));
                 Vec::new()
             }
+            (true, Confirmation::Cancel { job, task }) => vec![Command::Cancel { job, task }],
         }
+    }
+
+    /// The selection if any, else the cursor's job, to Slurm.
+    fn submit(&mut self) -> Vec<Command> {
+        let targets: Vec<JobName> = match self.selection() {
+            selection if !selection.is_empty() => selection.iter().map(|r| r.job).collect(),
+            _ => self.cursor().map(|r| r.job).into_iter().collect(),
+        };
+        if targets.is_empty() {
+            return Vec::new();
+        }
+        self.say(format!("submitting {} job(s) to Slurm...", targets.len()));
+        vec![Command::Submit(targets)]
     }
 
     /// Enter: the selection if any, else the cursor's job; finished runs ask first.
@@ -582,6 +626,14 @@ impl App {
 
     /// `x`: the cursor's job if it runs, else the only running job.
     fn ask_stop(&mut self) {
+        // A job waiting or running on a Slurm cluster is stopped through Slurm.
+        let on_slurm = (self.cursor())
+            .and_then(|row| Some((row.job, row.slurm.as_ref().filter(|t| t.is_active())?)));
+        if let Some((job, task)) = on_slurm {
+            let task = task.id.clone();
+            self.popup = Some(Popup::Confirm(Confirmation::Cancel { job, task }));
+            return;
+        }
         let running = self.snapshot.running();
         let cursor = self.cursor;
         let target =

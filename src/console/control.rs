@@ -20,6 +20,11 @@ pub enum ControlError {
     NoProcess { pid: u32 },
     #[error("stopping process {pid}: {source}")]
     Signal { pid: u32, source: std::io::Error },
+    #[error(transparent)]
+    Slurm(#[from] crate::slurm::SlurmError),
+    /// `adarat submit` refused (its one line) or could not be started.
+    #[error("adarat submit: {0}")]
+    Submit(String),
 }
 
 pub struct Control {
@@ -65,6 +70,43 @@ impl Control {
         crate::native::posix::terminate(pid)
             .map_err(|source| ControlError::Signal { pid, source })?;
         Ok(Outcome::StopRequested { job })
+    }
+
+    /// Cancels a job's Slurm task; the run stops at its next batch (docs/slurm.md).
+    pub(crate) fn cancel(&self, job: JobName, task: String) -> Result<Outcome, ControlError> {
+        crate::slurm::cancel(&task)?;
+        Ok(Outcome::CancelRequested { job, task })
+    }
+
+    /// Runs `adarat submit` on the console's study and output folder; waits for `sbatch`.
+    pub(crate) fn submit(&self, jobs: &[JobName]) -> Result<Outcome, ControlError> {
+        let exe = std::env::current_exe().map_err(|e| ControlError::Submit(e.to_string()))?;
+        let mut command = std::process::Command::new(exe);
+        command.arg("submit");
+        command.args(jobs.iter().map(JobName::to_string));
+        command.arg("--output").arg(&self.output_dir);
+        if let Some(config) = &self.config {
+            command.arg("--config").arg(config);
+        }
+        for set in &self.sets {
+            command.arg("--set").arg(set);
+        }
+        command.stdin(std::process::Stdio::null());
+        let out = command
+            .output()
+            .map_err(|e| ControlError::Submit(e.to_string()))?;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let line = stderr.lines().last().unwrap_or("failed");
+            return Err(ControlError::Submit(
+                line.strip_prefix("adarat: ").unwrap_or(line).to_string(),
+            ));
+        }
+        let arrays = (String::from_utf8_lossy(&out.stdout).lines())
+            .filter_map(|l| l.strip_prefix("submitted array "))
+            .map(|l| l.split(':').next().unwrap_or(l).to_string())
+            .collect();
+        Ok(Outcome::Submitted { arrays })
     }
 
     pub(crate) fn move_queued(&self, job: JobName, by: isize) -> Result<Outcome, ControlError> {

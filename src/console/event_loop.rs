@@ -135,6 +135,8 @@ async fn serve(
                 Command::Enqueue(jobs) => control.enqueue(&jobs),
                 Command::StartQueue => control.start_queue(),
                 Command::Stop { job, pid } => control.stop(job, pid),
+                Command::Cancel { job, task } => control.cancel(job, task),
+                Command::Submit(jobs) => control.submit(&jobs),
                 Command::MoveQueued { job, by } => control.move_queued(job, by),
                 Command::RemoveQueued(job) => control.remove_queued(job),
             };

@@ -28,6 +28,7 @@ pub enum Action {
     Enqueue,
     Stop,
     NextRunning,
+    Submit,
     StartQueue,
     QueueEarlier,
     QueueLater,
@@ -47,7 +48,7 @@ pub enum Action {
 
 impl Action {
     /// In the help popup's order.
-    pub const ALL: [Action; 25] = [
+    pub const ALL: [Action; 26] = [
         Action::Up,
         Action::Down,
         Action::Left,
@@ -58,6 +59,7 @@ impl Action {
         Action::Enqueue,
         Action::Stop,
         Action::NextRunning,
+        Action::Submit,
         Action::StartQueue,
         Action::QueueEarlier,
         Action::QueueLater,
@@ -87,6 +89,7 @@ impl Action {
             Action::Enqueue => "enqueue",
             Action::Stop => "stop",
             Action::NextRunning => "next-running",
+            Action::Submit => "submit",
             Action::StartQueue => "start-queue",
             Action::QueueEarlier => "queue-earlier",
             Action::QueueLater => "queue-later",
@@ -118,6 +121,7 @@ impl Action {
             Action::Enqueue => "queue the job (or the selection), start the queue",
             Action::Stop => "stop the running job (asks y/n)",
             Action::NextRunning => "cursor to the next running job",
+            Action::Submit => "submit the job or the selection to Slurm",
             Action::StartQueue => "start a paused queue",
             Action::QueueEarlier => "move the queued job earlier",
             Action::QueueLater => "move the queued job later",
@@ -148,6 +152,7 @@ impl Action {
             Action::Enqueue => &["enter"],
             Action::Stop => &["x"],
             Action::NextRunning => &["n"],
+            Action::Submit => &["S"],
             Action::StartQueue => &["s"],
             Action::QueueEarlier => &["K", "+"],
             Action::QueueLater => &["J", "-"],

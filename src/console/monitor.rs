@@ -3,6 +3,7 @@
 //! `events.jsonl` of each running job (read incrementally from where the last pass stopped).
 use super::snapshot::{FinalStep, JobRow, JobState, Live, Phase, Queued, Snapshot, LIVE_WINDOW};
 use crate::config::{JobOverrides, Study};
+use crate::slurm::SlurmTask;
 use crate::store::events::{BatchSample, Event};
 use crate::store::lock::{self, Holder};
 use crate::store::result::RunResult;
@@ -14,7 +15,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 /// The console adds this dataset after the study's, so that a job runs at once on any machine.
 pub const TRY_DATASET: DatasetKind = DatasetKind::Synthetic;
@@ -37,7 +38,14 @@ pub struct Monitor {
     watched: Vec<Watched>,
     results: HashMap<PathBuf, CachedResult>,
     tails: HashMap<PathBuf, Tail>,
+    /// What Slurm last said of the tasks submitted from this output folder, by run folder name,
+    /// and when it was asked.
+    slurm: HashMap<String, SlurmTask>,
+    slurm_asked: Option<Instant>,
 }
+
+/// How often `squeue` is asked: a shared cluster's controller is not polled a few times a second.
+const SLURM_INTERVAL: Duration = Duration::from_secs(5);
 
 struct CachedResult {
     stamp: (SystemTime, u64),
@@ -83,11 +91,20 @@ impl Monitor {
             watched,
             results: HashMap::new(),
             tails: HashMap::new(),
+            slurm: HashMap::new(),
+            slurm_asked: None,
         }
     }
 
     /// One pass over the output folder.
     pub fn scan(&mut self) -> Snapshot {
+        if self
+            .slurm_asked
+            .is_none_or(|at| at.elapsed() >= SLURM_INTERVAL)
+        {
+            self.slurm = crate::slurm::poll(&self.output_dir).unwrap_or_default();
+            self.slurm_asked = Some(Instant::now());
+        }
         let queue_file = queue::read(&self.output_dir);
         let queue = queue_file.as_ref().cloned().unwrap_or_default();
         let mut snapshot = Snapshot {
@@ -139,12 +156,16 @@ impl Monitor {
             result: None,
             error: watched.unresolvable.clone(),
             pid: None,
+            slurm: None,
         };
         if watched.unresolvable.is_some() {
             return row;
         }
         let holder = lock::holder(&watched.lock);
         let folder = watched.folder.clone();
+        row.slurm = (folder.file_name())
+            .and_then(|name| self.slurm.get(name.to_string_lossy().as_ref()))
+            .cloned();
         match self.result(&folder) {
             Some(Ok(result)) => row.result = Some(result),
             Some(Err(error)) => row.error = Some(format!("unreadable: {error}")),

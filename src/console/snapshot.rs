@@ -1,6 +1,7 @@
 //! What the console knows, as plain data: the monitor builds a [`Snapshot`] from the output folder
 //! (run folders, the queue file, the locks of running processes) and the application state keeps
 //! the latest one. Nothing here touches tch.
+use crate::slurm::SlurmTask;
 use crate::store::events::BatchSample;
 use crate::store::result::{EpochRecord, RunResult};
 use crate::vocab::{DatasetKind, JobName, Method, Mode, Status};
@@ -41,6 +42,9 @@ pub struct JobRow {
     pub error: Option<String>,
     /// The process running the job right now, if any (a console's worker or `adarat run`).
     pub pid: Option<u32>,
+    /// Its task on a Slurm cluster, when it was submitted from this output folder and `squeue`
+    /// still lists it.
+    pub slurm: Option<SlurmTask>,
 }
 
 /// Where the running job is within an epoch.

@@ -3,6 +3,9 @@
 //! preempts and accounts; adarat only plans (teachers first), writes the script and records what it
 //! submitted (docs/slurm.md).
 mod script;
+mod status;
+
+pub use status::{cancel, poll, SlurmTask};
 
 use crate::config::{JobConfig, SlurmDefaults};
 use crate::store::RunStore;

@@ -22,11 +22,13 @@ pub(super) struct JobProcess {
     last_error: Arc<Mutex<Option<String>>>,
 }
 
-/// A place for one job: an index into the worker's slot list, and that slot's device.
+/// A place for one job: an index into the worker's slot list, that slot's device, and for CPU
+/// slots sharing the machine, the torch threads the job may use.
 #[derive(Clone, Debug, PartialEq)]
 pub(super) struct Slot {
     pub(super) index: usize,
     pub(super) device: String,
+    pub(super) threads: Option<usize>,
 }
 
 /// How a job's process ended.
@@ -67,6 +69,9 @@ impl JobProcess {
         }
         if let Some(seed) = entry.seed {
             command.arg("--seed").arg(seed.to_string());
+        }
+        if let Some(threads) = slot.threads {
+            command.env("OMP_NUM_THREADS", threads.to_string());
         }
         command
             .stdin(Stdio::null())

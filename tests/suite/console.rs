@@ -6,6 +6,7 @@ use adarat::console::control::ControlError;
 use adarat::console::settings::{load_settings_from, parse_settings, SavedState, Settings};
 use adarat::console::snapshot::{FinalStep, JobRow, JobState, Live, Phase, Queued, Snapshot};
 use adarat::console::views::draw;
+use adarat::slurm::SlurmTask;
 use adarat::store::events::BatchSample;
 use adarat::store::result::{EpochRecord, FinalTable, Peak, Peaks, RunResult};
 use adarat::vocab::{DatasetKind, JobName, Method, Mode, ModelKind, Status};
@@ -165,6 +166,7 @@ fn snapshot() -> Snapshot {
                     result: None,
                     error: None,
                     pid: None,
+                    slurm: None,
                 });
             }
         }
@@ -920,6 +922,102 @@ fn n_steps_through_running_jobs_and_the_live_screen_follows_with_each_device() {
     type_keys(&mut idle, "n");
     assert_eq!(cursor(&idle), before);
     assert_eq!(idle.status(), Some("no job is running"));
+}
+
+fn slurm_task(id: &str, state: &str, reason: Option<&str>, node: Option<&str>) -> SlurmTask {
+    SlurmTask {
+        id: id.into(),
+        state: state.into(),
+        reason: reason.map(Into::into),
+        node: node.map(Into::into),
+        elapsed: "1:02:03".into(),
+    }
+}
+
+/// Jobs submitted to Slurm: one pending on resources, one running on a node this machine does not
+/// see (its run folder is not locked here), one that completed.
+fn slurm_snapshot() -> Snapshot {
+    let mut snapshot = idle_snapshot();
+    let mut give = |name: &str, task: SlurmTask| {
+        let row = snapshot
+            .jobs
+            .iter_mut()
+            .find(|r| r.job == job(name))
+            .unwrap();
+        row.slurm = Some(task);
+    };
+    give(
+        "fat/cifar10/adarat",
+        slurm_task("12_0", "PENDING", Some("Resources"), None),
+    );
+    give(
+        "dat/cifar10/fixrat",
+        slurm_task("12_1", "RUNNING", None, Some("node7")),
+    );
+    give(
+        "pgd-at/synthetic/adarat",
+        slurm_task("9_0", "COMPLETED", None, Some("node2")),
+    );
+    snapshot
+}
+
+#[test]
+fn slurm_tasks_show_in_the_grid_and_x_cancels_through_slurm_and_s_submits() {
+    let mut app = app_with(plain_settings(), slurm_snapshot());
+    let grid = screen_text(&app, 200, 50);
+    assert_contains(&grid, &["slurm pending", "slurm running"]);
+    type_keys(&mut app, "/fat/cifar10/ada");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(cursor(&app), "fat/cifar10/adarat");
+    assert_contains(
+        &screen_text(&app, 200, 50),
+        &["slurm 12_0 PENDING (Resources)"],
+    );
+    assert!(type_keys(&mut app, "x").is_empty());
+    assert_eq!(
+        app.popup()
+            .map(|p| matches!(p, Popup::Confirm(Confirmation::Cancel { .. }))),
+        Some(true)
+    );
+    assert_eq!(
+        type_keys(&mut app, "y"),
+        vec![Command::Cancel {
+            job: job("fat/cifar10/adarat"),
+            task: "12_0".into()
+        }]
+    );
+    let said = worded(
+        &mut app,
+        Ok(Outcome::CancelRequested {
+            job: job("fat/cifar10/adarat"),
+            task: "12_0".into(),
+        }),
+    );
+    assert!(said.contains("asked Slurm to cancel 12_0"), "{said}");
+
+    type_keys(&mut app, "/dat/cifar10/fix");
+    press(&mut app, KeyCode::Enter);
+    assert_contains(
+        &screen_text(&app, 200, 50),
+        &["slurm 12_1 RUNNING on node7,", "1:02:03"],
+    );
+    // S submits the cursor's job, or the selection.
+    assert_eq!(
+        type_keys(&mut app, "S"),
+        vec![Command::Submit(vec![job("dat/cifar10/fixrat")])]
+    );
+    let said = worded(
+        &mut app,
+        Ok(Outcome::Submitted {
+            arrays: vec!["13".into()],
+        }),
+    );
+    assert_eq!(said, "submitted to Slurm: array 13");
+    // A completed task is history: x on it does not go to Slurm.
+    type_keys(&mut app, "/pgd-at/synthetic/ada");
+    press(&mut app, KeyCode::Enter);
+    type_keys(&mut app, "x");
+    assert!(app.popup().is_none());
 }
 
 #[test]

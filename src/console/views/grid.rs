@@ -171,7 +171,18 @@ fn job_cell(app: &App, row: &JobRow, width: usize, theme: Theme) -> Cell<'static
     };
     let room = width.saturating_sub(1);
     let word = row.state.as_str();
+    let slurm = row.slurm.as_ref().filter(|task| task.is_active());
     let text = match (row.state, headline(app, row)) {
+        // Waiting or running on the cluster, where this machine sees no process (docs/slurm.md).
+        (state, _) if slurm.is_some() && state != JobState::Run(Status::Running) => {
+            let state = slurm.map_or("", |task| task.state.as_str()).to_lowercase();
+            let text = format!("slurm {state}");
+            if room >= text.len() {
+                text
+            } else {
+                state
+            }
+        }
         (JobState::Queued, _) => {
             let place = app.snapshot().queue_position(row.job).map_or(0, |p| p + 1);
             if room >= 9 {
@@ -224,6 +235,16 @@ fn detail_lines(app: &App, theme: Theme, compact: bool) -> Vec<Line<'static>> {
     }
     if let Some(live) = live {
         first.push(Span::raw(format!(" on {}", live.device)));
+    }
+    if let Some(task) = &row.slurm {
+        let mut text = format!("  slurm {} {}", task.id, task.state);
+        if let Some(reason) = &task.reason {
+            text += &format!(" ({reason})");
+        }
+        if let Some(node) = &task.node {
+            text += &format!(" on {node}, {}", task.elapsed);
+        }
+        first.push(Span::styled(text, theme.fg(Color::Magenta)));
     }
     if let Some(place) = app.snapshot().queue_position(row.job) {
         let count = app.snapshot().queue.len();
