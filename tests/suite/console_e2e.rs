@@ -1,80 +1,9 @@
 //! The console end to end, in a real terminal (tmux): open it, jump to a synthetic job, start it,
 //! see an epoch finish, lose the terminal, see the job go on, reopen, stop the job, quit.
+use crate::common::tmux::Tmux;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// A tmux server of its own, killed when the test ends.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn new() -> Tmux {
-        Tmux {
-            socket: format!("adarat-e2e-{}", std::process::id()),
-        }
-    }
-
-    fn command(&self, args: &[&str]) -> std::process::Output {
-        Command::new("tmux")
-            .args(["-L", &self.socket, "-f", "/dev/null"])
-            .args(args)
-            .output()
-            .expect("tmux runs")
-    }
-
-    /// Opens the console in a new 80×24 session.
-    fn open(&self, dir: &Path, console: &str) {
-        let out = self.command(&[
-            "new-session",
-            "-d",
-            "-s",
-            "console",
-            "-x",
-            "80",
-            "-y",
-            "24",
-            &format!("cd {} && {console}", dir.display()),
-        ]);
-        assert!(out.status.success(), "{out:?}");
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        for key in keys {
-            let out = self.command(&["send-keys", "-t", "console", key]);
-            assert!(out.status.success(), "{out:?}");
-            std::thread::sleep(Duration::from_millis(150));
-        }
-    }
-
-    /// The text of the console's screen.
-    fn screen(&self) -> String {
-        String::from_utf8_lossy(
-            &self
-                .command(&["capture-pane", "-p", "-t", "console"])
-                .stdout,
-        )
-        .into_owned()
-    }
-
-    fn session_alive(&self) -> bool {
-        self.command(&["has-session", "-t", "console"])
-            .status
-            .success()
-    }
-
-    /// Kills the server: the console's terminal goes away as with a dropped SSH connection.
-    fn kill(&self) {
-        self.command(&["kill-server"]);
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 fn wait_for(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
     let start = Instant::now();

@@ -306,3 +306,66 @@ fn submit_refuses_a_missing_dataset_and_says_when_sbatch_is_missing_and_a_dry_ru
         "a dry run records nothing"
     );
 }
+
+/// The console as the control room, in a real terminal: it shows a task pending on Slurm (with
+/// Slurm's reason) and tasks running, and `x` `y` on a running one cancels its task through Slurm,
+/// which stops the run resumably.
+#[test]
+fn the_console_shows_pending_and_running_slurm_tasks_and_cancels_one() {
+    let cluster = Cluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("output");
+    // Two CPUs and two GPUs on the node: two tasks run, the third waits for resources.
+    let jobs = [
+        "pgd-at/synthetic/baseline",
+        "pgd-at/synthetic/fixrat",
+        "pgd-at/synthetic/adarat",
+    ];
+    let out = submit(&cluster, dir.path(), &jobs, "40");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = arrays(&out).remove(0);
+    wait_for("two tasks running and one pending", || {
+        let listed = cluster.squeue();
+        listed.matches("RUNNING").count() == 2 && listed.contains(&format!("{id}_2 PENDING"))
+    });
+
+    let home = dir.path().join("home");
+    let console = format!(
+        "env SLURM_CONF={conf} OMP_NUM_THREADS=1 TERM=xterm-256color XDG_CONFIG_HOME={home}/config \
+         XDG_STATE_HOME={home}/state {exe} {sets}; sleep 30",
+        conf = cluster.conf.display(),
+        home = home.display(),
+        exe = env!("CARGO_BIN_EXE_adarat"),
+        sets = TINY.join(" ").replace("[fgsm, pgd10]", "'[fgsm, pgd10]'"),
+    );
+    let tmux = common::tmux::Tmux::new();
+    tmux.open_sized(dir.path(), &console, 160, 40);
+    wait_for("the grid", || tmux.screen().contains("pgd-at"));
+    tmux.keys(&["/", "pgd-at/synthetic/adarat", "Enter"]);
+    wait_for("the pending task in the detail", || {
+        let screen = tmux.screen();
+        screen.contains(&format!("slurm {id}_2 PENDING (Resources)"))
+            && screen.contains("slurm pending")
+    });
+
+    let baseline = output.join("pgd-at_synthetic_baseline_small-cnn_seed1");
+    tmux.keys(&["/", "pgd-at/synthetic/baseline", "Enter"]);
+    wait_for("the running task in the detail", || {
+        tmux.screen().contains(&format!("slurm {id}_0 RUNNING on"))
+    });
+    tmux.keys(&["x"]);
+    wait_for("the cancel question", || {
+        tmux.screen().contains(&format!("(Slurm task {id}_0)? y/n"))
+    });
+    tmux.keys(&["y"]);
+    wait_for("the run to stop", || status(&baseline) == "stopped");
+    wait_for("Slurm to say cancelled", || {
+        cluster.squeue().contains(&format!("{id}_0 CANCELLED"))
+    });
+    // The pending task took the freed place; nothing else was touched.
+    wait_for("the pending task to start", || {
+        cluster.squeue().contains(&format!("{id}_2 RUNNING"))
+    });
+    assert!(cluster.squeue().contains(&format!("{id}_1 RUNNING")));
+    tmux.keys(&["q"]);
+}

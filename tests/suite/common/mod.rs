@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: the real binary, run folders, and the Python of
 //! `.venv` that checks adarat against PyTorch and torchattacks.
 #![allow(dead_code)]
+pub(crate) mod tmux;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
