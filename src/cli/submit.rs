@@ -160,6 +160,7 @@ pub(super) fn download(args: DownloadArgs) -> Result<(), CliError> {
             synthetic: crate::config::SyntheticSize { train: 0, test: 0 },
             seed: 0,
             download: true,
+            mirror: study.mirror(),
             progress: true,
         };
         data::load(&request).map_err(CliError::input)?;

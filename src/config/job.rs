@@ -33,6 +33,9 @@ pub struct JobConfig {
     pub speed: SpeedSwitches,
     pub protocol: Protocol,
     pub data_dir: PathBuf,
+    /// Where a missing dataset is downloaded from instead of its official address (`paths.mirror`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<String>,
     pub output_dir: PathBuf,
     /// Take the first N training / test images (quick checks).
     pub limit_train: Option<usize>,
@@ -66,12 +69,14 @@ impl JobConfig {
     }
 
     /// Whether `other` is the same run: equal but for the speed switches, which change how fast a run
-    /// goes, not what it computes (a run started with CUDA graphs resumes without them), and the
-    /// device, so a queued job stopped on one GPU resumes on whichever slot is free next.
+    /// goes, not what it computes (a run started with CUDA graphs resumes without them), the
+    /// device, so a queued job stopped on one GPU resumes on whichever slot is free next, and where
+    /// its dataset was downloaded from.
     pub fn same_run_as(&self, other: &JobConfig) -> bool {
         let without_speed = |c: &JobConfig| JobConfig {
             speed: SpeedSwitches::default(),
             device: DeviceSpec::Auto,
+            mirror: None,
             ..c.clone()
         };
         without_speed(self) == without_speed(other)

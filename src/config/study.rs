@@ -64,6 +64,9 @@ fn enabled() -> bool {
 struct Paths {
     data: PathBuf,
     output: PathBuf,
+    /// A base URL serving the official dataset files instead of their official addresses.
+    #[serde(default)]
+    mirror: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -254,6 +257,11 @@ impl Study {
         self.base.join(&self.file.paths.output)
     }
 
+    /// `paths.mirror`: where datasets are downloaded from instead of their official addresses.
+    pub fn mirror(&self) -> Option<&str> {
+        self.file.paths.mirror.as_deref()
+    }
+
     /// Where the queue worker runs jobs (`queue:`).
     pub fn placement(&self) -> &super::placement::Placement {
         &self.file.queue
@@ -419,6 +427,7 @@ impl Study {
             },
             protocol: f.protocol,
             data_dir: self.data_dir(),
+            mirror: self.file.paths.mirror.clone(),
             output_dir: overrides.output_dir.as_ref().map_or_else(
                 || self.output_dir(),
                 |o| std::path::absolute(o).unwrap_or(o.clone()),

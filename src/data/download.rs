@@ -34,19 +34,20 @@ pub(crate) fn fetch_cifar(layout: &CifarLayout, req: &DataRequest) -> Result<(),
         return Err(missing(String::new()));
     }
     let file_name = layout.url.rsplit('/').next().unwrap_or(layout.url);
+    let source = Source::of(req.mirror, file_name, layout.md5);
+    let url = source.urls(&[layout.url.rsplit_once('/').map_or("", |(base, _)| base)])[0].clone();
     let archive = partial_download_path(req.data_dir, file_name);
-    let fetched = download(layout.url, &archive, req.progress).and_then(|()| {
-        install_archive(&archive, layout.md5, req.data_dir).map_err(|err| err.to_string())
+    let fetched = download(&url, &archive, req.progress).and_then(|()| {
+        install_archive(&archive, &source.md5, req.data_dir).map_err(|err| err.to_string())
     });
     // The archive is only a vehicle: once unpacked (or refused) it is not kept.
     let _ = fs::remove_file(&archive);
     if let Err(err) = fetched {
-        return Err(missing(format!("fetching {} failed ({err}); ", layout.url)));
+        return Err(missing(format!("fetching {url} failed ({err}); ")));
     }
     if !layout.missing_files(&folder).is_empty() {
         return Err(missing(format!(
-            "the archive from {} did not hold every file; ",
-            layout.url
+            "the archive from {url} did not hold every file; "
         )));
     }
     Ok(())
@@ -83,16 +84,69 @@ pub(crate) fn fetch_idx(set: &IdxSet, req: &DataRequest) -> Result<PathBuf, Data
     }
     for (name, md5) in set.file_names().into_iter().zip(set.md5s) {
         if set.missing_files(&folder).contains(&name) {
-            fetch_gzip_file(set.mirrors, name, md5, &folder, req)
+            let gz_name = format!("{name}.gz");
+            let source = Source::of(req.mirror, &gz_name, md5);
+            let urls = source.urls(set.mirrors);
+            fetch_gzip_file(&urls, name, &source.md5, &folder, req)
                 .map_err(|reason| missing(format!("{reason}; ")))?;
         }
     }
     Ok(folder)
 }
 
-/// Downloads `<mirror><name>.gz` from the first mirror that answers and unpacks it to `folder/name`.
+/// Where one file comes from and the MD5 it must have: the official addresses and the published
+/// sum, or the configured mirror's copy with the sum its `MD5SUMS` gives (a mirror may repack:
+/// Debian's gzip files differ from the originals), else the published one.
+struct Source<'a> {
+    mirror: Option<&'a str>,
+    file: &'a str,
+    md5: String,
+}
+
+impl<'a> Source<'a> {
+    fn of(mirror: Option<&'a str>, file: &'a str, published_md5: &str) -> Source<'a> {
+        let md5 = mirror
+            .and_then(|base| mirror_sums(base).remove(file))
+            .unwrap_or_else(|| published_md5.to_string());
+        Source { mirror, file, md5 }
+    }
+
+    /// The file's addresses, tried in order: the mirror's alone, or each official base's.
+    fn urls(&self, official_bases: &[&str]) -> Vec<String> {
+        let join = |base: &str| format!("{}/{}", base.trim_end_matches('/'), self.file);
+        match self.mirror {
+            Some(base) => vec![join(base)],
+            None => official_bases.iter().map(|base| join(base)).collect(),
+        }
+    }
+}
+
+/// The mirror's `MD5SUMS` (`md5sum`'s output: `<32 hex digits>  <file name>` a line), by file
+/// name; empty when it has none.
+fn mirror_sums(base: &str) -> std::collections::HashMap<String, String> {
+    let url = format!("{}/MD5SUMS", base.trim_end_matches('/'));
+    let agent = ureq::AgentBuilder::new()
+        .timeout_connect(Duration::from_secs(20))
+        .timeout_read(Duration::from_secs(60))
+        .build();
+    let text = agent
+        .get(&url)
+        .call()
+        .ok()
+        .and_then(|response| response.into_string().ok())
+        .unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let (sum, name) = line.split_once(char::is_whitespace)?;
+            let name = name.trim().trim_start_matches('*');
+            (sum.len() == 32).then(|| (name.to_string(), sum.to_lowercase()))
+        })
+        .collect()
+}
+
+/// Downloads `name.gz` from the first address that answers and unpacks it to `folder/name`.
 fn fetch_gzip_file(
-    mirrors: &[&str],
+    urls: &[String],
     name: &str,
     md5: &str,
     folder: &Path,
@@ -101,9 +155,8 @@ fn fetch_gzip_file(
     let gz_name = format!("{name}.gz");
     let part = partial_download_path(req.data_dir, &gz_name);
     let mut failures = Vec::new();
-    for mirror in mirrors {
-        let url = format!("{mirror}{gz_name}");
-        let fetched = download(&url, &part, req.progress).and_then(|()| {
+    for url in urls {
+        let fetched = download(url, &part, req.progress).and_then(|()| {
             install_gzip(&part, md5, &folder.join(name)).map_err(|err| err.to_string())
         });
         let _ = fs::remove_file(&part);

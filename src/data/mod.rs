@@ -54,6 +54,9 @@ pub struct DataRequest<'a> {
     pub seed: u64,
     /// Whether a missing official dataset may be fetched from its official address.
     pub download: bool,
+    /// Where downloads come from instead of the official addresses (`paths.mirror`): a base URL
+    /// holding the official file names, and optionally an `MD5SUMS` for them (docs/slurm.md#data).
+    pub mirror: Option<&'a str>,
     /// Whether a download shows a progress bar on stderr.
     pub progress: bool,
 }

@@ -208,6 +208,7 @@ pub fn load_data(
         synthetic: cfg.synthetic,
         seed: cfg.seed,
         download,
+        mirror: cfg.mirror.as_deref(),
         progress,
     })
 }

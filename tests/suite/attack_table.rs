@@ -103,6 +103,7 @@ fn test_images() -> (Tensor, Tensor) {
         },
         seed: 1,
         download: false,
+        mirror: None,
         progress: false,
     })
     .unwrap();

@@ -28,6 +28,7 @@ fn request(kind: DatasetKind, data_dir: &Path) -> DataRequest<'_> {
         },
         seed: 0,
         download: false,
+        mirror: None,
         progress: false,
     }
 }
@@ -837,4 +838,162 @@ fn fashion_mnist_from_the_debian_package() {
     let labels = longs_of(&splits.test.labels);
     assert!(labels.iter().all(|&label| (0..10).contains(&label)));
     assert_eq!(labels.iter().filter(|&&label| label == 9).count(), 1000);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Downloading from a mirror, for real: a local HTTP server.
+
+/// Python's `http.server` on 127.0.0.1 at a free port, serving `root`; killed when dropped.
+struct HttpServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl HttpServer {
+    fn serve(root: &Path) -> HttpServer {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(crate::common::python())
+            .args([
+                "-u",
+                "-m",
+                "http.server",
+                "0",
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+            ])
+            .arg(root)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        // "Serving HTTP on 127.0.0.1 port 43127 (http://127.0.0.1:43127/) ..."
+        let port = line
+            .split_whitespace()
+            .skip_while(|w| *w != "port")
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("http.server said: {line}"));
+        HttpServer { child, port }
+    }
+
+    fn url(&self, folder: &str) -> String {
+        format!("http://127.0.0.1:{}/{folder}", self.port)
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A CIFAR-10 archive as the official one is laid out, from `files`, and its MD5.
+fn cifar10_archive(entries: &[(&str, &[u8])]) -> (Vec<u8>, String) {
+    let bytes = tar_gz(entries, |_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let (_, md5) = write_archive(dir.path(), &bytes);
+    (bytes, md5)
+}
+
+/// A mirror folder holding `cifar-10-binary.tar.gz` and an `MD5SUMS` naming `md5` for it.
+fn mirror_folder(root: &Path, name: &str, archive: &[u8], md5: &str) {
+    let folder = root.join(name);
+    fs::create_dir_all(&folder).unwrap();
+    fs::write(folder.join("cifar-10-binary.tar.gz"), archive).unwrap();
+    fs::write(
+        folder.join("MD5SUMS"),
+        format!("{md5}  cifar-10-binary.tar.gz\n"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn data_download_fetches_from_a_mirror_checks_its_sum_and_refuses_an_escaping_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("mirror");
+    let batches: Vec<(String, Vec<u8>)> = (1..=5)
+        .map(|b| {
+            let name = format!("cifar-10-batches-bin/data_batch_{b}.bin");
+            (
+                name,
+                cifar_records(b * 2, &[&[b as u8], &[(b + 1) as u8 % 10]]),
+            )
+        })
+        .chain([(
+            "cifar-10-batches-bin/test_batch.bin".to_string(),
+            cifar_records(100, &[&[3], &[7]]),
+        )])
+        .collect();
+    let entries: Vec<(&str, &[u8])> = batches
+        .iter()
+        .map(|(name, bytes)| (name.as_str(), bytes.as_slice()))
+        .collect();
+    let (good, good_md5) = cifar10_archive(&entries);
+    mirror_folder(&root, "good", &good, &good_md5);
+    mirror_folder(&root, "badsum", &good, &"0".repeat(32));
+    let mut escaping = entries.clone();
+    escaping.push(("../escaped.bin", b"outside"));
+    let (evil, evil_md5) = cifar10_archive(&escaping);
+    mirror_folder(&root, "escape", &evil, &evil_md5);
+    let server = HttpServer::serve(&root);
+
+    let download = |mirror: &str, data: &str| {
+        crate::common::adarat(
+            dir.path(),
+            &[
+                "data",
+                "download",
+                "cifar10",
+                "--set",
+                &format!("paths.data={data}"),
+                "--set",
+                &format!("paths.mirror={}", server.url(mirror)),
+            ],
+        )
+    };
+
+    let out = download("good", "work/good");
+    assert!(out.status.success(), "{}", crate::common::stderr(&out));
+    assert!(crate::common::stdout(&out).contains("cifar10: downloaded in"));
+    let data_dir = dir.path().join("work/good");
+    assert_eq!(
+        listing(&data_dir.join("cifar-10-batches-bin")).len(),
+        6,
+        "the six official files, nothing else"
+    );
+    let splits = load(&request(DatasetKind::Cifar10, &data_dir)).unwrap();
+    assert_eq!((splits.train.len(), splits.test.len()), (10, 2));
+    // Present already: nothing is fetched again.
+    let out = download("good", "work/good");
+    assert!(crate::common::stdout(&out).contains("cifar10: already there"));
+
+    let out = download("badsum", "work/badsum");
+    assert_eq!(out.status.code(), Some(2));
+    let text = crate::common::stderr(&out);
+    assert!(
+        text.contains("MD5") && text.contains(&server.url("badsum")),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        listing(&dir.path().join("work/badsum")).is_empty(),
+        "nothing is left of a refused download"
+    );
+
+    let out = download("escape", "work/escape");
+    assert_eq!(out.status.code(), Some(2));
+    let text = crate::common::stderr(&out);
+    assert!(text.contains("escaped.bin"), "{text}");
+    assert!(!dir.path().join("work/escaped.bin").exists());
+    assert!(!dir.path().join("escaped.bin").exists());
+    assert!(
+        !dir.path().join("work/escape/cifar-10-batches-bin").exists(),
+        "an archive with an escaping entry installs nothing"
+    );
 }

@@ -149,6 +149,7 @@ pub(crate) fn synthetic_splits(train: usize, test: usize) -> adarat::data::Split
         synthetic: SyntheticSize { train, test },
         seed: 3,
         download: false,
+        mirror: None,
         progress: false,
     })
     .map_err(|e: data::DataError| e.to_string())
