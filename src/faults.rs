@@ -8,7 +8,8 @@
 //! - `ADARAT_FAULT_OUT_OF_MEMORY=POINT`: once per process, the first training batch asks libtorch for
 //!   more memory than any machine has, which fails inside libtorch as a GPU's out-of-memory does, at
 //!   POINT: `batch` (before the step), `autocast` (inside the step's autocast region) or `optimizer`
-//!   (inside the SGD update, with gradients off).
+//!   (inside the SGD update, with gradients off). `POINT@JOB` injects only in a process whose
+//!   command line names JOB: one job of the queue worker, whose jobs each run in their own process.
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tch::{Device, Kind, Tensor};
@@ -74,7 +75,12 @@ pub fn out_of_memory(point: StepPoint, device: Device) {
         return;
     }
     if !FIRST_STEP_PASSED[point as usize].swap(true, Ordering::Relaxed)
-        && std::env::var("ADARAT_FAULT_OUT_OF_MEMORY").is_ok_and(|p| p == point.name())
+        && std::env::var("ADARAT_FAULT_OUT_OF_MEMORY").is_ok_and(|asked| {
+            let (asked, job) = asked
+                .split_once('@')
+                .map_or((asked.as_str(), None), |(p, j)| (p, Some(j)));
+            asked == point.name() && job.is_none_or(|job| std::env::args().any(|arg| arg == job))
+        })
     {
         let _ = Tensor::empty([1i64 << 50], (Kind::Float, device));
     }

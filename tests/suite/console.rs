@@ -909,6 +909,7 @@ fn n_steps_through_running_jobs_and_the_live_screen_follows_with_each_device() {
     assert_contains(
         &grid,
         &[
+            "running on cuda:0 cuda:1",
             "running:",
             "pgd-at/cifar10/baseline  cuda:1",
             "trades/synthetic/adarat  cuda:0",

@@ -497,3 +497,68 @@ fn an_interrupted_generalist_run_resumes_with_its_method_state() {
     assert_eq!(resumed["status"], "completed");
     assert_eq!(same_numbers(&resumed), same_numbers(&uninterrupted));
 }
+
+/// Two jobs sharing the device through the queue worker: an out-of-memory failure inside one
+/// fails that job only, with its reason, and the other completes as it does alone.
+#[test]
+fn out_of_memory_in_one_of_two_queued_jobs_fails_that_job_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("output");
+    std::fs::create_dir_all(&output).unwrap();
+    let mut sets: Vec<String> = TINY
+        .iter()
+        .filter(|a| **a != "--set")
+        .map(|a| a.to_string())
+        .collect();
+    sets.push("datasets.synthetic.epochs=2".into());
+    let entry = |job: &str| serde_json::json!({"job": job, "config": null, "sets": sets});
+    let queue = serde_json::json!({
+        "jobs": [entry("trades/synthetic/adarat"), entry("pgd-at/synthetic/baseline")],
+        "placement": {"devices": ["cpu"], "jobs_per_device": 2},
+    });
+    std::fs::write(output.join("queue.json"), queue.to_string()).unwrap();
+    let out = adarat_command(
+        dir.path(),
+        &["worker", "--output", output.to_str().unwrap()],
+    )
+    .env(
+        "ADARAT_FAULT_OUT_OF_MEMORY",
+        "batch@trades/synthetic/adarat",
+    )
+    .output()
+    .unwrap();
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{log}");
+    let failed = result_json(&output.join("trades_synthetic_adarat_small-cnn_seed1"));
+    assert_eq!(failed["status"], "failed", "{log}");
+    assert!(
+        failed["error"].as_str().unwrap().contains("allocate"),
+        "{failed}"
+    );
+    assert!(
+        log.contains("trades/synthetic/adarat: failed: libtorch: "),
+        "{log}"
+    );
+    let other = result_json(&output.join("pgd-at_synthetic_baseline_small-cnn_seed1"));
+    assert_eq!(other["status"], "completed", "{log}");
+    let mut alone = vec![
+        "run",
+        "pgd-at/synthetic/baseline",
+        "--epochs",
+        "2",
+        "--offline",
+    ];
+    alone.extend(["--output", "alone"]);
+    alone.extend(TINY);
+    let out = adarat(dir.path(), &alone);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let expected = result_json(
+        &dir.path()
+            .join("alone/pgd-at_synthetic_baseline_small-cnn_seed1"),
+    );
+    assert_eq!(same_numbers(&other), same_numbers(&expected));
+    let queue: Value =
+        serde_json::from_str(&std::fs::read_to_string(output.join("queue.json")).unwrap()).unwrap();
+    assert_eq!(queue["paused"], false, "a failure does not pause the queue");
+    eprintln!("faults injected: out of memory in one of two jobs sharing the CPU; the other completed as alone");
+}

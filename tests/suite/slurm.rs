@@ -369,3 +369,37 @@ fn the_console_shows_pending_and_running_slurm_tasks_and_cancels_one() {
     assert!(cluster.squeue().contains(&format!("{id}_1 RUNNING")));
     tmux.keys(&["q"]);
 }
+
+/// Two tasks of the same run at once (a job submitted twice, or a requeued task landing while the
+/// old one still runs): the second finds the run's lock held, says so and touches nothing; the
+/// first completes as if alone.
+#[test]
+fn a_task_whose_run_is_locked_by_another_leaves_it_alone() {
+    let cluster = Cluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("output");
+    let run = output.join("pgd-at_synthetic_adarat_small-cnn_seed1");
+    let first = submit(&cluster, dir.path(), &["pgd-at/synthetic/adarat"], "3");
+    assert!(first.status.success(), "{}", stderr(&first));
+    let first = arrays(&first).remove(0);
+    wait_for("the first task's run to start", || {
+        epochs_finished(&run) >= 1
+    });
+    let second = submit(&cluster, dir.path(), &["pgd-at/synthetic/adarat"], "3");
+    assert!(second.status.success(), "{}", stderr(&second));
+    let second = arrays(&second).remove(0);
+    wait_for("the second task to end", || {
+        cluster.squeue().contains(&format!("{second}_0 FAILED"))
+    });
+    let log = task_log(&output, &second);
+    assert!(log.contains("already running in process"), "{log}");
+    wait_for("the first task's run to complete", || {
+        status(&run) == "completed"
+    });
+    let result = result_json(&run);
+    let epochs: Vec<u64> = (result["epochs_log"].as_array().unwrap().iter())
+        .map(|e| e["epoch"].as_u64().unwrap())
+        .collect();
+    assert_eq!(epochs, [1, 2, 3]);
+    assert!(task_log(&output, &first).contains("completed 3/3"));
+}

@@ -33,7 +33,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
         Constraint::Length(status_height),
     ])
     .areas(frame.area());
-    frame.render_widget(header_line(app, theme), header);
+    frame.render_widget(header_line(app, theme, header.width), header);
     if !app.has_snapshot() {
         let reading = Paragraph::new("reading the output folder...").style(theme.dim());
         frame.render_widget(reading, body);
@@ -55,8 +55,8 @@ pub fn draw(frame: &mut Frame, app: &App) {
     }
 }
 
-/// `adarat  [1 Grid] 2 Live 3 Results 4 Compare   queue 2 paused  worker 1234`
-fn header_line(app: &App, theme: Theme) -> Line<'static> {
+/// `adarat  [1 Grid] 2 Live 3 Results 4 Compare   queue 2 paused  worker 1234  running on cuda:0 cuda:1`
+fn header_line(app: &App, theme: Theme, width: u16) -> Line<'static> {
     let mut spans = vec![Span::styled("adarat ", theme.bold())];
     for (number, screen) in Screen::ALL.iter().enumerate() {
         let text = format!(" {} {} ", number + 1, screen.title());
@@ -83,6 +83,13 @@ fn header_line(app: &App, theme: Theme) -> Line<'static> {
         None => "  no worker".into(),
     };
     spans.push(Span::styled(worker, theme.dim()));
+    // Where jobs run, when it fits (the grid's queue panel and detail say it at any width).
+    let devices: Vec<&str> = snapshot.live.iter().map(|l| l.device.as_str()).collect();
+    let running = format!("  running on {}", devices.join(" "));
+    let used: usize = spans.iter().map(|span| span.content.chars().count()).sum();
+    if !devices.is_empty() && used + running.chars().count() <= usize::from(width) {
+        spans.push(Span::styled(running, theme.fg(Color::Green)));
+    }
     Line::from(spans)
 }
 
