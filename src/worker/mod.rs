@@ -197,10 +197,11 @@ fn pick(
     let mut to_start = Vec::new();
     let mut on_its_way = false;
     let mut inserted: Vec<String> = Vec::new();
+    let mut studies = schedule::Studies::default();
     let mut index = 0;
     while index < q.jobs.len() {
         let entry = q.jobs[index].clone();
-        match schedule::readiness(&entry, q, started, output_dir) {
+        match schedule::readiness(&entry, q, started, &mut studies, output_dir) {
             Readiness::Ready(folder) => {
                 q.jobs[index].waiting = None;
                 if !free.is_empty() {

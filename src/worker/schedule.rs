@@ -2,11 +2,13 @@
 //! teachers have completed (docs/protocol.md#teachers-of-kd-at-and-iad); until then it waits with
 //! the reason in the queue file, and jobs behind it start as slots free up.
 use super::queue::{Entry, Queue};
-use crate::config::{self, JobConfig, JobOverrides};
+use crate::config::{self, JobConfig, JobOverrides, Study};
 use crate::store::lock::{self, Holder};
 use crate::store::{self, RunStore};
 use crate::vocab::{JobName, Status};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 /// What the worker makes of one waiting entry.
 #[derive(Debug, PartialEq)]
@@ -26,14 +28,35 @@ pub(super) enum Readiness {
     Invalid(String),
 }
 
+/// The studies of one pass over the queue, each file and set of overrides read once: a queued
+/// grid is 44 entries of the same study.
+#[derive(Default)]
+pub(super) struct Studies(HashMap<StudyKey, Result<Rc<Study>, String>>);
+
+/// A study file (None: the built-in default) and its `--set` overrides.
+type StudyKey = (Option<PathBuf>, Vec<String>);
+
+impl Studies {
+    fn of(&mut self, entry: &Entry) -> Result<Rc<Study>, String> {
+        let key = (entry.config.clone(), entry.sets.clone());
+        let study = self.0.entry(key).or_insert_with(|| {
+            config::open(entry.config.as_deref(), &entry.sets)
+                .map(Rc::new)
+                .map_err(|e| e.to_string())
+        });
+        study.clone()
+    }
+}
+
 /// Whether `entry` can start, given the queue it is in and the jobs this worker has started.
 pub(super) fn readiness(
     entry: &Entry,
     queue: &Queue,
     started: &[String],
+    studies: &mut Studies,
     output_dir: &Path,
 ) -> Readiness {
-    let (cfg, teachers) = match resolve(entry, output_dir) {
+    let (cfg, teachers) = match resolve(entry, studies, output_dir) {
         Ok(resolved) => resolved,
         Err(message) => return Readiness::Invalid(message),
     };
@@ -86,8 +109,12 @@ pub(super) fn readiness(
 }
 
 /// The entry's job resolved from its study into this output folder, and the teachers it lacks.
-fn resolve(entry: &Entry, output_dir: &Path) -> Result<(JobConfig, Vec<JobConfig>), String> {
-    let study = config::open(entry.config.as_deref(), &entry.sets).map_err(|e| e.to_string())?;
+fn resolve(
+    entry: &Entry,
+    studies: &mut Studies,
+    output_dir: &Path,
+) -> Result<(JobConfig, Vec<JobConfig>), String> {
+    let study = studies.of(entry)?;
     let job = entry.job.parse::<JobName>().map_err(|e| e.to_string())?;
     let overrides = JobOverrides {
         output_dir: Some(output_dir.to_path_buf()),
@@ -119,7 +146,7 @@ mod tests {
             queue_first,
             on_its_way,
             ..
-        } = readiness(&student, &queue, &[], output)
+        } = readiness(&student, &queue, &[], &mut Studies::default(), output)
         else {
             panic!("the student cannot start before its teachers");
         };
@@ -136,7 +163,7 @@ mod tests {
             reason,
             queue_first,
             ..
-        } = readiness(&student, &queue, &started, output)
+        } = readiness(&student, &queue, &started, &mut Studies::default(), output)
         else {
             panic!("still waiting");
         };
@@ -146,11 +173,23 @@ mod tests {
             "waiting for its teachers: st/synthetic/baseline (running), pgd-at/synthetic/baseline (queued)"
         );
         assert!(matches!(
-            readiness(&entry("pgd-at/synthetic/adarat"), &queue, &[], output),
+            readiness(
+                &entry("pgd-at/synthetic/adarat"),
+                &queue,
+                &[],
+                &mut Studies::default(),
+                output
+            ),
             Readiness::Ready(_)
         ));
         assert!(matches!(
-            readiness(&entry("pgd-at/nowhere/adarat"), &queue, &[], output),
+            readiness(
+                &entry("pgd-at/nowhere/adarat"),
+                &queue,
+                &[],
+                &mut Studies::default(),
+                output
+            ),
             Readiness::Invalid(_)
         ));
     }
@@ -174,7 +213,7 @@ mod tests {
             reason,
             queue_first,
             on_its_way,
-        } = readiness(&student, &queue, &[], dir.path())
+        } = readiness(&student, &queue, &[], &mut Studies::default(), dir.path())
         else {
             panic!("the student cannot start");
         };
