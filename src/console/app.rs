@@ -558,12 +558,17 @@ impl App {
         }
     }
 
-    /// The selection if any, else the cursor's job, to Slurm.
-    fn submit(&mut self) -> Vec<Command> {
-        let targets: Vec<JobName> = match self.selection() {
+    /// What enter and `S` act on: the selection if any, else the cursor's job.
+    fn targets(&self) -> Vec<JobName> {
+        match self.selection() {
             selection if !selection.is_empty() => selection.iter().map(|r| r.job).collect(),
             _ => self.cursor().map(|r| r.job).into_iter().collect(),
-        };
+        }
+    }
+
+    /// The selection if any, else the cursor's job, to Slurm.
+    fn submit(&mut self) -> Vec<Command> {
+        let targets = self.targets();
         if targets.is_empty() {
             return Vec::new();
         }
@@ -573,10 +578,7 @@ impl App {
 
     /// Enter: the selection if any, else the cursor's job; finished runs ask first.
     fn enqueue(&mut self) -> Vec<Command> {
-        let targets: Vec<JobName> = match self.selection() {
-            selection if !selection.is_empty() => selection.iter().map(|r| r.job).collect(),
-            _ => self.cursor().map(|r| r.job).into_iter().collect(),
-        };
+        let targets = self.targets();
         let jobs = self.startable(targets);
         let completed = |job: &JobName| {
             let state = self.snapshot.row(*job).map(|r| r.state);
