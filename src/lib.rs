@@ -11,7 +11,7 @@
 //!   examples, [`ratio`] weighs the standard loss against the regulariser (FixRAT/AdaRAT),
 //!   [`methods`] hold the per-method losses, [`train`] runs the epochs, the per-epoch test and the
 //!   final attack table;
-//! - the run folder and its formats: [`store`];
+//! - the run folder and its formats: [`store`]; [`report`] turns run folders into the paper's tables;
 //! - orchestration: [`plan`] orders jobs after their teachers, [`worker`] runs the console's queue
 //!   on the machine's devices, [`slurm`] submits jobs to a Slurm cluster;
 //! - the front ends: [`cli`], [`console`], and [`bench`], which times the engine against the
@@ -33,6 +33,7 @@ pub mod native;
 pub mod optim;
 pub mod plan;
 pub mod ratio;
+pub mod report;
 pub mod slurm;
 pub mod store;
 pub mod torch_error;

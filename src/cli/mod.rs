@@ -1,6 +1,7 @@
 //! The command line (README, "Command line"). Whatever goes wrong ends with one line on stderr and
 //! the exit status `exit` gives it.
 mod exit;
+mod export;
 mod progress;
 mod signals;
 mod submit;
@@ -52,6 +53,9 @@ enum Command {
     /// Submit jobs to Slurm as a job array, one `adarat run` task per job, teachers first
     /// (e.g. `adarat submit pgd-at/cifar10/adarat --partition gpu --time 12:00:00`).
     Submit(submit::SubmitArgs),
+    /// The study's tables from its run folders: the main table (mean ± sd over seeds) and the
+    /// peaks, as Markdown, LaTeX, CSV or JSON (e.g. `adarat export --format latex`).
+    Export(export::ExportArgs),
     /// Datasets in their official formats.
     #[command(subcommand)]
     Data(DataCommand),
@@ -198,6 +202,7 @@ pub fn main() -> ExitCode {
         Some(Command::List(args)) => list(&args),
         Some(Command::Show { run, config }) => show(&run, &config),
         Some(Command::Submit(args)) => submit::submit(args),
+        Some(Command::Export(args)) => export::export(args),
         Some(Command::Data(DataCommand::Download(args))) => submit::download(args),
         Some(Command::Worker { output }) => worker(&output),
         None => console(&cli.console),

@@ -12,6 +12,7 @@ mod config;
 mod console;
 mod console_e2e;
 mod data;
+mod export;
 #[cfg(feature = "fault-injection")]
 mod faults;
 mod generalist;

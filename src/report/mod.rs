@@ -1,0 +1,106 @@
+//! From run folders to a paper: runs gathered into seed groups ([`groups`]), the main and peaks
+//! tables ([`tables`]), written as Markdown, LaTeX, tidy CSV and JSON ([`format`]). `adarat export`
+//! is its command (docs/report.md).
+pub mod format;
+pub mod groups;
+pub mod tables;
+
+use std::path::{Path, PathBuf};
+use tables::Filter;
+
+/// The formats `adarat export` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Markdown,
+    Latex,
+    Csv,
+    Json,
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Format, String> {
+        match text {
+            "markdown" | "md" => Ok(Format::Markdown),
+            "latex" | "tex" => Ok(Format::Latex),
+            "csv" => Ok(Format::Csv),
+            "json" => Ok(Format::Json),
+            other => Err(format!(
+                "format `{other}`: expected markdown, latex, csv or json"
+            )),
+        }
+    }
+}
+
+#[derive(thiserror::Error, Debug)]
+pub enum ReportError {
+    #[error("no completed run in {0}")]
+    NothingToReport(String),
+    #[error("{}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// What an export wrote.
+#[derive(Debug)]
+pub struct Exported {
+    pub files: Vec<PathBuf>,
+    /// The main and peaks tables in Markdown, to show where the export ran.
+    pub markdown: String,
+    /// Run folders left out, with why (not completed, unreadable `result.json`).
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+/// Writes the report of the runs in `output_dirs` into `out`, in each of `formats`.
+pub fn export(
+    output_dirs: &[PathBuf],
+    filter: &Filter,
+    formats: &[Format],
+    out: &Path,
+) -> Result<Exported, ReportError> {
+    let collection = groups::collect(output_dirs);
+    let main = tables::main_tables(&collection, filter);
+    if main.is_empty() {
+        let folders: Vec<String> = output_dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
+        return Err(ReportError::NothingToReport(folders.join(", ")));
+    }
+    let peaks = tables::peaks(&collection, filter);
+    let mut files: Vec<(PathBuf, String)> = Vec::new();
+    for format in formats {
+        match format {
+            Format::Markdown => files.push((
+                out.join("results.md"),
+                format::markdown(&main, &peaks, &collection),
+            )),
+            Format::Latex => files.push((out.join("results.tex"), format::latex(&main, &peaks))),
+            Format::Csv => {
+                files.push((out.join("epochs.csv"), format::epochs_csv(&collection)));
+                files.push((out.join("attacks.csv"), format::attacks_csv(&collection)));
+            }
+            Format::Json => files.push((
+                out.join("results.json"),
+                format::json(&main, &peaks, &collection),
+            )),
+        }
+    }
+    std::fs::create_dir_all(out).map_err(|source| ReportError::Write {
+        path: out.to_path_buf(),
+        source,
+    })?;
+    for (path, text) in &files {
+        crate::store::write_atomically(path, text.as_bytes()).map_err(|e| ReportError::Write {
+            path: path.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+    }
+    Ok(Exported {
+        files: files.into_iter().map(|(path, _)| path).collect(),
+        markdown: format::markdown(&main, &peaks, &collection),
+        skipped: collection.skipped,
+    })
+}

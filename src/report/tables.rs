@@ -1,0 +1,295 @@
+//! The paper's tables from run groups: the main table (method × mode against clean, FGSM, PGD-20,
+//! PGD-50, CW and AutoAttack, mean ± sd over seeds, the best mode of each method marked, Δ against
+//! the method's baseline) and the peaks table (docs/report.md).
+use super::groups::{Collection, Group, GroupKey};
+use crate::store::result::FinalTable;
+use crate::vocab::{DatasetKind, Method, Mode};
+use serde::Serialize;
+
+/// A mean over a group's seeds, the sample standard deviation (n − 1; none for one seed) and n.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Stat {
+    pub mean: f64,
+    pub sd: Option<f64>,
+    pub n: usize,
+}
+
+impl Stat {
+    pub fn of(values: &[f64]) -> Option<Stat> {
+        let n = values.len();
+        if n == 0 {
+            return None;
+        }
+        let mean = values.iter().sum::<f64>() / n as f64;
+        let sd = (n > 1).then(|| {
+            let squares: f64 = values.iter().map(|v| (v - mean).powi(2)).sum();
+            (squares / (n - 1) as f64).sqrt()
+        });
+        Some(Stat { mean, sd, n })
+    }
+}
+
+/// A column's name and its value in a run's final table.
+pub type Column = (&'static str, fn(&FinalTable) -> Option<f64>);
+
+/// The main table's columns, in the paper's order.
+pub const COLUMNS: [Column; 6] = [
+    ("clean", |t| t.clean),
+    ("FGSM", |t| t.fgsm),
+    ("PGD-20", |t| t.pgd20),
+    ("PGD-50", |t| t.pgd50),
+    ("CW", |t| t.cw),
+    ("AutoAttack", |t| t.autoattack),
+];
+
+#[derive(Clone, Debug, Serialize)]
+pub struct MainRow {
+    pub method: Method,
+    pub mode: Mode,
+    /// What tells this group from others of the same job (`epochs 2`), when there are others.
+    pub apart: Option<String>,
+    pub seeds: Vec<u64>,
+    /// One per column; none where no run of the group has that attack.
+    pub cells: Vec<Option<Stat>>,
+    /// Per column: this mode has the method's best mean.
+    pub best: Vec<bool>,
+    /// Per column: the mean minus the method's baseline mean (FixRAT and AdaRAT rows).
+    pub delta: Vec<Option<f64>>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct MainTable {
+    pub dataset: DatasetKind,
+    pub rows: Vec<MainRow>,
+    /// The AutoAttack presets of the table's runs.
+    pub presets: Vec<String>,
+    /// Footnotes: groups kept apart and why, sanity flags of runs.
+    pub notes: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PeakRow {
+    pub method: Method,
+    pub dataset: DatasetKind,
+    pub mode: Mode,
+    pub apart: Option<String>,
+    pub seeds: Vec<u64>,
+    pub sa_epoch: Stat,
+    pub sa: Stat,
+    pub ra_epoch: Stat,
+    pub ra: Stat,
+    /// |SA peak epoch − RA peak epoch|, per seed, then averaged.
+    pub distance: Stat,
+    pub last_sa: Stat,
+    pub last_ra: Stat,
+}
+
+/// Which jobs to report.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pub datasets: Vec<DatasetKind>,
+    pub methods: Vec<Method>,
+}
+
+impl Filter {
+    fn keeps(&self, key: &GroupKey) -> bool {
+        (self.datasets.is_empty() || self.datasets.contains(&key.dataset))
+            && (self.methods.is_empty() || self.methods.contains(&key.method))
+    }
+}
+
+/// The groups to report, in the study's order (dataset, method, mode), each with what keeps it
+/// apart from other groups of its job.
+fn ordered<'a>(collection: &'a Collection, filter: &Filter) -> Vec<(&'a Group, Option<String>)> {
+    let mut groups: Vec<&Group> = (collection.groups.iter())
+        .filter(|g| filter.keeps(&g.key))
+        .collect();
+    groups.sort_by_key(|g| {
+        let k = &g.key;
+        (
+            ordinal(DatasetKind::ALL, k.dataset),
+            ordinal(Method::ALL, k.method),
+            ordinal(Mode::ALL, k.mode),
+        )
+    });
+    groups
+        .iter()
+        .map(|group| {
+            let others: Vec<&&Group> = (groups.iter())
+                .filter(|g| same_job(&g.key, &group.key) && g.key != group.key)
+                .collect();
+            let apart = (!others.is_empty()).then(|| {
+                let mut fields: Vec<String> = Vec::new();
+                for other in others {
+                    for difference in group.key.difference(&other.key) {
+                        // "epochs 2 vs 120" -> this group's side, "epochs 2".
+                        let mine = difference.split(" vs ").next().unwrap_or("").to_string();
+                        if !fields.contains(&mine) {
+                            fields.push(mine);
+                        }
+                    }
+                }
+                fields.join(", ")
+            });
+            (*group, apart)
+        })
+        .collect()
+}
+
+fn same_job(a: &GroupKey, b: &GroupKey) -> bool {
+    (a.method, a.dataset, a.mode) == (b.method, b.dataset, b.mode)
+}
+
+fn ordinal<T: PartialEq>(all: &[T], value: T) -> usize {
+    all.iter().position(|v| *v == value).unwrap_or(usize::MAX)
+}
+
+/// One main table per dataset.
+pub fn main_tables(collection: &Collection, filter: &Filter) -> Vec<MainTable> {
+    let groups = ordered(collection, filter);
+    let mut tables: Vec<MainTable> = Vec::new();
+    for &dataset in DatasetKind::ALL {
+        let in_dataset: Vec<&(&Group, Option<String>)> = groups
+            .iter()
+            .filter(|(g, _)| g.key.dataset == dataset)
+            .collect();
+        if in_dataset.is_empty() {
+            continue;
+        }
+        let mut rows: Vec<MainRow> = in_dataset
+            .iter()
+            .map(|(group, apart)| MainRow {
+                method: group.key.method,
+                mode: group.key.mode,
+                apart: apart.clone(),
+                seeds: group.seeds(),
+                cells: COLUMNS
+                    .iter()
+                    .map(|(_, value)| {
+                        let values: Vec<f64> = (group.runs.iter())
+                            .filter_map(|r| r.result.final_table.as_ref().and_then(value))
+                            .collect();
+                        Stat::of(&values)
+                    })
+                    .collect(),
+                best: vec![false; COLUMNS.len()],
+                delta: vec![None; COLUMNS.len()],
+            })
+            .collect();
+        mark_best_and_delta(&mut rows, &in_dataset);
+        let mut notes = Vec::new();
+        let mut presets: Vec<String> = Vec::new();
+        for (group, apart) in &in_dataset {
+            if let Some(apart) = apart {
+                notes.push(format!(
+                    "{}/{}/{} ({apart}): kept apart from the job's other runs, whose settings differ; never averaged",
+                    group.key.method, group.key.dataset, group.key.mode
+                ));
+            }
+            if let Some(preset) = &group.key.preset {
+                if !presets.contains(preset) {
+                    presets.push(preset.clone());
+                }
+            }
+            for run in &group.runs {
+                for flag in run.result.final_table.iter().flat_map(|t| &t.flags) {
+                    notes.push(format!(
+                        "{} seed {}: {flag}",
+                        run.result.job, run.result.seed
+                    ));
+                }
+            }
+        }
+        tables.push(MainTable {
+            dataset,
+            rows,
+            presets,
+            notes,
+        });
+    }
+    tables
+}
+
+/// The best mean per method and column, and each non-baseline row's difference to its method's
+/// baseline with the same settings.
+fn mark_best_and_delta(rows: &mut [MainRow], groups: &[&(&Group, Option<String>)]) {
+    for column in 0..COLUMNS.len() {
+        for method in Method::ALL {
+            let best = (rows.iter())
+                .filter(|r| r.method == *method)
+                .filter_map(|r| r.cells[column].map(|s| s.mean))
+                .fold(f64::NEG_INFINITY, f64::max);
+            for row in rows.iter_mut().filter(|r| r.method == *method) {
+                row.best[column] = row.cells[column].is_some_and(|s| s.mean == best);
+            }
+        }
+    }
+    for index in 0..rows.len() {
+        let key = &groups[index].0.key;
+        if key.mode == Mode::Baseline {
+            continue;
+        }
+        let baseline = groups.iter().position(|(g, _)| {
+            g.key
+                == GroupKey {
+                    mode: Mode::Baseline,
+                    ..key.clone()
+                }
+        });
+        if let Some(baseline) = baseline {
+            for column in 0..COLUMNS.len() {
+                rows[index].delta[column] =
+                    match (rows[index].cells[column], rows[baseline].cells[column]) {
+                        (Some(mine), Some(base)) => Some(mine.mean - base.mean),
+                        _ => None,
+                    };
+            }
+        }
+    }
+}
+
+/// The peaks of every group: where test SA and RA (PGD) peaked, how far apart, and the last epoch.
+pub fn peaks(collection: &Collection, filter: &Filter) -> Vec<PeakRow> {
+    ordered(collection, filter)
+        .into_iter()
+        .filter_map(|(group, apart)| {
+            let per_run = |value: &dyn Fn(&crate::store::result::RunResult) -> Option<f64>| {
+                let values: Vec<f64> = group.runs.iter().filter_map(|r| value(&r.result)).collect();
+                Stat::of(&values)
+            };
+            let peak = |r: &crate::store::result::RunResult| r.peaks;
+            let last = |r: &crate::store::result::RunResult| r.epochs_log.last().cloned();
+            Some(PeakRow {
+                method: group.key.method,
+                dataset: group.key.dataset,
+                mode: group.key.mode,
+                apart,
+                seeds: group.seeds(),
+                sa_epoch: per_run(&|r| peak(r).map(|p| p.test_clean_acc.epoch as f64))?,
+                sa: per_run(&|r| peak(r).map(|p| p.test_clean_acc.value))?,
+                ra_epoch: per_run(&|r| peak(r).map(|p| p.test_pgd_acc.epoch as f64))?,
+                ra: per_run(&|r| peak(r).map(|p| p.test_pgd_acc.value))?,
+                distance: per_run(&|r| {
+                    peak(r).map(|p| {
+                        (p.test_clean_acc.epoch as f64 - p.test_pgd_acc.epoch as f64).abs()
+                    })
+                })?,
+                last_sa: per_run(&|r| last(r).map(|e| e.test_clean_acc))?,
+                last_ra: per_run(&|r| last(r).map(|e| e.test_pgd_acc))?,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_sd_divides_by_n_minus_one_and_one_seed_has_none() {
+        let s = Stat::of(&[80.0, 82.0, 84.0]).unwrap();
+        assert_eq!((s.mean, s.sd, s.n), (82.0, Some(2.0), 3));
+        assert_eq!(Stat::of(&[70.5]).unwrap().sd, None);
+        assert!(Stat::of(&[]).is_none());
+    }
+}
