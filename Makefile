@@ -26,8 +26,8 @@ run: build
 build: $(LIBTORCH_DEP)
 	$(CARGO) build --release
 
-# The tests also compare against PyTorch and torchattacks 3.5.1, and read exported CSV with pandas
-# (installed into .venv for them only).
+# The tests also compare against PyTorch and torchattacks 3.5.1, and read exported CSV with pandas and
+# event files with tensorboard (installed into .venv for them only).
 test: $(LIBTORCH_DEP) $(VENV)/.test-tools
 	ADARAT_PYTHON=$(VENV)/bin/python $(CARGO) test --all-targets --features fault-injection -- --test-threads=1
 
@@ -62,7 +62,7 @@ $(VENV)/.torch:
 
 # torchattacks' own requirements (torchvision, an old requests) are not needed by its attacks.
 $(VENV)/.test-tools: $(VENV)/.torch Makefile
-	$(VENV)/bin/python -m pip install --disable-pip-version-check -q numpy scipy pandas
+	$(VENV)/bin/python -m pip install --disable-pip-version-check -q numpy scipy pandas tensorboard
 	$(VENV)/bin/python -m pip install --disable-pip-version-check -q --no-deps torchattacks==3.5.1
 	touch $@
 

@@ -4,6 +4,7 @@
 pub mod format;
 pub mod groups;
 pub mod tables;
+pub mod tensorboard;
 
 use std::path::{Path, PathBuf};
 use tables::Filter;
@@ -15,6 +16,8 @@ pub enum Format {
     Latex,
     Csv,
     Json,
+    /// TensorBoard event files, one folder per run.
+    Tensorboard,
 }
 
 impl std::str::FromStr for Format {
@@ -25,8 +28,9 @@ impl std::str::FromStr for Format {
             "latex" | "tex" => Ok(Format::Latex),
             "csv" => Ok(Format::Csv),
             "json" => Ok(Format::Json),
+            "tensorboard" => Ok(Format::Tensorboard),
             other => Err(format!(
-                "format `{other}`: expected markdown, latex, csv or json"
+                "format `{other}`: expected markdown, latex, csv, json or tensorboard"
             )),
         }
     }
@@ -60,8 +64,9 @@ pub fn export(
     formats: &[Format],
     out: &Path,
 ) -> Result<Exported, ReportError> {
-    let collection = groups::collect(output_dirs);
-    let main = tables::main_tables(&collection, filter);
+    let mut collection = groups::collect(output_dirs);
+    collection.groups.retain(|group| filter.keeps(&group.key));
+    let main = tables::main_tables(&collection);
     if main.is_empty() {
         let folders: Vec<String> = output_dirs
             .iter()
@@ -69,7 +74,7 @@ pub fn export(
             .collect();
         return Err(ReportError::NothingToReport(folders.join(", ")));
     }
-    let peaks = tables::peaks(&collection, filter);
+    let peaks = tables::peaks(&collection);
     let mut files: Vec<(PathBuf, String)> = Vec::new();
     for format in formats {
         match format {
@@ -86,6 +91,7 @@ pub fn export(
                 out.join("results.json"),
                 format::json(&main, &peaks, &collection),
             )),
+            Format::Tensorboard => {}
         }
     }
     std::fs::create_dir_all(out).map_err(|source| ReportError::Write {
@@ -98,8 +104,19 @@ pub fn export(
             source: std::io::Error::other(e.to_string()),
         })?;
     }
+    let mut written: Vec<PathBuf> = files.into_iter().map(|(path, _)| path).collect();
+    if formats.contains(&Format::Tensorboard) {
+        let dir = out.join("tensorboard");
+        for run in collection.groups.iter().flat_map(|g| &g.runs) {
+            let path = tensorboard::write_run(run, &dir).map_err(|source| ReportError::Write {
+                path: dir.clone(),
+                source,
+            })?;
+            written.push(path);
+        }
+    }
     Ok(Exported {
-        files: files.into_iter().map(|(path, _)| path).collect(),
+        files: written,
         markdown: format::markdown(&main, &peaks, &collection),
         skipped: collection.skipped,
     })

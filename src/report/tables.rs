@@ -92,7 +92,7 @@ pub struct Filter {
 }
 
 impl Filter {
-    fn keeps(&self, key: &GroupKey) -> bool {
+    pub fn keeps(&self, key: &GroupKey) -> bool {
         (self.datasets.is_empty() || self.datasets.contains(&key.dataset))
             && (self.methods.is_empty() || self.methods.contains(&key.method))
     }
@@ -100,10 +100,8 @@ impl Filter {
 
 /// The groups to report, in the study's order (dataset, method, mode), each with what keeps it
 /// apart from other groups of its job.
-fn ordered<'a>(collection: &'a Collection, filter: &Filter) -> Vec<(&'a Group, Option<String>)> {
-    let mut groups: Vec<&Group> = (collection.groups.iter())
-        .filter(|g| filter.keeps(&g.key))
-        .collect();
+fn ordered(collection: &Collection) -> Vec<(&Group, Option<String>)> {
+    let mut groups: Vec<&Group> = collection.groups.iter().collect();
     groups.sort_by_key(|g| {
         let k = &g.key;
         (
@@ -145,8 +143,8 @@ fn ordinal<T: PartialEq>(all: &[T], value: T) -> usize {
 }
 
 /// One main table per dataset.
-pub fn main_tables(collection: &Collection, filter: &Filter) -> Vec<MainTable> {
-    let groups = ordered(collection, filter);
+pub fn main_tables(collection: &Collection) -> Vec<MainTable> {
+    let groups = ordered(collection);
     let mut tables: Vec<MainTable> = Vec::new();
     for &dataset in DatasetKind::ALL {
         let in_dataset: Vec<&(&Group, Option<String>)> = groups
@@ -249,8 +247,8 @@ fn mark_best_and_delta(rows: &mut [MainRow], groups: &[&(&Group, Option<String>)
 }
 
 /// The peaks of every group: where test SA and RA (PGD) peaked, how far apart, and the last epoch.
-pub fn peaks(collection: &Collection, filter: &Filter) -> Vec<PeakRow> {
-    ordered(collection, filter)
+pub fn peaks(collection: &Collection) -> Vec<PeakRow> {
+    ordered(collection)
         .into_iter()
         .filter_map(|(group, apart)| {
             let per_run = |value: &dyn Fn(&crate::store::result::RunResult) -> Option<f64>| {

@@ -132,6 +132,8 @@ fn export_averages_seeds_marks_the_best_gives_deltas_and_keeps_differing_runs_ap
         "csv",
         "--format",
         "latex",
+        "--format",
+        "tensorboard",
     ];
     let run = adarat(dir.path(), &args);
     assert!(run.status.success(), "{}", stderr(&run));
@@ -228,6 +230,24 @@ fn export_averages_seeds_marks_the_best_gives_deltas_and_keeps_differing_runs_ap
     // 6 runs × 3 epochs × 7 metrics (ratio and clean-only share are null); 6 runs × 7 attacks.
     assert_eq!(lines[2], "126 42");
     assert!(lines[3].contains("('baseline', 82.0)"), "{}", lines[3]);
+
+    // TensorBoard: each run's per-epoch scalars, read back by the tensorboard package.
+    let events = out.join("tensorboard/pgd-at_cifar10_baseline_resnet18_seed1");
+    let read = run_python("tensorboard_events.py", &[&events]);
+    let lines: Vec<&str> = read.lines().filter(|l| !l.contains("TensorFlow")).collect();
+    assert_eq!(
+        lines[0],
+        "['test/clean_acc', 'test/fgsm_acc', 'test/pgd_acc', 'train/adv_acc', 'train/clean_acc', 'train/loss', 'train/lr']",
+        "{read}"
+    );
+    assert_eq!(
+        lines[1], "test/clean_acc [(1, 60.0), (2, 70.0), (3, 75.0)]",
+        "{read}"
+    );
+    assert_eq!(
+        lines[2], "test/pgd_acc [(1, 30.0), (2, 42.0), (3, 40.0)]",
+        "{read}"
+    );
 
     // LaTeX: a booktabs document whose rows have as many cells as the header.
     let latex = std::fs::read_to_string(out.join("results.tex")).unwrap();
