@@ -43,6 +43,8 @@ pub enum Command {
     },
     /// Submit these jobs (and the teachers they lack) to Slurm with `adarat submit`.
     Submit(Vec<JobName>),
+    /// Write the study's tables, in every format, into the output folder's `report/`.
+    Export,
     /// Move a queued job by this many places (negative: earlier).
     MoveQueued {
         job: JobName,
@@ -81,6 +83,11 @@ pub enum Outcome {
     Submitted {
         arrays: Vec<String>,
     },
+    /// The study's tables were written into this folder.
+    Exported {
+        folder: std::path::PathBuf,
+        files: usize,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,10 +96,18 @@ pub enum Screen {
     Live,
     Results,
     Compare,
+    /// The study's tables for the cursor's dataset (docs/report.md).
+    Study,
 }
 
 impl Screen {
-    pub const ALL: [Screen; 4] = [Screen::Grid, Screen::Live, Screen::Results, Screen::Compare];
+    pub const ALL: [Screen; 5] = [
+        Screen::Grid,
+        Screen::Live,
+        Screen::Results,
+        Screen::Compare,
+        Screen::Study,
+    ];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -100,6 +115,7 @@ impl Screen {
             Screen::Live => "Live",
             Screen::Results => "Results",
             Screen::Compare => "Compare",
+            Screen::Study => "Study",
         }
     }
 
@@ -403,6 +419,11 @@ impl App {
             Action::LiveScreen => self.screen = Screen::Live,
             Action::ResultsScreen => self.screen = Screen::Results,
             Action::CompareScreen => self.screen = Screen::Compare,
+            Action::StudyScreen => self.screen = Screen::Study,
+            Action::Export => {
+                self.say("exporting the study's tables...");
+                return vec![Command::Export];
+            }
             Action::ScrollUp => self.epoch_scroll = self.epoch_scroll.saturating_sub(5),
             Action::ScrollDown => {
                 let epochs = self.cursor().and_then(|r| r.result.as_ref());
@@ -451,6 +472,9 @@ impl App {
             }
             Ok(Outcome::Submitted { arrays }) => {
                 format!("submitted to Slurm: array {}", arrays.join(", "))
+            }
+            Ok(Outcome::Exported { folder, files }) => {
+                format!("exported {files} files to {}", folder.display())
             }
             Err(error) => format!("error: {error}"),
         };

@@ -25,6 +25,8 @@ pub enum ControlError {
     /// `adarat submit` refused (its one line) or could not be started.
     #[error("adarat submit: {0}")]
     Submit(String),
+    #[error(transparent)]
+    Export(#[from] crate::report::ReportError),
 }
 
 pub struct Control {
@@ -107,6 +109,27 @@ impl Control {
             .map(|l| l.split(':').next().unwrap_or(l).to_string())
             .collect();
         Ok(Outcome::Submitted { arrays })
+    }
+
+    /// Writes the study's tables, in every format, into `<output>/report/` (docs/report.md).
+    pub fn export(&self) -> Result<Outcome, ControlError> {
+        use crate::report::{export, tables::Filter, Format};
+        let folder = self.output_dir.join("report");
+        let formats = [
+            Format::Markdown,
+            Format::Latex,
+            Format::Csv,
+            Format::Json,
+            Format::Tensorboard,
+        ];
+        let exported = export(
+            std::slice::from_ref(&self.output_dir),
+            &Filter::default(),
+            &formats,
+            &folder,
+        )?;
+        let files = exported.files.len();
+        Ok(Outcome::Exported { folder, files })
     }
 
     pub(crate) fn move_queued(&self, job: JobName, by: isize) -> Result<Outcome, ControlError> {

@@ -137,6 +137,7 @@ async fn serve(
                 Command::Stop { job, pid } => control.stop(job, pid),
                 Command::Cancel { job, task } => control.cancel(job, task),
                 Command::Submit(jobs) => control.submit(&jobs),
+                Command::Export => control.export(),
                 Command::MoveQueued { job, by } => control.move_queued(job, by),
                 Command::RemoveQueued(job) => control.remove_queued(job),
             };

@@ -39,6 +39,8 @@ pub enum Action {
     LiveScreen,
     ResultsScreen,
     CompareScreen,
+    StudyScreen,
+    Export,
     ScrollUp,
     ScrollDown,
     Help,
@@ -48,7 +50,7 @@ pub enum Action {
 
 impl Action {
     /// In the help popup's order.
-    pub const ALL: [Action; 26] = [
+    pub const ALL: [Action; 28] = [
         Action::Up,
         Action::Down,
         Action::Left,
@@ -70,6 +72,8 @@ impl Action {
         Action::LiveScreen,
         Action::ResultsScreen,
         Action::CompareScreen,
+        Action::StudyScreen,
+        Action::Export,
         Action::ScrollUp,
         Action::ScrollDown,
         Action::Help,
@@ -100,6 +104,8 @@ impl Action {
             Action::LiveScreen => "live",
             Action::ResultsScreen => "results",
             Action::CompareScreen => "compare",
+            Action::StudyScreen => "study",
+            Action::Export => "export",
             Action::ScrollUp => "scroll-up",
             Action::ScrollDown => "scroll-down",
             Action::Help => "help",
@@ -132,6 +138,8 @@ impl Action {
             Action::LiveScreen => "live screen",
             Action::ResultsScreen => "results of the job",
             Action::CompareScreen => "compare selected runs",
+            Action::StudyScreen => "the study's tables for the cursor's dataset",
+            Action::Export => "export the study's tables into output/report/",
             Action::ScrollUp => "scroll the epoch table up",
             Action::ScrollDown => "scroll the epoch table down",
             Action::Help => "this help",
@@ -163,6 +171,8 @@ impl Action {
             Action::LiveScreen => &["2", "v"],
             Action::ResultsScreen => &["3", "r"],
             Action::CompareScreen => &["4", "c"],
+            Action::StudyScreen => &["5", "t"],
+            Action::Export => &["E"],
             Action::ScrollUp => &["pageup"],
             Action::ScrollDown => &["pagedown"],
             Action::Help => &["?"],

@@ -137,10 +137,26 @@ pub fn collect(output_dirs: &[PathBuf]) -> Collection {
                 .push((folder, format!("unreadable: {error}"))),
         }
     }
+    sort_seeds(&mut collection);
+    collection
+}
+
+/// The groups of runs already read (the console's results): completed runs with a final table.
+pub fn of_runs(runs: impl IntoIterator<Item = Run>) -> Collection {
+    let mut collection = Collection::default();
+    for run in runs {
+        if run.result.status == Status::Completed && run.result.final_table.is_some() {
+            add(&mut collection.groups, run);
+        }
+    }
+    sort_seeds(&mut collection);
+    collection
+}
+
+fn sort_seeds(collection: &mut Collection) {
     for group in &mut collection.groups {
         group.runs.sort_by_key(|run| run.result.seed);
     }
-    collection
 }
 
 fn add(groups: &mut Vec<Group>, run: Run) {

@@ -2,7 +2,7 @@
 //! into a test terminal, at 80×24, at 160×48, in plain ASCII and at tiny sizes.
 use adarat::config::Protocol;
 use adarat::console::app::{App, Command, Confirmation, Msg, Outcome, Popup, Screen};
-use adarat::console::control::ControlError;
+use adarat::console::control::{Control, ControlError};
 use adarat::console::settings::{load_settings_from, parse_settings, SavedState, Settings};
 use adarat::console::snapshot::{FinalStep, JobRow, JobState, Live, Phase, Queued, Snapshot};
 use adarat::console::views::draw;
@@ -698,6 +698,8 @@ fn screens_switch_with_tab_numbers_and_letters_and_esc_goes_home() {
     assert_eq!(app.screen(), Screen::Live);
     press_key(&mut app, KeyCode::BackTab, KeyModifiers::SHIFT);
     press_key(&mut app, KeyCode::BackTab, KeyModifiers::SHIFT);
+    assert_eq!(app.screen(), Screen::Study);
+    press_key(&mut app, KeyCode::BackTab, KeyModifiers::SHIFT);
     assert_eq!(app.screen(), Screen::Compare);
     type_keys(&mut app, "3");
     assert_eq!(app.screen(), Screen::Results);
@@ -1022,6 +1024,79 @@ fn slurm_tasks_show_in_the_grid_and_x_cancels_through_slurm_and_s_submits() {
 }
 
 #[test]
+fn the_study_screen_shows_the_cursors_dataset_and_e_exports_every_format() {
+    // The cursor's dataset is synthetic: PGD-AT's baseline (PGD-20 44.4) and AdaRAT (48.2, AA 41.0).
+    let mut app = app_at("pgd-at/synthetic/adarat");
+    type_keys(&mut app, "t");
+    assert_eq!(app.screen(), Screen::Study);
+    let narrow = screen_text(&app, 80, 24);
+    assert_contains(
+        &narrow,
+        &[
+            "synthetic: mean±sd",
+            "pgd-at",
+            "baseline",
+            "adarat",
+            "44.4",
+            "48.2",
+            "41.0",
+        ],
+    );
+    assert_contains(&narrow, &["peaks", "SA ep", "83.0", "49.1"]);
+    let wide = screen_text(&app, 200, 50);
+    assert_contains(
+        &wide,
+        &[
+            "(Δ) against the baseline",
+            "48.2 +3.8",
+            "AutoAttack: standard",
+        ],
+    );
+    assert!(!narrow.contains("+3.8"), "Δ only where there is room");
+    // Another dataset without runs says so.
+    let mut empty = app_at("pgd-at/cifar10/adarat");
+    type_keys(&mut empty, "t");
+    assert_contains(
+        &screen_text(&empty, 80, 24),
+        &["No completed run with a final table on cifar10"],
+    );
+
+    assert_eq!(type_keys(&mut app, "E"), vec![Command::Export]);
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("output");
+    let folder = output.join("pgd-at_synthetic_adarat_small-cnn_seed0");
+    std::fs::create_dir_all(&folder).unwrap();
+    let result = done_result("pgd-at/synthetic/adarat", 48.2, Some(41.0));
+    std::fs::write(
+        folder.join("result.json"),
+        serde_json::to_string(&result).unwrap(),
+    )
+    .unwrap();
+    let control = Control {
+        output_dir: output.clone(),
+        config: None,
+        sets: Vec::new(),
+        placement: Default::default(),
+    };
+    let done = control.export();
+    let said = worded(&mut app, done);
+    let report = output.join("report");
+    assert_eq!(said, format!("exported 6 files to {}", report.display()));
+    for file in [
+        "results.md",
+        "results.tex",
+        "epochs.csv",
+        "attacks.csv",
+        "results.json",
+    ] {
+        assert!(report.join(file).is_file(), "{file}");
+    }
+    assert!(std::fs::read_to_string(report.join("results.md"))
+        .unwrap()
+        .contains("| pgd-at | adarat | 1 |"));
+}
+
+#[test]
 fn the_live_screen_follows_the_final_evaluation_attack_by_attack() {
     let mut snapshot = snapshot();
     snapshot.live[0].phase = Phase::FinalEvaluation;
@@ -1272,7 +1347,7 @@ fn help_lists_every_key_at_both_sizes() {
 
 /// Every screen, with and without popups, the cursor on a done job.
 fn every_view(settings: &Settings) -> Vec<App> {
-    let keys = ["", "v", "r", "c", "?", "x", "/synth", " j c", "\n"];
+    let keys = ["", "v", "r", "c", "?", "x", "/synth", " j c", "\n", "t"];
     keys.iter()
         .map(|keys| {
             let mut app = app_with(settings.clone(), snapshot());
@@ -1399,6 +1474,7 @@ fn every_screen_at_80x24_matches_its_snapshot() {
         "search",
         "compare-selection",
         "requeue-done",
+        "study",
     ];
     for (name, app) in names.iter().zip(every_view(&plain_settings())) {
         assert_snapshot(&format!("{name}-80x24"), &screen_text(&app, 80, 24));

@@ -6,6 +6,7 @@ mod grid;
 mod help;
 mod live;
 mod results;
+mod study;
 mod widgets;
 
 use super::app::{App, Popup, Screen};
@@ -43,6 +44,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
             Screen::Live => live::draw(frame, body, app, theme),
             Screen::Results => results::draw(frame, body, app, theme),
             Screen::Compare => compare::draw(frame, body, app, theme),
+            Screen::Study => study::draw(frame, body, app, theme),
         }
     }
     frame.render_widget(status_text, status);
@@ -55,19 +57,29 @@ pub fn draw(frame: &mut Frame, app: &App) {
     }
 }
 
-/// `adarat  [1 Grid] 2 Live 3 Results 4 Compare   queue 2 paused  worker 1234  running on cuda:0 cuda:1`
+/// `adarat  [1 Grid] 2 Live 3 Results 4 Compare 5 Study   queue 2 paused  worker 1234  running on cuda:0`;
+/// narrow: `adarat  [1 Grid] 2 3 4 5   queue 2 paused  worker 1234`
 fn header_line(app: &App, theme: Theme, width: u16) -> Line<'static> {
+    let snapshot = app.snapshot();
+    // Every screen's title where the line has room (the queue and worker included), else the
+    // current screen's only.
+    let titles: usize = Screen::ALL.iter().map(|s| s.title().len() + 4).sum();
+    let roomy = 7 + titles + 34 <= usize::from(width);
     let mut spans = vec![Span::styled("adarat ", theme.bold())];
     for (number, screen) in Screen::ALL.iter().enumerate() {
-        let text = format!(" {} {} ", number + 1, screen.title());
-        let style = if *screen == app.screen() {
+        let current = *screen == app.screen();
+        let text = if roomy || current {
+            format!(" {} {} ", number + 1, screen.title())
+        } else {
+            format!(" {} ", number + 1)
+        };
+        let style = if current {
             theme.fg(Color::Cyan).add_modifier(Modifier::REVERSED)
         } else {
             theme.dim()
         };
         spans.push(Span::styled(text, style));
     }
-    let snapshot = app.snapshot();
     let mut queue = format!("  queue {}", snapshot.queue.len());
     if snapshot.paused {
         queue.push_str(" paused");
