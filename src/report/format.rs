@@ -2,6 +2,7 @@
 //! pandas and JSON for scripts (docs/report.md).
 use super::groups::Collection;
 use super::tables::{MainRow, MainTable, PeakRow, Stat, COLUMNS};
+use crate::vocab::FinalAttack;
 use std::fmt::Write;
 
 /// `82.10 ± 1.20`, or `82.10` for one seed; `-` for no value.
@@ -264,16 +265,9 @@ pub fn attacks_csv(collection: &Collection) -> String {
         let Some(table) = &run.result.final_table else {
             continue;
         };
-        let attacks: [(&str, Option<f64>); 7] = [
-            ("clean", table.clean),
-            ("fgsm", table.fgsm),
-            ("pgd10", table.pgd10),
-            ("pgd20", table.pgd20),
-            ("pgd50", table.pgd50),
-            ("cw", table.cw),
-            ("autoattack", table.autoattack),
-        ];
-        for (attack, accuracy) in attacks {
+        let attacks =
+            (FinalAttack::ALL.iter()).map(|attack| (attack.as_str(), table.accuracy(*attack)));
+        for (attack, accuracy) in std::iter::once(("clean", table.clean)).chain(attacks) {
             if let Some(accuracy) = accuracy {
                 let _ = writeln!(s, "{fields},{attack},{accuracy}");
             }

@@ -1,6 +1,6 @@
 //! `result.json` (docs/run-folder.md#resultjson): field names are an interface other tools read.
 use crate::config::Protocol;
-use crate::vocab::{DatasetKind, JobName, Method, Mode, ModelKind, Status};
+use crate::vocab::{DatasetKind, FinalAttack, JobName, Method, Mode, ModelKind, Status};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -143,13 +143,30 @@ pub struct SubAttackRow {
 impl FinalTable {
     /// The attacks' accuracies under the reference's names, in its order.
     pub fn attacks(&self) -> [(&'static str, Option<f64>); 6] {
-        [
-            ("FGSM", self.fgsm),
-            ("PGD10", self.pgd10),
-            ("PGD20", self.pgd20),
-            ("PGD50", self.pgd50),
-            ("CW", self.cw),
-            ("AA", self.autoattack),
-        ]
+        let name = |attack: FinalAttack| match attack {
+            FinalAttack::Fgsm => "FGSM",
+            FinalAttack::Pgd10 => "PGD10",
+            FinalAttack::Pgd20 => "PGD20",
+            FinalAttack::Pgd50 => "PGD50",
+            FinalAttack::Cw => "CW",
+            FinalAttack::AutoAttack => "AA",
+        };
+        // The vocabulary lists the six final attacks in the reference's order.
+        std::array::from_fn(|i| {
+            let attack = FinalAttack::ALL[i];
+            (name(attack), self.accuracy(attack))
+        })
+    }
+
+    /// The accuracy under one attack; None when it was not run.
+    pub fn accuracy(&self, attack: FinalAttack) -> Option<f64> {
+        match attack {
+            FinalAttack::Fgsm => self.fgsm,
+            FinalAttack::Pgd10 => self.pgd10,
+            FinalAttack::Pgd20 => self.pgd20,
+            FinalAttack::Pgd50 => self.pgd50,
+            FinalAttack::Cw => self.cw,
+            FinalAttack::AutoAttack => self.autoattack,
+        }
     }
 }
