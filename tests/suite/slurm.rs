@@ -379,13 +379,13 @@ fn a_task_whose_run_is_locked_by_another_leaves_it_alone() {
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("output");
     let run = output.join("pgd-at_synthetic_adarat_small-cnn_seed1");
-    let first = submit(&cluster, dir.path(), &["pgd-at/synthetic/adarat"], "3");
+    let first = submit(&cluster, dir.path(), &["pgd-at/synthetic/adarat"], "6");
     assert!(first.status.success(), "{}", stderr(&first));
     let first = arrays(&first).remove(0);
     wait_for("the first task's run to start", || {
         epochs_finished(&run) >= 1
     });
-    let second = submit(&cluster, dir.path(), &["pgd-at/synthetic/adarat"], "3");
+    let second = submit(&cluster, dir.path(), &["pgd-at/synthetic/adarat"], "6");
     assert!(second.status.success(), "{}", stderr(&second));
     let second = arrays(&second).remove(0);
     wait_for("the second task to end", || {
@@ -400,6 +400,6 @@ fn a_task_whose_run_is_locked_by_another_leaves_it_alone() {
     let epochs: Vec<u64> = (result["epochs_log"].as_array().unwrap().iter())
         .map(|e| e["epoch"].as_u64().unwrap())
         .collect();
-    assert_eq!(epochs, [1, 2, 3]);
-    assert!(task_log(&output, &first).contains("completed 3/3"));
+    assert_eq!(epochs, [1, 2, 3, 4, 5, 6]);
+    assert!(task_log(&output, &first).contains("completed 6/6"));
 }
