@@ -295,11 +295,7 @@ impl RunStore {
     }
 
     pub fn write_result(&self, result: &RunResult) -> Result<(), StoreError> {
-        let text = serde_json::to_string_pretty(result).map_err(|e| StoreError::Corrupt {
-            path: self.path(RESULT_FILE),
-            message: e.to_string(),
-        })?;
-        write_atomically(&self.path(RESULT_FILE), text.as_bytes())
+        write_result(&self.path(RESULT_FILE), result)
     }
 
     pub fn write_train_log(&self, text: &str) -> Result<(), StoreError> {
@@ -379,4 +375,13 @@ pub fn read_result(path: &Path) -> Result<RunResult, StoreError> {
         path: path.to_path_buf(),
         message: e.to_string(),
     })
+}
+
+/// Writes a `result.json` atomically.
+pub fn write_result(path: &Path, result: &RunResult) -> Result<(), StoreError> {
+    let text = serde_json::to_string_pretty(result).map_err(|e| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    write_atomically(path, text.as_bytes())
 }

@@ -7,7 +7,7 @@ use crate::vocab::Status;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 /// `adarat run`'s exit status after a stop (`cli::exit::ExitStatus::Stopped`).
 const STOPPED: i32 = 130;
@@ -18,8 +18,10 @@ pub(super) struct JobProcess {
     pub(super) slot: Slot,
     folder: PathBuf,
     child: Child,
-    /// The last line the job wrote to stderr: the reason when it fails before having a run folder.
-    last_error: Arc<Mutex<Option<String>>>,
+    /// The threads passing its stdout and stderr on; the stderr one returns the last line, the
+    /// reason when the job fails before having a run folder.
+    stdout: Option<JoinHandle<Option<String>>>,
+    stderr: Option<JoinHandle<Option<String>>>,
 }
 
 /// A place for one job: an index into the worker's slot list, that slot's device, and for CPU
@@ -78,19 +80,15 @@ impl JobProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = command.spawn()?;
-        let last_error = Arc::new(Mutex::new(None));
-        if let Some(stdout) = child.stdout.take() {
-            relay(stdout, entry.job.clone(), None);
-        }
-        if let Some(stderr) = child.stderr.take() {
-            relay(stderr, entry.job.clone(), Some(last_error.clone()));
-        }
+        let stdout = child.stdout.take().map(|out| relay(out, entry.job.clone()));
+        let stderr = child.stderr.take().map(|err| relay(err, entry.job.clone()));
         Ok(JobProcess {
             entry,
             slot,
             folder,
             child,
-            last_error,
+            stdout,
+            stderr,
         })
     }
 
@@ -101,9 +99,12 @@ impl JobProcess {
     /// How the process ended, once it has.
     pub(super) fn ended(&mut self) -> Option<Ending> {
         let status = self.child.try_wait().ok().flatten()?;
-        // The relays end with the pipes; give them a moment to pass on the last lines.
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        Some(self.ending(status))
+        // The pipes closed with the process: the relays pass on the last lines and end.
+        let finish =
+            |relay: Option<JoinHandle<Option<String>>>| relay.and_then(|r| r.join().ok()).flatten();
+        finish(self.stdout.take());
+        let last_line = finish(self.stderr.take());
+        Some(self.ending(status, last_line))
     }
 
     /// Asks the job to stop at its next batch boundary, as the console's `x` does.
@@ -111,23 +112,25 @@ impl JobProcess {
         let _ = crate::native::posix::terminate(self.pid());
     }
 
-    fn ending(&self, status: ExitStatus) -> Ending {
-        let last_error = || {
-            let line = self.last_error.lock().ok().and_then(|l| l.clone());
-            line.unwrap_or_else(|| format!("adarat run ended with {status}"))
-        };
+    fn ending(&self, status: ExitStatus, last_line: Option<String>) -> Ending {
         match status.code() {
-            Some(0) => Ending::Completed,
-            Some(STOPPED) => Ending::Stopped,
-            _ if self.recorded_failure().is_some() => {
-                Ending::Failed(self.recorded_failure().unwrap_or_default())
-            }
-            // Killed before it could say why (the kernel's out-of-memory killer, a SIGKILL).
-            None if mark_failed(&self.folder, format!("adarat run ended: {status}")) => {
-                Ending::Failed(format!("adarat run ended: {status}"))
-            }
-            _ => Ending::FailedWithoutFolder(last_error()),
+            Some(0) => return Ending::Completed,
+            Some(STOPPED) => return Ending::Stopped,
+            _ => {}
         }
+        if let Some(reason) = self.recorded_failure() {
+            return Ending::Failed(reason);
+        }
+        // Killed before it could say why (the kernel's out-of-memory killer, a SIGKILL).
+        let killed = format!("adarat run ended: {status}");
+        if status.code().is_none() && mark_failed(&self.folder, killed.clone()) {
+            return Ending::Failed(killed);
+        }
+        let reason =
+            last_line.map(|line| line.strip_prefix("adarat: ").unwrap_or(&line).to_string());
+        Ending::FailedWithoutFolder(
+            reason.unwrap_or_else(|| format!("adarat run ended with {status}")),
+        )
     }
 
     /// The reason `result.json` gives, when it says the run failed.
@@ -137,13 +140,10 @@ impl JobProcess {
     }
 }
 
-/// Passes a job's output on, line by line, after its name; keeps the last line in `last`.
-fn relay(
-    stream: impl Read + Send + 'static,
-    job: String,
-    last: Option<Arc<Mutex<Option<String>>>>,
-) {
+/// Passes a job's output on, line by line, after its name; returns its last non-empty line.
+fn relay(stream: impl Read + Send + 'static, job: String) -> JoinHandle<Option<String>> {
     std::thread::spawn(move || {
+        let mut last = None;
         for line in BufReader::new(stream).lines().map_while(Result::ok) {
             // `adarat run` names the job on most lines itself.
             if line.starts_with(&format!("{job}: ")) {
@@ -151,16 +151,12 @@ fn relay(
             } else {
                 println!("{job}: {line}");
             }
-            if let Some(last) = &last {
-                if !line.trim().is_empty() {
-                    let reason = line.strip_prefix("adarat: ").unwrap_or(&line);
-                    if let Ok(mut last) = last.lock() {
-                        *last = Some(reason.to_string());
-                    }
-                }
+            if !line.trim().is_empty() {
+                last = Some(line);
             }
         }
-    });
+        last
+    })
 }
 
 /// Marks a run that still says `running` failed with `message`: its process died without saying
@@ -175,6 +171,5 @@ fn mark_failed(folder: &Path, message: String) -> bool {
     }
     result.status = Status::Failed;
     result.error = Some(message);
-    serde_json::to_string_pretty(&result)
-        .is_ok_and(|text| store::write_atomically(&path, text.as_bytes()).is_ok())
+    store::write_result(&path, &result).is_ok()
 }
