@@ -5,12 +5,14 @@ use crate::store::result::RunResult;
 use crate::store::{self, RunName, RESULT_FILE};
 use crate::vocab::{DatasetKind, Method, Mode, ModelKind, Protocol, Status};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// One completed run and where it lives.
 #[derive(Clone, Debug)]
 pub struct Run {
     pub folder: PathBuf,
-    pub result: RunResult,
+    /// Shared with the console's snapshot, which read it already.
+    pub result: Arc<RunResult>,
 }
 
 /// What must be equal for runs to be averaged together; the seed is not part of it.
@@ -43,38 +45,17 @@ impl GroupKey {
         }
     }
 
-    /// What tells this group from `other` of the same job, in words (`epochs 2 vs 120`).
-    pub fn difference(&self, other: &GroupKey) -> Vec<String> {
-        let mut differ = Vec::new();
-        let mut note = |name: &str, a: String, b: String| {
-            if a != b {
-                differ.push(format!("{name} {a} vs {b}"));
-            }
-        };
+    /// The settings that keep groups of one job apart, by name, as the tables write them.
+    pub fn settings(&self) -> [(&'static str, String); 6] {
         let show = |v: Option<String>| v.unwrap_or_else(|| "-".into());
-        note("model", self.model.to_string(), other.model.to_string());
-        note(
-            "protocol",
-            self.protocol.to_string(),
-            other.protocol.to_string(),
-        );
-        note("epochs", self.epochs.to_string(), other.epochs.to_string());
-        note(
-            "ε",
-            show(self.epsilon.map(|e| format!("{e:.6}"))),
-            show(other.epsilon.map(|e| format!("{e:.6}"))),
-        );
-        note(
-            "AutoAttack",
-            show(self.preset.clone()),
-            show(other.preset.clone()),
-        );
-        note(
-            "images",
-            show(self.images.map(|n| n.to_string())),
-            show(other.images.map(|n| n.to_string())),
-        );
-        differ
+        [
+            ("model", self.model.to_string()),
+            ("protocol", self.protocol.to_string()),
+            ("epochs", self.epochs.to_string()),
+            ("ε", show(self.epsilon.map(|e| format!("{e:.6}")))),
+            ("AutoAttack", show(self.preset.clone())),
+            ("images", show(self.images.map(|n| n.to_string()))),
+        ]
     }
 }
 
@@ -121,6 +102,7 @@ pub fn collect(output_dirs: &[PathBuf]) -> Collection {
     for folder in folders {
         match store::read_result(&folder.join(RESULT_FILE)) {
             Ok(result) if result.status == Status::Completed && result.final_table.is_some() => {
+                let result = Arc::new(result);
                 add(&mut collection.groups, Run { folder, result });
             }
             Ok(result) => {

@@ -75,13 +75,11 @@ pub fn export(
         return Err(ReportError::NothingToReport(folders.join(", ")));
     }
     let peaks = tables::peaks(&collection);
+    let markdown = format::markdown(&main, &peaks, &collection);
     let mut files: Vec<(PathBuf, String)> = Vec::new();
     for format in formats {
         match format {
-            Format::Markdown => files.push((
-                out.join("results.md"),
-                format::markdown(&main, &peaks, &collection),
-            )),
+            Format::Markdown => files.push((out.join("results.md"), markdown.clone())),
             Format::Latex => files.push((out.join("results.tex"), format::latex(&main, &peaks))),
             Format::Csv => {
                 files.push((out.join("epochs.csv"), format::epochs_csv(&collection)));
@@ -117,7 +115,7 @@ pub fn export(
     }
     Ok(Exported {
         files: written,
-        markdown: format::markdown(&main, &peaks, &collection),
+        markdown,
         skipped: collection.skipped,
     })
 }

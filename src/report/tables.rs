@@ -116,18 +116,14 @@ fn ordered(collection: &Collection) -> Vec<(&Group, Option<String>)> {
             let others: Vec<&&Group> = (groups.iter())
                 .filter(|g| same_job(&g.key, &group.key) && g.key != group.key)
                 .collect();
+            // This group's value of each setting in which another group of the job differs.
             let apart = (!others.is_empty()).then(|| {
-                let mut fields: Vec<String> = Vec::new();
-                for other in others {
-                    for difference in group.key.difference(&other.key) {
-                        // "epochs 2 vs 120" -> this group's side, "epochs 2".
-                        let mine = difference.split(" vs ").next().unwrap_or("").to_string();
-                        if !fields.contains(&mine) {
-                            fields.push(mine);
-                        }
-                    }
-                }
-                fields.join(", ")
+                let theirs: Vec<_> = others.iter().map(|o| o.key.settings()).collect();
+                (group.key.settings().iter().enumerate())
+                    .filter(|(i, mine)| theirs.iter().any(|t| t[*i].1 != mine.1))
+                    .map(|(_, (name, value))| format!("{name} {value}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             });
             (*group, apart)
         })

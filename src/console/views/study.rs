@@ -26,7 +26,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
             let result = row.result.as_ref()?;
             Some(Run {
                 folder: row.folder.clone(),
-                result: (**result).clone(),
+                result: result.clone(),
             })
         });
     let collection = groups::of_runs(runs);
