@@ -3,7 +3,6 @@
 //! folder once. `adarat run` and the console's queue worker both plan this way.
 use crate::config::{JobConfig, JobOverrides, Study};
 use crate::store::{self, RunStore};
-use crate::vocab::JobName;
 
 /// The teacher runs `cfg` still lacks, resolved from `study` with the student's overrides, output
 /// folder, model and seed (so they land where the student looks for them), standard teacher first.
@@ -18,12 +17,7 @@ pub fn missing_teachers(
         output_dir: Some(cfg.output_dir.clone()),
         ..overrides.clone()
     };
-    let student = JobName {
-        method: cfg.method(),
-        dataset: cfg.dataset,
-        mode: cfg.mode,
-    };
-    student
+    cfg.name()
         .teachers()
         .into_iter()
         .filter(|(_, job)| !store::holds_completed_run(&RunStore::teacher_folder(cfg, job)))
@@ -116,10 +110,9 @@ mod tests {
         // The teachers' folders are where the student looks for them.
         let student = &planned[2];
         for teacher in &planned[..2] {
-            let job: JobName = teacher.job.parse().unwrap();
             assert_eq!(
                 RunStore::folder_of(teacher),
-                RunStore::teacher_folder(student, &job)
+                RunStore::teacher_folder(student, &teacher.name())
             );
         }
         // A job without teachers plans nothing more.

@@ -3,7 +3,7 @@
 use super::device::DeviceSpec;
 use super::number::{fraction, fraction_pairs};
 pub use crate::vocab::{AutoAttackPreset, Precision, Protocol};
-use crate::vocab::{DatasetKind, FinalAttack, Method, Mode, ModelKind};
+use crate::vocab::{DatasetKind, FinalAttack, JobName, Method, Mode, ModelKind};
 use serde::de::Error as _;
 use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -66,6 +66,15 @@ pub struct JobConfig {
 impl JobConfig {
     pub fn method(&self) -> Method {
         self.params.method()
+    }
+
+    /// The job this configures, `method/dataset/mode`.
+    pub fn name(&self) -> JobName {
+        JobName {
+            method: self.method(),
+            dataset: self.dataset,
+            mode: self.mode,
+        }
     }
 
     /// Whether `other` is the same run: equal but for the speed switches, which change how fast a run

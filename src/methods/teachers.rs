@@ -6,7 +6,7 @@ use super::MethodError;
 use crate::config::JobConfig;
 use crate::models::{ModelSpec, Network};
 use crate::store::{self, RunStore};
-use crate::vocab::{JobName, TeacherRole};
+use crate::vocab::TeacherRole;
 use tch::Device;
 
 /// Both teachers, loaded; they only ever run in eval mode under no-grad.
@@ -24,11 +24,7 @@ impl Teachers {
         spec: &ModelSpec,
         device: Device,
     ) -> Result<Teachers, MethodError> {
-        let student = JobName {
-            method: cfg.method(),
-            dataset: cfg.dataset,
-            mode: cfg.mode,
-        };
+        let student = cfg.name();
         let load = |role: TeacherRole| -> Result<Network, MethodError> {
             let (_, job) = student
                 .teachers()

@@ -130,10 +130,7 @@ fn waves(configs: &[JobConfig]) -> (Vec<usize>, Vec<usize>) {
 /// The positions in `configs` of job `i`'s teachers.
 fn teachers_in(configs: &[JobConfig], i: usize) -> Vec<usize> {
     let student = &configs[i];
-    let Ok(name) = student.job.parse::<crate::vocab::JobName>() else {
-        return Vec::new();
-    };
-    let folders: Vec<PathBuf> = (name.teachers().iter())
+    let folders: Vec<PathBuf> = (student.name().teachers().iter())
         .map(|(_, teacher)| RunStore::teacher_folder(student, teacher))
         .collect();
     (0..configs.len())

@@ -16,11 +16,7 @@ pub struct RunName {
 impl RunName {
     pub fn of(cfg: &JobConfig) -> RunName {
         RunName {
-            job: JobName {
-                method: cfg.method(),
-                dataset: cfg.dataset,
-                mode: cfg.mode,
-            },
+            job: cfg.name(),
             model: cfg.model,
             seed: cfg.seed,
         }

@@ -106,7 +106,7 @@ pub(super) fn write_point(
 
 fn new_result(cfg: &JobConfig, device: Device) -> RunResult {
     RunResult {
-        job: crate::store::RunName::of(cfg).job,
+        job: cfg.name(),
         method: cfg.method(),
         dataset: cfg.dataset,
         mode: cfg.mode,
