@@ -236,9 +236,9 @@ fn config_path(args: &ConfigArgs) -> Option<PathBuf> {
         .or_else(|| Some(PathBuf::from("experiments.yaml")).filter(|p| p.exists()))
 }
 
-/// The jobs of the command line resolved from the study, each with the teachers it lacks before
-/// it, every one checked before the first starts.
-fn planned(args: &JobArgs) -> Result<Vec<JobConfig>, CliError> {
+/// The study and the jobs of the command line resolved from it, each with the teachers it lacks
+/// before it, every one checked before the first starts.
+fn planned(args: &JobArgs) -> Result<(Study, Vec<JobConfig>), CliError> {
     let study = load_study(&args.config)?;
     let model = args
         .model
@@ -270,11 +270,11 @@ fn planned(args: &JobArgs) -> Result<Vec<JobConfig>, CliError> {
     for cfg in &configs {
         crate::methods::check(cfg).map_err(CliError::input)?;
     }
-    Ok(configs)
+    Ok((study, configs))
 }
 
 fn run(args: RunArgs) -> Result<(), CliError> {
-    let configs = planned(&args.job)?;
+    let (_, configs) = planned(&args.job)?;
     for cfg in &configs {
         crate::device::resolve(cfg.device).map_err(CliError::input)?;
     }

@@ -30,8 +30,7 @@ pub(super) struct SubmitArgs {
 }
 
 pub(super) fn submit(args: SubmitArgs) -> Result<(), CliError> {
-    let configs = planned(&args.job)?;
-    let study = load_study(&args.job.config)?;
+    let (study, configs) = planned(&args.job)?;
     // Compute nodes usually have no internet: 44 tasks must not each fail on a missing file.
     let mut missing: Vec<DatasetKind> = Vec::new();
     for cfg in &configs {
