@@ -110,6 +110,20 @@ impl fmt::Display for JobName {
     }
 }
 
+/// One run of a grid job: the job with one of the study's seeds (`grid.seeds`); runs that differ
+/// only in seed form one group of the study's tables (docs/report.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SeededJob {
+    pub job: JobName,
+    pub seed: u64,
+}
+
+impl fmt::Display for SeededJob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} seed {}", self.job, self.seed)
+    }
+}
+
 /// Why a text is not a job name.
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
 pub enum JobNameError {

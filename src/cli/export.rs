@@ -1,14 +1,14 @@
 //! `adarat export`: the study's tables from its run folders (docs/report.md).
 use super::exit::CliError;
 use super::{load_study, ConfigArgs};
-use crate::report::{self, tables::Filter, Format};
+use crate::report::{self, figures::Barrier, tables::Filter, Format};
 use crate::vocab::{DatasetKind, Method};
 use clap::Args;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 pub(super) struct ExportArgs {
-    /// markdown, latex, csv or json; repeatable (default: markdown).
+    /// markdown, latex, csv, json or tensorboard; repeatable (default: markdown).
     #[arg(long = "format", value_name = "F")]
     formats: Vec<String>,
     /// Where the files go (default: `report/` in the first output folder).
@@ -20,6 +20,9 @@ pub(super) struct ExportArgs {
     /// Only these methods (comma-separated).
     #[arg(long, value_name = "LIST")]
     methods: Option<String>,
+    /// Figures too, as PNG and SVG in `figures/`: SA and RA curves, ratio, barrier, trade-off.
+    #[arg(long)]
+    plots: bool,
     /// Output folders to read runs from; repeatable (default: the configuration's).
     #[arg(long = "output", value_name = "DIR")]
     outputs: Vec<PathBuf>,
@@ -51,16 +54,24 @@ pub(super) fn export(args: ExportArgs) -> Result<(), CliError> {
         datasets: list::<DatasetKind>(&args.datasets)?,
         methods: list::<Method>(&args.methods)?,
     };
-    let outputs = if args.outputs.is_empty() {
-        let config = ConfigArgs {
-            config: args.config.clone(),
-            sets: args.sets.clone(),
-            output: None,
-        };
-        vec![load_study(&config)?.output_dir()]
-    } else {
-        args.outputs.clone()
+    let config = ConfigArgs {
+        config: args.config.clone(),
+        sets: args.sets.clone(),
+        output: None,
     };
+    // The study names the output folder when none is given, and the barrier to draw when no
+    // exported AdaRAT run has its own; with output folders given, a study that does not load only
+    // costs that fallback.
+    let (study, outputs) = if args.outputs.is_empty() {
+        let study = load_study(&config)?;
+        let output = study.output_dir();
+        (Some(study), vec![output])
+    } else {
+        (load_study(&config).ok(), args.outputs.clone())
+    };
+    let plots = args
+        .plots
+        .then(|| study.as_ref().and_then(Barrier::of_study));
     if let Some(missing) = outputs.iter().find(|dir| !dir.is_dir()) {
         return Err(CliError::input(format!(
             "{}: no such output folder",
@@ -71,7 +82,8 @@ pub(super) fn export(args: ExportArgs) -> Result<(), CliError> {
         .out
         .clone()
         .unwrap_or_else(|| outputs[0].join("report"));
-    let exported = report::export(&outputs, &filter, &formats, &out).map_err(CliError::input)?;
+    let exported =
+        report::export(&outputs, &filter, &formats, plots, &out).map_err(CliError::input)?;
     print!("{}", exported.markdown);
     for (folder, why) in &exported.skipped {
         super::progress::say!("adarat: left out {}: {why}", folder.display());
@@ -79,5 +91,10 @@ pub(super) fn export(args: ExportArgs) -> Result<(), CliError> {
     for file in &exported.files {
         println!("wrote {}", file.display());
     }
-    Ok(())
+    match exported.figures_failed {
+        Some(error) => Err(CliError::input(format!(
+            "tables written, no figures: {error}"
+        ))),
+        None => Ok(()),
+    }
 }

@@ -47,6 +47,9 @@ enum Command {
     /// Print a run's per-epoch table and final attacks (a run folder or a job name).
     Show {
         run: String,
+        /// The seed of a job's run (default: the configuration's first seed).
+        #[arg(long, value_name = "S")]
+        seed: Option<u64>,
         #[command(flatten)]
         config: ConfigArgs,
     },
@@ -98,8 +101,10 @@ struct JobArgs {
     epochs: Option<usize>,
     #[arg(long, value_name = "M")]
     model: Option<String>,
-    #[arg(long, value_name = "S")]
-    seed: Option<u64>,
+    /// Seeds, comma-separated (`--seed 1,2,3`): each job runs once per seed (default: the
+    /// configuration's `grid.seeds`, else its `seed`).
+    #[arg(long, value_name = "S", value_delimiter = ',')]
+    seed: Vec<u64>,
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, value_name = "D")]
     device: Option<String>,
@@ -200,7 +205,7 @@ pub fn main() -> ExitCode {
         Some(Command::Eval(args)) => eval(args),
         Some(Command::Bench(args)) => bench(args),
         Some(Command::List(args)) => list(&args),
-        Some(Command::Show { run, config }) => show(&run, &config),
+        Some(Command::Show { run, seed, config }) => show(&run, seed, &config),
         Some(Command::Submit(args)) => submit::submit(args),
         Some(Command::Export(args)) => export::export(args),
         Some(Command::Data(DataCommand::Download(args))) => submit::download(args),
@@ -250,20 +255,30 @@ fn planned(args: &JobArgs) -> Result<(Study, Vec<JobConfig>), CliError> {
     let overrides = JobOverrides {
         epochs: args.epochs,
         model,
-        seed: args.seed,
+        seed: None,
         device,
         limit_train: args.limit_train,
         limit_test: args.limit_test,
         output_dir: args.config.output.clone(),
     };
-    let configs = args
-        .jobs
-        .iter()
-        .map(|name| {
-            let job: JobName = name.parse().map_err(CliError::input)?;
-            study.resolve(&job, &overrides).map_err(CliError::input)
-        })
-        .collect::<Result<Vec<JobConfig>, CliError>>()?;
+    let jobs = (args.jobs.iter())
+        .map(|name| name.parse::<JobName>().map_err(CliError::input))
+        .collect::<Result<Vec<JobName>, CliError>>()?;
+    let seeds = match args.seed.as_slice() {
+        [] => study.seeds(),
+        given => given.to_vec(),
+    };
+    // Seed by seed: the modes of a method compare after the first seed already.
+    let mut configs = Vec::new();
+    for &seed in &seeds {
+        let overrides = JobOverrides {
+            seed: Some(seed),
+            ..overrides.clone()
+        };
+        for job in &jobs {
+            configs.push(study.resolve(job, &overrides).map_err(CliError::input)?);
+        }
+    }
     // KD-AT and IAD learn from finished teachers: the missing ones run first (docs/protocol.md#teachers-of-kd-at-and-iad).
     let configs =
         crate::plan::with_missing_teachers(&study, configs, &overrides).map_err(CliError::input)?;
@@ -466,7 +481,14 @@ fn list(args: &ConfigArgs) -> Result<(), CliError> {
     };
     // A closed pipe (`adarat list | head`) ends the listing quietly.
     let mut out = std::io::stdout().lock();
-    for job in study.grid() {
+    let seeds = study.seeds();
+    let runs =
+        (seeds.iter()).flat_map(|&seed| study.grid().into_iter().map(move |job| (job, seed)));
+    for (job, seed) in runs {
+        let overrides = JobOverrides {
+            seed: Some(seed),
+            ..overrides.clone()
+        };
         let cfg = study.resolve(&job, &overrides).map_err(CliError::input)?;
         let path = RunStore::folder_of(&cfg).join(store::RESULT_FILE);
         let state = match store::read_result(&path) {
@@ -474,14 +496,19 @@ fn list(args: &ConfigArgs) -> Result<(), CliError> {
             Err(_) if !path.exists() => "not run".to_string(),
             Err(e) => format!("unreadable: {e}"),
         };
-        if writeln!(out, "{:<32} {state}", job.to_string()).is_err() {
+        // With one seed the seed goes without saying.
+        let seed = match seeds.len() {
+            1 => String::new(),
+            _ => format!("seed {seed:<4} "),
+        };
+        if writeln!(out, "{:<32} {seed}{state}", job.to_string()).is_err() {
             break;
         }
     }
     Ok(())
 }
 
-fn show(run: &str, args: &ConfigArgs) -> Result<(), CliError> {
+fn show(run: &str, seed: Option<u64>, args: &ConfigArgs) -> Result<(), CliError> {
     let folder = if Path::new(run).is_dir() {
         PathBuf::from(run)
     } else {
@@ -491,6 +518,7 @@ fn show(run: &str, args: &ConfigArgs) -> Result<(), CliError> {
         let study = load_study(args)?;
         let overrides = JobOverrides {
             output_dir: args.output.clone(),
+            seed: seed.or_else(|| study.seeds().first().copied()),
             ..Default::default()
         };
         let cfg = study.resolve(&job, &overrides).map_err(CliError::input)?;

@@ -121,6 +121,9 @@ struct Grid {
     methods: Vec<Method>,
     datasets: Vec<DatasetKind>,
     modes: Vec<Mode>,
+    /// Each job runs once per seed; absent: the study's `seed` alone.
+    #[serde(default)]
+    seeds: Option<Vec<u64>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -277,6 +280,11 @@ impl Study {
         self.grid_over(&self.file.grid.datasets)
     }
 
+    /// The seeds each grid job runs with (`grid.seeds`, else the study's `seed`), in order.
+    pub fn seeds(&self) -> Vec<u64> {
+        (self.file.grid.seeds.clone()).unwrap_or_else(|| vec![self.file.seed])
+    }
+
     /// The grid's datasets, left to right.
     pub fn grid_datasets(&self) -> &[DatasetKind] {
         &self.file.grid.datasets
@@ -345,6 +353,16 @@ impl Study {
                     &format!("grid.{name}"),
                     "the grid needs at least one entry here",
                 ));
+            }
+        }
+        if let Some(seeds) = &g.seeds {
+            if seeds.is_empty() {
+                return Err(self.error("grid.seeds", "expected at least one seed"));
+            }
+            if let Some(twice) =
+                (seeds.iter()).find(|s| seeds.iter().filter(|t| t == s).count() > 1)
+            {
+                return Err(self.error("grid.seeds", format!("seed {twice} is listed twice")));
             }
         }
         if let Some(m) = g.methods.iter().find(|m| !f.methods.contains_key(m)) {

@@ -7,7 +7,7 @@ use super::control::ControlError;
 use super::keys::{Action, Key, KeyTable};
 use super::settings::{SavedState, Settings};
 use super::snapshot::{JobRow, JobState, Live, Snapshot};
-use crate::vocab::{JobName, Mode, Status};
+use crate::vocab::{JobName, Mode, SeededJob, Status};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use std::collections::BTreeSet;
 
@@ -26,31 +26,31 @@ pub enum Msg {
 /// What the application asks the outside world to do; the event loop carries it out.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
-    /// Append these jobs to the queue (skipping those already waiting) and start the queue
+    /// Append these runs to the queue (skipping those already waiting) and start the queue
     /// (un-pause it and make sure a worker runs it).
-    Enqueue(Vec<JobName>),
+    Enqueue(Vec<SeededJob>),
     /// Un-pause the queue and make sure a worker runs it.
     StartQueue,
-    /// Stop the running job (SIGTERM to its process); the queue pauses.
+    /// Stop the running run (SIGTERM to its process); the queue pauses.
     Stop {
-        job: JobName,
+        run: SeededJob,
         pid: u32,
     },
-    /// Cancel a job's Slurm task (`scancel`): its run stops at its next batch.
+    /// Cancel a run's Slurm task (`scancel`): it stops at its next batch.
     Cancel {
-        job: JobName,
+        run: SeededJob,
         task: String,
     },
     /// Submit these jobs (and the teachers they lack) to Slurm with `adarat submit`.
     Submit(Vec<JobName>),
     /// Write the study's tables, in every format, into the output folder's `report/`.
     Export,
-    /// Move a queued job by this many places (negative: earlier).
+    /// Move a queued run by this many places (negative: earlier).
     MoveQueued {
-        job: JobName,
+        run: SeededJob,
         by: isize,
     },
-    RemoveQueued(JobName),
+    RemoveQueued(SeededJob),
     /// Leave the console; `farewell` is printed after the terminal is restored.
     Quit {
         farewell: Option<String>,
@@ -60,33 +60,35 @@ pub enum Command {
 /// What a command did; the application words it for the status line.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
-    /// The jobs that went into the queue (none when all were waiting already); a worker runs it.
+    /// The runs that went into the queue (none when all were waiting already); a worker runs it.
     Enqueued {
-        added: Vec<JobName>,
+        added: Vec<SeededJob>,
     },
     /// The queue is un-paused and a worker runs it.
     QueueStarted,
     /// The job's process was asked to stop at its next batch (which pauses the queue).
     StopRequested {
-        job: JobName,
+        run: SeededJob,
     },
     MovedInQueue,
     RemovedFromQueue {
-        job: JobName,
+        run: SeededJob,
     },
-    /// Slurm took the request to cancel the job's task.
+    /// Slurm took the request to cancel the run's task.
     CancelRequested {
-        job: JobName,
+        run: SeededJob,
         task: String,
     },
     /// `adarat submit` submitted the arrays it names.
     Submitted {
         arrays: Vec<String>,
     },
-    /// The study's tables were written into this folder.
+    /// The study's tables and figures were written into this folder (the figures not, and why,
+    /// when no font was found).
     Exported {
         folder: std::path::PathBuf,
         files: usize,
+        figures_failed: Option<String>,
     },
 }
 
@@ -129,34 +131,36 @@ impl Screen {
 /// A question the user answers with `y` (anything else cancels).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Confirmation {
-    /// Queue `jobs`, of which `done` have finished runs that will be kept aside.
+    /// Run these finished runs again; each finished run is kept aside.
     Rerun {
-        jobs: Vec<JobName>,
-        done: Vec<JobName>,
+        done: Vec<SeededJob>,
     },
     Stop {
-        job: JobName,
+        run: SeededJob,
         pid: u32,
     },
     Cancel {
-        job: JobName,
+        run: SeededJob,
         task: String,
     },
 }
 
 impl Confirmation {
-    pub fn question(&self) -> String {
+    /// The question, naming runs as the snapshot's grid does.
+    pub fn question(&self, snapshot: &Snapshot) -> String {
         match self {
-            Confirmation::Rerun { done, .. } => {
-                let names: Vec<String> = done.iter().map(JobName::to_string).collect();
+            Confirmation::Rerun { done } => {
+                let names: Vec<String> = done.iter().map(|run| snapshot.name(*run)).collect();
                 format!(
                     "{} done: run again? the finished run is kept aside: y/n",
                     names.join(", ")
                 )
             }
-            Confirmation::Stop { job, pid } => format!("stop {job} (pid {pid})? y/n"),
-            Confirmation::Cancel { job, task } => {
-                format!("cancel {job} (Slurm task {task})? y/n")
+            Confirmation::Stop { run, pid } => {
+                format!("stop {} (pid {pid})? y/n", snapshot.name(*run))
+            }
+            Confirmation::Cancel { run, task } => {
+                format!("cancel {} (Slurm task {task})? y/n", snapshot.name(*run))
             }
         }
     }
@@ -192,6 +196,8 @@ pub struct App {
     /// False until the monitor's first snapshot: the screens say they are reading.
     has_snapshot: bool,
     cursor: Option<JobName>,
+    /// The seed of the cursor's job that the screens show (None: its first).
+    seed: Option<u64>,
     selected: BTreeSet<JobName>,
     screen: Screen,
     popup: Option<Popup>,
@@ -213,6 +219,7 @@ impl App {
             snapshot: Snapshot::default(),
             has_snapshot: false,
             cursor: saved.cursor.and_then(|name| name.parse().ok()),
+            seed: None,
             selected: saved
                 .selected
                 .iter()
@@ -301,9 +308,17 @@ impl App {
         self.epoch_scroll
     }
 
-    /// The job under the cursor.
+    /// The run under the cursor: the cursor's job with the seed shown.
     pub fn cursor(&self) -> Option<&JobRow> {
-        self.cursor.and_then(|job| self.snapshot.row(job))
+        let runs = self.snapshot.runs_of(self.cursor?);
+        let shown = runs.iter().find(|row| Some(row.seed) == self.seed);
+        shown.or(runs.first()).copied()
+    }
+
+    /// The runs of the cursor's job, one per seed.
+    pub fn cursor_runs(&self) -> Vec<&JobRow> {
+        self.cursor
+            .map_or_else(Vec::new, |job| self.snapshot.runs_of(job))
     }
 
     pub fn is_selected(&self, job: JobName) -> bool {
@@ -319,11 +334,13 @@ impl App {
             .collect()
     }
 
-    /// The live view the live screen shows: the cursor's job if it runs, else the first one.
+    /// The live view the live screen shows: the cursor's run if it runs, else another seed of the
+    /// cursor's job, else the first one.
     pub fn shown_live(&self) -> Option<&Live> {
         let live = &self.snapshot.live;
-        live.iter()
-            .find(|l| Some(l.job) == self.cursor)
+        let cursor = self.cursor().map(|row| row.run());
+        (live.iter().find(|l| Some(l.run) == cursor))
+            .or_else(|| live.iter().find(|l| Some(l.run.job) == self.cursor))
             .or_else(|| live.first())
     }
 
@@ -338,8 +355,8 @@ impl App {
             return ("nothing".into(), Vec::new());
         };
         let (method, dataset) = (cursor.job.method, cursor.job.dataset);
-        let trio = Mode::ALL.iter().filter_map(|&mode| {
-            self.snapshot.row(JobName {
+        let trio = Mode::ALL.iter().flat_map(|&mode| {
+            self.snapshot.runs_of(JobName {
                 method,
                 dataset,
                 mode,
@@ -408,6 +425,8 @@ impl App {
             Action::Enqueue => return self.enqueue(),
             Action::Stop => self.ask_stop(),
             Action::NextRunning => self.next_running(),
+            Action::NextSeed => self.shift_seed(1),
+            Action::PreviousSeed => self.shift_seed(-1),
             Action::Submit => return self.submit(),
             Action::StartQueue => return self.start_queue(),
             Action::QueueEarlier => return self.move_queued(-1),
@@ -437,19 +456,38 @@ impl App {
         Vec::new()
     }
 
-    /// Puts the cursor on the running job after the cursor's, in grid order, wrapping around.
+    /// Puts the cursor on the running run after the cursor's, in grid order, wrapping around.
     fn next_running(&mut self) {
-        let running: Vec<JobName> = (self.snapshot.running().into_iter())
-            .map(|(job, _)| job)
-            .filter(|job| self.snapshot.row(*job).is_some())
+        let running: Vec<SeededJob> = (self.snapshot.running().into_iter())
+            .map(|(run, _)| run)
+            .filter(|run| self.snapshot.row(*run).is_some())
             .collect();
-        let after = (self.cursor)
-            .and_then(|cursor| running.iter().position(|job| *job == cursor))
+        let cursor = self.cursor().map(|row| row.run());
+        let after = (cursor)
+            .and_then(|cursor| running.iter().position(|run| *run == cursor))
             .map_or(0, |place| place + 1);
         match running.get(after % running.len().max(1)) {
-            Some(job) => self.cursor = Some(*job),
+            Some(run) => {
+                self.cursor = Some(run.job);
+                self.seed = Some(run.seed);
+            }
             None => self.say("no job is running"),
         }
+    }
+
+    /// `]` and `[`: the screens show the cursor's job with its next or previous seed.
+    fn shift_seed(&mut self, by: isize) {
+        let seeds: Vec<u64> = self.cursor_runs().iter().map(|row| row.seed).collect();
+        if seeds.len() < 2 {
+            self.say("the grid has one seed per job (grid.seeds)");
+            return;
+        }
+        let at = (self.cursor().map(|row| row.seed))
+            .and_then(|seed| seeds.iter().position(|s| *s == seed))
+            .unwrap_or(0) as isize;
+        let next = seeds[(at + by).rem_euclid(seeds.len() as isize) as usize];
+        self.seed = Some(next);
+        self.epoch_scroll = 0;
     }
 
     /// Words a command's outcome; one with nothing to say leaves the status line as it is.
@@ -457,24 +495,36 @@ impl App {
         let message = match done {
             Ok(Outcome::Enqueued { added }) => match added.as_slice() {
                 [] => "already queued".to_string(),
-                [job] => format!("queued {job}"),
-                jobs => format!("queued {} jobs", jobs.len()),
+                [run] => format!("queued {}", self.snapshot.name(*run)),
+                runs => format!("queued {} runs", runs.len()),
             },
             Ok(Outcome::QueueStarted) => "queue started".to_string(),
-            Ok(Outcome::StopRequested { job }) => {
-                format!("stopping {job} at the next batch; the queue is paused")
-            }
+            Ok(Outcome::StopRequested { run }) => format!(
+                "stopping {} at the next batch; the queue is paused",
+                self.snapshot.name(run)
+            ),
             // The queue's new order shows in the grid and the queue pane.
             Ok(Outcome::MovedInQueue) => return,
-            Ok(Outcome::RemovedFromQueue { job }) => format!("removed {job} from the queue"),
-            Ok(Outcome::CancelRequested { job, task }) => {
-                format!("asked Slurm to cancel {task}: {job} stops at its next batch")
+            Ok(Outcome::RemovedFromQueue { run }) => {
+                format!("removed {} from the queue", self.snapshot.name(run))
             }
+            Ok(Outcome::CancelRequested { run, task }) => format!(
+                "asked Slurm to cancel {task}: {} stops at its next batch",
+                self.snapshot.name(run)
+            ),
             Ok(Outcome::Submitted { arrays }) => {
                 format!("submitted to Slurm: array {}", arrays.join(", "))
             }
-            Ok(Outcome::Exported { folder, files }) => {
-                format!("exported {files} files to {}", folder.display())
+            Ok(Outcome::Exported {
+                folder,
+                files,
+                figures_failed,
+            }) => {
+                let mut text = format!("exported {files} files to {}", folder.display());
+                if let Some(why) = figures_failed {
+                    text += &format!("; no figures: {why}");
+                }
+                text
             }
             Err(error) => format!("error: {error}"),
         };
@@ -515,7 +565,7 @@ impl App {
                 dataset: shape.datasets[column],
                 mode,
             };
-            if self.snapshot.row(job).is_some() {
+            if !self.snapshot.runs_of(job).is_empty() {
                 self.cursor = Some(job);
                 self.epoch_scroll = 0;
                 return;
@@ -556,38 +606,40 @@ impl App {
     fn on_confirm_key(&mut self, event: KeyEvent, question: Confirmation) -> Vec<Command> {
         let yes = matches!(event.code, KeyCode::Char('y' | 'Y'));
         match (yes, question) {
-            (true, Confirmation::Rerun { jobs, .. }) => {
-                let jobs = self.startable(jobs);
-                self.queue_jobs(jobs)
+            (true, Confirmation::Rerun { done }) => {
+                let runs = self.startable(done);
+                self.queue_runs(runs)
             }
-            // The job may have ended while the question was open; its pid could be reused since.
-            (true, Confirmation::Stop { job, pid })
-                if self.snapshot.running().contains(&(job, Some(pid))) =>
+            // The run may have ended while the question was open; its pid could be reused since.
+            (true, Confirmation::Stop { run, pid })
+                if self.snapshot.running().contains(&(run, Some(pid))) =>
             {
-                vec![Command::Stop { job, pid }]
+                vec![Command::Stop { run, pid }]
             }
-            (true, Confirmation::Stop { job, .. }) => {
-                self.say(format!("{job} is no longer running"));
+            (true, Confirmation::Stop { run, .. }) => {
+                self.say(format!("{} is no longer running", self.snapshot.name(run)));
                 Vec::new()
             }
             (false, Confirmation::Rerun { .. }) => {
                 self.say("nothing queued");
                 Vec::new()
             }
-            (false, Confirmation::Stop { job, .. } | Confirmation::Cancel { job, .. }) => {
-                self.say(format!("{job} goes on"));
+            (false, Confirmation::Stop { run, .. } | Confirmation::Cancel { run, .. }) => {
+                self.say(format!("{} goes on", self.snapshot.name(run)));
                 Vec::new()
             }
-            (true, Confirmation::Cancel { job, task }) => vec![Command::Cancel { job, task }],
+            (true, Confirmation::Cancel { run, task }) => vec![Command::Cancel { run, task }],
         }
     }
 
-    /// What enter and `S` act on: the selection if any, else the cursor's job.
+    /// What enter and `S` act on: the selection's jobs if any, else the cursor's job.
     fn targets(&self) -> Vec<JobName> {
-        match self.selection() {
-            selection if !selection.is_empty() => selection.iter().map(|r| r.job).collect(),
-            _ => self.cursor().map(|r| r.job).into_iter().collect(),
+        if self.selected.is_empty() {
+            return self.cursor().map(|r| r.job).into_iter().collect();
         }
+        let mut jobs: Vec<JobName> = self.selection().iter().map(|r| r.job).collect();
+        jobs.dedup();
+        jobs
     }
 
     /// The selection if any, else the cursor's job, to Slurm.
@@ -600,39 +652,45 @@ impl App {
         vec![Command::Submit(targets)]
     }
 
-    /// Enter: the selection if any, else the cursor's job; finished runs ask first.
+    /// Enter: every seed of the selection's jobs if any, else of the cursor's job. The runs not
+    /// finished yet are queued; only when every one is finished does it ask to run them again.
     fn enqueue(&mut self) -> Vec<Command> {
-        let targets = self.targets();
-        let jobs = self.startable(targets);
-        let completed = |job: &JobName| {
-            let state = self.snapshot.row(*job).map(|r| r.state);
+        let runs: Vec<SeededJob> = (self.targets().into_iter())
+            .flat_map(|job| self.snapshot.runs_of(job))
+            .map(|row| row.run())
+            .collect();
+        let runs = self.startable(runs);
+        let completed = |run: &SeededJob| {
+            let state = self.snapshot.row(*run).map(|r| r.state);
             state == Some(JobState::Run(Status::Completed))
         };
-        let done: Vec<JobName> = jobs.iter().copied().filter(completed).collect();
-        if done.is_empty() {
-            self.queue_jobs(jobs)
+        let (done, missing): (Vec<SeededJob>, Vec<SeededJob>) =
+            runs.into_iter().partition(completed);
+        if !missing.is_empty() || done.is_empty() {
+            self.queue_runs(missing)
         } else {
-            self.popup = Some(Popup::Confirm(Confirmation::Rerun { jobs, done }));
+            self.popup = Some(Popup::Confirm(Confirmation::Rerun { done }));
             Vec::new()
         }
     }
 
-    /// The jobs that are neither queued nor running now, saying so when none is left. A question
-    /// may have been open for a while: a job started meanwhile (perhaps by `adarat run`) is not
+    /// The runs that are neither queued nor running now, saying so when none is left. A question
+    /// may have been open for a while: a run started meanwhile (perhaps by `adarat run`) is not
     /// queued again.
-    fn startable(&mut self, jobs: Vec<JobName>) -> Vec<JobName> {
-        let busy_state = |job: &JobName| {
-            let state = self.snapshot.row(*job)?.state;
+    fn startable(&mut self, runs: Vec<SeededJob>) -> Vec<SeededJob> {
+        let busy_state = |run: &SeededJob| {
+            let state = self.snapshot.row(*run)?.state;
             matches!(state, JobState::Queued | JobState::Run(Status::Running)).then_some(state)
         };
-        let (busy, startable): (Vec<JobName>, Vec<JobName>) =
-            jobs.into_iter().partition(|job| busy_state(job).is_some());
+        let (busy, startable): (Vec<SeededJob>, Vec<SeededJob>) =
+            runs.into_iter().partition(|run| busy_state(run).is_some());
         let refusal = match busy.as_slice() {
             _ if !startable.is_empty() => None,
             [] => None,
-            [job] => busy_state(job).map(|state| format!("{job} is already {}", state.as_str())),
+            [run] => busy_state(run)
+                .map(|state| format!("{} is already {}", self.snapshot.name(*run), state.as_str())),
             _ => Some(format!(
-                "the {} jobs are already queued or running",
+                "the {} runs are already queued or running",
                 busy.len()
             )),
         };
@@ -642,39 +700,45 @@ impl App {
         startable
     }
 
-    fn queue_jobs(&mut self, jobs: Vec<JobName>) -> Vec<Command> {
-        if jobs.is_empty() {
+    fn queue_runs(&mut self, runs: Vec<SeededJob>) -> Vec<Command> {
+        if runs.is_empty() {
             return Vec::new();
         }
         self.selected.clear();
-        vec![Command::Enqueue(jobs)]
+        vec![Command::Enqueue(runs)]
     }
 
     /// `x`: the cursor's job if it runs, else the only running job.
     fn ask_stop(&mut self) {
         // A job waiting or running on a Slurm cluster is stopped through Slurm.
         let on_slurm = (self.cursor())
-            .and_then(|row| Some((row.job, row.slurm.as_ref().filter(|t| t.is_active())?)));
-        if let Some((job, task)) = on_slurm {
+            .and_then(|row| Some((row.run(), row.slurm.as_ref().filter(|t| t.is_active())?)));
+        if let Some((run, task)) = on_slurm {
             let task = task.id.clone();
-            self.popup = Some(Popup::Confirm(Confirmation::Cancel { job, task }));
+            self.popup = Some(Popup::Confirm(Confirmation::Cancel { run, task }));
             return;
         }
         let running = self.snapshot.running();
-        let cursor = self.cursor;
-        let target =
-            running
-                .iter()
-                .find(|(job, _)| Some(*job) == cursor)
-                .or(match running.as_slice() {
-                    [only] => Some(only),
-                    _ => None,
-                });
+        let cursor = self.cursor().map(|row| row.run());
+        // The cursor's run, else the only running seed of its job, else the only running run.
+        let of_job: Vec<_> = (running.iter())
+            .filter(|(run, _)| Some(run.job) == self.cursor)
+            .collect();
+        let target = (running.iter()).find(|(run, _)| Some(*run) == cursor).or(
+            match (of_job.as_slice(), running.as_slice()) {
+                ([only], _) => Some(*only),
+                ([], [only]) => Some(only),
+                _ => None,
+            },
+        );
         match (target, running.len()) {
-            (Some(&(job, Some(pid))), _) => {
-                self.popup = Some(Popup::Confirm(Confirmation::Stop { job, pid }));
+            (Some(&(run, Some(pid))), _) => {
+                self.popup = Some(Popup::Confirm(Confirmation::Stop { run, pid }));
             }
-            (Some(&(job, None)), _) => self.say(format!("{job} runs but its process is unknown")),
+            (Some(&(run, None)), _) => self.say(format!(
+                "{} runs but its process is unknown",
+                self.snapshot.name(run)
+            )),
             (None, 0) => self.say("nothing is running"),
             (None, n) => self.say(format!("{n} jobs run: put the cursor on the one to stop")),
         }
@@ -689,36 +753,37 @@ impl App {
         vec![Command::StartQueue]
     }
 
-    /// The cursor's job, when it is queued.
-    fn queued_cursor(&mut self) -> Option<(JobName, usize)> {
-        let job = self.cursor()?.job;
-        match self.snapshot.queue_position(job) {
-            Some(position) => Some((job, position)),
-            None => {
-                self.say(format!("{job} is not queued"));
-                None
-            }
+    /// The cursor's run when it is queued, else the first queued seed of the cursor's job.
+    fn queued_cursor(&mut self) -> Option<(SeededJob, usize)> {
+        let shown = self.cursor()?.run();
+        let queued = std::iter::once(shown)
+            .chain(self.cursor_runs().iter().map(|row| row.run()))
+            .find_map(|run| Some((run, self.snapshot.queue_position(run)?)));
+        if queued.is_none() {
+            self.say(format!("{} is not queued", self.snapshot.name(shown)));
         }
+        queued
     }
 
     fn move_queued(&mut self, by: isize) -> Vec<Command> {
-        let Some((job, position)) = self.queued_cursor() else {
+        let Some((run, position)) = self.queued_cursor() else {
             return Vec::new();
         };
         let last = self.snapshot.queue.len() - 1;
         if (by < 0 && position == 0) || (by > 0 && position == last) {
             let edge = if by < 0 { "first" } else { "last" };
-            self.say(format!("{job} is already {edge} in the queue"));
+            let name = self.snapshot.name(run);
+            self.say(format!("{name} is already {edge} in the queue"));
             return Vec::new();
         }
-        vec![Command::MoveQueued { job, by }]
+        vec![Command::MoveQueued { run, by }]
     }
 
     fn remove_queued(&mut self) -> Vec<Command> {
-        let Some((job, _)) = self.queued_cursor() else {
+        let Some((run, _)) = self.queued_cursor() else {
             return Vec::new();
         };
-        vec![Command::RemoveQueued(job)]
+        vec![Command::RemoveQueued(run)]
     }
 
     fn quit(&self) -> Command {
@@ -733,9 +798,9 @@ impl App {
             .snapshot
             .running()
             .iter()
-            .map(|(job, pid)| match pid {
-                Some(pid) => format!("{job} (pid {pid})"),
-                None => job.to_string(),
+            .map(|(run, pid)| match pid {
+                Some(pid) => format!("{} (pid {pid})", self.snapshot.name(*run)),
+                None => self.snapshot.name(*run),
             })
             .collect();
         let mut lines = Vec::new();

@@ -3,7 +3,7 @@
 //! as an [`Outcome`] or a [`ControlError`], which the application words.
 use super::app::Outcome;
 use crate::config::Placement;
-use crate::vocab::JobName;
+use crate::vocab::{JobName, SeededJob};
 use crate::worker::{self, queue};
 use std::path::PathBuf;
 use thiserror::Error;
@@ -39,15 +39,15 @@ pub struct Control {
 }
 
 impl Control {
-    /// Appends the jobs not waiting already, un-pauses the queue and makes sure a worker runs it.
-    pub(crate) fn enqueue(&self, jobs: &[JobName]) -> Result<Outcome, ControlError> {
+    /// Appends the runs not waiting already, un-pauses the queue and makes sure a worker runs it.
+    pub(crate) fn enqueue(&self, runs: &[SeededJob]) -> Result<Outcome, ControlError> {
         let added = self.modify_queue(|q| {
             q.paused = false;
             q.placement = self.placement.clone();
-            let added: Vec<JobName> = (jobs.iter().copied())
-                .filter(|job| !q.contains(&job.to_string()))
+            let added: Vec<SeededJob> = (runs.iter().copied())
+                .filter(|run| !q.contains(&run.job.to_string(), Some(run.seed)))
                 .collect();
-            q.push(added.iter().map(|job| self.entry(job)));
+            q.push(added.iter().map(|run| self.entry(run)));
             added
         })?;
         self.ensure_worker()?;
@@ -65,19 +65,19 @@ impl Control {
 
     /// Asks the process running a job to stop at its next batch boundary (it saves and marks the
     /// run stopped).
-    pub(crate) fn stop(&self, job: JobName, pid: u32) -> Result<Outcome, ControlError> {
+    pub(crate) fn stop(&self, run: SeededJob, pid: u32) -> Result<Outcome, ControlError> {
         if libc::pid_t::try_from(pid).map_or(true, |p| p <= 0) {
             return Err(ControlError::NoProcess { pid });
         }
         crate::native::posix::terminate(pid)
             .map_err(|source| ControlError::Signal { pid, source })?;
-        Ok(Outcome::StopRequested { job })
+        Ok(Outcome::StopRequested { run })
     }
 
-    /// Cancels a job's Slurm task; the run stops at its next batch (docs/slurm.md).
-    pub(crate) fn cancel(&self, job: JobName, task: String) -> Result<Outcome, ControlError> {
+    /// Cancels a run's Slurm task; it stops at its next batch (docs/slurm.md).
+    pub(crate) fn cancel(&self, run: SeededJob, task: String) -> Result<Outcome, ControlError> {
         crate::slurm::cancel(&task)?;
-        Ok(Outcome::CancelRequested { job, task })
+        Ok(Outcome::CancelRequested { run, task })
     }
 
     /// Runs `adarat submit` on the console's study and output folder; waits for `sbatch`.
@@ -111,10 +111,13 @@ impl Control {
         Ok(Outcome::Submitted { arrays })
     }
 
-    /// Writes the study's tables, in every format, into `<output>/report/` (docs/report.md).
+    /// Writes the study's tables in every format, and its figures, into `<output>/report/`
+    /// (docs/report.md).
     pub fn export(&self) -> Result<Outcome, ControlError> {
-        use crate::report::{export, tables::Filter, Format};
+        use crate::report::{export, figures::Barrier, tables::Filter, Format};
         let folder = self.output_dir.join("report");
+        // The study the console shows gives the barrier figure when no AdaRAT run has finished.
+        let study = crate::config::open(self.config.as_deref(), &self.sets).ok();
         let formats = [
             Format::Markdown,
             Format::Latex,
@@ -126,22 +129,28 @@ impl Control {
             std::slice::from_ref(&self.output_dir),
             &Filter::default(),
             &formats,
+            Some(study.as_ref().and_then(Barrier::of_study)),
             &folder,
         )?;
         let files = exported.files.len();
-        Ok(Outcome::Exported { folder, files })
+        let figures_failed = exported.figures_failed.map(|e| e.to_string());
+        Ok(Outcome::Exported {
+            folder,
+            files,
+            figures_failed,
+        })
     }
 
-    pub(crate) fn move_queued(&self, job: JobName, by: isize) -> Result<Outcome, ControlError> {
-        let name = job.to_string();
-        self.modify_queue(|q| q.shift(&name, by))?;
+    pub(crate) fn move_queued(&self, run: SeededJob, by: isize) -> Result<Outcome, ControlError> {
+        let name = run.job.to_string();
+        self.modify_queue(|q| q.shift(&name, Some(run.seed), by))?;
         Ok(Outcome::MovedInQueue)
     }
 
-    pub(crate) fn remove_queued(&self, job: JobName) -> Result<Outcome, ControlError> {
-        let name = job.to_string();
-        self.modify_queue(|q| q.remove(&name))?;
-        Ok(Outcome::RemovedFromQueue { job })
+    pub(crate) fn remove_queued(&self, run: SeededJob) -> Result<Outcome, ControlError> {
+        let name = run.job.to_string();
+        self.modify_queue(|q| q.remove(&name, Some(run.seed)))?;
+        Ok(Outcome::RemovedFromQueue { run })
     }
 
     fn modify_queue<R>(
@@ -155,7 +164,10 @@ impl Control {
         Ok(worker::ensure_running(&self.output_dir)?)
     }
 
-    fn entry(&self, job: &JobName) -> queue::Entry {
-        queue::Entry::new(&job.to_string(), self.config.clone(), self.sets.clone())
+    fn entry(&self, run: &SeededJob) -> queue::Entry {
+        queue::Entry {
+            seed: Some(run.seed),
+            ..queue::Entry::new(&run.job.to_string(), self.config.clone(), self.sets.clone())
+        }
     }
 }

@@ -134,12 +134,12 @@ async fn serve(
                 Command::Quit { farewell } => return Ok(farewell),
                 Command::Enqueue(jobs) => control.enqueue(&jobs),
                 Command::StartQueue => control.start_queue(),
-                Command::Stop { job, pid } => control.stop(job, pid),
-                Command::Cancel { job, task } => control.cancel(job, task),
+                Command::Stop { run, pid } => control.stop(run, pid),
+                Command::Cancel { run, task } => control.cancel(run, task),
                 Command::Submit(jobs) => control.submit(&jobs),
                 Command::Export => control.export(),
-                Command::MoveQueued { job, by } => control.move_queued(job, by),
-                Command::RemoveQueued(job) => control.remove_queued(job),
+                Command::MoveQueued { run, by } => control.move_queued(run, by),
+                Command::RemoveQueued(run) => control.remove_queued(run),
             };
             commands.extend(app.update(Msg::CommandDone(done)));
         }

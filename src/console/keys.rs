@@ -28,6 +28,8 @@ pub enum Action {
     Enqueue,
     Stop,
     NextRunning,
+    NextSeed,
+    PreviousSeed,
     Submit,
     StartQueue,
     QueueEarlier,
@@ -50,7 +52,7 @@ pub enum Action {
 
 impl Action {
     /// In the help popup's order.
-    pub const ALL: [Action; 28] = [
+    pub const ALL: [Action; 30] = [
         Action::Up,
         Action::Down,
         Action::Left,
@@ -61,6 +63,8 @@ impl Action {
         Action::Enqueue,
         Action::Stop,
         Action::NextRunning,
+        Action::NextSeed,
+        Action::PreviousSeed,
         Action::Submit,
         Action::StartQueue,
         Action::QueueEarlier,
@@ -93,6 +97,8 @@ impl Action {
             Action::Enqueue => "enqueue",
             Action::Stop => "stop",
             Action::NextRunning => "next-running",
+            Action::NextSeed => "next-seed",
+            Action::PreviousSeed => "previous-seed",
             Action::Submit => "submit",
             Action::StartQueue => "start-queue",
             Action::QueueEarlier => "queue-earlier",
@@ -124,9 +130,11 @@ impl Action {
             Action::ToggleSelect => "select or unselect the job",
             Action::ClearSelection => "unselect every job",
             Action::Search => "jump to a job by part of its name",
-            Action::Enqueue => "queue the job (or the selection), start the queue",
+            Action::Enqueue => "queue the job or the selection, every seed",
             Action::Stop => "stop the running job (asks y/n)",
             Action::NextRunning => "cursor to the next running job",
+            Action::NextSeed => "show the job's next seed (grid.seeds)",
+            Action::PreviousSeed => "show the job's previous seed",
             Action::Submit => "submit the job or the selection to Slurm",
             Action::StartQueue => "start a paused queue",
             Action::QueueEarlier => "move the queued job earlier",
@@ -160,6 +168,8 @@ impl Action {
             Action::Enqueue => &["enter"],
             Action::Stop => &["x"],
             Action::NextRunning => &["n"],
+            Action::NextSeed => &["]"],
+            Action::PreviousSeed => &["["],
             Action::Submit => &["S"],
             Action::StartQueue => &["s"],
             Action::QueueEarlier => &["K", "+"],

@@ -8,7 +8,7 @@ use crate::store::events::{BatchSample, Event};
 use crate::store::lock::{self, Holder};
 use crate::store::result::RunResult;
 use crate::store::{read_result, RunName, RunStore, StoreError, EVENTS_FILE, RESULT_FILE};
-use crate::vocab::{DatasetKind, JobName, Status};
+use crate::vocab::{DatasetKind, SeededJob, Status};
 use crate::worker::{self, queue};
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
@@ -23,9 +23,9 @@ pub const TRY_DATASET: DatasetKind = DatasetKind::Synthetic;
 /// How many recent log lines a live view keeps.
 const LOG_LINES: usize = 50;
 
-/// A grid job and where its run lives.
+/// A run of the grid and where it lives.
 struct Watched {
-    job: JobName,
+    run: SeededJob,
     folder: PathBuf,
     lock: PathBuf,
     /// Why the job's configuration does not resolve, if it does not.
@@ -35,6 +35,7 @@ struct Watched {
 pub struct Monitor {
     output_dir: PathBuf,
     datasets: Vec<DatasetKind>,
+    seeds: Vec<u64>,
     watched: Vec<Watched>,
     results: HashMap<PathBuf, CachedResult>,
     tails: HashMap<PathBuf, Tail>,
@@ -60,34 +61,39 @@ impl Monitor {
                 datasets.push(dataset);
             }
         }
-        let overrides = JobOverrides {
-            output_dir: Some(output_dir.to_path_buf()),
-            ..Default::default()
-        };
-        let watched = study
-            .grid_over(&datasets)
-            .into_iter()
-            .map(|job| match study.resolve(&job, &overrides) {
-                Ok(cfg) => {
-                    let name = RunStore::folder_name(&cfg);
-                    Watched {
-                        job,
-                        folder: output_dir.join(&name),
-                        lock: lock::run_lock_path(output_dir, &name),
-                        unresolvable: None,
+        let seeds = study.seeds();
+        let runs = (study.grid_over(&datasets).into_iter())
+            .flat_map(|job| seeds.iter().map(move |&seed| SeededJob { job, seed }));
+        let watched = runs
+            .map(|run| {
+                let overrides = JobOverrides {
+                    output_dir: Some(output_dir.to_path_buf()),
+                    seed: Some(run.seed),
+                    ..Default::default()
+                };
+                match study.resolve(&run.job, &overrides) {
+                    Ok(cfg) => {
+                        let name = RunStore::folder_name(&cfg);
+                        Watched {
+                            run,
+                            folder: output_dir.join(&name),
+                            lock: lock::run_lock_path(output_dir, &name),
+                            unresolvable: None,
+                        }
                     }
+                    Err(e) => Watched {
+                        run,
+                        folder: PathBuf::new(),
+                        lock: PathBuf::new(),
+                        unresolvable: Some(e.to_string()),
+                    },
                 }
-                Err(e) => Watched {
-                    job,
-                    folder: PathBuf::new(),
-                    lock: PathBuf::new(),
-                    unresolvable: Some(e.to_string()),
-                },
             })
             .collect();
         Monitor {
             output_dir: output_dir.to_path_buf(),
             datasets,
+            seeds,
             watched,
             results: HashMap::new(),
             tails: HashMap::new(),
@@ -107,14 +113,21 @@ impl Monitor {
         }
         let queue_file = queue::read(&self.output_dir);
         let queue = queue_file.as_ref().cloned().unwrap_or_default();
+        // An entry without a seed (written by an older console) runs with the study's seed.
+        let study_seed = self.seeds.first().copied().unwrap_or_default();
         let mut snapshot = Snapshot {
             datasets: self.datasets.clone(),
+            seeds: self.seeds.clone(),
             queue: queue
                 .jobs
                 .iter()
                 .filter_map(|e| {
+                    let run = SeededJob {
+                        job: e.job.parse().ok()?,
+                        seed: e.seed.unwrap_or(study_seed),
+                    };
                     let waiting = e.waiting.clone();
-                    e.job.parse().ok().map(|job| Queued { job, waiting })
+                    Some(Queued { run, waiting })
                 })
                 .collect(),
             paused: queue.paused,
@@ -136,7 +149,7 @@ impl Monitor {
             let tail = self
                 .tails
                 .entry(row.folder.clone())
-                .or_insert_with(|| Tail::new(row.job));
+                .or_insert_with(|| Tail::new(row.run()));
             tail.read_new(&row.folder.join(EVENTS_FILE));
             snapshot.live.push(tail.live(row));
         }
@@ -148,9 +161,11 @@ impl Monitor {
 
     fn row(&mut self, index: usize, queue: &queue::Queue) -> JobRow {
         let watched = &self.watched[index];
-        let name = watched.job.to_string();
+        let name = watched.run.job.to_string();
+        let seed = Some(watched.run.seed);
         let mut row = JobRow {
-            job: watched.job,
+            job: watched.run.job,
+            seed: watched.run.seed,
             folder: watched.folder.clone(),
             state: JobState::NotRun,
             result: None,
@@ -171,11 +186,11 @@ impl Monitor {
             Some(Err(error)) => row.error = Some(format!("unreadable: {error}")),
             None => {}
         }
-        let failure = queue.failures.iter().rev().find(|f| f.job == name);
+        let failure = queue.failure(&name, seed);
         row.state = if let Holder::Held(pid) = holder {
             row.pid = pid;
             JobState::Run(Status::Running)
-        } else if queue.contains(&name) {
+        } else if queue.contains(&name, seed) {
             JobState::Queued
         } else if let Some(failure) = failure {
             row.error = Some(failure.error.clone());
@@ -242,7 +257,7 @@ fn datasets_with_runs(output_dir: &Path) -> Vec<DatasetKind> {
 
 /// The running job's event log, read so far.
 struct Tail {
-    job: JobName,
+    run: SeededJob,
     offset: u64,
     /// A line whose end has not been written yet.
     partial: String,
@@ -264,9 +279,9 @@ struct Tail {
 const RATE_EVENTS: usize = 8;
 
 impl Tail {
-    fn new(job: JobName) -> Tail {
+    fn new(run: SeededJob) -> Tail {
         Tail {
-            job,
+            run,
             offset: 0,
             partial: String::new(),
             device: String::new(),
@@ -291,7 +306,7 @@ impl Tail {
         };
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
         if len < self.offset {
-            *self = Tail::new(self.job);
+            *self = Tail::new(self.run);
         }
         if len == self.offset || file.seek(SeekFrom::Start(self.offset)).is_err() {
             return;
@@ -448,7 +463,7 @@ impl Tail {
             .unwrap_or_default();
         let images_per_second = self.images_per_second();
         Live {
-            job: self.job,
+            run: self.run,
             pid: row.pid.unwrap_or(0),
             device: self.device.clone(),
             phase: self.phase,
@@ -561,7 +576,10 @@ mod tests {
     #[test]
     fn the_final_evaluation_is_followed_attack_by_attack() {
         use crate::store::result::FinalTable;
-        let mut tail = Tail::new("pgd-at/synthetic/adarat".parse().unwrap());
+        let mut tail = Tail::new(SeededJob {
+            job: "pgd-at/synthetic/adarat".parse().unwrap(),
+            seed: 1,
+        });
         tail.apply(Event::FinalStarted);
         tail.apply(Event::FinalAttack {
             attack: "autoattack/square".into(),

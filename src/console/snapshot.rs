@@ -4,7 +4,7 @@
 use crate::slurm::SlurmTask;
 use crate::store::events::BatchSample;
 use crate::store::result::{EpochRecord, RunResult};
-use crate::vocab::{DatasetKind, JobName, Method, Mode, Status};
+use crate::vocab::{DatasetKind, JobName, Method, Mode, SeededJob, Status};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -28,10 +28,12 @@ impl JobState {
     }
 }
 
-/// One job of the console's grid and what its run folder says.
+/// One run of the console's grid (a job with one of the study's seeds) and what its run folder
+/// says.
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobRow {
     pub job: JobName,
+    pub seed: u64,
     /// The run folder, whether it exists yet or not.
     pub folder: PathBuf,
     pub state: JobState,
@@ -45,6 +47,15 @@ pub struct JobRow {
     /// Its task on a Slurm cluster, when it was submitted from this output folder and `squeue`
     /// still lists it.
     pub slurm: Option<SlurmTask>,
+}
+
+impl JobRow {
+    pub fn run(&self) -> SeededJob {
+        SeededJob {
+            job: self.job,
+            seed: self.seed,
+        }
+    }
 }
 
 /// Where the running job is within an epoch.
@@ -62,7 +73,7 @@ pub enum Phase {
 /// The running job as its event log tells it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Live {
-    pub job: JobName,
+    pub run: SeededJob,
     pub pid: u32,
     pub device: String,
     pub phase: Phase,
@@ -103,7 +114,7 @@ pub const LIVE_WINDOW: usize = 4096;
 /// One job waiting in the queue file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Queued {
-    pub job: JobName,
+    pub run: SeededJob,
     /// Why it cannot start yet (its teachers have not completed), as the worker last wrote it.
     pub waiting: Option<String>,
 }
@@ -113,7 +124,10 @@ pub struct Queued {
 pub struct Snapshot {
     /// The grid's datasets, left to right (the study's, then those for trying things out).
     pub datasets: Vec<DatasetKind>,
-    /// Every job of the console's grid, in grid order (method, then mode, then dataset).
+    /// The seeds each grid job runs with (`grid.seeds`).
+    pub seeds: Vec<u64>,
+    /// Every run of the console's grid, in grid order (method, then mode, then dataset), the
+    /// seeds of a job next to each other.
     pub jobs: Vec<JobRow>,
     /// Jobs waiting, in the order they will run.
     pub queue: Vec<Queued>,
@@ -151,38 +165,53 @@ impl Snapshot {
         GridShape { rows, datasets }
     }
 
-    pub(crate) fn row(&self, job: JobName) -> Option<&JobRow> {
-        self.jobs.iter().find(|row| row.job == job)
+    /// How the console names a run: its job, and its seed when the grid has several.
+    pub(crate) fn name(&self, run: SeededJob) -> String {
+        match self.seeds.len() {
+            0 | 1 => run.job.to_string(),
+            _ => run.to_string(),
+        }
     }
 
-    /// The live view of a job, while it runs.
-    pub(crate) fn live(&self, job: JobName) -> Option<&Live> {
-        self.live.iter().find(|live| live.job == job)
+    pub(crate) fn row(&self, run: SeededJob) -> Option<&JobRow> {
+        self.jobs.iter().find(|row| row.run() == run)
     }
 
-    /// The latest epoch of a job: the live one if it runs, else its result's.
+    /// The runs of a grid cell: the job's, one per seed.
+    pub(crate) fn runs_of(&self, job: JobName) -> Vec<&JobRow> {
+        self.jobs.iter().filter(|row| row.job == job).collect()
+    }
+
+    /// The live view of a run, while it runs.
+    pub(crate) fn live(&self, run: SeededJob) -> Option<&Live> {
+        self.live.iter().find(|live| live.run == run)
+    }
+
+    /// The latest epoch of a run: the live one if it runs, else its result's.
     pub(crate) fn last_epoch<'a>(&'a self, row: &'a JobRow) -> Option<&'a EpochRecord> {
-        let live = self.live(row.job).and_then(|live| live.epochs_log.last());
+        let live = self.live(row.run()).and_then(|live| live.epochs_log.last());
         live.or_else(|| row.result.as_ref().and_then(|r| r.epochs_log.last()))
     }
 
-    /// Place in the queue (0: next) of a job.
-    pub(crate) fn queue_position(&self, job: JobName) -> Option<usize> {
-        self.queue.iter().position(|q| q.job == job)
+    /// Place in the queue (0: next) of a run.
+    pub(crate) fn queue_position(&self, run: SeededJob) -> Option<usize> {
+        self.queue.iter().position(|q| q.run == run)
     }
 
-    /// Running jobs and their processes, from the grid and the live views.
-    pub(crate) fn running(&self) -> Vec<(JobName, Option<u32>)> {
-        let mut running: Vec<(JobName, Option<u32>)> = Vec::new();
+    /// Running runs and their processes, from the grid and the live views.
+    pub(crate) fn running(&self) -> Vec<(SeededJob, Option<u32>)> {
+        let mut running: Vec<(SeededJob, Option<u32>)> = Vec::new();
         for row in &self.jobs {
             if row.state == JobState::Run(Status::Running) {
-                let pid = row.pid.or_else(|| self.live(row.job).map(|live| live.pid));
-                running.push((row.job, pid));
+                let pid = row
+                    .pid
+                    .or_else(|| self.live(row.run()).map(|live| live.pid));
+                running.push((row.run(), pid));
             }
         }
         for live in &self.live {
-            if !running.iter().any(|(job, _)| *job == live.job) {
-                running.push((live.job, Some(live.pid)));
+            if !running.iter().any(|(run, _)| *run == live.run) {
+                running.push((live.run, Some(live.pid)));
             }
         }
         running

@@ -1,6 +1,8 @@
 //! From run folders to a paper: runs gathered into seed groups ([`groups`]), the main and peaks
-//! tables ([`tables`]), written as Markdown, LaTeX, tidy CSV and JSON ([`format`]). `adarat export`
-//! is its command (docs/report.md).
+//! tables ([`tables`]), written as Markdown, LaTeX, tidy CSV and JSON ([`format`]), with figures
+//! ([`figures`]) and TensorBoard event files ([`tensorboard`]). `adarat export` is its command
+//! (docs/report.md).
+pub mod figures;
 pub mod format;
 pub mod groups;
 pub mod tables;
@@ -51,17 +53,26 @@ pub enum ReportError {
 #[derive(Debug)]
 pub struct Exported {
     pub files: Vec<PathBuf>,
+    /// Why the figures were not drawn, when they were asked for and could not be: the tables are
+    /// written all the same.
+    pub figures_failed: Option<figures::FigureError>,
     /// The main and peaks tables in Markdown, to show where the export ran.
     pub markdown: String,
     /// Run folders left out, with why (not completed, unreadable `result.json`).
     pub skipped: Vec<(PathBuf, String)>,
 }
 
-/// Writes the report of the runs in `output_dirs` into `out`, in each of `formats`.
+/// The figures an export draws: None for none; else the barrier to draw when no exported AdaRAT
+/// run has its own ratio settings (the study's).
+pub type Plots = Option<Option<figures::Barrier>>;
+
+/// Writes the report of the runs in `output_dirs` into `out`, in each of `formats`, and the
+/// figures if `plots` asks for them.
 pub fn export(
     output_dirs: &[PathBuf],
     filter: &Filter,
     formats: &[Format],
+    plots: Plots,
     out: &Path,
 ) -> Result<Exported, ReportError> {
     let mut collection = groups::collect(output_dirs);
@@ -113,8 +124,16 @@ pub fn export(
             written.push(path);
         }
     }
+    let mut figures_failed = None;
+    if let Some(fallback) = plots {
+        match figures::write_all(&collection, fallback, out) {
+            Ok(files) => written.extend(files),
+            Err(error) => figures_failed = Some(error),
+        }
+    }
     Ok(Exported {
         files: written,
+        figures_failed,
         markdown,
         skipped: collection.skipped,
     })

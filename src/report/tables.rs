@@ -100,7 +100,7 @@ impl Filter {
 
 /// The groups to report, in the study's order (dataset, method, mode), each with what keeps it
 /// apart from other groups of its job.
-fn ordered(collection: &Collection) -> Vec<(&Group, Option<String>)> {
+pub(super) fn ordered(collection: &Collection) -> Vec<(&Group, Option<String>)> {
     let mut groups: Vec<&Group> = collection.groups.iter().collect();
     groups.sort_by_key(|g| {
         let k = &g.key;

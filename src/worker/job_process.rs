@@ -80,8 +80,8 @@ impl JobProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = command.spawn()?;
-        let stdout = child.stdout.take().map(|out| relay(out, entry.job.clone()));
-        let stderr = child.stderr.take().map(|err| relay(err, entry.job.clone()));
+        let stdout = child.stdout.take().map(|out| relay(out, entry.label()));
+        let stderr = child.stderr.take().map(|err| relay(err, entry.label()));
         Ok(JobProcess {
             entry,
             slot,

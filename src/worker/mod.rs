@@ -74,7 +74,7 @@ pub fn serve(output_dir: &Path, stop: &StopFlag) -> Result<(), WorkerError> {
         running.retain_mut(|job| match job.ended() {
             None => true,
             Some(ending) => {
-                let name = &job.entry.job;
+                let name = job.entry.label();
                 match ending {
                     Ending::Completed => println!("{name}: completed"),
                     Ending::Stopped => {
@@ -90,7 +90,7 @@ pub fn serve(output_dir: &Path, stop: &StopFlag) -> Result<(), WorkerError> {
                     }
                     Ending::FailedWithoutFolder(message) => {
                         println!("{name}: failed: {message}");
-                        failures.push((name.clone(), message));
+                        failures.push((job.entry.clone(), message));
                     }
                 }
                 false
@@ -100,14 +100,15 @@ pub fn serve(output_dir: &Path, stop: &StopFlag) -> Result<(), WorkerError> {
             stopping = true;
             running.iter().for_each(JobProcess::stop);
         }
-        let mut started: Vec<String> = running.iter().map(|job| job.entry.job.clone()).collect();
+        let mut started: Vec<(String, Option<u64>)> =
+            running.iter().map(|job| job.entry.run()).collect();
         let busy: Vec<usize> = running.iter().map(|job| job.slot.index).collect();
         let to_start = queue::modify(output_dir, |q| {
-            for (job, message) in failures {
-                q.record_failure(&job, message);
+            for (entry, message) in failures {
+                q.record_failure(&entry, message);
             }
             for entry in put_back {
-                if !q.contains(&entry.job) {
+                if !q.contains(&entry.job, entry.seed) {
                     q.jobs.insert(0, entry);
                 }
             }
@@ -137,13 +138,13 @@ pub fn serve(output_dir: &Path, stop: &StopFlag) -> Result<(), WorkerError> {
             slot,
         } in to_start
         {
-            println!("{}: starting on {}", entry.job, slot.device);
+            println!("{}: starting on {}", entry.label(), slot.device);
             match JobProcess::start(entry.clone(), folder, slot, output_dir) {
                 Ok(job) => running.push(job),
                 Err(e) => {
                     let message = format!("starting adarat run: {e}");
-                    println!("{}: failed: {message}", entry.job);
-                    queue::modify(output_dir, |q| q.record_failure(&entry.job, message))?;
+                    println!("{}: failed: {message}", entry.label());
+                    queue::modify(output_dir, |q| q.record_failure(&entry, message))?;
                 }
             }
         }
@@ -190,13 +191,13 @@ struct Start {
 /// way, so the worker stays for it.
 fn pick(
     q: &mut queue::Queue,
-    started: &mut Vec<String>,
+    started: &mut Vec<(String, Option<u64>)>,
     mut free: Vec<Slot>,
     output_dir: &Path,
 ) -> (Vec<Start>, bool) {
     let mut to_start = Vec::new();
     let mut on_its_way = false;
-    let mut inserted: Vec<String> = Vec::new();
+    let mut inserted: Vec<(String, Option<u64>)> = Vec::new();
     let mut studies = schedule::Studies::default();
     let mut index = 0;
     while index < q.jobs.len() {
@@ -206,7 +207,7 @@ fn pick(
                 q.jobs[index].waiting = None;
                 if !free.is_empty() {
                     q.jobs.remove(index);
-                    started.push(entry.job.clone());
+                    started.push(entry.run());
                     let slot = free.remove(0);
                     to_start.push(Start {
                         entry,
@@ -225,19 +226,19 @@ fn pick(
                 q.jobs[index].waiting = Some(reason);
                 // The teachers go before their student and are looked at next; each once, so a
                 // teacher that cannot run is not queued again and again.
-                let new = !queue_first.iter().any(|t| inserted.contains(&t.job));
+                let new = !queue_first.iter().any(|t| inserted.contains(&t.run()));
                 if new && !queue_first.is_empty() {
                     for teacher in queue_first.into_iter().rev() {
-                        inserted.push(teacher.job.clone());
+                        inserted.push(teacher.run());
                         q.jobs.insert(index, teacher);
                     }
                     continue;
                 }
             }
             Readiness::Invalid(message) => {
-                println!("{}: failed: {message}", entry.job);
+                println!("{}: failed: {message}", entry.label());
                 q.jobs.remove(index);
-                q.record_failure(&entry.job, message);
+                q.record_failure(&entry, message);
                 continue;
             }
         }

@@ -56,6 +56,8 @@ pub struct Entry {
 #[serde(deny_unknown_fields)]
 pub struct Failure {
     pub job: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
     pub error: String,
     /// Local time, `YYYY/MM/DD HH:MM:SS`.
     pub at: String,
@@ -73,28 +75,47 @@ impl Entry {
             waiting: None,
         }
     }
+
+    /// The job, with its seed when it has one: how the worker's log names the run.
+    pub fn label(&self) -> String {
+        match self.seed {
+            Some(seed) => format!("{} seed {seed}", self.job),
+            None => self.job.clone(),
+        }
+    }
+
+    /// Which run the entry is: its job and seed.
+    pub fn run(&self) -> (String, Option<u64>) {
+        (self.job.clone(), self.seed)
+    }
+
+    /// Whether this entry is that job's run with that seed (None: the study's seed).
+    pub fn is(&self, job: &str, seed: Option<u64>) -> bool {
+        self.job == job && self.seed == seed
+    }
 }
 
 impl Queue {
-    /// Appends the entries whose job is not waiting already; returns how many were added.
+    /// Appends the entries whose run is not waiting already; returns how many were added.
     pub fn push(&mut self, entries: impl IntoIterator<Item = Entry>) -> usize {
         let before = self.jobs.len();
         for entry in entries {
-            if !self.contains(&entry.job) {
-                self.forget_failure(&entry.job);
+            if !self.contains(&entry.job, entry.seed) {
+                self.forget_failure(&entry.job, entry.seed);
                 self.jobs.push(entry);
             }
         }
         self.jobs.len() - before
     }
 
-    pub fn contains(&self, job: &str) -> bool {
-        self.jobs.iter().any(|e| e.job == job)
+    /// Whether the job's run with that seed waits in the queue.
+    pub fn contains(&self, job: &str, seed: Option<u64>) -> bool {
+        self.jobs.iter().any(|e| e.is(job, seed))
     }
 
-    /// Moves a waiting job by `by` places (negative: earlier), within the queue's bounds.
-    pub fn shift(&mut self, job: &str, by: isize) {
-        if let Some(from) = self.jobs.iter().position(|e| e.job == job) {
+    /// Moves a waiting run by `by` places (negative: earlier), within the queue's bounds.
+    pub fn shift(&mut self, job: &str, seed: Option<u64>, by: isize) {
+        if let Some(from) = self.jobs.iter().position(|e| e.is(job, seed)) {
             let last = self.jobs.len() as isize - 1;
             let to = (from as isize + by).clamp(0, last) as usize;
             let entry = self.jobs.remove(from);
@@ -102,14 +123,15 @@ impl Queue {
         }
     }
 
-    pub fn remove(&mut self, job: &str) {
-        self.jobs.retain(|e| e.job != job);
+    pub fn remove(&mut self, job: &str, seed: Option<u64>) {
+        self.jobs.retain(|e| !e.is(job, seed));
     }
 
-    pub fn record_failure(&mut self, job: &str, error: String) {
-        self.forget_failure(job);
+    pub fn record_failure(&mut self, entry: &Entry, error: String) {
+        self.forget_failure(&entry.job, entry.seed);
         self.failures.push(Failure {
-            job: job.to_string(),
+            job: entry.job.clone(),
+            seed: entry.seed,
             error,
             at: chrono::Local::now().format("%Y/%m/%d %H:%M:%S").to_string(),
         });
@@ -117,8 +139,13 @@ impl Queue {
         self.failures.drain(..excess);
     }
 
-    pub fn forget_failure(&mut self, job: &str) {
-        self.failures.retain(|f| f.job != job);
+    pub fn forget_failure(&mut self, job: &str, seed: Option<u64>) {
+        self.failures.retain(|f| !(f.job == job && f.seed == seed));
+    }
+
+    /// Why the job's run with that seed last failed before it had a run folder, if it did.
+    pub fn failure(&self, job: &str, seed: Option<u64>) -> Option<&Failure> {
+        (self.failures.iter().rev()).find(|f| f.job == job && f.seed == seed)
     }
 }
 
@@ -189,23 +216,36 @@ mod tests {
     #[test]
     fn push_skips_waiting_jobs_and_clears_their_failure() {
         let mut queue = Queue::default();
-        queue.record_failure("b", "no data".into());
+        queue.record_failure(&entry("b"), "no data".into());
         assert_eq!(queue.push([entry("a"), entry("b"), entry("a")]), 2);
         assert_eq!(jobs(&queue), ["a", "b"]);
         assert!(queue.failures.is_empty());
+        // Another seed of a waiting job is another run.
+        let seeded = |seed| Entry {
+            seed: Some(seed),
+            ..entry("a")
+        };
+        assert_eq!(queue.push([seeded(2), seeded(3), seeded(2)]), 2);
+        assert_eq!(jobs(&queue), ["a", "b", "a", "a"]);
+        assert!(queue.contains("a", Some(3)) && !queue.contains("a", Some(4)));
+        queue.record_failure(&seeded(4), "no data".into());
+        assert!(queue.failure("a", Some(4)).is_some() && queue.failure("a", None).is_none());
+        queue.remove("a", Some(2));
+        assert_eq!(jobs(&queue), ["a", "b", "a"]);
+        assert!(queue.contains("a", None) && queue.contains("a", Some(3)));
     }
 
     #[test]
     fn shift_stays_within_bounds_and_remove_drops_one_job() {
         let mut queue = Queue::default();
         queue.push([entry("a"), entry("b"), entry("c")]);
-        queue.shift("c", -1);
+        queue.shift("c", None, -1);
         assert_eq!(jobs(&queue), ["a", "c", "b"]);
-        queue.shift("a", -5);
+        queue.shift("a", None, -5);
         assert_eq!(jobs(&queue), ["a", "c", "b"]);
-        queue.shift("a", 9);
+        queue.shift("a", None, 9);
         assert_eq!(jobs(&queue), ["c", "b", "a"]);
-        queue.remove("b");
+        queue.remove("b", None);
         assert_eq!(jobs(&queue), ["c", "a"]);
     }
 

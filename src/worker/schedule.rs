@@ -52,7 +52,7 @@ impl Studies {
 pub(super) fn readiness(
     entry: &Entry,
     queue: &Queue,
-    started: &[String],
+    started: &[(String, Option<u64>)],
     studies: &mut Studies,
     output_dir: &Path,
 ) -> Readiness {
@@ -68,10 +68,12 @@ pub(super) fn readiness(
     let mut queue_first = Vec::new();
     for teacher in &teachers {
         let name = teacher.job.as_str();
+        let seed = Some(teacher.seed);
         let lock = lock::run_lock_path(output_dir, &RunStore::folder_name(teacher));
-        if started.iter().any(|s| s == name) || matches!(lock::holder(&lock), Holder::Held(_)) {
+        let is_it = |(job, s): &(String, Option<u64>)| job == name && *s == seed;
+        if started.iter().any(is_it) || matches!(lock::holder(&lock), Holder::Held(_)) {
             coming.push(format!("{name} (running)"));
-        } else if queue.contains(name) {
+        } else if queue.contains(name, seed) {
             coming.push(format!("{name} (queued)"));
         } else {
             let path = RunStore::folder_of(teacher).join(store::RESULT_FILE);
@@ -131,8 +133,12 @@ fn resolve(
 mod tests {
     use super::*;
 
+    /// An entry as the console queues it: with the seed (the default study's, 1).
     fn entry(job: &str) -> Entry {
-        Entry::new(job, None, Vec::new())
+        Entry {
+            seed: Some(1),
+            ..Entry::new(job, None, Vec::new())
+        }
     }
 
     #[test]
@@ -158,7 +164,7 @@ mod tests {
         assert!(on_its_way);
 
         queue.push(queue_first);
-        let started = ["st/synthetic/baseline".to_string()];
+        let started = [("st/synthetic/baseline".to_string(), Some(1))];
         let Readiness::Waiting {
             reason,
             queue_first,

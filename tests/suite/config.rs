@@ -50,6 +50,25 @@ fn the_grid_is_eight_methods_by_two_datasets_by_three_modes_with_st_baseline_onl
 }
 
 #[test]
+fn grid_seeds_default_to_the_study_seed_and_are_checked() {
+    assert_eq!(study().seeds(), [1]);
+    let with = |seeds: &str| {
+        let sets = [format!("grid.seeds={seeds}")];
+        config::parse(config::DEFAULT_CONFIG, Path::new(ORIGIN), &sets)
+    };
+    assert_eq!(with("[3, 1, 2]").unwrap().seeds(), [3, 1, 2]);
+    let empty = with("[]").unwrap_err().to_string();
+    assert!(
+        empty.contains("grid.seeds") && empty.contains("at least one seed"),
+        "{empty}"
+    );
+    let twice = with("[1, 2, 1]").unwrap_err().to_string();
+    assert!(twice.contains("seed 1 is listed twice"), "{twice}");
+    let text = with("[-1]").unwrap_err().to_string();
+    assert!(text.contains("grid.seeds"), "{text}");
+}
+
+#[test]
 fn pgd_at_cifar10_has_the_reference_values() {
     let c = resolve(&study(), "pgd-at/cifar10/adarat");
     assert_eq!(c.model, ModelKind::ResNet18);

@@ -9,7 +9,7 @@ use adarat::console::views::draw;
 use adarat::slurm::SlurmTask;
 use adarat::store::events::BatchSample;
 use adarat::store::result::{EpochRecord, FinalTable, Peak, Peaks, RunResult};
-use adarat::vocab::{DatasetKind, JobName, Method, Mode, ModelKind, Status};
+use adarat::vocab::{DatasetKind, JobName, Method, Mode, ModelKind, SeededJob, Status};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
@@ -25,6 +25,14 @@ const RUNNING_PID: u32 = 4242;
 
 fn job(name: &str) -> JobName {
     name.parse().unwrap()
+}
+
+/// A job's run with the fixture's one seed.
+fn run(name: &str) -> SeededJob {
+    SeededJob {
+        job: job(name),
+        seed: 1,
+    }
 }
 
 fn epoch(epoch: usize, sa: f64, ra: f64) -> EpochRecord {
@@ -119,7 +127,7 @@ fn sample(batch: usize, clean_only: bool) -> BatchSample {
 
 fn live() -> Live {
     Live {
-        job: job(RUNNING),
+        run: run(RUNNING),
         pid: RUNNING_PID,
         device: "cuda:0".into(),
         phase: Phase::Training,
@@ -161,6 +169,7 @@ fn snapshot() -> Snapshot {
                 };
                 jobs.push(JobRow {
                     job,
+                    seed: 1,
                     folder: PathBuf::from("out").join(job.to_string()),
                     state: JobState::NotRun,
                     result: None,
@@ -173,14 +182,15 @@ fn snapshot() -> Snapshot {
     }
     let mut snapshot = Snapshot {
         datasets: DatasetKind::ALL.to_vec(),
+        seeds: vec![1],
         jobs,
         queue: vec![
             Queued {
-                job: job("pgd-at/mnist/adarat"),
+                run: run("pgd-at/mnist/adarat"),
                 waiting: None,
             },
             Queued {
-                job: job("fat/mnist/baseline"),
+                run: run("fat/mnist/baseline"),
                 waiting: None,
             },
         ],
@@ -418,15 +428,15 @@ fn enter_queues_the_cursor_job_or_the_selection() {
     let mut app = app_at("fat/cifar10/fixrat");
     assert_eq!(
         press(&mut app, KeyCode::Enter),
-        vec![Command::Enqueue(vec![job("fat/cifar10/fixrat")])]
+        vec![Command::Enqueue(vec![run("fat/cifar10/fixrat")])]
     );
     type_keys(&mut app, " j ");
     let commands = press(&mut app, KeyCode::Enter);
     assert_eq!(
         commands,
         vec![Command::Enqueue(vec![
-            job("fat/cifar10/fixrat"),
-            job("fat/cifar10/adarat")
+            run("fat/cifar10/fixrat"),
+            run("fat/cifar10/adarat")
         ])]
     );
     assert!(
@@ -443,14 +453,14 @@ fn enter_on_a_done_job_asks_first() {
         panic!("expected a question, got {:?}", app.popup());
     };
     assert!(question
-        .question()
+        .question(app.snapshot())
         .contains("run again? the finished run is kept aside: y/n"));
     assert!(type_keys(&mut app, "n").is_empty());
     assert!(app.popup().is_none());
     press(&mut app, KeyCode::Enter);
     assert_eq!(
         type_keys(&mut app, "y"),
-        vec![Command::Enqueue(vec![job("pgd-at/synthetic/adarat")])]
+        vec![Command::Enqueue(vec![run("pgd-at/synthetic/adarat")])]
     );
 }
 
@@ -471,7 +481,7 @@ fn x_stops_the_running_job_only_after_y() {
     assert_eq!(
         app.popup(),
         Some(&Popup::Confirm(Confirmation::Stop {
-            job: job(RUNNING),
+            run: run(RUNNING),
             pid: RUNNING_PID
         })),
         "the only running job, from anywhere"
@@ -482,7 +492,7 @@ fn x_stops_the_running_job_only_after_y() {
     assert_eq!(
         type_keys(&mut app, "y"),
         vec![Command::Stop {
-            job: job(RUNNING),
+            run: run(RUNNING),
             pid: RUNNING_PID
         }]
     );
@@ -508,26 +518,26 @@ fn queued_jobs_move_and_leave_the_queue() {
     assert!(type_keys(&mut app, "K").is_empty(), "already first");
     assert!(app.status().unwrap_or_default().contains("already first"));
     let later = Command::MoveQueued {
-        job: job("pgd-at/mnist/adarat"),
+        run: run("pgd-at/mnist/adarat"),
         by: 1,
     };
     assert_eq!(type_keys(&mut app, "J"), vec![later.clone()]);
     assert_eq!(type_keys(&mut app, "-"), vec![later]);
     assert_eq!(
         press(&mut app, KeyCode::Delete),
-        vec![Command::RemoveQueued(job("pgd-at/mnist/adarat"))]
+        vec![Command::RemoveQueued(run("pgd-at/mnist/adarat"))]
     );
 
     let mut app = app_at("fat/mnist/baseline");
     assert!(type_keys(&mut app, "J").is_empty(), "already last");
     let earlier = Command::MoveQueued {
-        job: job("fat/mnist/baseline"),
+        run: run("fat/mnist/baseline"),
         by: -1,
     };
     assert_eq!(type_keys(&mut app, "+"), vec![earlier]);
     assert_eq!(
         type_keys(&mut app, "d"),
-        vec![Command::RemoveQueued(job("fat/mnist/baseline"))]
+        vec![Command::RemoveQueued(run("fat/mnist/baseline"))]
     );
 
     let mut app = app_at("st/mnist/baseline");
@@ -568,7 +578,7 @@ fn a_job_started_while_the_rerun_question_was_open_is_not_queued_again() {
     app.update(Msg::Snapshot(started("pgd-at/synthetic/adarat")));
     assert_eq!(
         type_keys(&mut app, "y"),
-        vec![Command::Enqueue(vec![job("pgd-at/synthetic/baseline")])]
+        vec![Command::Enqueue(vec![run("pgd-at/synthetic/baseline")])]
     );
 }
 
@@ -581,25 +591,25 @@ fn worded(app: &mut App, done: Result<Outcome, ControlError>) -> String {
 #[test]
 fn the_app_words_what_each_command_did() {
     let mut app = app();
-    let fixrat = job("fat/cifar10/fixrat");
+    let fixrat = run("fat/cifar10/fixrat");
     let one = Outcome::Enqueued {
         added: vec![fixrat],
     };
     assert_eq!(worded(&mut app, Ok(one)), "queued fat/cifar10/fixrat");
     let two = Outcome::Enqueued {
-        added: vec![fixrat, job("fat/cifar10/adarat")],
+        added: vec![fixrat, run("fat/cifar10/adarat")],
     };
-    assert_eq!(worded(&mut app, Ok(two)), "queued 2 jobs");
+    assert_eq!(worded(&mut app, Ok(two)), "queued 2 runs");
     let none = Outcome::Enqueued { added: Vec::new() };
     assert_eq!(worded(&mut app, Ok(none)), "already queued");
     assert_eq!(worded(&mut app, Ok(Outcome::QueueStarted)), "queue started");
-    let stop = Outcome::StopRequested { job: job(RUNNING) };
+    let stop = Outcome::StopRequested { run: run(RUNNING) };
     assert_eq!(
         worded(&mut app, Ok(stop)),
         "stopping trades/synthetic/adarat at the next batch; the queue is paused"
     );
     let removed = Outcome::RemovedFromQueue {
-        job: job("fat/mnist/baseline"),
+        run: run("fat/mnist/baseline"),
     };
     assert_eq!(
         worded(&mut app, Ok(removed)),
@@ -661,7 +671,7 @@ fn quitting_mentions_a_working_queue_and_is_silent_when_nothing_goes_on() {
 
     let mut working = idle_snapshot();
     working.queue.push(Queued {
-        job: job("fat/cifar10/fixrat"),
+        run: run("fat/cifar10/fixrat"),
         waiting: None,
     });
     working.worker = Some(777);
@@ -878,7 +888,7 @@ fn two_running_snapshot() -> Snapshot {
     row.state = JobState::Run(Status::Running);
     row.pid = Some(5151);
     two.live.push(Live {
-        job: job(second),
+        run: run(second),
         pid: 5151,
         device: "cuda:1".into(),
         ..live()
@@ -985,14 +995,14 @@ fn slurm_tasks_show_in_the_grid_and_x_cancels_through_slurm_and_s_submits() {
     assert_eq!(
         type_keys(&mut app, "y"),
         vec![Command::Cancel {
-            job: job("fat/cifar10/adarat"),
+            run: run("fat/cifar10/adarat"),
             task: "12_0".into()
         }]
     );
     let said = worded(
         &mut app,
         Ok(Outcome::CancelRequested {
-            job: job("fat/cifar10/adarat"),
+            run: run("fat/cifar10/adarat"),
             task: "12_0".into(),
         }),
     );
@@ -1081,13 +1091,18 @@ fn the_study_screen_shows_the_cursors_dataset_and_e_exports_every_format() {
     let done = control.export();
     let said = worded(&mut app, done);
     let report = output.join("report");
-    assert_eq!(said, format!("exported 6 files to {}", report.display()));
+    // Five tables, one TensorBoard file, and four figures as SVG and PNG.
+    assert_eq!(said, format!("exported 14 files to {}", report.display()));
     for file in [
         "results.md",
         "results.tex",
         "epochs.csv",
         "attacks.csv",
         "results.json",
+        "figures/curves-pgd-at-synthetic.png",
+        "figures/ratio-pgd-at-synthetic.svg",
+        "figures/barrier.png",
+        "figures/tradeoff-synthetic.svg",
     ] {
         assert!(report.join(file).is_file(), "{file}");
     }
@@ -1118,7 +1133,7 @@ fn the_live_screen_follows_the_final_evaluation_attack_by_attack() {
 #[test]
 fn the_live_screen_says_when_there_is_no_ratio_or_nothing_runs() {
     let mut baseline = snapshot();
-    baseline.live[0].job = job("trades/synthetic/baseline");
+    baseline.live[0].run.job = job("trades/synthetic/baseline");
     for sample in &mut baseline.live[0].samples {
         sample.ratio = None;
         sample.clean_only = None;
@@ -1482,4 +1497,158 @@ fn every_screen_at_80x24_matches_its_snapshot() {
     for (name, app) in names.iter().zip(every_view(&ascii_settings())).take(4) {
         assert_snapshot(&format!("{name}-80x24-ascii"), &screen_text(&app, 80, 24));
     }
+}
+
+// Seeds: a job of the grid runs once per seed (`grid.seeds`).
+
+/// The fixture with three seeds per job: `pgd-at/synthetic/adarat` has seeds 1 and 2 done (PGD-20
+/// 48.2 and 50.2) and seed 3 not run; `pgd-at/synthetic/baseline` has all three done.
+fn seeds_snapshot() -> Snapshot {
+    let mut one = snapshot();
+    let mut jobs = Vec::new();
+    for row in one.jobs.drain(..) {
+        for seed in [1, 2, 3] {
+            let mut copy = row.clone();
+            copy.seed = seed;
+            let adarat = row.job == job("pgd-at/synthetic/adarat");
+            let baseline = row.job == job("pgd-at/synthetic/baseline");
+            let busy = matches!(row.state, JobState::Queued | JobState::Run(Status::Running));
+            if (adarat && seed == 3) || (busy && seed != 1) {
+                copy.state = JobState::NotRun;
+                copy.result = None;
+                copy.pid = None;
+            } else if adarat || baseline {
+                let pgd20 = if adarat {
+                    46.2 + 2.0 * seed as f64
+                } else {
+                    44.4
+                };
+                let mut result = done_result(&row.job.to_string(), pgd20, Some(40.0));
+                result.seed = seed;
+                copy.result = Some(Arc::new(result));
+            }
+            jobs.push(copy);
+        }
+    }
+    Snapshot {
+        seeds: vec![1, 2, 3],
+        jobs,
+        ..one
+    }
+}
+
+#[test]
+fn with_seeds_enter_queues_the_missing_seeds_and_asks_only_when_all_are_done() {
+    let mut app = app_with(plain_settings(), seeds_snapshot());
+    type_keys(&mut app, "/pgd-at/synthetic/adarat");
+    press(&mut app, KeyCode::Enter);
+    let seed3 = SeededJob {
+        seed: 3,
+        ..run("pgd-at/synthetic/adarat")
+    };
+    assert_eq!(
+        press(&mut app, KeyCode::Enter),
+        vec![Command::Enqueue(vec![seed3])]
+    );
+    // Every seed done: it asks, naming each run.
+    type_keys(&mut app, "/pgd-at/synthetic/baseline");
+    press(&mut app, KeyCode::Enter);
+    assert!(press(&mut app, KeyCode::Enter).is_empty());
+    let Some(Popup::Confirm(question)) = app.popup() else {
+        panic!("expected a question, got {:?}", app.popup());
+    };
+    assert!(question
+        .question(app.snapshot())
+        .starts_with("pgd-at/synthetic/baseline seed 1, pgd-at/synthetic/baseline seed 2, "));
+    let Command::Enqueue(runs) = &type_keys(&mut app, "y")[0] else {
+        panic!("expected the runs queued");
+    };
+    assert_eq!(runs.len(), 3);
+    // A cell never run queues all its seeds.
+    let mut app = app_at("fat/cifar10/fixrat");
+    app.update(Msg::Snapshot(seeds_snapshot()));
+    let Command::Enqueue(runs) = &press(&mut app, KeyCode::Enter)[0] else {
+        panic!("expected the runs queued");
+    };
+    let seeds: Vec<u64> = runs.iter().map(|r| r.seed).collect();
+    assert_eq!(seeds, [1, 2, 3]);
+}
+
+#[test]
+fn with_seeds_the_grid_counts_done_seeds_and_results_show_mean_and_sd() {
+    let mut app = app_with(plain_settings(), seeds_snapshot());
+    type_keys(&mut app, "/pgd-at/synthetic/adarat");
+    press(&mut app, KeyCode::Enter);
+    let grid = screen_text(&app, 200, 50);
+    // Seeds 1 and 2 done, PGD-20 48.2 and 50.2: mean 49.2, sd 1.41.
+    assert_contains(
+        &grid,
+        &[
+            "2/3 49.2 40.0",
+            "3/3 44.4 40.0",
+            "running 0/3",
+            "queued 0/3",
+        ],
+    );
+    assert!(
+        !grid.contains("not run 0/3"),
+        "nothing to count in a job never run"
+    );
+    assert_contains(
+        &grid,
+        &[
+            "pgd-at/synthetic/adarat seed 1",
+            "seeds 2/3 done: SA 82.1±0.0  PGD-20",
+            "49.2±1.4  AA 40.0±0.0",
+        ],
+    );
+    // `]` shows the next seed; the results give the seed's value beside the mean over seeds.
+    type_keys(&mut app, "]");
+    assert_eq!(app.cursor().map(|r| r.seed), Some(2));
+    type_keys(&mut app, "3");
+    let results = screen_text(&app, 120, 40);
+    assert_contains(
+        &results,
+        &[
+            "final: seed 2, all seeds",
+            "PGD20    50.2  49.2±1.4 n=2",
+            "seed 2 of 3",
+        ],
+    );
+    type_keys(&mut app, "]]");
+    assert_eq!(app.cursor().map(|r| r.seed), Some(1), "wraps around");
+    type_keys(&mut app, "[");
+    assert_eq!(app.cursor().map(|r| r.seed), Some(3));
+    assert_contains(&screen_text(&app, 120, 40), &["no result yet (not run)"]);
+    // Compare: one column per mode, the seeds of each averaged.
+    type_keys(&mut app, "4");
+    let compare = screen_text(&app, 120, 40);
+    assert_contains(
+        &compare,
+        &["baseline (n=3)", "adarat (n=2)", "49.2±1.4", "44.4±0.0"],
+    );
+    // With one seed per job, `]` says why it does nothing.
+    let mut single = app_with(plain_settings(), snapshot());
+    type_keys(&mut single, "]");
+    assert!(single
+        .status()
+        .unwrap_or_default()
+        .contains("one seed per job"));
+}
+
+#[test]
+fn with_seeds_the_grid_reads_at_80x24() {
+    let mut app = app_with(plain_settings(), seeds_snapshot());
+    type_keys(&mut app, "/pgd-at/synthetic/adarat");
+    press(&mut app, KeyCode::Enter);
+    let grid = screen_text(&app, 80, 24);
+    assert_contains(
+        &grid,
+        &[
+            "2/3 49.2 ",
+            "3/3 44.4 ",
+            "pgd-at/synthetic/adarat seed 1",
+            "seeds 2/3 done: SA 82.1±0.0  PGD-20 49.2±1.4  AA 40.0±0.0",
+        ],
+    );
 }

@@ -264,6 +264,22 @@ fn export_averages_seeds_marks_the_best_gives_deltas_and_keeps_differing_runs_ap
     for line in latex.lines().filter(|l| l.starts_with("pgd-at ")) {
         assert_eq!(line.matches(" & ").count(), 8, "{line}");
     }
+    // With a TeX engine (`.ci/run` installs one from Debian), the document compiles as is.
+    let compiled = std::process::Command::new("pdflatex")
+        .args(["-interaction=nonstopmode", "-halt-on-error", "results.tex"])
+        .current_dir(&out)
+        .output();
+    match compiled {
+        Ok(pdflatex) => {
+            assert!(
+                pdflatex.status.success(),
+                "pdflatex:\n{}",
+                stdout(&pdflatex)
+            );
+            assert!(out.join("results.pdf").is_file());
+        }
+        Err(e) => eprintln!("pdflatex not run ({e}): the LaTeX's structure was checked only"),
+    }
 }
 
 #[test]
@@ -296,4 +312,115 @@ fn export_refuses_an_empty_folder_and_unknown_filters_with_one_line() {
             "{args:?}: {text}"
         );
     }
+}
+
+#[test]
+fn export_plots_draws_each_figure_as_a_png_and_an_svg_that_decode() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("output");
+    // Baseline SA peaks at epoch 2 in both seeds (mean 71.0); AdaRAT's at epoch 3 (mean 79.0).
+    for (seed, shift) in [(1, -1.0), (2, 1.0)] {
+        let finals = [82.0 + shift, 60.0, 45.0, 44.0, 43.0, 40.0 + shift];
+        let base = [(60.0, 30.0), (71.0 + shift, 42.0), (70.0, 40.0)];
+        write_run(&output, "pgd-at/cifar10/baseline", seed, 3, finals, base);
+        let ada = [(62.0, 31.0), (70.0, 40.0), (79.0 + shift, 41.0)];
+        write_run(&output, "pgd-at/cifar10/adarat", seed, 3, finals, ada);
+        // AdaRAT records its ratio and clean-only share per epoch.
+        let folder = output.join(format!("pgd-at_cifar10_adarat_resnet18_seed{seed}"));
+        let mut result: Value =
+            serde_json::from_str(&std::fs::read_to_string(folder.join("result.json")).unwrap())
+                .unwrap();
+        for record in result["epochs_log"].as_array_mut().unwrap() {
+            record["ratio_mean"] = json!(2.5);
+            record["clean_branch_share"] = json!(0.25);
+        }
+        std::fs::write(folder.join("result.json"), result.to_string()).unwrap();
+    }
+    let out = dir.path().join("report");
+    let run = adarat(
+        dir.path(),
+        &["export", "--output", "output", "--out", "report", "--plots"],
+    );
+    assert!(run.status.success(), "{}", stderr(&run));
+    let checked = run_python("figures_check.py", &[&out.join("figures")]);
+    let lines: Vec<&str> = checked.lines().collect();
+    let names: Vec<&str> = lines.iter().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "barrier.png",
+            "barrier.svg",
+            "curves-pgd-at-cifar10.png",
+            "curves-pgd-at-cifar10.svg",
+            "ratio-pgd-at-cifar10.png",
+            "ratio-pgd-at-cifar10.svg",
+            "tradeoff-cifar10.png",
+            "tradeoff-cifar10.svg",
+        ],
+        "{checked}"
+    );
+    let line = |name: &str| *lines.iter().find(|l| l.starts_with(name)).unwrap();
+    assert_eq!(
+        line("curves-pgd-at-cifar10.png"),
+        "curves-pgd-at-cifar10.png 1200x480"
+    );
+    assert_eq!(line("tradeoff-cifar10.png"), "tradeoff-cifar10.png 800x600");
+    let curves = line("curves-pgd-at-cifar10.svg");
+    assert!(
+        curves.starts_with("curves-pgd-at-cifar10.svg 1200x480 "),
+        "{curves}"
+    );
+    // The peaks of the mean curves, marked with their epochs and values.
+    for wanted in [
+        "peak 2: 71.0",
+        "peak 3: 79.0",
+        "test SA (clean)",
+        "test RA (PGD)",
+        "baseline",
+        "adarat",
+    ] {
+        assert!(curves.contains(wanted), "{wanted}: {curves}");
+    }
+    let ratio = line("ratio-pgd-at-cifar10.svg");
+    assert!(
+        ratio.contains("mean ratio") && ratio.contains("clean-only"),
+        "{ratio}"
+    );
+    // No AdaRAT run folder has a config.yaml: the barrier is the study's (u 1.1, d 0.4, τ 0.01
+    // for PGD-AT on CIFAR-10).
+    let barrier = line("barrier.svg");
+    assert!(barrier.contains("u 1.1, d 0.4, τ 0.01"), "{barrier}");
+    let tradeoff = line("tradeoff-cifar10.svg");
+    assert!(tradeoff.contains("clean vs AutoAttack"), "{tradeoff}");
+}
+
+#[test]
+fn export_plots_without_a_font_writes_the_tables_and_says_how_to_get_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("output");
+    let curve = [(60.0, 30.0), (70.0, 42.0), (75.0, 40.0)];
+    write_run(
+        &output,
+        "pgd-at/cifar10/baseline",
+        1,
+        3,
+        [82.0, 60.0, 45.0, 44.0, 43.0, 40.0],
+        curve,
+    );
+    let run = crate::common::adarat_command(
+        dir.path(),
+        &["export", "--output", "output", "--out", "report", "--plots"],
+    )
+    .env("ADARAT_FONT", "/no/such/font.ttf")
+    .output()
+    .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    let text = stderr(&run);
+    assert!(
+        text.lines().count() == 1
+            && text.contains("tables written, no figures")
+            && text.contains("ADARAT_FONT"),
+        "{text}"
+    );
+    assert!(dir.path().join("report/results.md").is_file());
 }

@@ -1,8 +1,10 @@
-//! The compare screen: the selected runs side by side (or every mode of the cursor's method and
-//! dataset), one column per run, the best accuracy of each row highlighted.
-use super::widgets::{clock, percent, Theme};
+//! The compare screen: the selected jobs side by side (or every mode of the cursor's method and
+//! dataset), one column per job (the mean ± sd over its seeds where it has several), the best
+//! accuracy of each row highlighted.
+use super::widgets::{clock, percent, spread, Theme};
 use crate::console::app::App;
 use crate::console::snapshot::JobRow;
+use crate::report::tables::Stat;
 use crate::store::result::{Peaks, RunResult};
 use crate::vocab::JobName;
 use ratatui::layout::{Constraint, Rect};
@@ -32,9 +34,19 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
         frame.render_widget(Paragraph::new(lines), area);
         return;
     }
-    let names = column_names(&runs);
-    let results: Vec<&RunResult> = runs.iter().filter_map(|r| r.result.as_deref()).collect();
-    let metrics = metrics(&results);
+    // The seeds of a job make one column.
+    let mut jobs: Vec<Vec<&JobRow>> = Vec::new();
+    for run in runs {
+        match jobs.iter_mut().find(|group| group[0].job == run.job) {
+            Some(group) => group.push(run),
+            None => jobs.push(vec![run]),
+        }
+    }
+    let names = column_names(&jobs);
+    let groups: Vec<Vec<&RunResult>> = (jobs.iter())
+        .map(|group| group.iter().filter_map(|r| r.result.as_deref()).collect())
+        .collect();
+    let metrics = metrics(&groups, theme);
     let header = Row::new(std::iter::once(String::new()).chain(names)).style(theme.bold());
     let rows = metrics.iter().map(|metric| {
         // A best only where the runs differ: a row of equal values marks nothing.
@@ -53,7 +65,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
         Row::new(std::iter::once(Cell::from(metric.name).style(theme.bold())).chain(cells))
     });
     let widths =
-        std::iter::once(Constraint::Length(12)).chain(runs.iter().map(|_| Constraint::Fill(1)));
+        std::iter::once(Constraint::Length(12)).chain(jobs.iter().map(|_| Constraint::Fill(1)));
     let title = format!(" compare {what}: best of each row in bold ");
     let table = Table::new(rows, widths)
         .header(header)
@@ -76,17 +88,19 @@ fn best_cell(text: &str, is_best: bool, theme: Theme) -> Cell<'static> {
     Cell::from(text).style(style)
 }
 
-/// Each run's column heading: the parts of its name that differ between the runs.
-fn column_names(runs: &[&JobRow]) -> Vec<String> {
-    let first = runs[0].job;
-    let same = |part: fn(&JobName) -> String| runs.iter().all(|r| part(&r.job) == part(&first));
+/// Each job's column heading: the parts of its name that differ between the jobs, and how many
+/// seeds it averages where more than one.
+fn column_names(jobs: &[Vec<&JobRow>]) -> Vec<String> {
+    let first = jobs[0][0].job;
+    let same = |part: fn(&JobName) -> String| jobs.iter().all(|g| part(&g[0].job) == part(&first));
     let (same_method, same_dataset, same_mode) = (
         same(|j| j.method.to_string()),
         same(|j| j.dataset.to_string()),
         same(|j| j.mode.to_string()),
     );
-    runs.iter()
-        .map(|r| {
+    jobs.iter()
+        .map(|group| {
+            let r = group[0];
             let mut parts = Vec::new();
             if !same_method {
                 parts.push(r.job.method.to_string());
@@ -97,19 +111,31 @@ fn column_names(runs: &[&JobRow]) -> Vec<String> {
             if !same_mode || parts.is_empty() {
                 parts.push(r.job.mode.to_string());
             }
-            parts.join("/")
+            let name = parts.join("/");
+            match group.len() {
+                1 => name,
+                n => format!("{name} (n={n})"),
+            }
         })
         .collect()
 }
 
-fn metrics(results: &[&RunResult]) -> Vec<Metric> {
-    let accuracy = |name: &'static str, value: &dyn Fn(&RunResult) -> Option<f64>| Metric {
+/// One job's value of a row: the single run's, or the mean ± sd over its seeds.
+fn value(values: &[f64], plain: impl Fn(f64) -> String, theme: Theme) -> (String, Option<f64>) {
+    match Stat::of(values) {
+        None => ("-".into(), None),
+        Some(stat) if stat.n == 1 => (plain(stat.mean), Some(stat.mean)),
+        Some(stat) => (spread(&stat, theme), Some(stat.mean)),
+    }
+}
+
+fn metrics(groups: &[Vec<&RunResult>], theme: Theme) -> Vec<Metric> {
+    let accuracy = |name: &'static str, pick: &dyn Fn(&RunResult) -> Option<f64>| Metric {
         name,
-        values: results
-            .iter()
-            .map(|r| {
-                let v = value(r);
-                (percent(v), v)
+        values: (groups.iter())
+            .map(|runs| {
+                let values: Vec<f64> = runs.iter().filter_map(|r| pick(r)).collect();
+                value(&values, |v| percent(Some(v)), theme)
             })
             .collect(),
         mark_best: true,
@@ -120,11 +146,19 @@ fn metrics(results: &[&RunResult]) -> Vec<Metric> {
     let peaks = |r: &RunResult| r.peaks.or_else(|| Peaks::of(&r.epochs_log));
     let peak_metric = |name: &'static str, pick: fn(&Peaks) -> (f64, usize)| Metric {
         name,
-        values: results
-            .iter()
-            .map(|r| match peaks(r).map(|p| pick(&p)) {
-                Some((value, epoch)) => (format!("{value:.1} @{epoch}"), Some(value)),
-                None => ("-".into(), None),
+        values: (groups.iter())
+            .map(|runs| {
+                let found: Vec<(f64, usize)> = runs
+                    .iter()
+                    .filter_map(|r| peaks(r).map(|p| pick(&p)))
+                    .collect();
+                let values: Vec<f64> = found.iter().map(|(v, _)| *v).collect();
+                let epochs: Vec<f64> = found.iter().map(|(_, e)| *e as f64).collect();
+                let (text, mean) = value(&values, |v| format!("{v:.1}"), theme);
+                match Stat::of(&epochs) {
+                    Some(epoch) => (format!("{text} @{:.0}", epoch.mean), mean),
+                    None => (text, mean),
+                }
             })
             .collect(),
         mark_best: true,
@@ -146,15 +180,26 @@ fn metrics(results: &[&RunResult]) -> Vec<Metric> {
         accuracy("last RA", &|r| last(r).map(|e| e.test_pgd_acc)),
         Metric {
             name: "epochs",
-            values: results
-                .iter()
-                .map(|r| (format!("{}/{}", r.epochs_done, r.epochs), None))
+            // The least advanced seed's.
+            values: (groups.iter())
+                .map(|runs| {
+                    let least = runs.iter().min_by_key(|r| r.epochs_done);
+                    let text =
+                        least.map_or("-".into(), |r| format!("{}/{}", r.epochs_done, r.epochs));
+                    (text, None)
+                })
                 .collect(),
             mark_best: false,
         },
         Metric {
             name: "time",
-            values: results.iter().map(|r| (clock(r.seconds), None)).collect(),
+            values: (groups.iter())
+                .map(|runs| {
+                    let seconds: Vec<f64> = runs.iter().map(|r| r.seconds).collect();
+                    let mean = Stat::of(&seconds).map_or(0.0, |s| s.mean);
+                    (clock(mean), None)
+                })
+                .collect(),
             mark_best: false,
         },
     ]

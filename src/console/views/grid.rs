@@ -1,9 +1,11 @@
 //! The home screen: the grid of jobs (rows method × mode, columns datasets) with each job's state
 //! and headline numbers, the cursor's job in detail, and the queue.
-use super::widgets::{percent, Theme};
+use super::widgets::{percent, spread, Theme};
 use crate::console::app::App;
 use crate::console::keys::Action;
 use crate::console::snapshot::{JobRow, JobState};
+use crate::report::tables::{Column, Stat};
+use crate::store::result::FinalTable;
 use crate::vocab::{DatasetKind, JobName, Status};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier};
@@ -97,9 +99,10 @@ fn draw_grid(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
                 if Some(job) == cursor {
                     cursor_cell = Some((row_index, column + 1));
                 }
-                match app.snapshot().row(job) {
-                    Some(row) => job_cell(app, row, cell_width, theme),
-                    None => Cell::from(""),
+                match app.snapshot().runs_of(job).as_slice() {
+                    [] => Cell::from(""),
+                    [row] => job_cell(app, row, cell_width, theme),
+                    runs => seeds_cell(app, runs, cell_width, theme),
                 }
             });
             Row::new(std::iter::once(label).chain(cells.collect::<Vec<_>>()))
@@ -184,7 +187,10 @@ fn job_cell(app: &App, row: &JobRow, width: usize, theme: Theme) -> Cell<'static
             }
         }
         (JobState::Queued, _) => {
-            let place = app.snapshot().queue_position(row.job).map_or(0, |p| p + 1);
+            let place = app
+                .snapshot()
+                .queue_position(row.run())
+                .map_or(0, |p| p + 1);
             if room >= 9 {
                 format!("queued #{place}")
             } else {
@@ -203,19 +209,83 @@ fn job_cell(app: &App, row: &JobRow, width: usize, theme: Theme) -> Cell<'static
     ]))
 }
 
-/// The cursor's job: name, state, epochs, process, folder and its headline or error. Compact puts
-/// the name and the facts on one line; the side pane gives the name a line of its own.
+/// Where a job's runs stand together: running if one runs, else queued if one waits, else failed
+/// or stopped if one is, else completed when one is (the count says how many), else not run.
+fn cell_state(runs: &[&JobRow]) -> JobState {
+    let any = |state: JobState| runs.iter().any(|row| row.state == state);
+    let order = [
+        JobState::Run(Status::Running),
+        JobState::Queued,
+        JobState::Run(Status::Failed),
+        JobState::Run(Status::Stopped),
+        JobState::Run(Status::Completed),
+    ];
+    order
+        .into_iter()
+        .find(|state| any(*state))
+        .unwrap_or(JobState::NotRun)
+}
+
+/// The mean ± sd of one final-table value over a job's completed seeds.
+fn seeds_stat(runs: &[&JobRow], pick: fn(&FinalTable) -> Option<f64>) -> Option<Stat> {
+    let values: Vec<f64> = (runs.iter())
+        .filter(|row| row.state == JobState::Run(Status::Completed))
+        .filter_map(|row| pick(row.result.as_ref()?.final_table.as_ref()?))
+        .collect();
+    Stat::of(&values)
+}
+
+/// A job with several seeds: how many are done (`2/3`) and the mean PGD-20 and AA over them, or
+/// the state of the job's runs while none is done.
+fn seeds_cell(app: &App, runs: &[&JobRow], width: usize, theme: Theme) -> Cell<'static> {
+    let mark = if app.is_selected(runs[0].job) {
+        theme.selected_mark()
+    } else {
+        " "
+    };
+    let room = width.saturating_sub(1);
+    let state = cell_state(runs);
+    let done = (runs.iter())
+        .filter(|row| row.state == JobState::Run(Status::Completed))
+        .count();
+    let counts = format!("{done}/{}", runs.len());
+    let pgd = seeds_stat(runs, |t| t.pgd20).map(|s| format!("{:.1}", s.mean));
+    let aa = seeds_stat(runs, |t| t.autoattack).map_or("-".into(), |s| format!("{:.1}", s.mean));
+    let word = state.as_str();
+    let glyph = theme.state_glyph(state);
+    // The longest that fits: a narrow grid keeps the count and what it can of the numbers.
+    let candidates = match (state, pgd) {
+        (JobState::Run(Status::Running) | JobState::Queued, _) => {
+            vec![format!("{word} {counts}"), format!("{glyph}{counts}")]
+        }
+        (_, Some(pgd)) => vec![format!("{counts} {pgd} {aa}"), format!("{counts} {pgd}")],
+        (JobState::NotRun, None) => vec![word.to_string()],
+        (_, None) => vec![format!("{word} {counts}"), format!("{glyph}{counts}")],
+    };
+    let text = (candidates.into_iter())
+        .find(|text| text.chars().count() <= room)
+        .unwrap_or(counts);
+    let mark_style = theme.fg(Color::Cyan).add_modifier(Modifier::BOLD);
+    Cell::from(Line::from(vec![
+        Span::styled(mark, mark_style),
+        Span::styled(text, theme.state_style(state)),
+    ]))
+}
+
+/// The cursor's run: name, state, epochs, process, folder and its headline or error; with several
+/// seeds, the job's mean ± sd over the completed ones. Compact puts the name and the facts on one
+/// line; the side pane gives the name a line of its own.
 fn detail_lines(app: &App, theme: Theme, compact: bool) -> Vec<Line<'static>> {
     let Some(row) = app.cursor() else {
         return vec![Line::from("no jobs in the grid")];
     };
-    let live = app.snapshot().live(row.job);
+    let live = app.snapshot().live(row.run());
     let (done, total) = match (live, &row.result) {
         (Some(live), _) => (live.epochs_log.len(), live.epochs),
         (None, Some(result)) => (result.epochs_done, result.epochs),
         (None, None) => (0, 0),
     };
-    let name = Span::styled(row.job.to_string(), theme.bold());
+    let name = Span::styled(app.snapshot().name(row.run()), theme.bold());
     let mut lines = Vec::new();
     let mut first = Vec::new();
     if compact {
@@ -246,7 +316,7 @@ fn detail_lines(app: &App, theme: Theme, compact: bool) -> Vec<Line<'static>> {
         }
         first.push(Span::styled(text, theme.fg(Color::Magenta)));
     }
-    if let Some(place) = app.snapshot().queue_position(row.job) {
+    if let Some(place) = app.snapshot().queue_position(row.run()) {
         let count = app.snapshot().queue.len();
         first.push(Span::raw(format!(
             "  #{} of {count} in the queue",
@@ -278,11 +348,45 @@ fn detail_lines(app: &App, theme: Theme, compact: bool) -> Vec<Line<'static>> {
             last.epoch, last.test_clean_acc, last.test_pgd_acc
         )));
     }
+    let runs = app.cursor_runs();
+    if runs.len() > 1 {
+        lines.push(seeds_line(app, &runs, theme));
+    }
     lines.push(Line::from(Span::styled(
         row.folder.display().to_string(),
         theme.dim(),
     )));
     lines
+}
+
+/// `seeds 2/3 done: PGD-20 45.1±0.3  AA 40.2±0.5  ([ ] other seeds)`.
+fn seeds_line(app: &App, runs: &[&JobRow], theme: Theme) -> Line<'static> {
+    let done = (runs.iter())
+        .filter(|row| row.state == JobState::Run(Status::Completed))
+        .count();
+    let mut text = format!("seeds {done}/{} done", runs.len());
+    let columns: [Column; 3] = [
+        ("SA", |t| t.clean),
+        ("PGD-20", |t| t.pgd20),
+        ("AA", |t| t.autoattack),
+    ];
+    let stats: Vec<String> = (columns.iter())
+        .filter_map(|(name, pick)| {
+            Some(format!(
+                "{name} {}",
+                spread(&seeds_stat(runs, *pick)?, theme)
+            ))
+        })
+        .collect();
+    if !stats.is_empty() {
+        text += &format!(": {}", stats.join("  "));
+    }
+    let keys = format!(
+        "  ({} {} other seeds)",
+        app.keys().label(Action::PreviousSeed),
+        app.keys().label(Action::NextSeed)
+    );
+    Line::from(vec![Span::raw(text), Span::styled(keys, theme.dim())])
 }
 
 /// `queue (paused):` then one line per queued job, then the worker.
@@ -303,13 +407,13 @@ fn queue_lines(app: &App, theme: Theme) -> Vec<Line<'static>> {
     };
     let mut lines = vec![Line::from(Span::styled(state, theme.bold()))];
     for (place, queued) in snapshot.queue.iter().enumerate() {
-        let style = if app.cursor().map(|r| r.job) == Some(queued.job) {
+        let style = if app.cursor().map(|r| r.job) == Some(queued.run.job) {
             theme.fg(Color::Cyan).add_modifier(Modifier::REVERSED)
         } else {
             theme.fg(Color::Cyan)
         };
         lines.push(Line::from(Span::styled(
-            format!("{}. {}", place + 1, queued.job),
+            format!("{}. {}", place + 1, snapshot.name(queued.run)),
             style,
         )));
         if let Some(waiting) = &queued.waiting {
@@ -323,7 +427,7 @@ fn queue_lines(app: &App, theme: Theme) -> Vec<Line<'static>> {
         lines.push(Line::from(Span::styled("running:", theme.bold())));
     }
     for live in &snapshot.live {
-        let line = format!("{}  {}", live.job, live.device);
+        let line = format!("{}  {}", snapshot.name(live.run), live.device);
         lines.push(Line::from(Span::styled(line, theme.fg(Color::Green))));
     }
     let worker = match snapshot.worker {

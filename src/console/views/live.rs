@@ -36,7 +36,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
         32..=43 => 3,
         _ => 4,
     };
-    let share_height = u16::from(live.job.mode == Mode::AdaRat);
+    let share_height = u16::from(live.run.job.mode == Mode::AdaRat);
     let [info, batches, epochs, share, log] = Layout::vertical([
         Constraint::Length(3),
         Constraint::Length(4 * spark_height),
@@ -88,7 +88,7 @@ fn info_lines(app: &App, live: &Live, theme: Theme, width: u16) -> Vec<Line<'sta
     let eta = live.eta_seconds.map_or_else(|| "-".into(), clock);
     vec![
         Line::from(vec![
-            Span::styled(live.job.to_string(), theme.bold()),
+            Span::styled(app.snapshot().name(live.run), theme.bold()),
             Span::raw(format!("  pid {}  {}  ", live.pid, live.device)),
             Span::styled(phase, theme.fg(Color::Yellow)),
             Span::styled(others, theme.dim()),
@@ -183,7 +183,7 @@ fn draw_batches(frame: &mut Frame, area: Rect, live: &Live, theme: Theme, height
 
 /// The ratio (docs/protocol.md#the-plotted-ratio): none in baseline, 1 in FixRAT, H' or clean-only in AdaRAT.
 fn draw_ratio(frame: &mut Frame, area: Rect, live: &Live, theme: Theme) {
-    match live.job.mode {
+    match live.run.job.mode {
         Mode::Baseline => {
             let text = Line::from(vec![
                 Span::raw(format!("{:<width$}", "ratio", width = LABEL_WIDTH as usize)),

@@ -50,9 +50,12 @@ pub fn draw(frame: &mut Frame, app: &App) {
     frame.render_widget(status_text, status);
     match app.popup() {
         Some(Popup::Help { scroll }) => help::draw(frame, frame.area(), app, theme, *scroll),
-        Some(Popup::Confirm(question)) => {
-            draw_question(frame, frame.area(), &question.question(), theme)
-        }
+        Some(Popup::Confirm(question)) => draw_question(
+            frame,
+            frame.area(),
+            &question.question(app.snapshot()),
+            theme,
+        ),
         Some(Popup::Search { .. }) | None => {}
     }
 }

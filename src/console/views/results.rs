@@ -1,9 +1,11 @@
 //! The results screen for the cursor's job: the final attack table, the SA and RA peaks, per-epoch
 //! curves with the peaks marked, and a scrollable per-epoch table.
-use super::widgets::{clock, percent, Curves, Series, Theme};
+use super::widgets::{clock, percent, spread, Curves, Series, Theme};
 use crate::console::app::App;
 use crate::console::keys::Action;
-use crate::store::result::{Peaks, RunResult};
+use crate::console::snapshot::JobRow;
+use crate::report::tables::Stat;
+use crate::store::result::{FinalTable, Peaks, RunResult};
 use crate::vocab::Status;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier};
@@ -19,7 +21,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
     };
     let Some(result) = row.result.as_deref() else {
         let mut lines = vec![
-            Line::from(Span::styled(row.job.to_string(), theme.bold())),
+            Line::from(Span::styled(app.snapshot().name(row.run()), theme.bold())),
             Line::from(format!(
                 "no result yet ({}): results appear once its run writes result.json",
                 row.state.as_str()
@@ -36,8 +38,9 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
         return;
     };
     let peaks = result.peaks.or_else(|| Peaks::of(&result.epochs_log));
-    let header_text =
-        Paragraph::new(header_lines(result, &row.folder, theme)).wrap(Wrap { trim: false });
+    let runs = app.cursor_runs();
+    let header_text = Paragraph::new(header_lines(result, &row.folder, runs.len(), theme))
+        .wrap(Wrap { trim: false });
     // A failed run's error is shown whole, taking rows from the epoch table below.
     let header_height = (header_text.line_count(area.width) as u16)
         .min(area.height / 2)
@@ -50,16 +53,28 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
     ])
     .areas(area);
     frame.render_widget(header_text, header);
+    // With several seeds the table gains a column: the mean ± sd over the completed ones.
+    let group = (runs.len() > 1).then_some(runs.as_slice());
+    let table_width = if group.is_some() { 36 } else { 28 };
     let [table, curves] =
-        Layout::horizontal([Constraint::Length(28), Constraint::Min(0)]).areas(middle);
+        Layout::horizontal([Constraint::Length(table_width), Constraint::Min(0)]).areas(middle);
+    let title = match group {
+        Some(_) => format!(" final: seed {}, all seeds ", row.seed),
+        None => " final ".to_string(),
+    };
     let final_text =
-        Paragraph::new(final_lines(result, peaks, theme)).block(theme.block(" final "));
+        Paragraph::new(final_lines(result, peaks, group, theme)).block(theme.block(title));
     frame.render_widget(final_text, table);
     draw_curves(frame, curves, result, peaks, theme);
     draw_epoch_table(frame, epochs, app, result, peaks, theme);
 }
 
-fn header_lines(result: &RunResult, folder: &Path, theme: Theme) -> Vec<Line<'static>> {
+fn header_lines(
+    result: &RunResult,
+    folder: &Path,
+    seeds: usize,
+    theme: Theme,
+) -> Vec<Line<'static>> {
     let status_style = match result.status {
         Status::Completed => theme.fg(Color::Green),
         Status::Failed => theme.fg(Color::Red),
@@ -71,13 +86,18 @@ fn header_lines(result: &RunResult, folder: &Path, theme: Theme) -> Vec<Line<'st
         Span::raw("  "),
         Span::styled(result.status.as_str(), status_style),
         Span::raw(format!(
-            "  epochs {}/{}  {} ({:.0} s)  {}  seed {}  {}  {}",
+            "  epochs {}/{}  {} ({:.0} s)  {}  seed {}{}  {}  {}",
             result.epochs_done,
             result.epochs,
             clock(result.seconds),
             result.seconds,
             result.model,
             result.seed,
+            if seeds > 1 {
+                format!(" of {seeds}")
+            } else {
+                String::new()
+            },
             result.protocol,
             result.device
         )),
@@ -92,14 +112,41 @@ fn header_lines(result: &RunResult, folder: &Path, theme: Theme) -> Vec<Line<'st
     vec![first, second]
 }
 
-fn final_lines(result: &RunResult, peaks: Option<Peaks>, theme: Theme) -> Vec<Line<'static>> {
+/// The mean ± sd and n of one final-table value over the completed runs of a job.
+fn over_seeds(runs: &[&JobRow], pick: impl Fn(&FinalTable) -> Option<f64>) -> Option<Stat> {
+    let values: Vec<f64> = (runs.iter())
+        .filter_map(|row| row.result.as_deref())
+        .filter(|result| result.status == Status::Completed)
+        .filter_map(|result| pick(result.final_table.as_ref()?))
+        .collect();
+    Stat::of(&values)
+}
+
+fn final_lines(
+    result: &RunResult,
+    peaks: Option<Peaks>,
+    group: Option<&[&JobRow]>,
+    theme: Theme,
+) -> Vec<Line<'static>> {
     let mut lines = Vec::new();
     match &result.final_table {
         Some(table) => {
             let rows = std::iter::once(("clean", table.clean)).chain(table.attacks());
-            lines.extend(
-                rows.map(|(name, value)| Line::from(format!("{name:<7}{:>6}", percent(value)))),
-            );
+            lines.extend(rows.map(|(name, value)| {
+                let mut text = format!("{name:<7}{:>6}", percent(value));
+                if let Some(runs) = group {
+                    let pick = |t: &FinalTable| {
+                        let all = std::iter::once(("clean", t.clean)).chain(t.attacks());
+                        all.into_iter()
+                            .find(|(n, _)| *n == name)
+                            .and_then(|(_, v)| v)
+                    };
+                    if let Some(stat) = over_seeds(runs, pick) {
+                        text += &format!("  {} n={}", spread(&stat, theme), stat.n);
+                    }
+                }
+                Line::from(text)
+            }));
             let preset = table.autoattack_preset.as_deref().unwrap_or("-");
             lines.push(Line::from(Span::styled(
                 format!("AA preset {preset}"),

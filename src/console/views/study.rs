@@ -1,6 +1,6 @@
 //! The Study screen: the main table and the peaks of the cursor's dataset, from the completed
 //! runs the monitor read (docs/report.md). `E` writes every format into `output/report/`.
-use super::widgets::Theme;
+use super::widgets::{spread, Theme};
 use crate::console::app::App;
 use crate::console::keys::Action;
 use crate::report::groups::{self, Run};
@@ -32,7 +32,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
     let collection = groups::of_runs(runs);
     let main = tables::main_tables(&collection);
     let export = app.keys().label(Action::Export);
-    let pm = plus_minus(theme);
+    let pm = theme.plus_minus();
     let title = if area.width >= WIDE {
         let delta = if theme.ascii { "delta" } else { "Δ" };
         format!("{dataset}: mean {pm} sd over n seeds, the best mode of each method in bold, ({delta}) against the baseline  ({export}: export all into output/report/)")
@@ -74,23 +74,11 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
 }
 
 /// `±`, or `+-` in plain ASCII.
-fn plus_minus(theme: Theme) -> &'static str {
-    if theme.ascii {
-        "+-"
-    } else {
-        "±"
-    }
-}
-
 fn cell(stat: Option<Stat>, delta: Option<f64>, wide: bool, theme: Theme) -> String {
     let Some(stat) = stat else {
         return "-".into();
     };
-    let pm = plus_minus(theme);
-    let mut text = match stat.sd {
-        Some(sd) => format!("{:.1}{pm}{sd:.1}", stat.mean),
-        None => format!("{:.1}", stat.mean),
-    };
+    let mut text = spread(&stat, theme);
     if let (true, Some(delta)) = (wide, delta) {
         text += &format!(" {delta:+.1}");
     }

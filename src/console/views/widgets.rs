@@ -41,6 +41,15 @@ pub(super) struct Theme {
 }
 
 impl Theme {
+    /// `±`, or `+-` where only ASCII is safe.
+    pub(super) fn plus_minus(self) -> &'static str {
+        if self.ascii {
+            "+-"
+        } else {
+            "±"
+        }
+    }
+
     pub(super) fn of(app: &App) -> Theme {
         Theme {
             ascii: app.settings().ascii,
@@ -180,6 +189,15 @@ impl Theme {
 /// An accuracy (percent) or `-` when there is none.
 pub(super) fn percent(value: Option<f64>) -> String {
     value.map_or_else(|| "-".into(), |v| format!("{v:.1}"))
+}
+
+/// A mean over seeds to one decimal, with its sample sd where there are two seeds or more:
+/// `45.1±0.3`.
+pub(super) fn spread(stat: &crate::report::tables::Stat, theme: Theme) -> String {
+    match stat.sd {
+        Some(sd) => format!("{:.1}{}{sd:.1}", stat.mean, theme.plus_minus()),
+        None => format!("{:.1}", stat.mean),
+    }
 }
 
 /// `h:mm:ss`.
