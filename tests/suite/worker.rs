@@ -366,3 +366,103 @@ fn two_slots_run_jobs_at_once_students_wait_for_teachers_and_a_stop_ends_one_job
         "a stop pauses the queue"
     );
 }
+
+#[test]
+fn each_seed_of_a_job_is_its_own_run_for_the_worker_run_list_and_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("output");
+    let mut sets: Vec<&str> = TINY.iter().copied().filter(|a| *a != "--set").collect();
+    sets.push("datasets.synthetic.epochs=1");
+    // The console queues one entry per seed; the worker runs each in its own folder.
+    write_queue(
+        &output,
+        json!({"jobs": [
+            {"job": "pgd-at/synthetic/baseline", "seed": 1, "config": null, "sets": sets},
+            {"job": "pgd-at/synthetic/baseline", "seed": 2, "config": null, "sets": sets},
+        ]}),
+    );
+    let worker = adarat(
+        dir.path(),
+        &["worker", "--output", output.to_str().unwrap()],
+    )
+    .spawn()
+    .unwrap();
+    let (code, stderr) = finish(worker);
+    assert_eq!(code, Some(0), "{stderr}");
+    for seed in [1, 2] {
+        let run = folder(
+            dir.path(),
+            &format!("pgd-at_synthetic_baseline_small-cnn_seed{seed}"),
+        );
+        let result = result_json(&run);
+        assert_eq!(
+            (result["status"].as_str(), result["seed"].as_u64()),
+            (Some("completed"), Some(seed))
+        );
+    }
+    let log = std::fs::read_to_string(output.join("worker.log")).unwrap_or_default();
+    assert_eq!(read_queue(&output)["jobs"], json!([]), "{log}");
+
+    // `adarat run` goes seed by seed through the jobs it is given.
+    let mut args = vec![
+        "run",
+        "pgd-at/synthetic/adarat",
+        "pgd-at/synthetic/baseline",
+        "--seed",
+        "3,4",
+        "--epochs",
+        "1",
+        "--offline",
+    ];
+    args.extend(TINY);
+    let run = adarat(dir.path(), &args).output().unwrap();
+    let said = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{said}");
+    let order: Vec<&str> = (said.lines())
+        .filter_map(|l| l.split(" -> ").nth(1))
+        .map(|path| path.rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "pgd-at_synthetic_adarat_small-cnn_seed3",
+            "pgd-at_synthetic_baseline_small-cnn_seed3",
+            "pgd-at_synthetic_adarat_small-cnn_seed4",
+            "pgd-at_synthetic_baseline_small-cnn_seed4",
+        ],
+        "{said}"
+    );
+
+    // `adarat list` names each seed's run; export averages the four baseline seeds.
+    let listed = adarat(
+        dir.path(),
+        &[
+            "list",
+            "--set",
+            "grid.datasets=[synthetic]",
+            "--set",
+            "grid.seeds=[1,2,3,4,5]",
+        ],
+    )
+    .output()
+    .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let baseline: Vec<&str> = (listed.lines())
+        .filter(|l| l.starts_with("pgd-at/synthetic/baseline "))
+        .collect();
+    assert_eq!(baseline.len(), 5, "{listed}");
+    assert!(
+        baseline[1].contains("seed 2") && baseline[1].contains("completed 1/1"),
+        "{listed}"
+    );
+    assert!(
+        baseline[4].contains("seed 5") && baseline[4].contains("not run"),
+        "{listed}"
+    );
+    let exported = adarat(dir.path(), &["export", "--output", "output"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&exported.stdout).into_owned();
+    assert!(table.contains("| pgd-at | baseline | 4 |"), "{table}");
+    assert!(table.contains("| pgd-at | adarat | 2 |"), "{table}");
+}
