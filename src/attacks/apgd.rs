@@ -141,7 +141,7 @@ impl Apgd {
         };
         for rank in 1..=targets {
             let indices = robust.nonzero().squeeze_dim(1);
-            if indices.size()[0] == 0 {
+            if indices.size()[0] == 0 || super::interrupt::requested() {
                 break;
             }
             let (x_sub, y_sub) = (
@@ -213,6 +213,10 @@ impl Apgd {
         let mut best_at_last_check = best_loss.shallow_clone();
         let mut halved_at_last_check = best_loss.ones_like().to_kind(Kind::Bool);
         for i in 0..self.steps {
+            // A stop request: the caller discards what this run found (super::interrupt).
+            if super::interrupt::requested() {
+                break;
+            }
             let momentum = if i > 0 { 0.75 } else { 1.0 };
             let candidate = project(
                 &(&adversarial + per_sample(&step, x) * gradient.sign()),

@@ -57,7 +57,7 @@ impl FabTargeted {
             let targets = (self.targets as i64).min(classes - 1);
             for rank in 2..=targets + 1 {
                 let to_fool = robust.nonzero().squeeze_dim(1);
-                if to_fool.size()[0] == 0 {
+                if to_fool.size()[0] == 0 || super::interrupt::requested() {
                     break;
                 }
                 let x_to_fool = x.index_select(0, &to_fool);
@@ -94,6 +94,10 @@ impl FabTargeted {
         let mut best = clean.copy();
         let mut best_norm = Tensor::full([batch], NOT_FOUND, (clean.kind(), clean.device()));
         for _ in 0..self.steps {
+            // A stop request: the caller discards what this run found (super::interrupt).
+            if super::interrupt::requested() {
+                break;
+            }
             // One hyperplane per point (the targeted boundary), so the reference's arg-min over
             // `dist1` is that hyperplane: `⟨w, z⟩ = b` is the boundary linearised at `current`.
             let (margin, gradient) = target_margin(logits, &current, labels, target);

@@ -8,6 +8,7 @@ pub mod fab;
 pub mod fat;
 pub mod fgsm;
 pub mod fosc;
+pub mod interrupt;
 pub mod pgd;
 pub mod square;
 pub mod trades;

@@ -102,7 +102,9 @@ impl Square {
             };
             let mut done = active.compact(&mut best);
             let mut iteration = 0;
-            while !done && iteration < self.queries {
+            // Between chunks, a stop request ends the queries; the caller discards the result
+            // (super::interrupt).
+            while !done && iteration < self.queries && !super::interrupt::requested() {
                 let chunk = period.min(self.queries - iteration);
                 // Per iteration the reference draws, from the CPU generator, rand(1) for the row,
                 // rand(1) for the column and rand(c) for the signs: one draw replays that stream.

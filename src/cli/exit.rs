@@ -41,6 +41,9 @@ pub(super) enum CliError {
     /// The benchmark failed while running.
     #[error("{0}")]
     Failed(String),
+    /// A stop request (a signal) ended a command that keeps no progress.
+    #[error("{0}")]
+    Stopped(String),
     #[error(transparent)]
     Worker(#[from] crate::worker::WorkerError),
     /// Slurm refused or could not be asked; nothing was submitted after the failure.
@@ -63,6 +66,7 @@ impl CliError {
                 RunError::Failed(_) => ExitStatus::Failed,
                 RunError::Input(_) | RunError::Store(_) => ExitStatus::BadInput,
             },
+            CliError::Stopped(_) => ExitStatus::Stopped,
             CliError::JobsFailed(_)
             | CliError::Failed(_)
             | CliError::Worker(_)

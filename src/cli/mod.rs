@@ -380,7 +380,7 @@ fn bench(args: BenchArgs) -> Result<(), CliError> {
 /// `adarat eval`: the dataset's defaults come from the configuration (as for a PGD-AT job on it),
 /// the command line overrides them.
 fn eval(args: EvalArgs) -> Result<(), CliError> {
-    use crate::train::attack_table::{AttackTable, Progress};
+    use crate::train::attack_table::{AttackTable, Interrupted, Progress};
     let study = load_study(&args.config)?;
     let dataset: crate::vocab::DatasetKind = args.dataset.parse().map_err(CliError::input)?;
     let model: ModelKind = args.model.parse().map_err(CliError::input)?;
@@ -456,14 +456,22 @@ fn eval(args: EvalArgs) -> Result<(), CliError> {
         table.epsilon,
         crate::device::name(device)
     );
+    // SIGTERM or ctrl-c ends the evaluation within the attack running.
+    let stop = train::StopFlag::default();
+    signals::install(&stop)
+        .map_err(|e| CliError::input(format!("installing signal handlers: {e}")))?;
+    let _watch = crate::attacks::interrupt::watch(move || stop.requested());
     let mut bar = progress::EvalProgress::new();
-    let result = table
-        .run(&net, &data.test, Default::default(), &mut |p: Progress| {
-            bar.update(&p);
-            Ok::<(), std::convert::Infallible>(())
-        })
-        .unwrap_or_else(|never| match never {});
+    let result = table.run(&net, &data.test, Default::default(), &mut |p: Progress| {
+        bar.update(&p);
+        Ok::<(), Interrupted>(())
+    });
     bar.finish();
+    let result = result.map_err(|Interrupted { batch }| {
+        CliError::Stopped(format!(
+            "stopped at test batch {batch}: eval keeps no partial table; run it again to start over"
+        ))
+    })?;
     let text = if args.json {
         serde_json::to_string_pretty(&result).unwrap_or_default() + "\n"
     } else {

@@ -34,6 +34,13 @@ pub struct AttackTable {
     pub images: Option<usize>,
 }
 
+/// A stop request ended an attack on batch `batch` (1-indexed) before it finished: that batch
+/// counts for nothing, and an evaluation that goes on starts again from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Interrupted {
+    pub batch: usize,
+}
+
 /// What the evaluation reports while it runs.
 #[derive(Clone, Debug)]
 pub enum Progress {
@@ -78,8 +85,10 @@ impl AttackTable {
 
     /// Evaluates `net` in eval mode on `test`, going on from `from` (the tally of the batches
     /// already done, [`Tally::default`] to start). `progress` may end the evaluation early by
-    /// returning an error (a stop request, a failed write), which is passed on.
-    pub fn run<E>(
+    /// returning an error (a stop request, a failed write), which is passed on. A stop request
+    /// watched on this thread (`attacks::interrupt`) ends a long attack within its iterations:
+    /// the batch is then dropped, whatever it had, and `Interrupted` is returned.
+    pub fn run<E: From<Interrupted>>(
         &self,
         net: &Network,
         test: &Dataset,
@@ -144,6 +153,9 @@ impl AttackTable {
                             })?
                         }
                     };
+                if crate::attacks::interrupt::requested() {
+                    return Err(E::from(Interrupted { batch: index + 1 }));
+                }
                 tally.add(attack.as_str(), &correct, started.elapsed().as_secs_f64());
             }
             tally.images += y.size()[0] as usize;

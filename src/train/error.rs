@@ -21,6 +21,15 @@ pub enum RunError {
     Stopped(#[from] StopPoint),
 }
 
+/// An attack of the final table ended early by a stop request: the run stopped at that batch.
+impl From<super::attack_table::Interrupted> for RunError {
+    fn from(interrupted: super::attack_table::Interrupted) -> RunError {
+        RunError::Stopped(StopPoint::FinalEvaluation {
+            batch: interrupted.batch,
+        })
+    }
+}
+
 /// Why a job cannot start.
 #[derive(thiserror::Error, Debug)]
 pub enum InputError {

@@ -10,8 +10,8 @@ use crate::store::FINAL_PROGRESS_FILE;
 use std::path::Path;
 
 impl Run<'_> {
-    /// The final attack table of the evaluated network; a stop request ends it before the next
-    /// attack.
+    /// The final attack table of the evaluated network; a stop request ends it within the attack
+    /// running (its batch is done again when the run resumes).
     pub(super) fn final_table(&mut self) -> Result<FinalTable, RunError> {
         let table = AttackTable::for_job(self.cfg);
         let progress_file = self.store.path(FINAL_PROGRESS_FILE);
@@ -28,6 +28,11 @@ impl Run<'_> {
         // borrowed too.
         let net = self.method.evaluated().unwrap_or(&self.net);
         let (store, observer, stop) = (&self.store, &mut *self.observer, &self.stop);
+        // The attacks ask the stop flag between their iterations too, not only between attacks.
+        let _watch = crate::attacks::interrupt::watch({
+            let stop = stop.clone();
+            move || stop.requested()
+        });
         let table = table.run(net, &self.data.test, from, &mut |progress| {
             let event = match progress {
                 Progress::Attack {

@@ -175,7 +175,7 @@ fn the_final_table_leaves_the_network_and_its_batch_norm_state_as_they_were() {
     };
     let result = table
         .run(&net, &data.test, Default::default(), &mut |_| {
-            Ok::<(), std::convert::Infallible>(())
+            Ok::<(), adarat::train::attack_table::Interrupted>(())
         })
         .unwrap();
     assert_eq!(result.images, Some(8));
@@ -223,4 +223,109 @@ fn pgd_reaches_a_higher_loss_than_fgsm_on_a_trained_model() {
         pgd_loss > fgsm_loss,
         "PGD loss {pgd_loss} not above FGSM {fgsm_loss}"
     );
+}
+
+/// Counts the network's forward passes, and asks the attack to stop once `limit` have run.
+struct Budget {
+    calls: std::rc::Rc<std::cell::Cell<usize>>,
+    _watch: adarat::attacks::interrupt::Watch,
+}
+
+impl Budget {
+    fn stopping_after(limit: usize) -> Budget {
+        let calls = std::rc::Rc::new(std::cell::Cell::new(0));
+        let seen = calls.clone();
+        Budget {
+            calls,
+            _watch: adarat::attacks::interrupt::watch(move || seen.get() >= limit),
+        }
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.get()
+    }
+}
+
+#[test]
+fn a_stop_request_ends_each_long_attack_within_a_few_forward_passes() {
+    let (net, data) = trained();
+    let batch = data.test.batches(16, false, Augment::None).next().unwrap();
+    let (x, y) = (&batch.images, &batch.labels);
+    // Uninterrupted, APGD-CE makes one forward pass per iteration, 100 of them.
+    let forwards = std::cell::Cell::new(0);
+    let counting = |z: &Tensor| {
+        forwards.set(forwards.get() + 1);
+        net.forward_t(z, false)
+    };
+    let _ = Apgd::new(EPS, 100).run_ce(&counting, x, y);
+    assert!(forwards.get() >= 100, "{}", forwards.get());
+
+    type Attack<'a> = Box<dyn Fn(adarat::attacks::Logits) -> Tensor + 'a>;
+    let attacks: Vec<(&str, Attack)> = vec![
+        ("apgd-ce", Box::new(|l| Apgd::new(EPS, 100).run_ce(l, x, y))),
+        (
+            "apgd-t",
+            Box::new(|l| Apgd::new(EPS, 100).run_targeted(l, x, y, 9)),
+        ),
+        (
+            "fab-t",
+            Box::new(|l| FabTargeted::new(EPS, 100).run(l, x, y)),
+        ),
+        ("square", Box::new(|l| Square::new(EPS, false).run(l, x, y))),
+    ];
+    for (name, attack) in attacks {
+        let budget = Budget::stopping_after(5);
+        let counting = |z: &Tensor| {
+            budget.calls.set(budget.calls() + 1);
+            net.forward_t(z, false)
+        };
+        let _ = attack(&counting);
+        // Square asks between chunks of 16 queries; the others every iteration.
+        assert!(
+            budget.calls() <= 5 + 20,
+            "{name}: {} forward passes",
+            budget.calls()
+        );
+    }
+}
+
+#[test]
+fn a_stop_during_autoattack_drops_the_batch_it_was_on() {
+    // (A stop between batches, and the resumed table, are tested through the binary in
+    // worker::a_stopped_final_evaluation_goes_on_from_its_last_batch_and_gives_the_same_table.)
+    use adarat::config::AutoAttackPreset;
+    use adarat::train::attack_table::{AttackTable, Interrupted, Progress};
+    use adarat::vocab::FinalAttack;
+    let (net, data) = trained();
+    let table = AttackTable {
+        attacks: vec![FinalAttack::Pgd10, FinalAttack::AutoAttack],
+        epsilon: EPS,
+        step_size: 2.0 / 255.0,
+        cw_steps: 2,
+        cw_margin: 50.0,
+        autoattack: AutoAttackPreset::Standard,
+        seed: 1,
+        batch_size: 8,
+        augment: Augment::None,
+        images: Some(16),
+    };
+    // The stop comes once AutoAttack has started on the first batch, after its PGD-10.
+    let asked = std::rc::Rc::new(std::cell::Cell::new(false));
+    let stop = asked.clone();
+    let _watch = adarat::attacks::interrupt::watch(move || stop.get());
+    let mut batches_done = 0;
+    let outcome = table.run(&net, &data.test, Default::default(), &mut |progress| {
+        match progress {
+            Progress::Attack { attack, batch, .. }
+                if batch == 1 && attack == "autoattack/apgd-ce" =>
+            {
+                asked.set(true)
+            }
+            Progress::Batch { .. } => batches_done += 1,
+            Progress::Attack { .. } => {}
+        }
+        Ok::<(), Interrupted>(())
+    });
+    assert_eq!(outcome.unwrap_err(), Interrupted { batch: 1 });
+    assert_eq!(batches_done, 0, "the batch is dropped, its PGD-10 with it");
 }
