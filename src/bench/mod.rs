@@ -15,6 +15,8 @@ use std::process::Command;
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
+mod eval;
+
 /// What `adarat bench` was asked for.
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
@@ -36,6 +38,8 @@ pub enum Suite {
     Ablation,
     /// small-cnn training on 1 000, 10 000 and 60 000 images: the cost per image stays flat.
     Scaling,
+    /// Standard AutoAttack on a trained checkpoint, next to torchattacks' sub-attacks ([`eval`]).
+    Eval,
 }
 
 impl std::str::FromStr for Suite {
@@ -46,8 +50,9 @@ impl std::str::FromStr for Suite {
             "main" => Ok(Suite::Main),
             "ablation" => Ok(Suite::Ablation),
             "scaling" => Ok(Suite::Scaling),
+            "eval" => Ok(Suite::Eval),
             other => Err(format!(
-                "suite `{other}`: expected main, ablation or scaling"
+                "suite `{other}`: expected main, ablation, scaling or eval"
             )),
         }
     }
@@ -219,6 +224,9 @@ pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Rep
     if options.suites.contains(&Suite::Ablation) {
         let workload = resnet18(if cuda { 5_120 } else { 256 }, 0);
         cases.extend(ablation(options, device, workload, &out, progress)?);
+    }
+    if options.suites.contains(&Suite::Eval) {
+        cases.extend(eval::run(options, device, &scratch, progress)?);
     }
     Ok(Report {
         device: crate::device::name(device),
@@ -580,7 +588,7 @@ fn time_reference(
 /// The report as an aligned text table.
 pub fn render(report: &Report) -> String {
     let mut text = format!(
-        "device {}, {} torch threads; images/s, the second of two epochs\n\n",
+        "device {}, {} torch threads; training: the second of two epochs; ratio: adarat's speed-up\n\n",
         report.device, report.torch_threads
     );
     let width = report
@@ -590,21 +598,30 @@ pub fn render(report: &Report) -> String {
         .max()
         .unwrap_or(4);
     text.push_str(&format!(
-        "{:<width$}  {:>10}  {:>10}  {:>6}  {:>7}\n",
-        "case", "adarat", "reference", "ratio", "TFLOP/s"
+        "{:<width$}  {:>10}  {:>10}  {:>8}  {:>6}  {:>7}\n",
+        "case", "adarat", "reference", "unit", "ratio", "TFLOP/s"
     ));
     let or_dash = |v: Option<f64>, digits: usize| {
         v.map_or_else(|| "-".to_string(), |v| format!("{v:.digits$}"))
     };
     for case in &report.cases {
         text.push_str(&format!(
-            "{:<width$}  {:>10.1}  {:>10}  {:>6}  {:>7}\n",
+            "{:<width$}  {:>10.1}  {:>10}  {:>8}  {:>6}  {:>7}\n",
             case.name,
             case.ours,
             or_dash(case.reference, 1),
+            case.unit,
             or_dash(case.ratio, 2),
             or_dash(case.tflops, 1),
         ));
+    }
+    // Notes (the robust accuracies of an evaluation case) under the table, once each.
+    let mut notes: Vec<String> = Vec::new();
+    for case in &report.cases {
+        if let Some(note) = case.note.as_ref().filter(|n| !notes.contains(n)) {
+            notes.push(note.clone());
+            text.push_str(&format!("{}: {note}\n", case.name));
+        }
     }
     text
 }
