@@ -297,10 +297,25 @@ const FONT: &str = "sans-serif";
 /// spelled out by the compiler only).
 macro_rules! marked {
     ($at:expr, $color:expr, $label:expr) => {
+        marked!($at, $color, $label, (9, -16))
+    };
+    ($at:expr, $color:expr, $label:expr, $offset:expr) => {
         EmptyElement::at($at)
             + Circle::new((0, 0), 6, $color.filled())
-            + Text::new($label, (9, -16), (FONT, 13).into_font().color(&$color))
+            + Text::new($label, $offset, (FONT, 13).into_font().color(&$color))
     };
+}
+
+/// Where a peak's label goes, in pixels from its dot: left of it in the right third of the plot
+/// (so it stays inside), and one line lower per earlier line so that peaks at the same epoch do
+/// not write over each other.
+fn label_offset(epoch: f64, last_epoch: f64, line: usize) -> (i32, i32) {
+    let x = if epoch > 1.0 + (last_epoch - 1.0) * 2.0 / 3.0 {
+        -100
+    } else {
+        9
+    };
+    (x, -16 + 15 * line as i32)
 }
 
 type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
@@ -380,7 +395,7 @@ fn epoch_panel<DB: DrawingBackend>(
         .light_line_style(WHITE)
         .draw()
         .map_err(text)?;
-    for (line, points) in series {
+        for (index, (line, points)) in series.iter().enumerate() {
         let color = mode_color(line.mode);
         if points.iter().any(|(_, s)| s.sd.is_some()) {
             let upper = points
@@ -410,8 +425,9 @@ fn epoch_panel<DB: DrawingBackend>(
             .reduce(|best, p| if p.1 > best.1 { p } else { best });
         if let (true, Some((epoch, value))) = (mark_peaks, peak) {
             let label = format!("peak {epoch:.0}: {value:.1}");
+                        let offset = label_offset(epoch, last as f64, index);
             chart
-                .draw_series(std::iter::once(marked!((epoch, value), color, label)))
+                .draw_series(std::iter::once(marked!((epoch, value), color, label, offset)))
                 .map_err(text)?;
         }
     }
