@@ -3,7 +3,8 @@
 //! `bench/reference.py`, the research code's loop in PyTorch, on the same device in the same call.
 //!
 //! Both sides train two epochs on random images and report the second, so one-time work (CUDA
-//! context, cuDNN autotuning, the first allocations) is not counted.
+//! context, cuDNN autotuning, the first allocations) is not counted. The `eval` suite ([`eval`])
+//! times standard AutoAttack on a trained checkpoint against torchattacks' sub-attacks.
 use crate::config::{self, DeviceSpec, JobOverrides, Precision, SpeedSwitches};
 use crate::data::{Dataset, Splits};
 use crate::store::events::{Event, Observer};
