@@ -189,7 +189,7 @@ struct BenchArgs {
     /// The reference script.
     #[arg(long, value_name = "FILE", default_value = "bench/reference.py")]
     reference: PathBuf,
-        /// Comma-separated: main (each model's training, test and attack table), ablation (from the
+    /// Comma-separated: main (each model's training, test and attack table), ablation (from the
     /// reference to adarat one change at a time), scaling (training on 1 000, 10 000 and 60 000 images),
     /// eval (standard AutoAttack on a trained checkpoint next to torchattacks' sub-attacks).
     #[arg(long, value_name = "LIST", default_value = "main")]

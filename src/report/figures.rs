@@ -395,7 +395,7 @@ fn epoch_panel<DB: DrawingBackend>(
         .light_line_style(WHITE)
         .draw()
         .map_err(text)?;
-        for (index, (line, points)) in series.iter().enumerate() {
+    for (index, (line, points)) in series.iter().enumerate() {
         let color = mode_color(line.mode);
         if points.iter().any(|(_, s)| s.sd.is_some()) {
             let upper = points
@@ -425,9 +425,14 @@ fn epoch_panel<DB: DrawingBackend>(
             .reduce(|best, p| if p.1 > best.1 { p } else { best });
         if let (true, Some((epoch, value))) = (mark_peaks, peak) {
             let label = format!("peak {epoch:.0}: {value:.1}");
-                        let offset = label_offset(epoch, last as f64, index);
+            let offset = label_offset(epoch, last as f64, index);
             chart
-                .draw_series(std::iter::once(marked!((epoch, value), color, label, offset)))
+                .draw_series(std::iter::once(marked!(
+                    (epoch, value),
+                    color,
+                    label,
+                    offset
+                )))
                 .map_err(text)?;
         }
     }
