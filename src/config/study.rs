@@ -280,6 +280,11 @@ impl Study {
         self.grid_over(&self.file.grid.datasets)
     }
 
+    /// The top-level `seed`: a job's seed when none is given.
+    pub fn seed(&self) -> u64 {
+        self.file.seed
+    }
+
     /// The seeds each grid job runs with (`grid.seeds`, else the study's `seed`), in order.
     pub fn seeds(&self) -> Vec<u64> {
         (self.file.grid.seeds.clone()).unwrap_or_else(|| vec![self.file.seed])

@@ -199,6 +199,13 @@ fn pick(
     let mut on_its_way = false;
     let mut inserted: Vec<(String, Option<u64>)> = Vec::new();
     let mut studies = schedule::Studies::default();
+    // An entry without a seed (an older console, a hand-written queue) runs with its study's seed:
+    // the file says so from now on, so that every comparison below is between explicit seeds.
+    for entry in q.jobs.iter_mut().filter(|e| e.seed.is_none()) {
+        if let Ok(study) = studies.of(entry) {
+            entry.seed = Some(study.seed());
+        }
+    }
     let mut index = 0;
     while index < q.jobs.len() {
         let entry = q.jobs[index].clone();

@@ -37,7 +37,7 @@ pub(super) struct Studies(HashMap<StudyKey, Result<Rc<Study>, String>>);
 type StudyKey = (Option<PathBuf>, Vec<String>);
 
 impl Studies {
-    fn of(&mut self, entry: &Entry) -> Result<Rc<Study>, String> {
+    pub(super) fn of(&mut self, entry: &Entry) -> Result<Rc<Study>, String> {
         let key = (entry.config.clone(), entry.sets.clone());
         let study = self.0.entry(key).or_insert_with(|| {
             config::open(entry.config.as_deref(), &entry.sets)

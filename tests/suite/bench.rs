@@ -76,7 +76,7 @@ fn bad_bench_arguments_get_one_line_and_exit_status_2() {
     let cases: [(&[&str], &str); 3] = [
         (
             &["bench", "--suites", "main,fast"],
-            "suite `fast`: expected main, ablation or scaling",
+            "suite `fast`: expected main, ablation, scaling or eval",
         ),
         (
             &["bench", "--device", "tpu"],
@@ -91,4 +91,54 @@ fn bad_bench_arguments_get_one_line_and_exit_status_2() {
         assert!(text.contains(message), "{args:?}: {text}");
         assert_eq!(text.trim_end().lines().count(), 1, "{args:?}: {text}");
     }
+}
+
+#[test]
+fn the_eval_suite_attacks_one_checkpoint_with_adarat_and_with_torchattacks() {
+    let out = adarat_on_threads(
+        repository(),
+        &[
+            "bench",
+            "--suites",
+            "eval",
+            "--quick",
+            "--device",
+            "cpu",
+            "--json",
+            "--python",
+            python().to_str().unwrap(),
+        ],
+        2,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let cases = report["cases"].as_array().unwrap();
+    let names: Vec<&str> = cases.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let label = "small-cnn standard AutoAttack";
+    assert_eq!(names[0], label);
+    // Every sub-attack that had points left is timed on both sides.
+    for (name, case) in names.iter().zip(cases).skip(1) {
+        assert!(
+            name.starts_with(&format!("{label}: ")) && name.ends_with(" seconds"),
+            "{name}"
+        );
+        assert_eq!(case["unit"], "s");
+        assert!(case["reference"].as_f64().is_some(), "{case}");
+    }
+    assert!(names.contains(&"small-cnn standard AutoAttack: apgd-ce seconds"));
+    let whole = &cases[0];
+    assert_eq!(whole["unit"], "images/s");
+    assert!(whole["ours"].as_f64().unwrap() > 0.0 && whole["reference"].as_f64().unwrap() > 0.0);
+    // The same checkpoint and images on both sides: the same clean accuracy; robust accuracies
+    // that do not exceed it.
+    let note = whole["note"].as_str().unwrap();
+    let numbers: Vec<f64> = note
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let [ours, theirs, clean_ours, clean_theirs] = numbers[..] else {
+        panic!("{note}");
+    };
+    assert_eq!(clean_ours, clean_theirs, "{note}");
+    assert!(ours <= clean_ours && theirs <= clean_theirs, "{note}");
 }

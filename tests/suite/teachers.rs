@@ -282,10 +282,14 @@ fn the_worker_trains_a_missing_teacher_before_its_student_and_only_once() {
             .position(|l| l.contains(text))
             .unwrap_or_else(|| panic!("no `{text}` in {log}"))
     };
-    let student = line("kd-at/synthetic/baseline: starting on cpu");
-    assert!(line("st/synthetic/baseline: completed") < student, "{log}");
+    // Every entry runs with an explicit seed, which the worker's log names.
+    let student = line("kd-at/synthetic/baseline seed 1: starting on cpu");
     assert!(
-        line("pgd-at/synthetic/baseline: completed") < student,
+        line("st/synthetic/baseline seed 1: completed") < student,
+        "{log}"
+    );
+    assert!(
+        line("pgd-at/synthetic/baseline seed 1: completed") < student,
         "{log}"
     );
     for folder in [ROBUST_FOLDER, "kd-at_synthetic_baseline_small-cnn_seed1"] {

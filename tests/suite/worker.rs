@@ -299,13 +299,14 @@ fn two_slots_run_jobs_at_once_students_wait_for_teachers_and_a_stop_ends_one_job
     assert!(worker.wait().unwrap().success(), "{log}");
     assert_eq!(most_at_once, 2, "two jobs ran at once: {log}");
     assert!(student_waited, "the queue file said why the student waited");
-    let student = line_of(&log, "kd-at/synthetic/baseline: starting on cpu");
+    // Every entry runs with an explicit seed, which the worker's log names.
+    let student = line_of(&log, "kd-at/synthetic/baseline seed 1: starting on cpu");
     assert!(
-        line_of(&log, "st/synthetic/baseline: completed") < student,
+        line_of(&log, "st/synthetic/baseline seed 1: completed") < student,
         "{log}"
     );
     assert!(
-        line_of(&log, "pgd-at/synthetic/baseline: completed") < student,
+        line_of(&log, "pgd-at/synthetic/baseline seed 1: completed") < student,
         "{log}"
     );
 
