@@ -58,6 +58,25 @@ impl JobRow {
     }
 }
 
+/// How many of a job's runs (one per seed) have completed.
+pub(crate) fn completed_seeds(runs: &[&JobRow]) -> usize {
+    (runs.iter())
+        .filter(|row| row.state == JobState::Run(Status::Completed))
+        .count()
+}
+
+/// The mean ± sd and n of one final-table value over a job's completed runs.
+pub(crate) fn over_completed_seeds(
+    runs: &[&JobRow],
+    pick: impl Fn(&crate::store::result::FinalTable) -> Option<f64>,
+) -> Option<crate::report::tables::Stat> {
+    let values: Vec<f64> = (runs.iter())
+        .filter(|row| row.state == JobState::Run(Status::Completed))
+        .filter_map(|row| pick(row.result.as_ref()?.final_table.as_ref()?))
+        .collect();
+    crate::report::tables::Stat::of(&values)
+}
+
 /// Where the running job is within an epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {

@@ -3,9 +3,8 @@
 use super::widgets::{percent, spread, Theme};
 use crate::console::app::App;
 use crate::console::keys::Action;
-use crate::console::snapshot::{JobRow, JobState};
-use crate::report::tables::{Column, Stat};
-use crate::store::result::FinalTable;
+use crate::console::snapshot::{completed_seeds, over_completed_seeds, JobRow, JobState};
+use crate::report::tables::Column;
 use crate::vocab::{DatasetKind, JobName, Status};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier};
@@ -226,15 +225,6 @@ fn cell_state(runs: &[&JobRow]) -> JobState {
         .unwrap_or(JobState::NotRun)
 }
 
-/// The mean ± sd of one final-table value over a job's completed seeds.
-fn seeds_stat(runs: &[&JobRow], pick: fn(&FinalTable) -> Option<f64>) -> Option<Stat> {
-    let values: Vec<f64> = (runs.iter())
-        .filter(|row| row.state == JobState::Run(Status::Completed))
-        .filter_map(|row| pick(row.result.as_ref()?.final_table.as_ref()?))
-        .collect();
-    Stat::of(&values)
-}
-
 /// A job with several seeds: how many are done (`2/3`) and the mean PGD-20 and AA over them, or
 /// the state of the job's runs while none is done.
 fn seeds_cell(app: &App, runs: &[&JobRow], width: usize, theme: Theme) -> Cell<'static> {
@@ -245,12 +235,11 @@ fn seeds_cell(app: &App, runs: &[&JobRow], width: usize, theme: Theme) -> Cell<'
     };
     let room = width.saturating_sub(1);
     let state = cell_state(runs);
-    let done = (runs.iter())
-        .filter(|row| row.state == JobState::Run(Status::Completed))
-        .count();
+    let done = completed_seeds(runs);
     let counts = format!("{done}/{}", runs.len());
-    let pgd = seeds_stat(runs, |t| t.pgd20).map(|s| format!("{:.1}", s.mean));
-    let aa = seeds_stat(runs, |t| t.autoattack).map_or("-".into(), |s| format!("{:.1}", s.mean));
+    let pgd = over_completed_seeds(runs, |t| t.pgd20).map(|s| format!("{:.1}", s.mean));
+    let aa = over_completed_seeds(runs, |t| t.autoattack)
+        .map_or("-".into(), |s| format!("{:.1}", s.mean));
     let word = state.as_str();
     let glyph = theme.state_glyph(state);
     // The longest that fits: a narrow grid keeps the count and what it can of the numbers.
@@ -361,9 +350,7 @@ fn detail_lines(app: &App, theme: Theme, compact: bool) -> Vec<Line<'static>> {
 
 /// `seeds 2/3 done: PGD-20 45.1±0.3  AA 40.2±0.5  ([ ] other seeds)`.
 fn seeds_line(app: &App, runs: &[&JobRow], theme: Theme) -> Line<'static> {
-    let done = (runs.iter())
-        .filter(|row| row.state == JobState::Run(Status::Completed))
-        .count();
+    let done = completed_seeds(runs);
     let mut text = format!("seeds {done}/{} done", runs.len());
     let columns: [Column; 3] = [
         ("SA", |t| t.clean),
@@ -374,7 +361,7 @@ fn seeds_line(app: &App, runs: &[&JobRow], theme: Theme) -> Line<'static> {
         .filter_map(|(name, pick)| {
             Some(format!(
                 "{name} {}",
-                spread(&seeds_stat(runs, *pick)?, theme)
+                spread(&over_completed_seeds(runs, *pick)?, theme)
             ))
         })
         .collect();

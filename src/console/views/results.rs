@@ -3,8 +3,7 @@
 use super::widgets::{clock, percent, spread, Curves, Series, Theme};
 use crate::console::app::App;
 use crate::console::keys::Action;
-use crate::console::snapshot::JobRow;
-use crate::report::tables::Stat;
+use crate::console::snapshot::{over_completed_seeds, JobRow};
 use crate::store::result::{FinalTable, Peaks, RunResult};
 use crate::vocab::Status;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -112,16 +111,6 @@ fn header_lines(
     vec![first, second]
 }
 
-/// The mean ± sd and n of one final-table value over the completed runs of a job.
-fn over_seeds(runs: &[&JobRow], pick: impl Fn(&FinalTable) -> Option<f64>) -> Option<Stat> {
-    let values: Vec<f64> = (runs.iter())
-        .filter_map(|row| row.result.as_deref())
-        .filter(|result| result.status == Status::Completed)
-        .filter_map(|result| pick(result.final_table.as_ref()?))
-        .collect();
-    Stat::of(&values)
-}
-
 fn final_lines(
     result: &RunResult,
     peaks: Option<Peaks>,
@@ -141,7 +130,7 @@ fn final_lines(
                             .find(|(n, _)| *n == name)
                             .and_then(|(_, v)| v)
                     };
-                    if let Some(stat) = over_seeds(runs, pick) {
+                    if let Some(stat) = over_completed_seeds(runs, pick) {
                         text += &format!("  {} n={}", spread(&stat, theme), stat.n);
                     }
                 }
