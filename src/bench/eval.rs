@@ -185,19 +185,12 @@ fn reference(
         "seed": cfg.seed,
     });
     std::fs::write(folder.join("spec.json"), spec.to_string()).map_err(|e| e.to_string())?;
-    let output = Command::new(&options.python)
+    let mut command = Command::new(&options.python);
+    command
         .arg(&script)
         .arg(folder)
-        .args(["--device", &crate::device::name(device)])
-        .output()
-        .map_err(|e| format!("could not start {} ({e})", options.python.display()))?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let last = stderr.lines().last().unwrap_or("no message");
-        return Err(format!("{} failed: {last}", script.display()));
-    }
-    let value: serde_json::Value = serde_json::from_slice(&output.stdout)
-        .map_err(|e| format!("{}: unreadable output ({e})", script.display()))?;
+        .args(["--device", &crate::device::name(device)]);
+    let value = super::python_json(options, &script, &mut command)?;
     let number = |v: &serde_json::Value, key: &str| v.get(key).and_then(serde_json::Value::as_f64);
     let seconds = &value["seconds"];
     Ok(Verdict {

@@ -565,6 +565,22 @@ fn time_reference(
     if workload.table {
         command.arg("--table");
     }
+    let value = python_json(options, &options.reference, &mut command)?;
+    let number = |key: &str| value.get(key).and_then(serde_json::Value::as_f64);
+    Ok(Throughput {
+        train: number("train_images_per_second").ok_or("the reference timed no training")?,
+        test: number("test_images_per_second"),
+        table: number("table_images_per_second"),
+    })
+}
+
+/// Runs `command` (a reference `script` on `options.python`) and reads the one JSON object it
+/// prints; a failure is its last line of stderr.
+fn python_json(
+    options: &BenchOptions,
+    script: &Path,
+    command: &mut Command,
+) -> Result<serde_json::Value, String> {
     let output = command.output().map_err(|e| {
         format!(
             "could not start {} ({e}); `make test` makes .venv, or pass --python",
@@ -574,16 +590,10 @@ fn time_reference(
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let last = stderr.lines().last().unwrap_or("no message");
-        return Err(format!("{} failed: {last}", options.reference.display()));
+        return Err(format!("{} failed: {last}", script.display()));
     }
-    let value: serde_json::Value = serde_json::from_slice(&output.stdout)
-        .map_err(|e| format!("{}: unreadable output ({e})", options.reference.display()))?;
-    let number = |key: &str| value.get(key).and_then(serde_json::Value::as_f64);
-    Ok(Throughput {
-        train: number("train_images_per_second").ok_or("the reference timed no training")?,
-        test: number("test_images_per_second"),
-        table: number("table_images_per_second"),
-    })
+    serde_json::from_slice(&output.stdout)
+        .map_err(|e| format!("{}: unreadable output ({e})", script.display()))
 }
 
 /// The report as an aligned text table.
