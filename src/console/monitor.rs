@@ -36,6 +36,8 @@ pub struct Monitor {
     output_dir: PathBuf,
     datasets: Vec<DatasetKind>,
     seeds: Vec<u64>,
+    /// The seed of a queue entry that names none: the study's `seed`, as the worker resolves it.
+    default_seed: u64,
     watched: Vec<Watched>,
     results: HashMap<PathBuf, CachedResult>,
     tails: HashMap<PathBuf, Tail>,
@@ -94,6 +96,7 @@ impl Monitor {
             output_dir: output_dir.to_path_buf(),
             datasets,
             seeds,
+            default_seed: study.seed(),
             watched,
             results: HashMap::new(),
             tails: HashMap::new(),
@@ -113,8 +116,7 @@ impl Monitor {
         }
         let queue_file = queue::read(&self.output_dir);
         let queue = queue_file.as_ref().cloned().unwrap_or_default();
-        // An entry without a seed (written by an older console) runs with the study's seed.
-        let study_seed = self.seeds.first().copied().unwrap_or_default();
+
         let mut snapshot = Snapshot {
             datasets: self.datasets.clone(),
             seeds: self.seeds.clone(),
@@ -124,7 +126,7 @@ impl Monitor {
                 .filter_map(|e| {
                     let run = SeededJob {
                         job: e.job.parse().ok()?,
-                        seed: e.seed.unwrap_or(study_seed),
+                        seed: e.seed.unwrap_or(self.default_seed),
                     };
                     let waiting = e.waiting.clone();
                     Some(Queued { run, waiting })
