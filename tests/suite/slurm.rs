@@ -401,5 +401,10 @@ fn a_task_whose_run_is_locked_by_another_leaves_it_alone() {
         .map(|e| e["epoch"].as_u64().unwrap())
         .collect();
     assert_eq!(epochs, [1, 2, 3, 4, 5, 6]);
-    assert!(task_log(&output, &first).contains("completed 6/6"));
+    // The run folder says completed a moment before the task prints its last line and ends.
+    wait_for("the first task to end", || {
+        cluster.squeue().contains(&format!("{first}_0 COMPLETED"))
+    });
+    let log = task_log(&output, &first);
+    assert!(log.contains("completed 6/6"), "{log}");
 }
