@@ -200,6 +200,7 @@ struct BenchArgs {
 }
 
 pub fn main() -> ExitCode {
+    crate::native::posix::keep_freed_memory();
     let cli = Cli::parse();
     let outcome = match cli.command {
         Some(Command::Run(args)) => run(args),

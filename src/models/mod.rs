@@ -162,6 +162,8 @@ pub struct Network {
     module: Box<dyn ModuleT>,
     /// Names of the trainable tensors; the rest of the state are BatchNorm buffers.
     parameter_names: BTreeSet<String>,
+    /// Weights and inputs are convolved NHWC in memory ([`Network::use_channels_last`]).
+    channels_last: bool,
 }
 
 impl Network {
@@ -211,6 +213,7 @@ impl Network {
             spec: *spec,
             module,
             parameter_names,
+            channels_last: false,
         })
     }
 
@@ -236,6 +239,9 @@ impl Network {
     /// [`Network::forward_t`], with an input that does not fit the network reported as an error.
     pub fn f_forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor, ModelError> {
         self.check_input(x)?;
+        if self.channels_last {
+            return Ok(self.module.forward_t(&nhwc(x), train));
+        }
         Ok(self.module.forward_t(x, train))
     }
 
@@ -257,21 +263,20 @@ impl Network {
         })
     }
 
-    /// Stores the convolution weights channels-last (NHWC in memory), which oneDNN and cuDNN convolve
-    /// faster; activations and input gradients follow the weights' layout. Values, names and the
-    /// checkpoints written (always contiguous NCHW) are unchanged.
+    /// Stores the convolution weights channels-last (NHWC in memory) and hands every input to the
+    /// network NHWC, which oneDNN and cuDNN convolve faster; activations follow. An NCHW input
+    /// alongside NHWC weights costs oneDNN a reorder at every first convolution, forward and
+    /// backward (README, Performance). Values,
+    /// names, the checkpoints written (always contiguous NCHW) and the caller's tensors are unchanged.
     pub fn use_channels_last(&mut self) {
         crate::modes::no_grad(|| {
             for (_, mut weight) in self.vs.variables() {
                 if weight.dim() == 4 {
-                    let nhwc = weight
-                        .permute([0, 2, 3, 1])
-                        .contiguous()
-                        .permute([0, 3, 1, 2]);
-                    weight.set_data(&nhwc);
+                    weight.set_data(&nhwc(&weight));
                 }
             }
         });
+        self.channels_last = true;
     }
 
     /// Trainable parameters (conv and linear weights and biases, BatchNorm γ and β), sorted by name:
@@ -350,4 +355,9 @@ fn validate(spec: &ModelSpec) -> Result<(), ModelError> {
         return invalid(format!("dropout must be in [0, 1), got {}", spec.dropout));
     }
     Ok(())
+}
+
+/// `t` `[N, C, H, W]` laid out NHWC in memory (a view where it already is), same values and shape.
+fn nhwc(t: &Tensor) -> Tensor {
+    t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }

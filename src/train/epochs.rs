@@ -42,11 +42,15 @@ impl Run<'_> {
         if !self.stop.requested() {
             return Ok(());
         }
-        Err(StopPoint::Training {
+        Err(self.stopped_at(epoch, batch))
+    }
+
+    fn stopped_at(&self, epoch: usize, batch: usize) -> StopPoint {
+        StopPoint::Training {
             epoch,
             batch,
             resumes_after: self.result.epochs_done,
-        })
+        }
     }
 
     /// The remaining epochs, the final evaluation, the model file and the reports.
@@ -151,12 +155,18 @@ impl Run<'_> {
         self.check_stop(epoch + 1, ledger.totals.batches)?;
         self.emit(Event::Testing { epoch: epoch + 1 })?;
         let test_started = Instant::now();
-        let test = evaluate::test_epoch(self.evaluated(), &self.data.test, cfg);
+        // A stop in the test ends the run as one in the epoch's training would: the epoch is redone.
+        let stopped = || self.stop.requested();
+        let test = evaluate::test_epoch(self.evaluated(), &self.data.test, cfg, &stopped);
         let test_seconds = test_started.elapsed().as_secs_f64();
-        let alongside = self
-            .method
-            .tested_alongside()
-            .map(|net| evaluate::test_epoch(net, &self.data.test, cfg));
+        // None when stopped; Some(None) for a method with nothing tested alongside.
+        let alongside = match self.method.tested_alongside() {
+            Some(net) => evaluate::test_epoch(net, &self.data.test, cfg, &stopped).map(Some),
+            None => Some(None),
+        };
+        let (Some(test), Some(alongside)) = (test, alongside) else {
+            return Err(self.stopped_at(epoch + 1, ledger.totals.batches).into());
+        };
         let t = &ledger.totals;
         let record = EpochRecord {
             epoch: epoch + 1,

@@ -28,7 +28,14 @@ pub(crate) fn test_augment(cfg: &JobConfig) -> Augment {
     }
 }
 
-pub fn test_epoch(net: &Network, test: &Dataset, cfg: &JobConfig) -> TestMetrics {
+/// The per-epoch test of `net`, or None when `stopped` said so between two batches: a stop lands
+/// within one test batch rather than after the whole test set.
+pub fn test_epoch(
+    net: &Network,
+    test: &Dataset,
+    cfg: &JobConfig,
+    stopped: &dyn Fn() -> bool,
+) -> Option<TestMetrics> {
     let eval = |x: &Tensor| net.forward_t(x, false);
     let pgd = Pgd {
         epsilon: cfg.attack.epsilon,
@@ -40,6 +47,9 @@ pub fn test_epoch(net: &Network, test: &Dataset, cfg: &JobConfig) -> TestMetrics
     let mut sums = Tensor::zeros([6], (Kind::Float, test.labels.device()));
     let mut batches = 0usize;
     for batch in test.batches(cfg.evaluation.batch_size, false, test_augment(cfg)) {
+        if stopped() {
+            return None;
+        }
         let y = &batch.labels;
         let fgsm_images = fgsm(&eval, &batch.images, y, cfg.attack.epsilon);
         let pgd_images = pgd.run(&eval, &batch.images, &|logits| cross_entropy(logits, y));
@@ -60,12 +70,12 @@ pub fn test_epoch(net: &Network, test: &Dataset, cfg: &JobConfig) -> TestMetrics
     let batches = batches.max(1) as f64;
     let loss = |i: usize| sums.get(i).copied().unwrap_or(f64::NAN) / batches;
     let acc = |i: usize| 100.0 * sums.get(i).copied().unwrap_or(f64::NAN) / images;
-    TestMetrics {
+    Some(TestMetrics {
         clean_loss: loss(0),
         clean_acc: acc(1),
         fgsm_loss: loss(2),
         fgsm_acc: acc(3),
         pgd_loss: loss(4),
         pgd_acc: acc(5),
-    }
+    })
 }

@@ -81,6 +81,34 @@ fn sigterm_stops_a_run_resumably_and_a_second_run_of_the_job_is_refused() {
 }
 
 #[test]
+fn sigterm_during_the_per_epoch_test_stops_within_a_test_batch() {
+    // A per-epoch test of 500 batches: without a check between its batches the stop would wait
+    // for the whole test and epoch 1 would be recorded.
+    let dir = tempfile::tempdir().unwrap();
+    let run = folder(dir.path(), ADARAT_FOLDER);
+    let mut args = run_args("pgd-at/synthetic/adarat", "1");
+    args.extend([
+        "--set",
+        "datasets.synthetic.test_size=4000",
+        "--set",
+        "evaluation.batch_size=8",
+    ]);
+    let child = adarat(dir.path(), &args).spawn().unwrap();
+    wait_for("the per-epoch test", || {
+        events(&run).contains(r#""type":"testing""#)
+    });
+    signal(&child, libc::SIGTERM);
+    let (code, stderr) = finish(child);
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(stderr.contains("stopped at epoch 1"), "{stderr}");
+    assert!(stderr.contains("resumes after epoch 0"), "{stderr}");
+    let stopped = result_json(&run);
+    assert_eq!(stopped["status"], "stopped");
+    assert_eq!(stopped["epochs_done"], 0, "{stopped}");
+    assert!(!events(&run).contains("epoch_finished"));
+}
+
+#[test]
 fn a_stopped_final_evaluation_goes_on_from_its_last_batch_and_gives_the_same_table() {
     // Sixteen test batches of an attack table long enough to be stopped in.
     let mut args = run_args("pgd-at/synthetic/baseline", "1");
