@@ -204,6 +204,8 @@ pub struct App {
     status: Option<StatusMessage>,
     /// First row shown of the results screen's per-epoch table.
     epoch_scroll: usize,
+    /// An `adarat submit` runs in the background; a second `S` waits for it.
+    submitting: bool,
 }
 
 impl App {
@@ -229,6 +231,7 @@ impl App {
             popup: None,
             status,
             epoch_scroll: 0,
+            submitting: false,
         }
     }
 
@@ -492,6 +495,12 @@ impl App {
 
     /// Words a command's outcome; one with nothing to say leaves the status line as it is.
     fn on_command_done(&mut self, done: Result<Outcome, ControlError>) {
+        if matches!(
+            done,
+            Ok(Outcome::Submitted { .. }) | Err(ControlError::Submit(_))
+        ) {
+            self.submitting = false;
+        }
         let message = match done {
             Ok(Outcome::Enqueued { added }) => match added.as_slice() {
                 [] => "already queued".to_string(),
@@ -648,6 +657,11 @@ impl App {
         if targets.is_empty() {
             return Vec::new();
         }
+        if self.submitting {
+            self.say("a submission to Slurm is still running; press S again when it is done");
+            return Vec::new();
+        }
+        self.submitting = true;
         self.say(format!("submitting {} job(s) to Slurm...", targets.len()));
         vec![Command::Submit(targets)]
     }

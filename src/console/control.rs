@@ -29,6 +29,7 @@ pub enum ControlError {
     Export(#[from] crate::report::ReportError),
 }
 
+#[derive(Clone)]
 pub struct Control {
     pub output_dir: PathBuf,
     /// The study file the console was opened on (absolute), None for the built-in default.
@@ -80,7 +81,8 @@ impl Control {
         Ok(Outcome::CancelRequested { run, task })
     }
 
-    /// Runs `adarat submit` on the console's study and output folder; waits for `sbatch`.
+    /// Runs `adarat submit` on the console's study and output folder; waits for `sbatch` (the event
+    /// loop calls it off the UI thread).
     pub(crate) fn submit(&self, jobs: &[JobName]) -> Result<Outcome, ControlError> {
         let exe = std::env::current_exe().map_err(|e| ControlError::Submit(e.to_string()))?;
         let mut command = std::process::Command::new(exe);

@@ -97,6 +97,8 @@ async fn serve(
     let mut hangup = signal(SignalKind::hangup()).map_err(LoopError::Signals)?;
     let mut terminate = signal(SignalKind::terminate()).map_err(LoopError::Signals)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(LoopError::Signals)?;
+    // Commands that wait on another program (`sbatch`) report here, so the console draws meanwhile.
+    let (finished_sender, mut finished) = mpsc::unbounded_channel();
     let mut keys = EventStream::new();
     let mut tick = tokio::time::interval(TICK);
     let draw = |screen: &mut Screen, app: &App| {
@@ -123,6 +125,7 @@ async fn serve(
                 Some(snapshot) => Msg::Snapshot(snapshot),
                 None => return Err(LoopError::MonitorStopped),
             },
+            Some(done) = finished.recv() => Msg::CommandDone(done),
             _ = tick.tick() => Msg::Tick,
             _ = hangup.recv() => return Ok(None),
             _ = terminate.recv() => return Ok(None),
@@ -136,7 +139,11 @@ async fn serve(
                 Command::StartQueue => control.start_queue(),
                 Command::Stop { run, pid } => control.stop(run, pid),
                 Command::Cancel { run, task } => control.cancel(run, task),
-                Command::Submit(jobs) => control.submit(&jobs),
+                Command::Submit(jobs) => {
+                    let (control, finished) = (control.clone(), finished_sender.clone());
+                    tokio::task::spawn_blocking(move || finished.send(control.submit(&jobs)));
+                    continue;
+                }
                 Command::Export => control.export(),
                 Command::MoveQueued { run, by } => control.move_queued(run, by),
                 Command::RemoveQueued(run) => control.remove_queued(run),

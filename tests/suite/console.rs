@@ -1026,6 +1026,19 @@ fn slurm_tasks_show_in_the_grid_and_x_cancels_through_slurm_and_s_submits() {
         }),
     );
     assert_eq!(said, "submitted to Slurm: array 13");
+    // The submission runs in the background: a second S waits until the first has answered.
+    assert_eq!(type_keys(&mut app, "S").len(), 1);
+    assert!(type_keys(&mut app, "S").is_empty());
+    assert_contains(
+        &screen_text(&app, 200, 50),
+        &["submission to Slurm is still running"],
+    );
+    let said = worded(
+        &mut app,
+        Err(ControlError::Submit("sbatch: no partition".into())),
+    );
+    assert_eq!(said, "error: adarat submit: sbatch: no partition");
+    assert_eq!(type_keys(&mut app, "S").len(), 1);
     // A completed task is history: x on it does not go to Slurm.
     type_keys(&mut app, "/pgd-at/synthetic/ada");
     press(&mut app, KeyCode::Enter);

@@ -367,6 +367,21 @@ fn the_console_shows_pending_and_running_slurm_tasks_and_cancels_one() {
         cluster.squeue().contains(&format!("{id}_2 RUNNING"))
     });
     assert!(cluster.squeue().contains(&format!("{id}_1 RUNNING")));
+    // S submits the cursor's job through `adarat submit` and sbatch, off the UI thread.
+    tmux.keys(&["/", "st/synthetic/baseline", "Enter", "S"]);
+    wait_for("the console to say what it submitted", || {
+        tmux.screen().contains("submitted to Slurm: array")
+    });
+    let screen = tmux.screen();
+    let submitted = screen
+        .split("submitted to Slurm: array ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the array's id")
+        .to_string();
+    wait_for("the submitted array in squeue", || {
+        cluster.squeue().contains(&format!("{submitted}_0"))
+    });
     tmux.keys(&["q"]);
 }
 
