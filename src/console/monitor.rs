@@ -116,7 +116,6 @@ impl Monitor {
         }
         let queue_file = queue::read(&self.output_dir);
         let queue = queue_file.as_ref().cloned().unwrap_or_default();
-
         let mut snapshot = Snapshot {
             datasets: self.datasets.clone(),
             seeds: self.seeds.clone(),

@@ -266,8 +266,8 @@ impl Network {
     /// Stores the convolution weights channels-last (NHWC in memory) and hands every input to the
     /// network NHWC, which oneDNN and cuDNN convolve faster; activations follow. An NCHW input
     /// alongside NHWC weights costs oneDNN a reorder at every first convolution, forward and
-    /// backward (README, Performance). Values,
-    /// names, the checkpoints written (always contiguous NCHW) and the caller's tensors are unchanged.
+    /// backward (README, Performance). Values, names, the checkpoints written (always contiguous
+    /// NCHW) and the caller's tensors are unchanged.
     pub fn use_channels_last(&mut self) {
         crate::modes::no_grad(|| {
             for (_, mut weight) in self.vs.variables() {

@@ -157,16 +157,14 @@ impl Run<'_> {
         let test_started = Instant::now();
         // A stop in the test ends the run as one in the epoch's training would: the epoch is redone.
         let stopped = || self.stop.requested();
-        let test = evaluate::test_epoch(self.evaluated(), &self.data.test, cfg, &stopped);
+        let stop_here = |_: evaluate::Stopped| self.stopped_at(epoch + 1, ledger.totals.batches);
+        let test = evaluate::test_epoch(self.evaluated(), &self.data.test, cfg, &stopped)
+            .map_err(stop_here)?;
         let test_seconds = test_started.elapsed().as_secs_f64();
-        // None when stopped; Some(None) for a method with nothing tested alongside.
-        let alongside = match self.method.tested_alongside() {
-            Some(net) => evaluate::test_epoch(net, &self.data.test, cfg, &stopped).map(Some),
-            None => Some(None),
-        };
-        let (Some(test), Some(alongside)) = (test, alongside) else {
-            return Err(self.stopped_at(epoch + 1, ledger.totals.batches).into());
-        };
+        let alongside = (self.method.tested_alongside())
+            .map(|net| evaluate::test_epoch(net, &self.data.test, cfg, &stopped))
+            .transpose()
+            .map_err(stop_here)?;
         let t = &ledger.totals;
         let record = EpochRecord {
             epoch: epoch + 1,

@@ -28,14 +28,18 @@ pub(crate) fn test_augment(cfg: &JobConfig) -> Augment {
     }
 }
 
-/// The per-epoch test of `net`, or None when `stopped` said so between two batches: a stop lands
-/// within one test batch rather than after the whole test set.
+/// A stop request ended the per-epoch test between two batches.
+#[derive(Clone, Copy, Debug)]
+pub struct Stopped;
+
+/// The per-epoch test of `net`; `stopped` is asked between batches, so a stop lands within one test
+/// batch rather than after the whole test set.
 pub fn test_epoch(
     net: &Network,
     test: &Dataset,
     cfg: &JobConfig,
     stopped: &dyn Fn() -> bool,
-) -> Option<TestMetrics> {
+) -> Result<TestMetrics, Stopped> {
     let eval = |x: &Tensor| net.forward_t(x, false);
     let pgd = Pgd {
         epsilon: cfg.attack.epsilon,
@@ -48,7 +52,7 @@ pub fn test_epoch(
     let mut batches = 0usize;
     for batch in test.batches(cfg.evaluation.batch_size, false, test_augment(cfg)) {
         if stopped() {
-            return None;
+            return Err(Stopped);
         }
         let y = &batch.labels;
         let fgsm_images = fgsm(&eval, &batch.images, y, cfg.attack.epsilon);
@@ -70,7 +74,7 @@ pub fn test_epoch(
     let batches = batches.max(1) as f64;
     let loss = |i: usize| sums.get(i).copied().unwrap_or(f64::NAN) / batches;
     let acc = |i: usize| 100.0 * sums.get(i).copied().unwrap_or(f64::NAN) / images;
-    Some(TestMetrics {
+    Ok(TestMetrics {
         clean_loss: loss(0),
         clean_acc: acc(1),
         fgsm_loss: loss(2),
