@@ -18,7 +18,7 @@ export LIBTORCH_CXX11_ABI ?= 1
 
 CARGO ?= cargo
 
-.PHONY: run test test-portability bench build clippy fmt
+.PHONY: run test test-portability bench build clippy fmt system-deps
 
 run: build
 	./target/release/adarat
@@ -27,9 +27,26 @@ build: $(LIBTORCH_DEP)
 	$(CARGO) build --release
 
 # The tests also compare against PyTorch and torchattacks 3.5.1, and read exported CSV with pandas and
-# event files with tensorboard (installed into .venv for them only).
+# event files with tensorboard (installed into .venv for them only). Their system packages (a real Slurm,
+# tmux, LaTeX, a font, Fashion-MNIST) are installed when this can (root or sudo -n); otherwise the tests
+# that need them say so and are counted as skipped at the end, except under CI (docs/testing.md).
+# The unit tests seed libtorch's global generator, so they run one at a time (two seconds); the
+# integration suite runs TEST_THREADS at once, its in-process libtorch tests taking turns on a lock.
+TEST_THREADS ?= 4
+TEST_FLAGS := --features fault-injection
+SKIPPED := $(CURDIR)/target/skipped-tests.tsv
 test: $(LIBTORCH_DEP) $(VENV)/.test-tools
-	ADARAT_PYTHON=$(VENV)/bin/python $(CARGO) test --all-targets --features fault-injection -- --test-threads=1
+	@tests/system-packages.sh provision
+	$(CARGO) test $(TEST_FLAGS) --all-targets --no-run
+	@rm -f $(SKIPPED)
+	@export ADARAT_PYTHON=$(VENV)/bin/python ADARAT_SKIPPED=$(SKIPPED); \
+	  $(CARGO) test $(TEST_FLAGS) --lib --bins -- --test-threads=1 \
+	  && $(CARGO) test $(TEST_FLAGS) --test suite -- --test-threads=$(TEST_THREADS); \
+	  status=$$?; tests/system-packages.sh summary $(SKIPPED); exit $$status
+
+# The tests' system packages from Debian (root or sudo -n).
+system-deps:
+	tests/system-packages.sh install
 
 # The numerics-sensitive tests again, with libtorch's kernels, MKL and oneDNN each held to the
 # instruction sets of an AVX2-only CPU and of a pre-AVX one (docs/testing.md): what passes here
@@ -41,12 +58,13 @@ test-portability: $(LIBTORCH_DEP) $(VENV)/.test-tools
 	  echo "== ATEN_CPU_CAPABILITY=$$1 MKL_ENABLE_INSTRUCTIONS=$$2 ONEDNN_MAX_CPU_ISA=$$3"; \
 	  export ATEN_CPU_CAPABILITY=$$1 MKL_ENABLE_INSTRUCTIONS=$$2 ONEDNN_MAX_CPU_ISA=$$3 \
 	    ADARAT_PYTHON=$(VENV)/bin/python; \
-	  $(CARGO) test --lib --features fault-injection -- --test-threads=1 || exit 1; \
-	  $(CARGO) test --test suite --features fault-injection -- --test-threads=1 $(NUMERIC_TESTS) || exit 1; \
+	  $(CARGO) test $(TEST_FLAGS) --lib -- --test-threads=1 || exit 1; \
+	  $(CARGO) test $(TEST_FLAGS) --test suite -- --test-threads=$(TEST_THREADS) $(NUMERIC_TESTS) || exit 1; \
 	done
 
-# adarat against bench/reference.py (the research code's loop in PyTorch) on this machine's default device.
-bench: build
+# adarat against bench/reference.py (the research code's loop in PyTorch) and, for the eval suite,
+# torchattacks' AutoAttack (bench/reference_autoattack.py), on this machine's default device.
+bench: build $(VENV)/.bench-tools
 	./target/release/adarat bench
 
 clippy: $(LIBTORCH_DEP)
@@ -61,9 +79,13 @@ $(VENV)/.torch:
 	touch $@
 
 # torchattacks' own requirements (torchvision, an old requests) are not needed by its attacks.
-$(VENV)/.test-tools: $(VENV)/.torch Makefile
-	$(VENV)/bin/python -m pip install --disable-pip-version-check -q numpy scipy pandas tensorboard
+$(VENV)/.bench-tools: $(VENV)/.torch
+	$(VENV)/bin/python -m pip install --disable-pip-version-check -q numpy scipy
 	$(VENV)/bin/python -m pip install --disable-pip-version-check -q --no-deps torchattacks==3.5.1
+	touch $@
+
+$(VENV)/.test-tools: $(VENV)/.bench-tools
+	$(VENV)/bin/python -m pip install --disable-pip-version-check -q pandas tensorboard
 	touch $@
 
 # The wheel's torch/ folder is a complete libtorch; .venv/libtorch points at it.

@@ -583,7 +583,7 @@ fn python_json(
 ) -> Result<serde_json::Value, String> {
     let output = command.output().map_err(|e| {
         format!(
-            "could not start {} ({e}); `make test` makes .venv, or pass --python",
+            "could not start {} ({e}); `make bench` makes .venv, or pass --python",
             options.python.display()
         )
     })?;

@@ -38,7 +38,8 @@ def reference_cw(model, x, y, eps, alpha, steps, margin, classes):
 
 
 def main(folder):
-    torch.set_num_threads(int(os.environ.get("ADARAT_PARITY_THREADS", "1")))
+    # One thread, as every process of the test suite: its tests run side by side.
+    torch.set_num_threads(1)
     spec = json.load(open(os.path.join(folder, "spec.json")))
     model = build(spec["model"])
     model.load_state_dict(read_safetensors(os.path.join(folder, "model.safetensors")), strict=True)

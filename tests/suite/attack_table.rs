@@ -8,7 +8,7 @@ use adarat::config::{Augment, SyntheticSize};
 use adarat::data::{self, DataRequest};
 use adarat::models::{ModelSpec, Network};
 use adarat::vocab::{DatasetKind, ModelKind};
-use common::{adarat, adarat_on_threads, run_python, stderr, stdout};
+use common::{adarat, run_python, stderr, stdout};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -57,7 +57,7 @@ fn trained_checkpoint() -> &'static Path {
         .as_path()
 }
 
-/// `adarat eval --json` on the test images; two torch threads for the long AutoAttack runs.
+/// `adarat eval --json` on the test images.
 fn eval_json(dir: &Path, checkpoint: &Path, extra: &[&str]) -> Value {
     let mut args = vec![
         "eval",
@@ -77,7 +77,7 @@ fn eval_json(dir: &Path, checkpoint: &Path, extra: &[&str]) -> Value {
         "--json",
     ];
     args.extend_from_slice(extra);
-    let out = adarat_on_threads(dir, &args, 2);
+    let out = adarat(dir, &args);
     assert!(out.status.success(), "{}", stderr(&out));
     serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&out)))
 }
@@ -158,6 +158,7 @@ fn the_table_agrees_with_torchattacks_and_standard_autoattack_is_at_least_as_str
     // FGSM has no randomness: the same adversarial images, up to gradient signs that round
     // differently (ties at exactly zero), hence the same accuracy.
     let net = {
+        let _torch = common::torch_lock();
         let spec = ModelSpec::new(ModelKind::SmallCnn, 3, 32, 32, 10);
         let mut net = Network::new(&spec, Device::Cpu).unwrap();
         net.load(checkpoint).unwrap();
@@ -277,10 +278,11 @@ fn bad_input_to_eval_gets_one_line_and_exit_status_2() {
     let dir = tempfile::tempdir().unwrap();
     let small = dir.path().join("small.safetensors");
     let spec = ModelSpec::new(ModelKind::SmallCnn, 3, 32, 32, 10);
-    Network::new(&spec, Device::Cpu)
-        .unwrap()
-        .save(&small)
-        .unwrap();
+    let network = {
+        let _torch = common::torch_lock();
+        Network::new(&spec, Device::Cpu).unwrap()
+    };
+    network.save(&small).unwrap();
     let truncated = dir.path().join("truncated.safetensors");
     let bytes = std::fs::read(&small).unwrap();
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();

@@ -9,8 +9,6 @@ use adarat::losses::cross_entropy;
 use adarat::models::{ModelSpec, Network};
 use adarat::optim::sgd::Sgd;
 use adarat::vocab::ModelKind;
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use tch::{Device, Kind, Tensor};
 
 const EPS: f64 = 8.0 / 255.0;
@@ -19,20 +17,9 @@ fn synthetic(train: usize, test: usize) -> Splits {
     common::synthetic_splits(train, test)
 }
 
-/// Plain training, checked to have learned, so that attacks have a loss to raise. Trained once
-/// per test process; each test loads the weights into its own network.
+/// Plain training, checked to have learned, so that attacks have a loss to raise.
 fn trained() -> (Network, Splits) {
-    static WEIGHTS: OnceLock<PathBuf> = OnceLock::new();
-    let data = synthetic(1024, 256);
-    let weights = WEIGHTS.get_or_init(|| {
-        let (net, _) = common::trained_small_cnn();
-        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("attacks-trained.safetensors");
-        net.save(&path).unwrap();
-        path
-    });
-    let mut net = common::small_cnn(data.classes);
-    net.load(weights).unwrap();
-    (net, data)
+    common::trained_small_cnn()
 }
 
 fn linf(a: &Tensor, b: &Tensor) -> f64 {
@@ -54,6 +41,7 @@ fn assert_in_budget(adversarial: &Tensor, x: &Tensor, eps: f64, what: &str) {
 
 #[test]
 fn every_attack_stays_in_the_budget_and_the_image_range() {
+    let _torch = common::torch_lock();
     let (net, data) = trained();
     let batch = data.test.batches(128, false, Augment::None).next().unwrap();
     let (x, y) = (&batch.images, &batch.labels);
@@ -109,6 +97,7 @@ fn every_attack_stays_in_the_budget_and_the_image_range() {
 
 #[test]
 fn attacks_differentiate_the_input_only() {
+    let _torch = common::torch_lock();
     let (net, data) = trained();
     let batch = data.test.batches(64, false, Augment::None).next().unwrap();
     let mut sgd = Sgd::new(net.parameters(), 0.9, 0.0);
@@ -139,6 +128,7 @@ fn attacks_differentiate_the_input_only() {
 
 #[test]
 fn the_final_table_leaves_the_network_and_its_batch_norm_state_as_they_were() {
+    let _torch = common::torch_lock();
     use adarat::config::AutoAttackPreset;
     use adarat::train::attack_table::AttackTable;
     use adarat::vocab::FinalAttack;
@@ -198,6 +188,7 @@ fn the_final_table_leaves_the_network_and_its_batch_norm_state_as_they_were() {
 
 #[test]
 fn pgd_reaches_a_higher_loss_than_fgsm_on_a_trained_model() {
+    let _torch = common::torch_lock();
     let (net, data) = trained();
     let logits = |z: &Tensor| net.forward_t(z, false);
     let (mut clean, mut fgsm_loss, mut pgd_loss) = (0.0, 0.0, 0.0);
@@ -248,6 +239,7 @@ impl Budget {
 
 #[test]
 fn a_stop_request_ends_each_long_attack_within_a_few_forward_passes() {
+    let _torch = common::torch_lock();
     let (net, data) = trained();
     let batch = data.test.batches(16, false, Augment::None).next().unwrap();
     let (x, y) = (&batch.images, &batch.labels);
@@ -291,6 +283,7 @@ fn a_stop_request_ends_each_long_attack_within_a_few_forward_passes() {
 
 #[test]
 fn a_stop_during_autoattack_drops_the_batch_it_was_on() {
+    let _torch = common::torch_lock();
     // (A stop between batches, and the resumed table, are tested through the binary in
     // worker::a_stopped_final_evaluation_goes_on_from_its_last_batch_and_gives_the_same_table.)
     use adarat::config::AutoAttackPreset;

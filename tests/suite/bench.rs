@@ -1,6 +1,6 @@
 //! `adarat bench`: the real engine next to bench/reference.py, both timed on the same work.
 use crate::common;
-use common::{adarat_on_threads, python, stderr, stdout};
+use common::{adarat, python, stderr, stdout};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Output;
@@ -11,12 +11,11 @@ fn repository() -> &'static Path {
 
 /// `adarat bench --quick` on the CPU with the reference on `python`, from the repository.
 fn quick_bench(python: &str) -> Output {
-    adarat_on_threads(
+    adarat(
         repository(),
         &[
             "bench", "--quick", "--device", "cpu", "--json", "--python", python,
         ],
-        2,
     )
 }
 
@@ -85,7 +84,7 @@ fn bad_bench_arguments_get_one_line_and_exit_status_2() {
         (&["bench"], "bench/reference.py: no such file"),
     ];
     for (args, message) in cases {
-        let out = adarat_on_threads(dir.path(), args, 1);
+        let out = adarat(dir.path(), args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         let text = stderr(&out);
         assert!(text.contains(message), "{args:?}: {text}");
@@ -95,7 +94,7 @@ fn bad_bench_arguments_get_one_line_and_exit_status_2() {
 
 #[test]
 fn the_eval_suite_attacks_one_checkpoint_with_adarat_and_with_torchattacks() {
-    let out = adarat_on_threads(
+    let out = adarat(
         repository(),
         &[
             "bench",
@@ -108,7 +107,6 @@ fn the_eval_suite_attacks_one_checkpoint_with_adarat_and_with_torchattacks() {
             "--python",
             python().to_str().unwrap(),
         ],
-        2,
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let report: Value = serde_json::from_str(&stdout(&out)).unwrap();

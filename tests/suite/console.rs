@@ -1048,6 +1048,10 @@ fn slurm_tasks_show_in_the_grid_and_x_cancels_through_slurm_and_s_submits() {
 
 #[test]
 fn the_study_screen_shows_the_cursors_dataset_and_e_exports_every_format() {
+    // The export draws figures, whose text needs a font.
+    if !crate::common::system::installed(&[crate::common::system::Need::Font]) {
+        return;
+    }
     // The cursor's dataset is synthetic: PGD-AT's baseline (PGD-20 44.4) and AdaRAT (48.2, AA 41.0).
     let mut app = app_at("pgd-at/synthetic/adarat");
     type_keys(&mut app, "t");

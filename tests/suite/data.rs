@@ -1,5 +1,7 @@
 //! The data layer on small files written in the official formats: readers, refusals, safe installation,
 //! the missing-dataset message, device augmentation and the synthetic dataset. All offline.
+use crate::common;
+
 use adarat::config::job::{Augment, SyntheticSize};
 use adarat::data::{
     augment_batch, install_archive, install_gzip, load, md5_hex, DataError, DataRequest, Dataset,
@@ -595,6 +597,7 @@ fn augmented_bytes(images: &Tensor, augment: Augment) -> Vec<u8> {
 
 #[test]
 fn without_padding_augmentation_is_only_scaling() {
+    let _torch = common::torch_lock();
     let dataset = numbered_dataset(4);
     let expected = dataset.images.to_kind(Kind::Float) / 255.0;
     for augment in [Augment::None, Augment::Crop { pad: 0 }] {
@@ -606,6 +609,7 @@ fn without_padding_augmentation_is_only_scaling() {
 
 #[test]
 fn crops_are_shifted_windows_of_the_padded_image() {
+    let _torch = common::torch_lock();
     tch::manual_seed(7);
     let dataset = numbered_dataset(64);
     let input = bytes_of(&dataset.images);
@@ -621,6 +625,7 @@ fn crops_are_shifted_windows_of_the_padded_image() {
 
 #[test]
 fn crop_flip_mirrors_about_half_of_the_samples() {
+    let _torch = common::torch_lock();
     tch::manual_seed(11);
     let dataset = numbered_dataset(200);
     let input = bytes_of(&dataset.images);
@@ -647,6 +652,7 @@ fn crop_flip_mirrors_about_half_of_the_samples() {
 
 #[test]
 fn crops_keep_the_shape_of_colour_batches() {
+    let _torch = common::torch_lock();
     let images = Tensor::ones([8, 3, 32, 32], (Kind::Uint8, Device::Cpu)) * 200;
     let out = augment_batch(&images, Augment::CropFlip { pad: 4 });
     assert_eq!(out.size(), [8, 3, 32, 32]);
@@ -656,6 +662,7 @@ fn crops_keep_the_shape_of_colour_batches() {
 
 #[test]
 fn batches_cover_the_dataset_once_with_a_partial_last_batch() {
+    let _torch = common::torch_lock();
     let dataset = numbered_dataset(10);
     assert_eq!((dataset.len(), dataset.is_empty()), (10, false));
     let batches = dataset.batches(4, false, Augment::None);
@@ -671,6 +678,7 @@ fn batches_cover_the_dataset_once_with_a_partial_last_batch() {
 
 #[test]
 fn shuffled_batches_are_a_permutation_with_images_following_labels() {
+    let _torch = common::torch_lock();
     tch::manual_seed(3);
     let dataset = numbered_dataset(23);
     let mut batches = dataset.batches(5, true, Augment::None);
@@ -692,6 +700,7 @@ fn shuffled_batches_are_a_permutation_with_images_following_labels() {
 
 #[test]
 fn an_empty_dataset_has_no_batches() {
+    let _torch = common::torch_lock();
     let dataset = numbered_dataset(0);
     assert!(dataset.is_empty());
     assert_eq!(
@@ -732,6 +741,7 @@ fn class_means(dataset: &Dataset) -> Vec<Vec<f64>> {
 
 #[test]
 fn synthetic_is_deterministic_per_seed_with_the_right_shapes() {
+    let _torch = common::torch_lock();
     let first = synthetic(5, 120, 40);
     let again = synthetic(5, 120, 40);
     let other = synthetic(6, 120, 40);
@@ -753,6 +763,7 @@ fn synthetic_is_deterministic_per_seed_with_the_right_shapes() {
 
 #[test]
 fn synthetic_limits_take_the_first_images() {
+    let _torch = common::torch_lock();
     let full = synthetic(2, 50, 20);
     let mut req = request(DatasetKind::Synthetic, Path::new("/nonexistent"));
     req.seed = 2;
@@ -771,6 +782,7 @@ fn synthetic_limits_take_the_first_images() {
 
 #[test]
 fn synthetic_classes_are_learnable_and_an_epsilon_adversary_hurts() {
+    let _torch = common::torch_lock();
     let splits = synthetic(1, 2000, 1000);
     let means = class_means(&splits.train);
     let epsilon = 8.0 / 255.0;
@@ -826,9 +838,7 @@ fn synthetic_classes_are_learnable_and_an_epsilon_adversary_hurts() {
 
 #[test]
 fn fashion_mnist_from_the_debian_package() {
-    let system = Path::new("/usr/share/datasets/fashion-mnist");
-    if !system.join("train-images-idx3-ubyte.gz").is_file() {
-        println!("note: skipped, the Debian package dataset-fashion-mnist is not installed");
+    if !common::system::installed(&[common::system::Need::FashionMnist]) {
         return;
     }
     let empty = tempfile::tempdir().unwrap();
@@ -852,7 +862,7 @@ struct HttpServer {
 impl HttpServer {
     fn serve(root: &Path) -> HttpServer {
         use std::io::BufRead;
-        let mut child = std::process::Command::new(crate::common::python())
+        let mut child = std::process::Command::new(common::python())
             .args([
                 "-u",
                 "-m",
@@ -944,7 +954,7 @@ fn data_download_fetches_from_a_mirror_checks_its_sum_and_refuses_an_escaping_en
     let server = HttpServer::serve(&root);
 
     let download = |mirror: &str, data: &str| {
-        crate::common::adarat(
+        common::adarat(
             dir.path(),
             &[
                 "data",
@@ -959,8 +969,8 @@ fn data_download_fetches_from_a_mirror_checks_its_sum_and_refuses_an_escaping_en
     };
 
     let out = download("good", "work/good");
-    assert!(out.status.success(), "{}", crate::common::stderr(&out));
-    assert!(crate::common::stdout(&out).contains("cifar10: downloaded in"));
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(common::stdout(&out).contains("cifar10: downloaded in"));
     let data_dir = dir.path().join("work/good");
     assert_eq!(
         listing(&data_dir.join("cifar-10-batches-bin")).len(),
@@ -971,11 +981,11 @@ fn data_download_fetches_from_a_mirror_checks_its_sum_and_refuses_an_escaping_en
     assert_eq!((splits.train.len(), splits.test.len()), (10, 2));
     // Present already: nothing is fetched again.
     let out = download("good", "work/good");
-    assert!(crate::common::stdout(&out).contains("cifar10: already there"));
+    assert!(common::stdout(&out).contains("cifar10: already there"));
 
     let out = download("badsum", "work/badsum");
     assert_eq!(out.status.code(), Some(2));
-    let text = crate::common::stderr(&out);
+    let text = common::stderr(&out);
     assert!(
         text.contains("MD5") && text.contains(&server.url("badsum")),
         "{text}"
@@ -988,7 +998,7 @@ fn data_download_fetches_from_a_mirror_checks_its_sum_and_refuses_an_escaping_en
 
     let out = download("escape", "work/escape");
     assert_eq!(out.status.code(), Some(2));
-    let text = crate::common::stderr(&out);
+    let text = common::stderr(&out);
     assert!(text.contains("escaped.bin"), "{text}");
     assert!(!dir.path().join("work/escaped.bin").exists());
     assert!(!dir.path().join("escaped.bin").exists());

@@ -116,6 +116,7 @@ fn all_equal(a: &[Tensor], b: &[Tensor]) -> bool {
 
 #[test]
 fn the_learning_rate_follows_generalists_piecewise_linear_schedule() {
+    let _torch = common::torch_lock();
     let cfg = job("generalist/cifar10/adarat");
     let lr = |epoch_one_indexed: usize| {
         learning_rate(&cfg.lr_schedule, cfg.learning_rate, epoch_one_indexed - 1)
@@ -142,6 +143,7 @@ fn the_learning_rate_follows_generalists_piecewise_linear_schedule() {
 
 #[test]
 fn the_global_model_is_an_ema_of_the_at_teacher_while_beta_mix_is_one() {
+    let _torch = common::torch_lock();
     let mut s = setup(&synthetic_job(75));
     let initial = state(&s.at_learner);
     train_step(&mut s, 0);
@@ -169,6 +171,7 @@ fn the_global_model_is_an_ema_of_the_at_teacher_while_beta_mix_is_one() {
 
 #[test]
 fn below_one_beta_mix_blends_the_at_and_st_teachers() {
+    let _torch = common::torch_lock();
     let mut cfg = synthetic_job(75);
     if let MethodParams::Generalist(params) = &mut cfg.params {
         params.mix_points = vec![(0.0, 0.25)];
@@ -201,6 +204,7 @@ fn below_one_beta_mix_blends_the_at_and_st_teachers() {
 
 #[test]
 fn communication_resets_both_learners_to_the_global_model() {
+    let _torch = common::torch_lock();
     let mut s = setup(&synthetic_job(1));
     train_step(&mut s, 0);
     let global = state(s.method.evaluated().unwrap());
@@ -217,6 +221,7 @@ fn communication_resets_both_learners_to_the_global_model() {
 
 #[test]
 fn the_resume_state_restores_every_model_momentum_and_counter() {
+    let _torch = common::torch_lock();
     let cfg = synthetic_job(75);
     let mut s = setup(&cfg);
     train_step(&mut s, 0);
@@ -247,6 +252,7 @@ fn the_resume_state_restores_every_model_momentum_and_counter() {
 
 #[test]
 fn a_clean_loss_exactly_at_the_switch_takes_generalists_barrier_branch() {
+    let _torch = common::torch_lock();
     // u = 1 and switch 0.5 make the threshold exactly 0.5 in f32 and f64.
     let cfg = RatioConfig {
         beta: 0.04,

@@ -54,6 +54,7 @@ fn same(a: &Tensor, b: &Tensor) -> bool {
 
 #[test]
 fn fat_returns_the_first_iterate_with_tau_plus_one_misclassifications() {
+    let _torch = common::torch_lock();
     const TAU: usize = 2;
     const STEPS: usize = 6;
     // Per sample, which of the iterates x_0..x_5 the network misclassifies, and the iterate FAT
@@ -145,6 +146,7 @@ fn fosc_by_hand(
 
 #[test]
 fn dat_freezes_exactly_the_samples_whose_fosc_falls_to_the_threshold() {
+    let _torch = common::torch_lock();
     const STEPS: usize = 5;
     const THRESHOLD: f64 = 0.3; // c(0) with the reference's values
                                 // Logit margin a_i·(Σ pixels − n/2) against class 1: the gradient points the same way at every
@@ -213,6 +215,7 @@ fn trained_small_cnn() -> (Network, Tensor) {
 
 #[test]
 fn pgd_kl_raises_the_kl_to_the_clean_prediction_within_the_budget() {
+    let _torch = common::torch_lock();
     let (net, x) = trained_small_cnn();
     let eval = |x: &Tensor| net.forward_t(x, false);
     let kl_from_clean = |adversarial: &Tensor| {
@@ -254,6 +257,7 @@ fn host(t: &Tensor) -> Vec<f64> {
 
 #[test]
 fn trades_kl_matches_the_formula_and_its_gradient_reaches_the_clean_logits() {
+    let _torch = common::torch_lock();
     // One sample has a clean probability far below 1e-8, which the target clamp lifts.
     let clean = Tensor::from_slice(&[2.0f32, -1.0, 0.5, 0.0, -40.0, 1.0])
         .view([2, 3])
@@ -325,6 +329,7 @@ fn trades_ratio(mode: Mode) -> Ratio {
 
 #[test]
 fn trades_losses_in_each_mode() {
+    let _torch = common::torch_lock();
     const LAMBDA: f64 = 6.0;
     let labels = Tensor::from_slice(&[0i64, 2]);
     let adversarial = Tensor::from_slice(&[0.5f32, 1.0, 0.2, 1.0, 0.0, -1.0]).view([2, 3]);

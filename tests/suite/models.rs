@@ -13,13 +13,6 @@ const ALL_KINDS: [ModelKind; 4] = [
     ModelKind::SmallCnn,
 ];
 
-/// libtorch's intra-op threads spin against each other on a small shared CPU (about 30 ms per conv with
-/// 2 threads, 1 ms with 1), and the test harness already runs tests in parallel. OpenMP keeps the thread
-/// count per calling thread, so each test sets it for itself.
-fn one_torch_thread() {
-    tch::set_num_threads(1);
-}
-
 fn spec(kind: ModelKind, shape: [i64; 3], classes: i64) -> ModelSpec {
     let [channels, height, width] = shape;
     ModelSpec::new(kind, channels, height, width, classes)
@@ -89,7 +82,7 @@ fn snapshot(net: &Network) -> Vec<(String, Tensor)> {
 
 #[test]
 fn parameter_counts_match_the_reference() {
-    one_torch_thread();
+    let _torch = common::torch_lock();
     for (kind, classes, expected) in [
         (ModelKind::ResNet18, 10, 11_173_962),
         (ModelKind::ResNet18, 100, 11_220_132),
@@ -123,7 +116,7 @@ fn parameter_counts_match_the_reference() {
 
 #[test]
 fn every_model_gives_logits_for_colour_and_grey_inputs() {
-    one_torch_thread();
+    let _torch = common::torch_lock();
     tch::manual_seed(1);
     for kind in ALL_KINDS {
         for (shape, classes) in [([3, 32, 32], 10), ([1, 28, 28], 100), ([3, 32, 32], 7)] {
@@ -138,7 +131,7 @@ fn every_model_gives_logits_for_colour_and_grey_inputs() {
 
 #[test]
 fn resnet18_state_dict_names() {
-    one_torch_thread();
+    let _torch = common::torch_lock();
     let names = names(&network(ModelKind::ResNet18, [3, 32, 32], 10));
     assert_eq!(names.len(), 122);
     for name in [
@@ -177,7 +170,7 @@ fn resnet18_state_dict_names() {
 
 #[test]
 fn wrn_state_dict_names() {
-    one_torch_thread();
+    let _torch = common::torch_lock();
     let names = names(&network(ModelKind::Wrn34_10, [3, 32, 32], 10));
     assert_eq!(names.len(), 191);
     for name in [
@@ -222,7 +215,7 @@ fn wrn_state_dict_names() {
 
 #[test]
 fn preact_resnet18_state_dict_names() {
-    one_torch_thread();
+    let _torch = common::torch_lock();
     let names = names(&network(ModelKind::PreActResNet18, [3, 32, 32], 10));
     assert_eq!(names.len(), 102);
     for name in [
@@ -251,7 +244,7 @@ fn preact_resnet18_state_dict_names() {
 
 #[test]
 fn small_cnn_state_dict_names() {
-    one_torch_thread();
+    let _torch = common::torch_lock();
     let names = names(&network(ModelKind::SmallCnn, [1, 28, 28], 10));
     let expected: Vec<String> = ["classifier.fc1", "classifier.fc2", "classifier.fc3"]
         .iter()
@@ -268,7 +261,7 @@ fn small_cnn_state_dict_names() {
 
 #[test]
 fn parameters_are_the_trainable_part_of_the_state() {
-    one_torch_thread();
+    let _torch = common::torch_lock();
     let net = network(ModelKind::ResNet18, [3, 32, 32], 10);
     let parameters = net.parameters();
     assert_eq!(parameters.len(), 62);
@@ -289,7 +282,7 @@ fn parameters_are_the_trainable_part_of_the_state() {
 
 #[test]
 fn initialisation_follows_the_reference() {
-    one_torch_thread();
+    let _torch = common::torch_lock();
     tch::manual_seed(2);
     let max_abs = |tensor: &Tensor| tensor.abs().max().double_value(&[]);
     let std = |tensor: &Tensor| tensor.std(true).double_value(&[]);
@@ -351,7 +344,7 @@ fn initialisation_follows_the_reference() {
 
 #[test]
 fn train_mode_updates_batch_norm_state_and_eval_mode_changes_nothing() {
-    one_torch_thread();
+    let _torch = common::torch_lock();
     tch::manual_seed(3);
     let shape = [3, 16, 16];
     let net = network(ModelKind::ResNet18, shape, 10);
@@ -398,7 +391,7 @@ fn train_mode_updates_batch_norm_state_and_eval_mode_changes_nothing() {
 
 #[test]
 fn dropout_is_active_in_train_mode_only() {
-    one_torch_thread();
+    let _torch = common::torch_lock();
     tch::manual_seed(4);
     for kind in [ModelKind::Wrn34_10, ModelKind::SmallCnn] {
         let shape = quick_shape(kind);
@@ -430,7 +423,7 @@ fn dropout_is_active_in_train_mode_only() {
 
 #[test]
 fn input_gradients_flow_in_both_modes() {
-    one_torch_thread();
+    let _torch = common::torch_lock();
     tch::manual_seed(5);
     for kind in ALL_KINDS {
         let shape = quick_shape(kind);
@@ -450,7 +443,7 @@ fn input_gradients_flow_in_both_modes() {
 
 #[test]
 fn checkpoints_round_trip_exactly() {
-    one_torch_thread();
+    let _torch = common::torch_lock();
     tch::manual_seed(6);
     let folder = tempfile::tempdir().unwrap();
     for kind in ALL_KINDS {
@@ -508,7 +501,7 @@ fn refusal(net: &mut Network, path: &Path) -> String {
 
 #[test]
 fn loading_refuses_checkpoints_that_do_not_fit() {
-    one_torch_thread();
+    let _torch = common::torch_lock();
     tch::manual_seed(7);
     let folder = tempfile::tempdir().unwrap();
     let mut net = network(ModelKind::ResNet18, [3, 32, 32], 10);
@@ -588,7 +581,7 @@ fn loading_refuses_checkpoints_that_do_not_fit() {
 
 #[test]
 fn loading_refuses_damaged_and_foreign_files() {
-    one_torch_thread();
+    let _torch = common::torch_lock();
     let folder = tempfile::tempdir().unwrap();
     let mut net = network(ModelKind::SmallCnn, [1, 28, 28], 10);
     let good = folder.path().join("good.safetensors");
@@ -642,7 +635,7 @@ fn loading_refuses_damaged_and_foreign_files() {
 
 #[test]
 fn saving_into_a_missing_folder_fails_cleanly() {
-    one_torch_thread();
+    let _torch = common::torch_lock();
     let net = network(ModelKind::SmallCnn, [1, 28, 28], 10);
     let folder = tempfile::tempdir().unwrap();
     let path = folder
@@ -658,7 +651,7 @@ fn saving_into_a_missing_folder_fails_cleanly() {
 
 #[test]
 fn copy_from_copies_the_whole_state() {
-    one_torch_thread();
+    let _torch = common::torch_lock();
     tch::manual_seed(8);
     let shape = [3, 16, 16];
     let student = network(ModelKind::ResNet18, shape, 10);
@@ -685,7 +678,7 @@ fn copy_from_copies_the_whole_state() {
 
 #[test]
 fn impossible_specs_and_inputs_are_refused() {
-    one_torch_thread();
+    let _torch = common::torch_lock();
     let refuse = |spec: ModelSpec| match Network::new(&spec, Device::Cpu) {
         Err(err @ ModelError::InvalidSpec(_)) => err.to_string(),
         Err(other) => panic!("wrong error {other}"),
@@ -735,7 +728,7 @@ fn impossible_specs_and_inputs_are_refused() {
 
 #[test]
 fn reference_pytorch_models_agree_with_ours() {
-    one_torch_thread();
+    let _torch = common::torch_lock();
     tch::manual_seed(9);
     let folder = tempfile::tempdir().unwrap();
     let specs: Vec<ModelSpec> = [
@@ -784,7 +777,7 @@ fn reference_pytorch_models_agree_with_ours() {
 
 #[test]
 fn channels_last_weights_compute_the_same_and_save_the_same_checkpoint() {
-    one_torch_thread();
+    let _torch = common::torch_lock();
     let folder = tempfile::tempdir().unwrap();
     for kind in ALL_KINDS {
         tch::manual_seed(8);

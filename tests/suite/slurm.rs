@@ -1,17 +1,22 @@
 //! `adarat submit` against a real Slurm (Debian's 22.05: slurmctld, slurmd and munge on 127.0.0.1,
 //! two fake GPUs), started by `tests/slurm/cluster.sh` in a temporary folder and stopped by its pids
-//! at the end (docs/testing.md#a-real-slurm). `.ci/run` installs the packages.
+//! at the end (docs/testing.md#a-real-slurm). `make test` installs the packages where it can
+//! (docs/testing.md#system-packages).
 use crate::common;
 
+use common::system::Need;
 use common::{result_json, stderr, stdout, wait_for, TINY};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
 
 /// A running one-node cluster; stopped (every job cancelled, every daemon killed) when dropped.
 struct Cluster {
     dir: tempfile::TempDir,
     conf: PathBuf,
+    /// One cluster at a time: each takes the ports of this process and every CPU of the machine.
+    _alone: MutexGuard<'static, ()>,
 }
 
 fn script() -> PathBuf {
@@ -19,7 +24,13 @@ fn script() -> PathBuf {
 }
 
 impl Cluster {
-    fn start() -> Cluster {
+    /// None when Slurm or root is missing: the test is then skipped (outside CI, docs/testing.md).
+    fn start() -> Option<Cluster> {
+        if !common::system::installed(&[Need::Slurm]) {
+            return None;
+        }
+        static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+        let alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let dir = tempfile::tempdir().unwrap();
         // Ports of their own, so a cluster left by another run cannot answer.
         let port = 20000 + 2 * (std::process::id() % 10000);
@@ -29,11 +40,15 @@ impl Cluster {
             .unwrap();
         assert!(
             out.status.success(),
-            "the test cluster did not start (root and Debian's slurmctld, slurmd, slurm-client and munge are needed; .ci/run installs them): {}",
+            "the test cluster did not start: {}",
             stderr(&out)
         );
         let conf = dir.path().join("slurm.conf");
-        Cluster { dir, conf }
+        Some(Cluster {
+            dir,
+            conf,
+            _alone: alone,
+        })
     }
 
     /// A Slurm command (or adarat) that talks to this cluster.
@@ -114,7 +129,9 @@ fn task_log(output: &Path, array: &str) -> String {
 /// requeued and resumes without losing an epoch.
 #[test]
 fn submitted_arrays_complete_wait_for_teachers_stop_on_scancel_and_resume_after_a_requeue() {
-    let cluster = Cluster::start();
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("output");
 
@@ -312,7 +329,12 @@ fn submit_refuses_a_missing_dataset_and_says_when_sbatch_is_missing_and_a_dry_ru
 /// which stops the run resumably.
 #[test]
 fn the_console_shows_pending_and_running_slurm_tasks_and_cancels_one() {
-    let cluster = Cluster::start();
+    if !common::system::installed(&[Need::Tmux]) {
+        return;
+    }
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("output");
     // Two CPUs and two GPUs on the node: two tasks run, the third waits for resources.
@@ -390,7 +412,9 @@ fn the_console_shows_pending_and_running_slurm_tasks_and_cancels_one() {
 /// first completes as if alone.
 #[test]
 fn a_task_whose_run_is_locked_by_another_leaves_it_alone() {
-    let cluster = Cluster::start();
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("output");
     let run = output.join("pgd-at_synthetic_adarat_small-cnn_seed1");

@@ -39,10 +39,11 @@ fn plant_teacher(output: &Path, method: &str, model: ModelKind, classes: i64) ->
     let folder = output.join(format!("{method}_synthetic_baseline_small-cnn_seed1"));
     std::fs::create_dir_all(&folder).unwrap();
     let spec = ModelSpec::new(model, 3, 32, 32, classes);
-    Network::new(&spec, Device::Cpu)
-        .unwrap()
-        .save(&folder.join("model.safetensors"))
-        .unwrap();
+    let network = {
+        let _torch = common::torch_lock();
+        Network::new(&spec, Device::Cpu).unwrap()
+    };
+    network.save(&folder.join("model.safetensors")).unwrap();
     let result = RunResult {
         job: format!("{method}/synthetic/baseline").parse().unwrap(),
         method: method.parse().unwrap(),

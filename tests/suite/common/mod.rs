@@ -1,12 +1,31 @@
 //! Helpers shared by the integration tests: the real binary, run folders, and the Python of
 //! `.venv` that checks adarat against PyTorch and torchattacks.
 #![allow(dead_code)]
+pub(crate) mod system;
 pub(crate) mod tmux;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+/// libtorch's random generator is global to the process, and the tests run in parallel: a test that
+/// seeds it or draws from it in this process (a new network, `rand`, dropout in training mode,
+/// shuffled batches, augmentation) holds this lock while it does, so that a seeded computation sees
+/// only its own draws. The tests that drive the adarat binary run beside them
+/// (docs/testing.md#parallel-tests).
+/// It also keeps libtorch on one thread in the calling test thread (OpenMP's count is per thread):
+/// with tests side by side, a second libtorch thread only spins against them.
+pub(crate) fn torch_lock() -> MutexGuard<'static, ()> {
+    static TORCH: Mutex<()> = Mutex::new(());
+    // A test that failed while holding it leaves the generator as usable as any other.
+    let guard = TORCH
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    tch::set_num_threads(1);
+    guard
+}
 
 /// A tiny synthetic set on the CPU with a short final table: an epoch takes a few seconds on one
 /// thread.
@@ -36,16 +55,9 @@ pub(crate) fn adarat_command(dir: &Path, args: &[&str]) -> Command {
 }
 
 /// Runs the adarat binary in `dir` on one thread: a run is then bitwise reproducible, whatever the
-/// machine's core count.
+/// machine's core count, and tests running side by side do not spin against each other's threads.
 pub(crate) fn adarat(dir: &Path, args: &[&str]) -> Output {
-    adarat_on_threads(dir, args, 1)
-}
-
-/// Runs the adarat binary with `threads` torch threads, where speed matters more than bitwise
-/// reproducibility across machines.
-pub(crate) fn adarat_on_threads(dir: &Path, args: &[&str], threads: usize) -> Output {
     adarat_command(dir, args)
-        .env("OMP_NUM_THREADS", threads.to_string())
         .output()
         .expect("the adarat binary runs")
 }
@@ -94,7 +106,7 @@ pub(crate) fn run_python(script: &str, args: &[&Path]) -> String {
     let output = Command::new(&python)
         .arg(python_modules().join(script))
         .args(args)
-        .env("ADARAT_PARITY_THREADS", "2")
+        .env("OMP_NUM_THREADS", "1")
         .output()
         .unwrap_or_else(|e| panic!("{}: {e} (`make test` installs .venv)", python.display()));
     let out = stdout(&output);
@@ -173,16 +185,29 @@ pub(crate) fn small_cnn(classes: i64) -> adarat::models::Network {
 
 /// small-cnn after plain training on 1024 synthetic images, checked to have learned (test accuracy
 /// well above chance, several classes predicted) so that attacks on it have input gradients to
-/// follow; with its 256 test images. The recipe (the synthetic job's learning rate 0.01, batch 32,
-/// momentum 0.9, 4 epochs) reached 86–99 % over three seeds under `ATEN_CPU_CAPABILITY` default,
-/// avx2 and avx512; a hotter one (lr 0.05) collapsed to a constant output on some CPUs and not on
-/// others (docs/testing.md).
+/// follow; with its 256 test images. Trained once per test process; each call loads the weights
+/// into a network of its own. The caller holds `torch_lock`.
 pub(crate) fn trained_small_cnn() -> (adarat::models::Network, adarat::data::Splits) {
+    static WEIGHTS: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let data = synthetic_splits(1024, 256);
+    let weights = WEIGHTS.get_or_init(|| {
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("trained-small-cnn.safetensors");
+        train_small_cnn(&data).save(&path).unwrap();
+        path
+    });
+    let mut net = small_cnn(data.classes);
+    net.load(weights).unwrap();
+    (net, data)
+}
+
+/// The recipe (the synthetic job's learning rate 0.01, batch 32, momentum 0.9, 4 epochs) reached
+/// 86–99 % over three seeds under `ATEN_CPU_CAPABILITY` default, avx2 and avx512; a hotter one
+/// (lr 0.05) collapsed to a constant output on some CPUs and not on others (docs/testing.md).
+fn train_small_cnn(data: &adarat::data::Splits) -> adarat::models::Network {
     use adarat::config::Augment;
     use adarat::losses::cross_entropy;
     use adarat::optim::sgd::Sgd;
     use tch::Kind;
-    let data = synthetic_splits(1024, 256);
     let net = small_cnn(data.classes);
     let mut sgd = Sgd::new(net.parameters(), 0.9, 5e-4);
     for _ in 0..4 {
@@ -213,5 +238,5 @@ pub(crate) fn trained_small_cnn() -> (adarat::models::Network, adarat::data::Spl
         100.0 / data.classes as f64,
         predicted.len()
     );
-    (net, data)
+    net
 }
