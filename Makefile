@@ -30,7 +30,7 @@ build: $(LIBTORCH_DEP)
 # event files with tensorboard (installed into .venv for them only). Their system packages (a real Slurm,
 # tmux, LaTeX, a font, Fashion-MNIST) are installed when this can (root or sudo -n); otherwise the tests
 # that need them say so and are counted as skipped at the end, except under CI (docs/testing.md).
-# The unit tests seed libtorch's global generator, so they run one at a time (two seconds); the
+# The unit tests seed libtorch's global generator, so they run one at a time (a second or two); the
 # integration suite runs TEST_THREADS at once, its in-process libtorch tests taking turns on a lock.
 TEST_THREADS ?= 4
 TEST_FLAGS := --features fault-injection
