@@ -50,7 +50,7 @@ system-deps:
 
 # The numerics-sensitive tests again, with libtorch's kernels, MKL and oneDNN each held to the
 # instruction sets of an AVX2-only CPU and of a pre-AVX one (docs/testing.md): what passes here
-# passes on AMD and older Intel machines too. About 30 minutes on 2 cores (AVX2 8, SSE4 21).
+# passes on AMD and older Intel machines too. About 18 minutes on 2 cores (AVX2 6, SSE4 12).
 NUMERIC_TESTS := attacks:: methods:: models:: run:: generalist:: teachers:: attack_table::
 test-portability: $(LIBTORCH_DEP) $(VENV)/.test-tools
 	@for isa in "avx2 AVX2 AVX2" "default SSE4_2 SSE41"; do \

@@ -21,6 +21,9 @@ pub(super) struct SubmitArgs {
     /// The account (default: `slurm.account`, else yours).
     #[arg(long, value_name = "A")]
     account: Option<String>,
+    /// The quality of service (default: `slurm.qos`, else the account's).
+    #[arg(long, value_name = "Q")]
+    qos: Option<String>,
     /// GPUs per job (default: `slurm.gpus_per_job`, 1); 0 on a CPU partition.
     #[arg(long, value_name = "N")]
     gpus_per_job: Option<u32>,
@@ -59,9 +62,11 @@ pub(super) fn submit(args: SubmitArgs) -> Result<(), CliError> {
         partition: args.partition.or_else(|| study.slurm().partition.clone()),
         time: args.time.or_else(|| study.slurm().time.clone()),
         account: args.account.or_else(|| study.slurm().account.clone()),
+        qos: args.qos.or_else(|| study.slurm().qos.clone()),
         gpus_per_job: args.gpus_per_job.unwrap_or(study.slurm().gpus_per_job),
         signal_seconds: study.slurm().signal_seconds,
     };
+    slurm.check().map_err(|e| CliError::input(e.to_string()))?;
     let request = crate::slurm::SubmitRequest {
         configs: &configs,
         common_args: common_args(

@@ -26,6 +26,8 @@ pub enum SlurmError {
     NoSbatch,
     #[error("{command}: {message}")]
     Command { command: String, message: String },
+    #[error("{}: a path with a control character or a double quote cannot go into a batch script's #SBATCH line; choose another output folder", path.display())]
+    UnsafePath { path: PathBuf },
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -71,6 +73,12 @@ pub struct SubmittedTask {
 /// then the students, which Slurm starts only after their teachers' tasks completed (`afterok`).
 pub fn submit(req: &SubmitRequest) -> Result<Vec<Submission>, SlurmError> {
     let dir = req.output_dir.join(SLURM_DIR);
+    // The tasks' log path goes into an #SBATCH line (double-quoted there); every other path and
+    // argument of the script is single-quoted for bash.
+    let text = dir.to_string_lossy();
+    if text.chars().any(|c| c.is_control() || c == '"') {
+        return Err(SlurmError::UnsafePath { path: dir });
+    }
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
     let adarat = std::env::current_exe().map_err(io(Path::new("adarat")))?;
     let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S").to_string();
@@ -182,6 +190,9 @@ fn sbatch_options(slurm: &SlurmDefaults) -> Vec<String> {
     }
     if let Some(account) = &slurm.account {
         options.push(format!("--account={account}"));
+    }
+    if let Some(qos) = &slurm.qos {
+        options.push(format!("--qos={qos}"));
     }
     if slurm.gpus_per_job > 0 {
         options.push(format!("--gres=gpu:{}", slurm.gpus_per_job));

@@ -28,7 +28,8 @@ impl ArrayScript<'_> {
         let mut options = vec![
             "--job-name=adarat".to_string(),
             format!("--array=0-{last}"),
-            format!("--output={}", log.display()),
+            // Quoted: sbatch reads double quotes in a directive, and a space would end it.
+            format!("--output=\"{}\"", log.display()),
             "--open-mode=append".to_string(),
             // A preempted or warned task goes back to the queue and resumes from its last epoch.
             "--requeue".to_string(),
@@ -48,17 +49,26 @@ impl ArrayScript<'_> {
         s += "  *) echo \"adarat: no task $SLURM_ARRAY_TASK_ID in this array\" >&2; exit 2 ;;\nesac\n";
         let _ = writeln!(s, "common=({})\n", quoted(&self.common));
         s += r#"requeue=0
+early=0
+pid=
+# The traps go first: a signal between the run's start and a later trap would end this script
+# without its run. A signal before the run has a pid is passed on as soon as it has one.
+# The time-limit warning (or a preemption's): the run stops at its next batch, then requeue.
+trap 'requeue=1; if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null; else early=1; fi' USR1
+# scancel: the run stops at its next batch and stays resumable (status stopped).
+trap 'if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null; else early=1; fi' TERM INT
 "$adarat" run "${task[@]}" "${common[@]}" &
 pid=$!
-# The time-limit warning (or a preemption's): the run stops at its next batch, then requeue.
-trap 'requeue=1; kill -TERM "$pid" 2>/dev/null' USR1
-# scancel: the run stops at its next batch and stays resumable (status stopped).
-trap 'kill -TERM "$pid" 2>/dev/null' TERM INT
-while :; do
-  wait "$pid"
-  status=$?
-  kill -0 "$pid" 2>/dev/null || break
+[ "$early" = 0 ] || kill -TERM "$pid" 2>/dev/null
+# The run is waited for only once it has ended: a `wait` on it that a trap interrupts returns the
+# trap's status, and bash may then lose the run's own (docs/slurm.md). The short waits here let the
+# traps run within a second.
+while kill -0 "$pid" 2>/dev/null; do
+  sleep 1 &
+  wait $!
 done
+wait "$pid"
+status=$?
 if [ "$requeue" = 1 ] && [ "$status" = 130 ]; then
   echo "adarat: requeued to resume after the time limit's warning" >&2
   scontrol requeue "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"
@@ -98,7 +108,7 @@ mod tests {
         let text = script.text();
         for line in [
             "#SBATCH --array=0-1",
-            "#SBATCH --output=/out/slurm/%A_%a.log",
+            "#SBATCH --output=\"/out/slurm/%A_%a.log\"",
             "#SBATCH --signal=B:USR1@90",
             "#SBATCH --partition=gpu",
             "  0) task=('st/cifar10/baseline') ;;",
@@ -107,5 +117,80 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "`{line}` missing:\n{text}");
         }
+    }
+
+    /// The script of one task whose `adarat` is `stub` (a bash script body), and a folder with a
+    /// `scontrol` that records its arguments, for the script's PATH.
+    fn stub_task(dir: &Path, stub: &str) -> std::process::Command {
+        use std::os::unix::fs::PermissionsExt;
+        let executable = |name: &str, body: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, format!("#!/bin/bash\n{body}\n")).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            path
+        };
+        let adarat = executable("adarat", stub);
+        executable(
+            "scontrol",
+            &format!("echo \"$@\" > {}/scontrol.args", dir.display()),
+        );
+        let script = ArrayScript {
+            adarat: &adarat,
+            tasks: vec![vec!["st/synthetic/baseline".into()]],
+            common: Vec::new(),
+            sbatch: Vec::new(),
+            log_dir: dir,
+            signal_seconds: 90,
+        };
+        let path = executable("task.sh", &script.text());
+        let mut command = std::process::Command::new("bash");
+        command
+            .arg(path)
+            .current_dir(dir)
+            .env("SLURM_ARRAY_TASK_ID", "0")
+            .env("SLURM_ARRAY_JOB_ID", "7")
+            .env(
+                "PATH",
+                format!("{}:{}", dir.display(), std::env::var("PATH").unwrap()),
+            )
+            .stderr(std::process::Stdio::null());
+        command
+    }
+
+    /// USR1 to the task `seconds` after its run started (the stub touches `started`).
+    fn usr1_after(child: &std::process::Child, dir: &Path, seconds: f64) {
+        while !dir.join("started").exists() {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        std::thread::sleep(std::time::Duration::from_secs_f64(seconds));
+        crate::native::posix::send_signal(child.id(), libc::SIGUSR1).unwrap();
+    }
+
+    #[test]
+    fn the_scripts_exit_is_the_runs_whatever_instant_the_warning_lands() {
+        // A run that completes at 0.2 s and ignores the stop (its last epoch was done): a warning
+        // just before, at or after its end leaves the task completed, never requeued.
+        for delay in [0.0, 0.15, 0.19, 0.2, 0.21, 0.3] {
+            let dir = tempfile::tempdir().unwrap();
+            let run = "trap '' TERM\ntouch started\nsleep 0.2\nexit 0";
+            let child = stub_task(dir.path(), run).spawn().unwrap();
+            usr1_after(&child, dir.path(), delay);
+            let out = child.wait_with_output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "warned after {delay} s: {stderr}"
+            );
+            assert!(!dir.path().join("scontrol.args").exists(), "{delay} s");
+        }
+        // A run that stops on the warning (130): the task requeues itself and exits 130.
+        let dir = tempfile::tempdir().unwrap();
+        let stops = "trap 'exit 130' TERM\ntouch started\nsleep 5 & wait";
+        let mut child = stub_task(dir.path(), stops).spawn().unwrap();
+        usr1_after(&child, dir.path(), 0.1);
+        assert_eq!(child.wait().unwrap().code(), Some(130));
+        let args = std::fs::read_to_string(dir.path().join("scontrol.args")).unwrap();
+        assert_eq!(args.trim(), "requeue 7_0");
     }
 }

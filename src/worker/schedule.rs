@@ -87,14 +87,22 @@ pub(super) fn readiness(
                     let why = result.error.map(|e| format!(": {e}")).unwrap_or_default();
                     blocked.push(format!("its teacher {name} {status}{why}"));
                 }
-                Err(_) => {
-                    queue_first.push(Entry {
-                        model: Some(teacher.model),
-                        seed: Some(teacher.seed),
-                        ..Entry::new(name, entry.config.clone(), entry.sets.clone())
-                    });
-                    coming.push(format!("{name} (queued)"));
-                }
+                // A teacher that failed before it had a run folder (its dataset missing and no
+                // network, a bad device) blocks its student as one with a folder does: only the
+                // user queues it again, so the worker never starts it over and over.
+                Err(_) => match queue.failure(name, seed) {
+                    Some(failure) => {
+                        blocked.push(format!("its teacher {name} failed: {}", failure.error));
+                    }
+                    None => {
+                        queue_first.push(Entry {
+                            model: Some(teacher.model),
+                            seed: Some(teacher.seed),
+                            ..Entry::new(name, entry.config.clone(), entry.sets.clone())
+                        });
+                        coming.push(format!("{name} (queued)"));
+                    }
+                },
             }
         }
     }
@@ -198,6 +206,42 @@ mod tests {
             ),
             Readiness::Invalid(_)
         ));
+    }
+
+    #[test]
+    fn a_teacher_that_failed_without_a_folder_blocks_its_student_and_is_not_queued_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut queue = Queue::default();
+        let teacher = entry("st/synthetic/baseline");
+        queue.record_failure(&teacher, "cifar10 not in data".into());
+        let student = entry("kd-at/synthetic/baseline");
+        let Readiness::Waiting {
+            reason,
+            queue_first,
+            on_its_way,
+        } = readiness(&student, &queue, &[], &mut Studies::default(), dir.path())
+        else {
+            panic!("the student cannot start");
+        };
+        let queued: Vec<&str> = queue_first.iter().map(|e| e.job.as_str()).collect();
+        assert_eq!(
+            queued,
+            ["pgd-at/synthetic/baseline"],
+            "only the teacher that never ran"
+        );
+        assert!(!on_its_way);
+        assert!(
+            reason.starts_with("its teacher st/synthetic/baseline failed: cifar10 not in data"),
+            "{reason}"
+        );
+        // Queued again by the user, the teacher is on its way once more.
+        queue.push([teacher]);
+        let Readiness::Waiting { on_its_way, .. } =
+            readiness(&student, &queue, &[], &mut Studies::default(), dir.path())
+        else {
+            panic!("the student still waits");
+        };
+        assert!(on_its_way);
     }
 
     #[test]

@@ -324,6 +324,55 @@ fn submit_refuses_a_missing_dataset_and_says_when_sbatch_is_missing_and_a_dry_ru
     );
 }
 
+/// Without a cluster: a Slurm option, from the command line or the configuration, that is not in
+/// Slurm's syntax (a newline that would start a shell line in the script, a space) is refused in one
+/// line before any script is written; so is an output folder whose path cannot go into a directive.
+#[test]
+fn submit_refuses_slurm_options_and_paths_that_would_break_the_batch_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let dry_run = |extra: &[&str]| {
+        let mut args = vec!["submit", "pgd-at/synthetic/adarat", "--dry-run"];
+        args.extend(extra);
+        common::adarat(dir.path(), &args)
+    };
+    for option in ["partition", "account", "qos", "time"] {
+        for value in ["gpu\nrm -rf ~", "gpu a100", "1:00:00\n--wrap=id"] {
+            let flag = format!("--{option}");
+            let set = format!("slurm.{option}={value}");
+            for args in [[flag.as_str(), value], ["--set", set.as_str()]] {
+                let out = dry_run(&args);
+                let text = stderr(&out);
+                assert_eq!(out.status.code(), Some(2), "{args:?}: {text}");
+                assert!(
+                    text.contains(&format!("--{option} (slurm.{option}): ")),
+                    "{args:?}: {text}"
+                );
+                assert_eq!(text.lines().count(), 1, "{args:?}: {text}");
+                assert!(!dir.path().join("output/slurm").exists(), "{args:?}");
+            }
+        }
+    }
+    let out = dry_run(&["--output", "out\nput"]);
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("cannot go into a batch script"), "{text}");
+    assert!(!dir.path().join("out\nput").exists());
+    // A space in the output folder is quoted in the directive.
+    let out = dry_run(&["--output", "my output"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let scripts = dir.path().join("my output/slurm");
+    let script = std::fs::read_dir(&scripts)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let text = std::fs::read_to_string(script.path()).unwrap();
+    assert!(
+        text.contains("#SBATCH --output=\"") && text.contains("my output/slurm/%A_%a.log\"\n"),
+        "{text}"
+    );
+}
+
 /// The console as the control room, in a real terminal: it shows a task pending on Slurm (with
 /// Slurm's reason) and tasks running, and `x` `y` on a running one cancels its task through Slurm,
 /// which stops the run resumably.

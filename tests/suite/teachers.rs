@@ -246,6 +246,79 @@ fn write_queue(output: &Path, queue: Value) {
     std::fs::write(output.join("queue.json"), queue.to_string()).unwrap();
 }
 
+/// Runs `adarat worker` on the queue of `out_dir` until it exits (five minutes at most): its exit
+/// code and output.
+fn serve_queue(dir: &Path, out_dir: &Path) -> (Option<i32>, String) {
+    let mut worker = adarat(dir, &["worker", "--output", out_dir.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while worker.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(300) {
+            worker.kill().unwrap();
+            panic!("the worker did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = worker.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.code(), log)
+}
+
+fn read_queue(out_dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(out_dir.join("queue.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn a_teacher_that_fails_before_it_has_a_folder_blocks_its_student_and_starts_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = output(dir.path());
+    let empty = dir.path().join("no-data");
+    std::fs::create_dir_all(&empty).unwrap();
+    // CIFAR-10 is missing and its mirror refuses every connection: both teachers fail before
+    // either has a run folder.
+    let sets = [
+        format!("paths.data={}", empty.display()),
+        "paths.mirror=http://127.0.0.1:9/".to_string(),
+    ];
+    let student = json!({"job": "kd-at/cifar10/baseline", "config": null, "sets": sets, "seed": 1});
+    write_queue(&out_dir, json!({ "jobs": [student] }));
+    let (code, log) = serve_queue(dir.path(), &out_dir);
+    assert_eq!(
+        code,
+        Some(0),
+        "the worker exits when nothing can run: {log}"
+    );
+    for teacher in [
+        "st/cifar10/baseline seed 1",
+        "pgd-at/cifar10/baseline seed 1",
+    ] {
+        assert_eq!(
+            log.matches(&format!("{teacher}: starting")).count(),
+            1,
+            "{log}"
+        );
+        assert!(log.contains(&format!("{teacher}: failed: ")), "{log}");
+    }
+    assert!(
+        !log.contains("kd-at/cifar10/baseline seed 1: starting"),
+        "{log}"
+    );
+    let queue = read_queue(&out_dir);
+    let jobs = queue["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 1, "the student waits: {queue}");
+    let waiting = jobs[0]["waiting"].as_str().unwrap();
+    assert!(
+        waiting.starts_with("its teacher st/cifar10/baseline failed: ")
+            && waiting.ends_with("(queue it again to go on)"),
+        "{waiting}"
+    );
+    // A second worker on the same queue starts nothing again.
+    let (code, log) = serve_queue(dir.path(), &out_dir);
+    assert_eq!(code, Some(0), "{log}");
+    assert!(!log.contains("starting"), "{log}");
+}
+
 #[test]
 fn the_worker_trains_a_missing_teacher_before_its_student_and_only_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -260,23 +333,8 @@ fn the_worker_trains_a_missing_teacher_before_its_student_and_only_once() {
             {"job": "pgd-at/synthetic/baseline", "config": null, "sets": sets},
         ]}),
     );
-    let mut worker = adarat(
-        dir.path(),
-        &["worker", "--output", out_dir.to_str().unwrap()],
-    )
-    .spawn()
-    .unwrap();
-    let start = Instant::now();
-    while worker.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(300) {
-            worker.kill().unwrap();
-            panic!("the worker did not empty the queue");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let out = worker.wait_with_output().unwrap();
-    let log = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{log}");
+    let (code, log) = serve_queue(dir.path(), &out_dir);
+    assert_eq!(code, Some(0), "{log}");
     // The standard teacher was queued for the student; each teacher completed before it started.
     let line = |text: &str| {
         log.lines()
@@ -301,9 +359,7 @@ fn the_worker_trains_a_missing_teacher_before_its_student_and_only_once() {
         );
     }
     assert_eq!(folders_starting_with(&out_dir, "pgd-at_"), 1, "{log}");
-    let queue: Value =
-        serde_json::from_str(&std::fs::read_to_string(out_dir.join("queue.json")).unwrap())
-            .unwrap();
+    let queue = read_queue(&out_dir);
     assert_eq!(queue["jobs"], json!([]));
     assert_eq!(queue["failures"], json!([]));
 }
