@@ -208,6 +208,19 @@ mod tests {
         ));
     }
 
+    /// Why `student` waits, the teachers it would queue and whether one is on its way; fails the
+    /// test when it does not wait.
+    fn waiting(student: &Entry, queue: &Queue, output: &Path) -> (String, Vec<Entry>, bool) {
+        match readiness(student, queue, &[], &mut Studies::default(), output) {
+            Readiness::Waiting {
+                reason,
+                queue_first,
+                on_its_way,
+            } => (reason, queue_first, on_its_way),
+            other => panic!("{} does not wait: {other:?}", student.job),
+        }
+    }
+
     #[test]
     fn a_teacher_that_failed_without_a_folder_blocks_its_student_and_is_not_queued_again() {
         let dir = tempfile::tempdir().unwrap();
@@ -215,14 +228,7 @@ mod tests {
         let teacher = entry("st/synthetic/baseline");
         queue.record_failure(&teacher, "cifar10 not in data".into());
         let student = entry("kd-at/synthetic/baseline");
-        let Readiness::Waiting {
-            reason,
-            queue_first,
-            on_its_way,
-        } = readiness(&student, &queue, &[], &mut Studies::default(), dir.path())
-        else {
-            panic!("the student cannot start");
-        };
+        let (reason, queue_first, on_its_way) = waiting(&student, &queue, dir.path());
         let queued: Vec<&str> = queue_first.iter().map(|e| e.job.as_str()).collect();
         assert_eq!(
             queued,
@@ -236,12 +242,7 @@ mod tests {
         );
         // Queued again by the user, the teacher is on its way once more.
         queue.push([teacher]);
-        let Readiness::Waiting { on_its_way, .. } =
-            readiness(&student, &queue, &[], &mut Studies::default(), dir.path())
-        else {
-            panic!("the student still waits");
-        };
-        assert!(on_its_way);
+        assert!(waiting(&student, &queue, dir.path()).2);
     }
 
     #[test]
@@ -259,14 +260,7 @@ mod tests {
         let mut queue = Queue::default();
         queue.push([entry("pgd-at/synthetic/baseline")]);
         let student = entry("iad/synthetic/adarat");
-        let Readiness::Waiting {
-            reason,
-            queue_first,
-            on_its_way,
-        } = readiness(&student, &queue, &[], &mut Studies::default(), dir.path())
-        else {
-            panic!("the student cannot start");
-        };
+        let (reason, queue_first, on_its_way) = waiting(&student, &queue, dir.path());
         assert!(
             queue_first.is_empty(),
             "a failed teacher is not queued again by itself"
