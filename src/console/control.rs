@@ -155,11 +155,17 @@ impl Control {
         Ok(Outcome::RemovedFromQueue { run })
     }
 
+    /// A change the user asked for; it also clears a damaged-queue notice, which the user has
+    /// seen by now.
     fn modify_queue<R>(
         &self,
         change: impl FnOnce(&mut queue::Queue) -> R,
     ) -> Result<R, ControlError> {
-        Ok(queue::modify(&self.output_dir, change)?)
+        Ok(queue::modify(&self.output_dir, |q| {
+            let outcome = change(q);
+            q.notice = None;
+            outcome
+        })?)
     }
 
     fn ensure_worker(&self) -> Result<(), ControlError> {
@@ -171,5 +177,31 @@ impl Control {
             seed: Some(run.seed),
             ..queue::Entry::new(&run.job.to_string(), self.config.clone(), self.sets.clone())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_of_the_users_clears_the_damaged_queue_notice() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(queue::queue_path(dir.path()), "{ damaged").unwrap();
+        // The worker's next pass moves the file aside and leaves the notice.
+        queue::modify(dir.path(), |_| ()).unwrap();
+        assert!(queue::read(dir.path()).unwrap().notice.is_some());
+        let control = Control {
+            output_dir: dir.path().to_path_buf(),
+            config: None,
+            sets: Vec::new(),
+            placement: Placement::default(),
+        };
+        let run = SeededJob {
+            job: "pgd-at/synthetic/adarat".parse().unwrap(),
+            seed: 1,
+        };
+        control.move_queued(run, 1).unwrap();
+        assert_eq!(queue::read(dir.path()).unwrap().notice, None);
     }
 }

@@ -154,8 +154,9 @@ impl Monitor {
             tail.read_new(&row.folder.join(EVENTS_FILE));
             snapshot.live.push(tail.live(row));
         }
-        if let Err(error) = queue_file {
-            snapshot.problems.push(error.to_string());
+        match queue_file {
+            Err(error) => snapshot.problems.push(error.to_string()),
+            Ok(queue) => snapshot.problems.extend(queue.notice),
         }
         snapshot
     }
@@ -620,6 +621,25 @@ mod tests {
         let last: Vec<&String> = tail.log.iter().rev().take(2).collect();
         assert_eq!(last[1], "final: FGSM 55.50%, AA 41.00%");
         assert_eq!(last[0], "warning: AutoAttack is far below PGD-20");
+    }
+
+    #[test]
+    fn a_damaged_queue_notice_reaches_the_problems() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(queue::queue_path(dir.path()), "{ damaged").unwrap();
+        let study = crate::config::open(None, &[]).unwrap();
+        let mut monitor = Monitor::new(&study, dir.path());
+        let problems = monitor.scan().problems;
+        assert!(
+            problems.len() == 1 && problems[0].contains("queue.json"),
+            "{problems:?}"
+        );
+        queue::modify(dir.path(), |_| ()).unwrap();
+        let problems = monitor.scan().problems;
+        assert!(
+            problems.len() == 1 && problems[0].contains("moved to"),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -67,6 +67,8 @@ pub fn serve(output_dir: &Path, stop: &StopFlag) -> Result<(), WorkerError> {
     let cuda_devices = usize::try_from(tch::Cuda::device_count()).unwrap_or(0);
     let mut running: Vec<JobProcess> = Vec::new();
     let mut stopping = false;
+    // The damaged-queue notice last written to the log, so that it is written once.
+    let mut noticed: Option<String> = None;
     loop {
         let mut pause = false;
         let mut failures = Vec::new();
@@ -104,6 +106,10 @@ pub fn serve(output_dir: &Path, stop: &StopFlag) -> Result<(), WorkerError> {
             running.iter().map(|job| job.entry.run()).collect();
         let busy: Vec<usize> = running.iter().map(|job| job.slot.index).collect();
         let to_start = queue::modify(output_dir, |q| {
+            if q.notice.is_some() && q.notice != noticed {
+                noticed.clone_from(&q.notice);
+                println!("{}", q.notice.as_deref().unwrap_or_default());
+            }
             for (entry, message) in failures {
                 q.record_failure(&entry, message);
             }

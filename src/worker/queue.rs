@@ -30,6 +30,11 @@ pub struct Queue {
     /// queued last.
     #[serde(default)]
     pub placement: Placement,
+    /// Set when a damaged queue file was moved aside and the queue started again empty: what
+    /// happened and where the old file is. The console shows it until the user next changes the
+    /// queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
 }
 
 /// A job and the configuration it is resolved from.
@@ -184,14 +189,19 @@ pub fn read(output_dir: &Path) -> Result<Queue, QueueError> {
     }
 }
 
-/// Reads, changes and writes the queue under its lock.
+/// Reads, changes and writes the queue under its lock. A damaged file (not the queue's JSON) is
+/// moved aside to `queue.json.damaged-<time>` and the queue goes on empty with a notice saying so,
+/// rather than stopping every worker and console that reads it (docs/run-folder.md).
 pub fn modify<R>(output_dir: &Path, change: impl FnOnce(&mut Queue) -> R) -> Result<R, QueueError> {
     let lock_path = output_dir.join(LOCKS_DIR).join("queue.lock");
     let _lock = ProcessLock::acquire_waiting(&lock_path)?;
-    let mut queue = read(output_dir)?;
+    let (mut queue, moved_aside) = match read(output_dir) {
+        Err(QueueError::Damaged { path, source }) => (set_aside(&path, &source)?, true),
+        other => (other?, false),
+    };
     let before = queue.clone();
     let outcome = change(&mut queue);
-    if queue != before {
+    if moved_aside || queue != before {
         let text = serde_json::to_string_pretty(&queue).map_err(|source| QueueError::Damaged {
             path: queue_path(output_dir),
             source,
@@ -199,6 +209,24 @@ pub fn modify<R>(output_dir: &Path, change: impl FnOnce(&mut Queue) -> R) -> Res
         write_atomically(&queue_path(output_dir), text.as_bytes())?;
     }
     Ok(outcome)
+}
+
+/// Moves the damaged queue file at `path` aside; the empty queue that replaces it says so.
+fn set_aside(path: &Path, error: &serde_json::Error) -> Result<Queue, QueueError> {
+    let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
+    let aside = path.with_file_name(format!("{QUEUE_FILE}.damaged-{stamp}"));
+    std::fs::rename(path, &aside).map_err(|source| QueueError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(Queue {
+        notice: Some(format!(
+            "{} was damaged ({error}) and moved to {}; the queue started again empty",
+            path.display(),
+            aside.display()
+        )),
+        ..Queue::default()
+    })
 }
 
 #[cfg(test)]
@@ -250,12 +278,25 @@ mod tests {
     }
 
     #[test]
-    fn modify_persists_and_a_damaged_file_is_named() {
+    fn modify_persists_and_a_damaged_file_is_named_and_moved_aside() {
         let dir = tempfile::tempdir().unwrap();
         modify(dir.path(), |q| q.push([entry("a")])).unwrap();
         assert_eq!(jobs(&read(dir.path()).unwrap()), ["a"]);
         std::fs::write(queue_path(dir.path()), "{ not json").unwrap();
-        let error = modify(dir.path(), |q| q.paused = true).unwrap_err();
+        let error = read(dir.path()).unwrap_err();
         assert!(error.to_string().contains("queue.json"), "{error}");
+        // A change goes on from an empty queue; the damaged bytes are kept beside it.
+        modify(dir.path(), |q| q.push([entry("b")])).unwrap();
+        let queue = read(dir.path()).unwrap();
+        assert_eq!(jobs(&queue), ["b"]);
+        let notice = queue.notice.unwrap();
+        assert!(notice.contains("was damaged") && notice.contains("queue.json.damaged-"));
+        let aside: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().contains("queue.json.damaged-"))
+            .collect();
+        assert_eq!(aside.len(), 1, "{aside:?}");
+        assert_eq!(std::fs::read_to_string(&aside[0]).unwrap(), "{ not json");
     }
 }

@@ -197,6 +197,51 @@ fn read_queue(output: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(output.join("queue.json")).unwrap()).unwrap()
 }
 
+/// A queue file damaged while a job runs: the worker moves it aside (its bytes kept), says so in its
+/// log and in the queue file the console reads, goes on with an empty queue, and its running job
+/// ends as if nothing had happened.
+#[test]
+fn a_damaged_queue_is_moved_aside_and_the_running_job_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("output");
+    let mut sets: Vec<&str> = TINY.iter().copied().filter(|a| *a != "--set").collect();
+    sets.push("datasets.synthetic.epochs=2");
+    write_queue(
+        &output,
+        json!({"jobs": [{"job": "pgd-at/synthetic/adarat", "config": null, "sets": sets, "seed": 1}]}),
+    );
+    let worker = adarat(
+        dir.path(),
+        &["worker", "--output", output.to_str().unwrap()],
+    )
+    .spawn()
+    .unwrap();
+    let run = folder(dir.path(), ADARAT_FOLDER);
+    wait_for("the job's first batches", || {
+        events(&run).contains("batches")
+    });
+    std::fs::write(output.join("queue.json"), "{\"jobs\": [").unwrap();
+    let out = worker.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(log.contains("queue.json was damaged ("), "{log}");
+    assert!(
+        log.contains("pgd-at/synthetic/adarat seed 1: completed"),
+        "{log}"
+    );
+    assert_eq!(result_json(&run)["status"], "completed");
+    let queue = read_queue(&output);
+    assert_eq!(queue["jobs"], json!([]));
+    let notice = queue["notice"].as_str().unwrap();
+    assert!(notice.contains("queue.json.damaged-"), "{notice}");
+    let aside = std::fs::read_dir(&output)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("queue.json.damaged-"))
+        .unwrap_or_else(|| panic!("nothing moved aside: {log}"));
+    assert_eq!(std::fs::read_to_string(aside).unwrap(), "{\"jobs\": [");
+}
+
 #[test]
 fn the_worker_runs_the_queue_in_order_records_failures_and_pauses_on_a_stop() {
     let dir = tempfile::tempdir().unwrap();
