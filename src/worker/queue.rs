@@ -214,7 +214,14 @@ pub fn modify<R>(output_dir: &Path, change: impl FnOnce(&mut Queue) -> R) -> Res
 /// Moves the damaged queue file at `path` aside; the empty queue that replaces it says so.
 fn set_aside(path: &Path, error: &serde_json::Error) -> Result<Queue, QueueError> {
     let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
-    let aside = path.with_file_name(format!("{QUEUE_FILE}.damaged-{stamp}"));
+    // Under the queue's lock: a second damaged file within the second gets a name of its own.
+    let mut aside = path.with_file_name(format!("{QUEUE_FILE}.damaged-{stamp}"));
+    for n in 2.. {
+        if !aside.exists() {
+            break;
+        }
+        aside = path.with_file_name(format!("{QUEUE_FILE}.damaged-{stamp}-{n}"));
+    }
     std::fs::rename(path, &aside).map_err(|source| QueueError::Unreadable {
         path: path.to_path_buf(),
         source,
@@ -298,5 +305,16 @@ mod tests {
             .collect();
         assert_eq!(aside.len(), 1, "{aside:?}");
         assert_eq!(std::fs::read_to_string(&aside[0]).unwrap(), "{ not json");
+        // Damaged again at once: both files are kept.
+        std::fs::write(queue_path(dir.path()), "[").unwrap();
+        modify(dir.path(), |_| ()).unwrap();
+        let mut kept: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().contains("queue.json.damaged-"))
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect();
+        kept.sort();
+        assert_eq!(kept, ["[", "{ not json"]);
     }
 }
