@@ -12,6 +12,8 @@
 set -euo pipefail
 
 NEEDS=(slurm tmux latex font fashion-mnist)
+# Why the Slurm tests skip where every package is installed; no package fixes it.
+NOT_ROOT="the test Slurm cluster runs as root"
 
 # The Debian packages of a need.
 packages() {
@@ -36,7 +38,7 @@ missing() {
                 have "$tool" || { echo "$tool not installed"; return; }
             done
             # tests/slurm/cluster.sh runs the daemons as root, as Slurm's own packages do.
-            [ "$(id -u)" = 0 ] || echo "the test Slurm cluster runs as root"
+            [ "$(id -u)" = 0 ] || echo "$NOT_ROOT"
             ;;
         tmux) have tmux || echo "tmux not installed" ;;
         latex)
@@ -60,7 +62,7 @@ missing_packages() {
     local need
     for need in "${NEEDS[@]}"; do
         case "$(missing "$need")" in
-            "" | "the test Slurm cluster runs as root") ;;
+            "" | "$NOT_ROOT") ;;
             *) packages "$need" ;;
         esac
     done | tr '\n' ' ' | sed 's/ *$//'
@@ -85,7 +87,6 @@ install_packages() {
     have apt-get || return 1
     echo "installing the tests' system packages from Debian: $*"
     $sudo apt-get update -qq
-    # policy-rc.d-less machines would start the daemons; the tests start their own.
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
@@ -125,7 +126,7 @@ summary() {
     [ -s "$1" ] || return 0
     cut -f 2 "$1" | sort | uniq -c | while read -r count reason; do
         case "$reason" in
-            *root*) hint="run make test as root" ;;
+            "$NOT_ROOT") hint="run make test as root" ;;
             *) hint="run sudo make system-deps" ;;
         esac
         echo "$count skipped: $reason — $hint"

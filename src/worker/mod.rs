@@ -106,9 +106,9 @@ pub fn serve(output_dir: &Path, stop: &StopFlag) -> Result<(), WorkerError> {
             running.iter().map(|job| job.entry.run()).collect();
         let busy: Vec<usize> = running.iter().map(|job| job.slot.index).collect();
         let to_start = queue::modify(output_dir, |q| {
-            if q.notice.is_some() && q.notice != noticed {
-                noticed.clone_from(&q.notice);
-                println!("{}", q.notice.as_deref().unwrap_or_default());
+            if let Some(notice) = q.notice.as_ref().filter(|n| noticed.as_ref() != Some(n)) {
+                println!("{notice}");
+                noticed = Some(notice.clone());
             }
             for (entry, message) in failures {
                 q.record_failure(&entry, message);
