@@ -8,8 +8,10 @@
 //! - `ADARAT_FAULT_OUT_OF_MEMORY=POINT`: once per process, the first training batch asks libtorch for
 //!   more memory than any machine has, which fails inside libtorch as a GPU's out-of-memory does, at
 //!   POINT: `batch` (before the step), `autocast` (inside the step's autocast region) or `optimizer`
-//!   (inside the SGD update, with gradients off). `POINT@JOB` injects only in a process whose
-//!   command line names JOB: one job of the queue worker, whose jobs each run in their own process.
+//!   (inside the SGD update, with gradients off). `POINT@WORD,WORD...` injects only in a process
+//!   whose command line holds every WORD as an argument: one job of the queue worker, whose jobs
+//!   each run in their own process (`batch@pgd-at/synthetic/adarat`), or one seed's task on Slurm
+//!   (`batch@st/synthetic/baseline,2`).
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tch::{Device, Kind, Tensor};
@@ -79,7 +81,10 @@ pub fn out_of_memory(point: StepPoint, device: Device) {
             let (asked, job) = asked
                 .split_once('@')
                 .map_or((asked.as_str(), None), |(p, j)| (p, Some(j)));
-            asked == point.name() && job.is_none_or(|job| std::env::args().any(|arg| arg == job))
+            asked == point.name()
+                && job.is_none_or(|words| {
+                    (words.split(',')).all(|word| std::env::args().any(|arg| arg == word))
+                })
         })
     {
         let _ = Tensor::empty([1i64 << 50], (Kind::Float, device));

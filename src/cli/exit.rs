@@ -13,6 +13,8 @@ pub(super) enum ExitStatus {
     BadInput,
     /// A stop request (a signal) ended the run; it resumes when run again.
     Stopped,
+    /// Another process runs the job now; nothing ran (the worker waits and tries again).
+    Busy,
 }
 
 impl ExitStatus {
@@ -23,7 +25,25 @@ impl ExitStatus {
             ExitStatus::BadInput => 2,
             // 128 + SIGINT, as shells report a command ended by Ctrl-C.
             ExitStatus::Stopped => 130,
+            // sysexits.h's EX_TEMPFAIL: try again later.
+            ExitStatus::Busy => 75,
         }
+    }
+}
+
+/// Where the exit status is also written, when set: the Slurm batch script reads the run's status
+/// from it, since bash can lose a child's status when a trap interrupts its `wait`
+/// (docs/slurm.md#the-batch-script).
+pub(super) const EXIT_STATUS_FILE: &str = "ADARAT_EXIT_STATUS_FILE";
+
+/// Writes `status` to the file `ADARAT_EXIT_STATUS_FILE` names, if any (best effort: the exit status
+/// itself still tells the same).
+pub(super) fn record(status: ExitStatus) {
+    if let Some(path) = std::env::var_os(EXIT_STATUS_FILE) {
+        let _ = crate::store::write_atomically(
+            std::path::Path::new(&path),
+            format!("{}\n", status.code()).as_bytes(),
+        );
     }
 }
 
@@ -64,6 +84,7 @@ impl CliError {
             CliError::Job { source, .. } => match source.as_ref() {
                 RunError::Stopped(_) => ExitStatus::Stopped,
                 RunError::Failed(_) => ExitStatus::Failed,
+                RunError::Store(crate::store::StoreError::Busy { .. }) => ExitStatus::Busy,
                 RunError::Input(_) | RunError::Store(_) => ExitStatus::BadInput,
             },
             CliError::Stopped(_) => ExitStatus::Stopped,

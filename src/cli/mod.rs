@@ -62,6 +62,10 @@ enum Command {
     /// Datasets in their official formats.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Queue jobs for the queue worker of the output folder, as the console's enter does, and
+    /// start a worker when none runs (e.g. `adarat queue kd-at/cifar10/adarat --seed 1,2,3`).
+    /// Completed runs are left as they are unless --fresh.
+    Queue(QueueArgs),
     /// The console's queue worker (started by the console, detached from the terminal).
     #[command(hide = true)]
     Worker {
@@ -120,12 +124,28 @@ struct JobArgs {
 struct RunArgs {
     #[command(flatten)]
     job: JobArgs,
-    /// Start over even where an unfinished run of the same configuration could be resumed.
+    /// Start over: an earlier run in the job's folder, unfinished or completed, is moved aside
+    /// (never deleted). Without it an unfinished run resumes and a completed one is left as it is.
     #[arg(long)]
     fresh: bool,
     /// Never download a missing dataset; say where to put it instead.
     #[arg(long)]
     offline: bool,
+}
+
+#[derive(Args, Debug)]
+struct QueueArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Jobs as method/dataset/mode.
+    #[arg(required = true, value_name = "JOB")]
+    jobs: Vec<String>,
+    /// Seeds, comma-separated (default: the configuration's `grid.seeds`, else its `seed`).
+    #[arg(long, value_name = "S", value_delimiter = ',')]
+    seed: Vec<u64>,
+    /// Train completed runs again: each is moved aside when it starts.
+    #[arg(long)]
+    fresh: bool,
 }
 
 #[derive(Args, Debug)]
@@ -211,6 +231,7 @@ pub fn main() -> ExitCode {
         Some(Command::Submit(args)) => submit::submit(args),
         Some(Command::Export(args)) => export::export(args),
         Some(Command::Data(DataCommand::Download(args))) => submit::download(args),
+        Some(Command::Queue(args)) => queue(&args),
         Some(Command::Worker { output }) => worker(&output),
         None => console(&cli.console),
     };
@@ -221,6 +242,7 @@ pub fn main() -> ExitCode {
             error.exit_status()
         }
     };
+    exit::record(status);
     ExitCode::from(status.code())
 }
 
@@ -245,6 +267,14 @@ fn config_path(args: &ConfigArgs) -> Option<PathBuf> {
 
 /// The study and the jobs of the command line resolved from it, each with the teachers it lacks
 /// before it, every one checked before the first starts.
+/// The seeds given on the command line, else the study's (`grid.seeds`, else `seed`).
+fn seeds(study: &Study, given: &[u64]) -> Vec<u64> {
+    match given {
+        [] => study.seeds(),
+        given => given.to_vec(),
+    }
+}
+
 fn planned(args: &JobArgs) -> Result<(Study, Vec<JobConfig>), CliError> {
     let study = load_study(&args.config)?;
     let model = args
@@ -266,10 +296,7 @@ fn planned(args: &JobArgs) -> Result<(Study, Vec<JobConfig>), CliError> {
     let jobs = (args.jobs.iter())
         .map(|name| name.parse::<JobName>().map_err(CliError::input))
         .collect::<Result<Vec<JobName>, CliError>>()?;
-    let seeds = match args.seed.as_slice() {
-        [] => study.seeds(),
-        given => given.to_vec(),
-    };
+    let seeds = seeds(&study, &args.seed);
     // Seed by seed: the modes of a method compare after the first seed already.
     let mut configs = Vec::new();
     for &seed in &seeds {
@@ -295,6 +322,11 @@ fn run(args: RunArgs) -> Result<(), CliError> {
     for cfg in &configs {
         crate::device::resolve(cfg.device).map_err(CliError::input)?;
     }
+    let configs = if args.fresh {
+        configs
+    } else {
+        not_completed(configs)?
+    };
     let options = RunOptions {
         fresh: args.fresh,
         download: !args.offline,
@@ -317,6 +349,11 @@ fn run(args: RunArgs) -> Result<(), CliError> {
                     folder.display()
                 );
             }
+            // Completed by another process since the plan was made: left as it is.
+            Err(RunError::Store(store::StoreError::Completed { folder })) => {
+                observer.finish();
+                progress::say!("{}: already completed in {}", cfg.job, folder.display());
+            }
             Err(RunError::Failed(failure)) => {
                 observer.finish();
                 progress::say!("adarat: {}: failed: {failure}", cfg.job);
@@ -336,6 +373,32 @@ fn run(args: RunArgs) -> Result<(), CliError> {
     } else {
         Err(CliError::JobsFailed(failed))
     }
+}
+
+/// The planned runs without those completed already, which are said and left as they are (a
+/// second `adarat run`, a requeued Slurm task). A completed run of another configuration is
+/// refused before anything runs: only `--fresh` moves a finished run aside.
+fn not_completed(configs: Vec<JobConfig>) -> Result<Vec<JobConfig>, CliError> {
+    let mut left = Vec::new();
+    for cfg in configs {
+        match store::completed_run(&cfg) {
+            None => left.push(cfg),
+            Some(done) if done.same_configuration => progress::say!(
+                "{}: already completed ({}) in {}; --fresh trains it again",
+                cfg.job,
+                progress::summary(&done.result),
+                done.folder.display()
+            ),
+            Some(done) => {
+                return Err(CliError::input(format!(
+                    "{}: {} holds a completed run of another configuration; --fresh moves it aside and trains this one",
+                    cfg.job,
+                    done.folder.display()
+                )))
+            }
+        }
+    }
+    Ok(left)
 }
 
 fn bench(args: BenchArgs) -> Result<(), CliError> {
@@ -483,35 +546,59 @@ fn eval(args: EvalArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// `adarat list`: every run of the grid as the console sees it (docs/architecture.md#the-monitor):
+/// its result, the process or Slurm task that runs it, why a queued one waits, why one failed.
 fn list(args: &ConfigArgs) -> Result<(), CliError> {
+    use crate::console::{monitor::Monitor, snapshot::JobState};
+    use std::fmt::Write as _;
     let study = load_study(args)?;
-    let overrides = JobOverrides {
-        output_dir: args.output.clone(),
-        ..Default::default()
-    };
+    let output_dir = args.output.clone().unwrap_or_else(|| study.output_dir());
+    let snapshot = Monitor::new(&study, &output_dir).scan();
+    let grid = study.grid_datasets();
     // A closed pipe (`adarat list | head`) ends the listing quietly.
     let mut out = std::io::stdout().lock();
-    let seeds = study.seeds();
-    let runs =
-        (seeds.iter()).flat_map(|&seed| study.grid().into_iter().map(move |job| (job, seed)));
-    for (job, seed) in runs {
-        let overrides = JobOverrides {
-            seed: Some(seed),
-            ..overrides.clone()
+    for problem in &snapshot.problems {
+        let _ = writeln!(out, "{problem}");
+    }
+    // The console's own try-out dataset is listed only where it holds runs.
+    let rows = (snapshot.jobs.iter())
+        .filter(|row| grid.contains(&row.job.dataset) || row.state != JobState::NotRun);
+    for row in rows {
+        let mut state = match (&row.result, row.state) {
+            (_, JobState::Queued) | (None, _) => row.state.as_str().to_string(),
+            (Some(result), JobState::Run(status)) if status != result.status => {
+                format!("{status} ({})", progress::summary(result))
+            }
+            (Some(result), _) => format!("{}  on {}", progress::summary(result), result.device),
         };
-        let cfg = study.resolve(&job, &overrides).map_err(CliError::input)?;
-        let path = RunStore::folder_of(&cfg).join(store::RESULT_FILE);
-        let state = match store::read_result(&path) {
-            Ok(result) => format!("{}  on {}", progress::summary(&result), result.device),
-            Err(_) if !path.exists() => "not run".to_string(),
-            Err(e) => format!("unreadable: {e}"),
-        };
+        if let Some(pid) = row.pid {
+            let _ = write!(state, "  process {pid}");
+        }
+        let waiting = (snapshot.queue.iter())
+            .find(|queued| queued.run == row.run())
+            .and_then(|queued| queued.waiting.as_ref());
+        if let Some(waiting) = waiting {
+            let _ = write!(state, "  ({waiting})");
+        }
+        if let Some(task) = row.slurm.as_ref().filter(|task| task.is_active()) {
+            let _ = write!(state, "  slurm {} {}", task.id, task.state.to_lowercase());
+            if let Some(reason) = &task.reason {
+                let _ = write!(state, " ({reason})");
+            }
+            if !task.after.is_empty() {
+                let _ = write!(state, " after {}", task.after.join(", "));
+            }
+        }
+        let error = row.result.as_ref().and_then(|r| r.error.as_ref());
+        if let Some(why) = row.error.as_ref().filter(|e| Some(*e) != error) {
+            let _ = write!(state, "  ({why})");
+        }
         // With one seed the seed goes without saying.
-        let seed = match seeds.len() {
+        let seed = match snapshot.seeds.len() {
             1 => String::new(),
-            _ => format!("seed {seed:<4} "),
+            _ => format!("seed {:<4} ", row.seed),
         };
-        if writeln!(out, "{:<32} {seed}{state}", job.to_string()).is_err() {
+        if writeln!(out, "{:<32} {seed}{state}", row.job.to_string()).is_err() {
             break;
         }
     }
@@ -547,23 +634,79 @@ fn worker(output: &Path) -> Result<(), CliError> {
     Ok(crate::worker::serve(output, &stop)?)
 }
 
+/// What carries the console's commands out on `study` (from `args`): the same for the console
+/// and `adarat queue`.
+fn control_of(study: &Study, args: &ConfigArgs) -> crate::console::control::Control {
+    let absolute = |path: PathBuf| std::path::absolute(&path).unwrap_or(path);
+    crate::console::control::Control {
+        output_dir: absolute(args.output.clone().unwrap_or_else(|| study.output_dir())),
+        config: config_path(args).map(absolute),
+        sets: args.sets.clone(),
+        placement: study.placement().clone(),
+    }
+}
+
+/// `adarat queue`: the runs of the jobs and seeds to the worker's queue, as the console's enter
+/// queues them; completed runs are said and left out unless `--fresh`.
+fn queue(args: &QueueArgs) -> Result<(), CliError> {
+    use crate::console::app::Outcome;
+    let study = load_study(&args.config)?;
+    let control = control_of(&study, &args.config);
+    let seeds = seeds(&study, &args.seed);
+    let mut runs = Vec::new();
+    for job in &args.jobs {
+        let job: JobName = job.parse().map_err(CliError::input)?;
+        for &seed in &seeds {
+            let overrides = JobOverrides {
+                output_dir: Some(control.output_dir.clone()),
+                seed: Some(seed),
+                ..Default::default()
+            };
+            let cfg = study.resolve(&job, &overrides).map_err(CliError::input)?;
+            match store::completed_run(&cfg).filter(|_| !args.fresh) {
+                Some(done) => progress::say!(
+                    "{job} seed {seed}: already completed in {}; --fresh trains it again",
+                    done.folder.display()
+                ),
+                None => runs.push(crate::vocab::SeededJob { job, seed }),
+            }
+        }
+    }
+    if runs.is_empty() {
+        return Ok(());
+    }
+    let outcome = control
+        .enqueue(&runs, args.fresh)
+        .map_err(|e| CliError::Failed(e.to_string()))?;
+    if let Outcome::Enqueued { added } = outcome {
+        println!(
+            "queued {} run(s) ({} waiting already) in {}",
+            added.len(),
+            runs.len() - added.len(),
+            control.output_dir.display()
+        );
+    }
+    // A damaged queue file this enqueue moved aside.
+    if let Some(notice) = crate::worker::queue::read(&control.output_dir)
+        .ok()
+        .and_then(|q| q.notice)
+    {
+        progress::say!("adarat: {notice}");
+    }
+    Ok(())
+}
+
 /// The console on the study, its queue worker and runs in the study's output folder.
 fn console(args: &ConfigArgs) -> Result<(), CliError> {
     use std::io::IsTerminal;
     let study = load_study(args)?;
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         return Err(CliError::input(
-            "the console needs a terminal; in scripts use `adarat run`, `adarat list` or `adarat show`",
+            "the console needs a terminal; in scripts use `adarat run`, `adarat queue`, `adarat list` or `adarat show`",
         ));
     }
-    let absolute = |path: PathBuf| std::path::absolute(&path).unwrap_or(path);
-    let output_dir = absolute(args.output.clone().unwrap_or_else(|| study.output_dir()));
-    let control = crate::console::control::Control {
-        output_dir: output_dir.clone(),
-        config: config_path(args).map(absolute),
-        sets: args.sets.clone(),
-        placement: study.placement().clone(),
-    };
+    let control = control_of(&study, args);
+    let output_dir = control.output_dir.clone();
     let monitor = crate::console::monitor::Monitor::new(&study, &output_dir);
     match crate::console::event_loop::run(monitor, control) {
         Ok(farewell) => {

@@ -144,7 +144,7 @@ impl Observer for ProgressBars {
             Event::FinalBatch { .. } => {}
             Event::FinalFinished { table } => {
                 self.finish();
-                eprint!("{}", attack_table(table));
+                say!("{}", attack_table(table).trim_end());
             }
             Event::Warning { message } => self.println(format!("warning: {message}")),
             Event::Ended { .. } => {}

@@ -2,11 +2,15 @@
 //! datasets fetched where there is internet, before compute nodes need them). docs/slurm.md.
 use super::exit::CliError;
 use super::{config_path, load_study, planned, JobArgs};
-use crate::config::SlurmDefaults;
+use crate::config::{JobConfig, SlurmDefaults};
 use crate::data::{self, DataRequest};
+use crate::slurm::SlurmTask;
+use crate::store::lock::{self, Holder};
+use crate::store::{self, RunStore};
 use crate::vocab::DatasetKind;
 use clap::Args;
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
 pub(super) struct SubmitArgs {
@@ -34,22 +38,6 @@ pub(super) struct SubmitArgs {
 
 pub(super) fn submit(args: SubmitArgs) -> Result<(), CliError> {
     let (study, configs) = planned(&args.job)?;
-    // Compute nodes usually have no internet: 44 tasks must not each fail on a missing file.
-    let mut missing: Vec<DatasetKind> = Vec::new();
-    for cfg in &configs {
-        if !data::is_present(cfg.dataset, &cfg.data_dir) && !missing.contains(&cfg.dataset) {
-            missing.push(cfg.dataset);
-        }
-    }
-    if let Some(first) = configs.first().filter(|_| !missing.is_empty()) {
-        let names: Vec<String> = missing.iter().map(ToString::to_string).collect();
-        return Err(CliError::input(format!(
-            "{} not in {} (the tasks would not find it): fetch it here first with `adarat data download {}`",
-            names.join(", "),
-            first.data_dir.display(),
-            names.join(" ")
-        )));
-    }
     let absolute = |path: PathBuf| std::path::absolute(&path).unwrap_or(path);
     let output_dir = absolute(
         args.job
@@ -67,6 +55,39 @@ pub(super) fn submit(args: SubmitArgs) -> Result<(), CliError> {
         signal_seconds: study.slurm().signal_seconds,
     };
     slurm.check().map_err(|e| CliError::input(e.to_string()))?;
+    // What Slurm still has waiting or running from earlier submissions, by run folder.
+    let on_slurm: HashMap<String, SlurmTask> = (crate::slurm::poll(&output_dir)
+        .unwrap_or_default())
+    .into_iter()
+    .filter(|(_, task)| task.is_active())
+    .collect();
+    let (configs, skipped) = to_submit(configs, &output_dir, &on_slurm);
+    for (cfg, why) in &skipped {
+        println!("skipped {} seed {}: {why}", cfg.job, cfg.seed);
+    }
+    if configs.is_empty() {
+        println!("nothing to submit");
+        return Ok(());
+    }
+    // Compute nodes usually have no internet: 44 tasks must not each fail on a missing file.
+    let mut missing: Vec<DatasetKind> = Vec::new();
+    for cfg in &configs {
+        if !data::is_present(cfg.dataset, &cfg.data_dir) && !missing.contains(&cfg.dataset) {
+            missing.push(cfg.dataset);
+        }
+    }
+    if let Some(first) = configs.first().filter(|_| !missing.is_empty()) {
+        let names: Vec<String> = missing.iter().map(ToString::to_string).collect();
+        return Err(CliError::input(format!(
+            "{} not in {} (the tasks would not find it): fetch it here first with `adarat data download {}`",
+            names.join(", "),
+            first.data_dir.display(),
+            names.join(" ")
+        )));
+    }
+    let earlier_tasks: HashMap<String, String> = (on_slurm.into_iter())
+        .map(|(folder, task)| (folder, task.id))
+        .collect();
     let request = crate::slurm::SubmitRequest {
         configs: &configs,
         common_args: common_args(
@@ -77,6 +98,7 @@ pub(super) fn submit(args: SubmitArgs) -> Result<(), CliError> {
         output_dir: &output_dir,
         slurm: &slurm,
         dry_run: args.dry_run,
+        earlier_tasks: &earlier_tasks,
     };
     for array in crate::slurm::submit(&request)? {
         let jobs: Vec<&str> = array.tasks.iter().map(|t| t.job.as_str()).collect();
@@ -99,6 +121,53 @@ pub(super) fn submit(args: SubmitArgs) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// The planned runs to submit, and those left out with why: a second submit of the same
+/// selection, or of a larger one, submits only what is neither completed, nor running in a process
+/// (on any host sharing the output folder), nor waiting or running on Slurm
+/// (docs/slurm.md#submitting-again). A student whose teacher runs outside Slurm is left out too:
+/// no Slurm dependency can wait for it.
+fn to_submit(
+    configs: Vec<JobConfig>,
+    output_dir: &Path,
+    on_slurm: &HashMap<String, SlurmTask>,
+) -> (Vec<JobConfig>, Vec<(JobConfig, String)>) {
+    let mut submit = Vec::new();
+    let mut skipped: Vec<(JobConfig, String)> = Vec::new();
+    let mut outside_slurm: Vec<PathBuf> = Vec::new();
+    for cfg in configs {
+        let name = RunStore::folder_name(&cfg);
+        let teacher_outside = (cfg.name().teachers().iter())
+            .map(|(_, teacher)| RunStore::teacher_folder(&cfg, teacher))
+            .find(|folder| outside_slurm.contains(folder));
+        let why = if let Some(task) = on_slurm.get(&name) {
+            let state = task.state.to_lowercase();
+            Some(format!("already on Slurm as task {} ({state})", task.id))
+        } else if let Holder::Held(pid) = lock::holder(&lock::run_lock_path(output_dir, &name)) {
+            outside_slurm.push(RunStore::folder_of(&cfg));
+            let pid = pid.map_or("?".to_string(), |p| p.to_string());
+            Some(format!("running in process {pid}"))
+        } else if let Some(done) = store::completed_run(&cfg) {
+            Some(if done.same_configuration {
+                "completed".to_string()
+            } else {
+                "completed with another configuration (adarat run --fresh moves it aside and trains this one)".to_string()
+            })
+        } else {
+            teacher_outside.map(|teacher| {
+                format!(
+                    "its teacher {} runs outside Slurm; submit it again once that has completed",
+                    teacher.display()
+                )
+            })
+        };
+        match why {
+            Some(why) => skipped.push((cfg, why)),
+            None => submit.push(cfg),
+        }
+    }
+    (submit, skipped)
 }
 
 /// What every task's `adarat run` takes besides its job: the shared output folder, the study and

@@ -29,6 +29,9 @@ pub enum Command {
     /// Append these runs to the queue (skipping those already waiting) and start the queue
     /// (un-pause it and make sure a worker runs it).
     Enqueue(Vec<SeededJob>),
+    /// As `Enqueue`, for completed runs the user confirmed to train again: each is moved aside
+    /// when it starts (`adarat run --fresh`).
+    Rerun(Vec<SeededJob>),
     /// Un-pause the queue and make sure a worker runs it.
     StartQueue,
     /// Stop the running run (SIGTERM to its process); the queue pauses.
@@ -618,6 +621,12 @@ impl App {
             (true, Confirmation::Rerun { done }) => {
                 let runs = self.startable(done);
                 self.queue_runs(runs)
+                    .into_iter()
+                    .map(|command| match command {
+                        Command::Enqueue(runs) => Command::Rerun(runs),
+                        other => other,
+                    })
+                    .collect()
             }
             // The run may have ended while the question was open; its pid could be reused since.
             (true, Confirmation::Stop { run, pid })

@@ -41,14 +41,18 @@ pub struct Control {
 
 impl Control {
     /// Appends the runs not waiting already, un-pauses the queue and makes sure a worker runs it.
-    pub(crate) fn enqueue(&self, runs: &[SeededJob]) -> Result<Outcome, ControlError> {
+    /// `fresh`: completed runs the user confirmed to train again.
+    pub(crate) fn enqueue(&self, runs: &[SeededJob], fresh: bool) -> Result<Outcome, ControlError> {
         let added = self.modify_queue(|q| {
             q.paused = false;
             q.placement = self.placement.clone();
             let added: Vec<SeededJob> = (runs.iter().copied())
                 .filter(|run| !q.contains(&run.job.to_string(), Some(run.seed)))
                 .collect();
-            q.push(added.iter().map(|run| self.entry(run)));
+            q.push(added.iter().map(|run| queue::Entry {
+                fresh,
+                ..self.entry(run)
+            }));
             added
         })?;
         self.ensure_worker()?;
@@ -155,15 +159,18 @@ impl Control {
         Ok(Outcome::RemovedFromQueue { run })
     }
 
-    /// A change the user asked for; it also clears a damaged-queue notice, which the user has
-    /// seen by now.
+    /// A change the user asked for; it also clears a damaged-queue notice the user has seen by
+    /// now, but not one this very change wrote (it moved the damaged file aside itself).
     fn modify_queue<R>(
         &self,
         change: impl FnOnce(&mut queue::Queue) -> R,
     ) -> Result<R, ControlError> {
+        let seen = queue::read(&self.output_dir).ok().and_then(|q| q.notice);
         Ok(queue::modify(&self.output_dir, |q| {
             let outcome = change(q);
-            q.notice = None;
+            if q.notice == seen {
+                q.notice = None;
+            }
             outcome
         })?)
     }
@@ -185,7 +192,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_change_of_the_users_clears_the_damaged_queue_notice() {
+    fn a_change_of_the_users_clears_the_damaged_queue_notice_they_have_seen() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(queue::queue_path(dir.path()), "{ damaged").unwrap();
         // The worker's next pass moves the file aside and leaves the notice.
@@ -203,5 +210,9 @@ mod tests {
         };
         control.move_queued(run, 1).unwrap();
         assert_eq!(queue::read(dir.path()).unwrap().notice, None);
+        // A change that itself finds the file damaged keeps the notice for the user to see.
+        std::fs::write(queue::queue_path(dir.path()), "{ damaged").unwrap();
+        control.move_queued(run, 1).unwrap();
+        assert!(queue::read(dir.path()).unwrap().notice.is_some());
     }
 }

@@ -135,7 +135,8 @@ async fn serve(
         while let Some(command) = commands.pop_front() {
             let done = match command {
                 Command::Quit { farewell } => return Ok(farewell),
-                Command::Enqueue(jobs) => control.enqueue(&jobs),
+                Command::Enqueue(jobs) => control.enqueue(&jobs, false),
+                Command::Rerun(jobs) => control.enqueue(&jobs, true),
                 Command::StartQueue => control.start_queue(),
                 Command::Stop { run, pid } => control.stop(run, pid),
                 Command::Cancel { run, task } => control.cancel(run, task),

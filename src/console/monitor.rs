@@ -188,7 +188,18 @@ impl Monitor {
             Some(Err(error)) => row.error = Some(format!("unreadable: {error}")),
             None => {}
         }
-        let failure = queue.failure(&name, seed);
+        // A failure without a run folder counts until a result is written after it: a run that
+        // completed later (perhaps in another process) is completed. Failures are timed to the
+        // second, so within one second the failure counts.
+        let seconds = |t: SystemTime| {
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+        };
+        let written = (self.results.get(&folder)).and_then(|cached| seconds(cached.stamp.0).ok());
+        let failure = queue.failure(&name, seed).filter(|f| {
+            let at = f.time().and_then(|t| seconds(t).ok());
+            written.is_none_or(|written| at.is_none_or(|at| at >= written))
+        });
         row.state = if let Holder::Held(pid) = holder {
             row.pid = pid;
             JobState::Run(Status::Running)

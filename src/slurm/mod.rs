@@ -11,6 +11,7 @@ use crate::config::{JobConfig, SlurmDefaults};
 use crate::store::RunStore;
 use script::ArrayScript;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -45,6 +46,9 @@ pub struct SubmitRequest<'a> {
     pub slurm: &'a SlurmDefaults,
     /// Write the scripts, submit nothing.
     pub dry_run: bool,
+    /// The Slurm task (`<array>_<task>`) of each run folder that an earlier submission has
+    /// waiting or running: a student of this request whose teacher is one waits for that task.
+    pub earlier_tasks: &'a HashMap<String, String>,
 }
 
 /// One submitted (or, in a dry run, written) array.
@@ -69,8 +73,9 @@ pub struct SubmittedTask {
     pub folder: String,
 }
 
-/// Submits `req.configs` as at most two arrays: the jobs that need no teacher from this request,
-/// then the students, which Slurm starts only after their teachers' tasks completed (`afterok`).
+/// Submits `req.configs` as job arrays: first the jobs that wait for no teacher, then the
+/// students, one array per set of teacher tasks they wait for (`afterok`), so that a teacher that
+/// fails cancels only its own students (docs/slurm.md#teachers-first).
 pub fn submit(req: &SubmitRequest) -> Result<Vec<Submission>, SlurmError> {
     let dir = req.output_dir.join(SLURM_DIR);
     // The tasks' log path goes into an #SBATCH line (double-quoted there); every other path and
@@ -82,90 +87,122 @@ pub fn submit(req: &SubmitRequest) -> Result<Vec<Submission>, SlurmError> {
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
     let adarat = std::env::current_exe().map_err(io(Path::new("adarat")))?;
     let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S").to_string();
-    let (first, students) = waves(req.configs);
+    let teachers: Vec<Vec<Teacher>> = (0..req.configs.len())
+        .map(|i| teachers_of(req, i))
+        .collect();
+    let first: Vec<usize> = (0..req.configs.len())
+        .filter(|&i| teachers[i].is_empty())
+        .collect();
     let mut submitted: Vec<Submission> = Vec::new();
-    for (wave, members) in [first, students].into_iter().enumerate() {
-        if members.is_empty() {
+    let mut submit_array = |members: &[usize], dependency: Option<String>| {
+        let number = submitted.len() + 1;
+        let submission = submit_one(req, members, dependency, &dir, &adarat, &stamp, number)?;
+        submitted.push(submission.clone());
+        Ok::<Submission, SlurmError>(submission)
+    };
+    let first_array = if first.is_empty() {
+        None
+    } else {
+        Some(submit_array(&first, None)?)
+    };
+    // Students grouped by the tasks they wait for, in the order they were planned.
+    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+    for (i, waits_for) in teachers.iter().enumerate() {
+        if waits_for.is_empty() {
             continue;
         }
-        let dependency = match (wave, submitted.first()) {
-            (1, Some(teachers)) => teacher_tasks(req.configs, &members, teachers),
-            _ => None,
-        };
-        let script = ArrayScript {
-            adarat: &adarat,
-            tasks: members
-                .iter()
-                .map(|&i| task_args(&req.configs[i]))
-                .collect(),
-            common: req.common_args.clone(),
-            sbatch: sbatch_options(req.slurm),
-            log_dir: &dir,
-            signal_seconds: req.slurm.signal_seconds,
-        };
-        let path = dir.join(format!("{stamp}-{}.sh", wave + 1));
-        std::fs::write(&path, script.text()).map_err(io(&path))?;
-        let array = if req.dry_run {
-            None
-        } else {
-            Some(sbatch(&path, dependency.as_deref())?)
-        };
-        let submission = Submission {
-            array,
-            script: path,
-            tasks: (members.iter())
-                .map(|&i| SubmittedTask {
-                    job: req.configs[i].job.clone(),
-                    folder: RunStore::folder_name(&req.configs[i]),
-                })
-                .collect(),
-            dependency,
-            at: chrono::Local::now().format("%Y/%m/%d %H:%M:%S").to_string(),
-        };
-        if !req.dry_run {
-            record(&dir, &submission)?;
+        let tasks: Vec<String> = (waits_for.iter())
+            .map(|teacher| match teacher {
+                Teacher::Earlier(task) => task.clone(),
+                Teacher::Here(j) => {
+                    let array = (first_array.as_ref()).and_then(|a| a.array.as_deref());
+                    let position = first.iter().position(|k| k == j).unwrap_or_default();
+                    format!("{}_{position}", array.unwrap_or("<first array>"))
+                }
+            })
+            .collect();
+        let dependency = format!("afterok:{}", tasks.join(":"));
+        match groups.iter_mut().find(|(d, _)| *d == dependency) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((dependency, vec![i])),
         }
-        submitted.push(submission);
+    }
+    for (dependency, members) in groups {
+        submit_array(&members, Some(dependency))?;
     }
     Ok(submitted)
 }
 
-/// Indices of the jobs needing no teacher from this request, and of those that do.
-fn waves(configs: &[JobConfig]) -> (Vec<usize>, Vec<usize>) {
-    (0..configs.len()).partition(|&i| teachers_in(configs, i).is_empty())
+/// A teacher a student of the request waits for.
+enum Teacher {
+    /// Another job of this request (its index), which goes into the first array.
+    Here(usize),
+    /// The task of an earlier submission that has it waiting or running.
+    Earlier(String),
 }
 
-/// The positions in `configs` of job `i`'s teachers.
-fn teachers_in(configs: &[JobConfig], i: usize) -> Vec<usize> {
-    let student = &configs[i];
-    let folders: Vec<PathBuf> = (student.name().teachers().iter())
-        .map(|(_, teacher)| RunStore::teacher_folder(student, teacher))
-        .collect();
-    (0..configs.len())
-        .filter(|&j| folders.contains(&RunStore::folder_of(&configs[j])))
+/// What job `i` of the request waits for: its teachers in this request, and those an earlier
+/// submission still has on the cluster. A teacher that has completed is waited for by nobody.
+fn teachers_of(req: &SubmitRequest, i: usize) -> Vec<Teacher> {
+    let student = &req.configs[i];
+    (student.name().teachers().iter())
+        .filter_map(|(_, teacher)| {
+            let folder = RunStore::teacher_folder(student, teacher);
+            if let Some(j) =
+                (0..req.configs.len()).find(|&j| RunStore::folder_of(&req.configs[j]) == folder)
+            {
+                return Some(Teacher::Here(j));
+            }
+            let name = folder.file_name()?.to_string_lossy().into_owned();
+            req.earlier_tasks.get(&name).cloned().map(Teacher::Earlier)
+        })
         .collect()
 }
 
-/// `afterok:<array>_<task>:...` on the tasks of the first array that teach `students`.
-fn teacher_tasks(
-    configs: &[JobConfig],
-    students: &[usize],
-    teachers: &Submission,
-) -> Option<String> {
-    let array = teachers.array.as_deref().unwrap_or("<first array>");
-    let mut tasks: Vec<String> = Vec::new();
-    for &student in students {
-        for teacher in teachers_in(configs, student) {
-            let folder = RunStore::folder_name(&configs[teacher]);
-            if let Some(task) = teachers.tasks.iter().position(|t| t.folder == folder) {
-                let id = format!("{array}_{task}");
-                if !tasks.contains(&id) {
-                    tasks.push(id);
-                }
-            }
-        }
+/// Writes the script of one array of `members` and submits it (unless a dry run), recording it.
+fn submit_one(
+    req: &SubmitRequest,
+    members: &[usize],
+    dependency: Option<String>,
+    dir: &Path,
+    adarat: &Path,
+    stamp: &str,
+    number: usize,
+) -> Result<Submission, SlurmError> {
+    let script = ArrayScript {
+        adarat,
+        tasks: members
+            .iter()
+            .map(|&i| task_args(&req.configs[i]))
+            .collect(),
+        common: req.common_args.clone(),
+        sbatch: sbatch_options(req.slurm),
+        log_dir: dir,
+        signal_seconds: req.slurm.signal_seconds,
+    };
+    let path = dir.join(format!("{stamp}-{number}.sh"));
+    std::fs::write(&path, script.text()).map_err(io(&path))?;
+    let array = if req.dry_run {
+        None
+    } else {
+        Some(sbatch(&path, dependency.as_deref())?)
+    };
+    let submission = Submission {
+        array,
+        script: path,
+        tasks: (members.iter())
+            .map(|&i| SubmittedTask {
+                job: req.configs[i].job.clone(),
+                folder: RunStore::folder_name(&req.configs[i]),
+            })
+            .collect(),
+        dependency,
+        at: chrono::Local::now().format("%Y/%m/%d %H:%M:%S").to_string(),
+    };
+    if !req.dry_run {
+        record(dir, &submission)?;
     }
-    (!tasks.is_empty()).then(|| format!("afterok:{}", tasks.join(":")))
+    Ok(submission)
 }
 
 /// A task's own arguments: its job, and the model and seed it was planned with (a teacher takes

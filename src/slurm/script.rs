@@ -42,6 +42,7 @@ impl ArrayScript<'_> {
         }
         s += "set -u\n\n";
         let _ = writeln!(s, "adarat={}", quote(&self.adarat.display().to_string()));
+        let _ = writeln!(s, "log_dir={}", quote(&self.log_dir.display().to_string()));
         s += "case \"$SLURM_ARRAY_TASK_ID\" in\n";
         for (index, args) in self.tasks.iter().enumerate() {
             let _ = writeln!(s, "  {index}) task=({}) ;;", quoted(args));
@@ -57,18 +58,24 @@ pid=
 trap 'requeue=1; if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null; else early=1; fi' USR1
 # scancel: the run stops at its next batch and stays resumable (status stopped).
 trap 'if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null; else early=1; fi' TERM INT
-"$adarat" run "${task[@]}" "${common[@]}" &
+# adarat writes its exit status here too: bash can lose a child's status when a trap interrupts a
+# `wait` at the instant the child ends (docs/slurm.md).
+exit_file="$log_dir/.${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}.exit"
+rm -f "$exit_file"
+ADARAT_EXIT_STATUS_FILE="$exit_file" "$adarat" run "${task[@]}" "${common[@]}" &
 pid=$!
 [ "$early" = 0 ] || kill -TERM "$pid" 2>/dev/null
-# The run is waited for only once it has ended: a `wait` on it that a trap interrupts returns the
-# trap's status, and bash may then lose the run's own (docs/slurm.md). The short waits here let the
-# traps run within a second.
+# The short waits let the traps run within a second.
 while kill -0 "$pid" 2>/dev/null; do
   sleep 1 &
   wait $!
 done
 wait "$pid"
 status=$?
+if [ -s "$exit_file" ]; then
+  status=$(cat "$exit_file")
+  rm -f "$exit_file"
+fi
 if [ "$requeue" = 1 ] && [ "$status" = 130 ]; then
   echo "adarat: requeued to resume after the time limit's warning" >&2
   scontrol requeue "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"
@@ -172,7 +179,7 @@ mod tests {
         // just before, at or after its end leaves the task completed, never requeued.
         for delay in [0.0, 0.15, 0.19, 0.2, 0.21, 0.3] {
             let dir = tempfile::tempdir().unwrap();
-            let run = "trap '' TERM\ntouch started\nsleep 0.2\nexit 0";
+            let run = "trap '' TERM\ntouch started\nsleep 0.2\necho 0 > \"$ADARAT_EXIT_STATUS_FILE\"\nexit 0";
             let mut child = stub_task(dir.path(), run).spawn().unwrap();
             usr1_after(&child, dir.path(), delay);
             let status = child.wait().unwrap();
@@ -185,7 +192,7 @@ mod tests {
         }
         // A run that stops on the warning (130): the task requeues itself and exits 130.
         let dir = tempfile::tempdir().unwrap();
-        let stops = "trap 'exit 130' TERM\ntouch started\nsleep 5 & wait";
+        let stops = "trap 'echo 130 > \"$ADARAT_EXIT_STATUS_FILE\"; exit 130' TERM\ntouch started\nsleep 5 & wait";
         let mut child = stub_task(dir.path(), stops).spawn().unwrap();
         usr1_after(&child, dir.path(), 0.1);
         assert_eq!(child.wait().unwrap().code(), Some(130));

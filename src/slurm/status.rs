@@ -18,6 +18,8 @@ pub struct SlurmTask {
     pub node: Option<String>,
     /// Time used, as Slurm writes it (`1:23:45`).
     pub elapsed: String,
+    /// The jobs of the teacher tasks it waits for (`afterok`), as its submission recorded them.
+    pub after: Vec<String>,
 }
 
 impl SlurmTask {
@@ -39,12 +41,21 @@ const FORMAT: &str = "%i|%T|%r|%N|%M";
 /// (which leaves no trace): its run folder says the rest.
 pub fn poll(output_dir: &Path) -> Option<HashMap<String, SlurmTask>> {
     let mut task_of: HashMap<String, String> = HashMap::new();
+    let mut job_of: HashMap<String, String> = HashMap::new();
+    let mut after_of: HashMap<String, Vec<String>> = HashMap::new();
     for submission in submissions(output_dir) {
         let Some(array) = submission.array else {
             continue;
         };
+        let waits_for: Vec<String> = (submission.dependency.iter())
+            .flat_map(|d| d.trim_start_matches("afterok:").split(':'))
+            .map(|id| job_of.get(id).cloned().unwrap_or_else(|| id.to_string()))
+            .collect();
         for (index, task) in submission.tasks.into_iter().enumerate() {
-            task_of.insert(task.folder, format!("{array}_{index}"));
+            let id = format!("{array}_{index}");
+            job_of.insert(id.clone(), task.job);
+            after_of.insert(id.clone(), waits_for.clone());
+            task_of.insert(task.folder, id);
         }
     }
     if task_of.is_empty() {
@@ -61,7 +72,17 @@ pub fn poll(output_dir: &Path) -> Option<HashMap<String, SlurmTask>> {
     Some(
         task_of
             .into_iter()
-            .filter_map(|(folder, id)| listed.get(&id).map(|task| (folder, task.clone())))
+            .filter_map(|(folder, id)| {
+                let task = listed.get(&id)?;
+                let after = after_of.remove(&id).unwrap_or_default();
+                Some((
+                    folder,
+                    SlurmTask {
+                        after,
+                        ..task.clone()
+                    },
+                ))
+            })
             .collect(),
     )
 }
@@ -84,6 +105,7 @@ fn parse(text: &str) -> HashMap<String, SlurmTask> {
                     reason: given(reason),
                     node: given(node),
                     elapsed: elapsed.to_string(),
+                    after: Vec::new(),
                 },
             ))
         })

@@ -45,6 +45,10 @@ pub enum StoreError {
         folder: PathBuf,
         source: lock::LockError,
     },
+    /// The folder holds a completed run and no rerun was asked for: it is never moved aside
+    /// unasked (docs/run-folder.md#when-a-run-is-moved-aside).
+    #[error("{}: holds a completed run; --fresh moves it aside and trains again", folder.display())]
+    Completed { folder: PathBuf },
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
@@ -139,6 +143,33 @@ pub fn holds_completed_run(folder: &Path) -> bool {
             .is_ok_and(|result| result.status == Status::Completed)
 }
 
+/// A completed run in a job's folder, and whether it ran the configuration asked for now.
+pub struct CompletedRun {
+    pub folder: PathBuf,
+    pub result: RunResult,
+    /// Its `config.yaml` is the job's configuration, speed switches aside.
+    pub same_configuration: bool,
+}
+
+/// The completed run in `cfg`'s folder, if the folder holds one (read without its lock: the
+/// answer can change at once, and [`RunStore::open`] checks again under the lock).
+pub fn completed_run(cfg: &JobConfig) -> Option<CompletedRun> {
+    let folder = RunStore::folder_of(cfg);
+    let result = read_result(&folder.join(RESULT_FILE)).ok()?;
+    if result.status != Status::Completed {
+        return None;
+    }
+    let same_configuration = fs::read_to_string(folder.join(CONFIG_FILE))
+        .ok()
+        .and_then(|text| serde_yaml::from_str::<JobConfig>(&text).ok())
+        .is_some_and(|saved| saved.same_run_as(cfg));
+    Some(CompletedRun {
+        folder,
+        result,
+        same_configuration,
+    })
+}
+
 /// What was found in a job's folder when the run was opened.
 pub enum Opening {
     /// Nothing to continue: a new run.
@@ -181,7 +212,9 @@ impl RunStore {
     }
 
     /// Opens the job's folder. An unfinished run of the identical configuration is resumed unless
-    /// `fresh`; any other earlier run is moved aside, never overwritten.
+    /// `fresh`; any other unfinished run is moved aside, never overwritten. A completed run is
+    /// moved aside only when `fresh` asks for it; otherwise opening fails with
+    /// [`StoreError::Completed`], so that nothing retrains a finished run unasked.
     pub fn open(cfg: &JobConfig, fresh: bool) -> Result<(RunStore, Opening), StoreError> {
         let name = Self::folder_name(cfg);
         let dir = cfg.output_dir.join(&name);
@@ -191,6 +224,11 @@ impl RunStore {
                 source,
             })?;
         let store = RunStore { dir, _lock: held };
+        let completed = read_result(&store.path(RESULT_FILE))
+            .is_ok_and(|result| result.status == Status::Completed);
+        if completed && !fresh {
+            return Err(StoreError::Completed { folder: store.dir });
+        }
         let opening =
             if store.dir.join(RESULT_FILE).exists() || store.dir.join(CONFIG_FILE).exists() {
                 match store.resumable(cfg, fresh)? {

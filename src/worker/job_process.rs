@@ -11,6 +11,8 @@ use std::thread::JoinHandle;
 
 /// `adarat run`'s exit status after a stop (`cli::exit::ExitStatus::Stopped`).
 const STOPPED: i32 = 130;
+/// `adarat run`'s exit status when another process runs the job (`cli::exit::ExitStatus::Busy`).
+const BUSY: i32 = 75;
 
 pub(super) struct JobProcess {
     pub(super) entry: Entry,
@@ -38,6 +40,8 @@ pub(super) struct Slot {
 pub(super) enum Ending {
     Completed,
     Stopped,
+    /// Another process took the run first; this one did nothing.
+    Busy,
     /// Its `result.json` says why (this is it).
     Failed(String),
     /// No run folder says why: the queue file records it.
@@ -71,6 +75,9 @@ impl JobProcess {
         }
         if let Some(seed) = entry.seed {
             command.arg("--seed").arg(seed.to_string());
+        }
+        if entry.fresh {
+            command.arg("--fresh");
         }
         if let Some(threads) = slot.threads {
             command.env("OMP_NUM_THREADS", threads.to_string());
@@ -116,15 +123,20 @@ impl JobProcess {
         match status.code() {
             Some(0) => return Ending::Completed,
             Some(STOPPED) => return Ending::Stopped,
+            Some(BUSY) => return Ending::Busy,
             _ => {}
         }
         if let Some(reason) = self.recorded_failure() {
             return Ending::Failed(reason);
         }
-        // Killed before it could say why (the kernel's out-of-memory killer, a SIGKILL).
-        let killed = format!("adarat run ended: {status}");
-        if status.code().is_none() && mark_failed(&self.folder, killed.clone()) {
-            return Ending::Failed(killed);
+        // Killed before it could say why (the kernel's out-of-memory killer, a SIGKILL): the signal
+        // is the reason, in result.json when the run has one by then, else in the queue file.
+        if status.code().is_none() {
+            let killed = format!("adarat run ended: {status}");
+            return match mark_failed(&self.folder, killed.clone()) {
+                true => Ending::Failed(killed),
+                false => Ending::FailedWithoutFolder(killed),
+            };
         }
         let reason =
             last_line.map(|line| line.strip_prefix("adarat: ").unwrap_or(&line).to_string());

@@ -73,17 +73,27 @@ pub fn serve(output_dir: &Path, stop: &StopFlag) -> Result<(), WorkerError> {
         let mut pause = false;
         let mut failures = Vec::new();
         let mut put_back = Vec::new();
+        let mut completed = Vec::new();
         running.retain_mut(|job| match job.ended() {
             None => true,
             Some(ending) => {
                 let name = job.entry.label();
                 match ending {
-                    Ending::Completed => println!("{name}: completed"),
+                    Ending::Completed => {
+                        println!("{name}: completed");
+                        completed.push(job.entry.clone());
+                    }
                     Ending::Stopped => {
                         println!("{name}: stopped");
                         pause = true;
                     }
                     Ending::Failed(message) => println!("{name}: failed: {message}"),
+                    // Another process took the run between the look at its lock and the start:
+                    // it waits in the queue until that one ends.
+                    Ending::Busy => {
+                        println!("{name}: runs in another process; it waits in the queue");
+                        put_back.push(job.entry.clone());
+                    }
                     // Stopped before it could install its handlers: it never started, so it
                     // waits again at the head of the queue.
                     Ending::FailedWithoutFolder(_) if stopping => {
@@ -112,6 +122,10 @@ pub fn serve(output_dir: &Path, stop: &StopFlag) -> Result<(), WorkerError> {
             }
             for (entry, message) in failures {
                 q.record_failure(&entry, message);
+            }
+            // A failure recorded before (a duplicate start, a missing dataset) is stale now.
+            for entry in completed {
+                q.forget_failure(&entry.job, entry.seed);
             }
             for entry in put_back {
                 if !q.contains(&entry.job, entry.seed) {
@@ -247,6 +261,19 @@ fn pick(
                     }
                     continue;
                 }
+            }
+            Readiness::Busy(reason) => {
+                // Whatever runs it now leaves a result the user has not seen yet: a rerun asked
+                // of the earlier one does not train that one again.
+                on_its_way = true;
+                q.jobs[index].waiting = Some(reason);
+                q.jobs[index].fresh = false;
+            }
+            Readiness::Done => {
+                println!("{}: already completed; not run again", entry.label());
+                q.jobs.remove(index);
+                q.forget_failure(&entry.job, entry.seed);
+                continue;
             }
             Readiness::Invalid(message) => {
                 println!("{}: failed: {message}", entry.label());

@@ -52,6 +52,10 @@ pub struct Entry {
     pub model: Option<ModelKind>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// The user asked to train a completed run again (`adarat run --fresh`): without it the
+    /// worker drops an entry whose run has completed instead of starting it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fresh: bool,
     /// Why the job cannot start yet (its teachers have not completed), as the worker last saw it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting: Option<String>,
@@ -68,6 +72,18 @@ pub struct Failure {
     pub at: String,
 }
 
+/// How [`Failure::at`] is written.
+const FAILURE_TIME: &str = "%Y/%m/%d %H:%M:%S";
+
+impl Failure {
+    /// When it was recorded, if `at` reads as a local time.
+    pub fn time(&self) -> Option<std::time::SystemTime> {
+        let naive = chrono::NaiveDateTime::parse_from_str(&self.at, FAILURE_TIME).ok()?;
+        let local = naive.and_local_timezone(chrono::Local).earliest()?;
+        Some(local.into())
+    }
+}
+
 impl Entry {
     /// A job of a study, as the console queues it.
     pub fn new(job: &str, config: Option<PathBuf>, sets: Vec<String>) -> Entry {
@@ -77,6 +93,7 @@ impl Entry {
             sets,
             model: None,
             seed: None,
+            fresh: false,
             waiting: None,
         }
     }
@@ -138,7 +155,7 @@ impl Queue {
             job: entry.job.clone(),
             seed: entry.seed,
             error,
-            at: chrono::Local::now().format("%Y/%m/%d %H:%M:%S").to_string(),
+            at: chrono::Local::now().format(FAILURE_TIME).to_string(),
         });
         let excess = self.failures.len().saturating_sub(FAILURES_KEPT);
         self.failures.drain(..excess);

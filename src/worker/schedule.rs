@@ -24,6 +24,11 @@ pub(super) enum Readiness {
         /// stopped and waits for the user to queue it again.
         on_its_way: bool,
     },
+    /// Another process runs it now (a second console's `adarat run`, a Slurm task): it waits,
+    /// and once that process ends the entry is looked at again (docs/architecture.md#the-queue).
+    Busy(String),
+    /// Its run has completed and the entry does not ask for it again: nothing to do.
+    Done,
     /// The job cannot be run at all (a bad configuration, an unknown job): why.
     Invalid(String),
 }
@@ -60,6 +65,12 @@ pub(super) fn readiness(
         Ok(resolved) => resolved,
         Err(message) => return Readiness::Invalid(message),
     };
+    if let Some(reason) = running_elsewhere(&cfg, started) {
+        return Readiness::Busy(reason);
+    }
+    if !entry.fresh && store::completed_run(&cfg).is_some() {
+        return Readiness::Done;
+    }
     if teachers.is_empty() {
         return Readiness::Ready(RunStore::folder_of(&cfg));
     }
@@ -115,6 +126,23 @@ pub(super) fn readiness(
         reason,
         queue_first,
         on_its_way: blocked.is_empty(),
+    }
+}
+
+/// Why the run of `cfg` cannot start now because it runs already: started by this worker, or
+/// its lock held by another process.
+fn running_elsewhere(cfg: &JobConfig, started: &[(String, Option<u64>)]) -> Option<String> {
+    let run = (cfg.job.clone(), Some(cfg.seed));
+    if started.contains(&run) {
+        return Some("already running here; waits for that run to end".to_string());
+    }
+    let path = lock::run_lock_path(&cfg.output_dir, &RunStore::folder_name(cfg));
+    match lock::holder(&path) {
+        Holder::Free => None,
+        Holder::Held(pid) => Some(format!(
+            "already running in process {}; waits for it to end",
+            pid.map_or("?".to_string(), |p| p.to_string())
+        )),
     }
 }
 
@@ -243,6 +271,44 @@ mod tests {
         // Queued again by the user, the teacher is on its way once more.
         queue.push([teacher]);
         assert!(waiting(&student, &queue, dir.path()).2);
+    }
+
+    #[test]
+    fn a_completed_run_is_done_unless_asked_again_and_a_locked_one_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let job = entry("pgd-at/synthetic/adarat");
+        let folder = dir.path().join("pgd-at_synthetic_adarat_small-cnn_seed1");
+        std::fs::create_dir_all(&folder).unwrap();
+        let result = serde_json::json!({
+            "job": "pgd-at/synthetic/adarat", "method": "pgd-at", "dataset": "synthetic",
+            "mode": "adarat", "model": "small-cnn", "seed": 1, "protocol": "default",
+            "device": "cpu", "status": "completed", "error": null, "epochs": 2,
+            "epochs_done": 2, "seconds": 1.0, "epochs_log": [], "peaks": null, "final": null
+        });
+        std::fs::write(folder.join(store::RESULT_FILE), result.to_string()).unwrap();
+        let ready = |entry: &Entry, started: &[(String, Option<u64>)]| {
+            readiness(
+                entry,
+                &Queue::default(),
+                started,
+                &mut Studies::default(),
+                dir.path(),
+            )
+        };
+        assert_eq!(ready(&job, &[]), Readiness::Done);
+        let again = Entry {
+            fresh: true,
+            ..job.clone()
+        };
+        assert_eq!(ready(&again, &[]), Readiness::Ready(folder.clone()));
+        // Running here, or in a process holding its lock: it waits, whatever it asks.
+        assert!(matches!(ready(&again, &[job.run()]), Readiness::Busy(_)));
+        let lock = lock::run_lock_path(dir.path(), "pgd-at_synthetic_adarat_small-cnn_seed1");
+        let _held = crate::store::lock::ProcessLock::try_acquire(&lock).unwrap();
+        let Readiness::Busy(reason) = ready(&job, &[]) else {
+            panic!("a locked run waits");
+        };
+        assert!(reason.contains("already running in process"), "{reason}");
     }
 
     #[test]

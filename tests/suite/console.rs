@@ -460,7 +460,7 @@ fn enter_on_a_done_job_asks_first() {
     press(&mut app, KeyCode::Enter);
     assert_eq!(
         type_keys(&mut app, "y"),
-        vec![Command::Enqueue(vec![run("pgd-at/synthetic/adarat")])]
+        vec![Command::Rerun(vec![run("pgd-at/synthetic/adarat")])]
     );
 }
 
@@ -578,7 +578,7 @@ fn a_job_started_while_the_rerun_question_was_open_is_not_queued_again() {
     app.update(Msg::Snapshot(started("pgd-at/synthetic/adarat")));
     assert_eq!(
         type_keys(&mut app, "y"),
-        vec![Command::Enqueue(vec![run("pgd-at/synthetic/baseline")])]
+        vec![Command::Rerun(vec![run("pgd-at/synthetic/baseline")])]
     );
 }
 
@@ -944,6 +944,7 @@ fn slurm_task(id: &str, state: &str, reason: Option<&str>, node: Option<&str>) -
         reason: reason.map(Into::into),
         node: node.map(Into::into),
         elapsed: "1:02:03".into(),
+        after: Vec::new(),
     }
 }
 
@@ -1577,8 +1578,9 @@ fn with_seeds_enter_queues_the_missing_seeds_and_asks_only_when_all_are_done() {
     assert!(question
         .question(app.snapshot())
         .starts_with("pgd-at/synthetic/baseline seed 1, pgd-at/synthetic/baseline seed 2, "));
-    let Command::Enqueue(runs) = &type_keys(&mut app, "y")[0] else {
-        panic!("expected the runs queued");
+    // Confirmed, they go to the queue as reruns: each is moved aside when it starts.
+    let Command::Rerun(runs) = &type_keys(&mut app, "y")[0] else {
+        panic!("expected the runs queued to run again");
     };
     assert_eq!(runs.len(), 3);
     // A cell never run queues all its seeds.

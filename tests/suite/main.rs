@@ -21,4 +21,5 @@ mod models;
 mod run;
 mod slurm;
 mod teachers;
+mod unattended;
 mod worker;

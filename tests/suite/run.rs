@@ -154,34 +154,73 @@ fn pgd_at_adarat_on_synthetic_learns_and_writes_a_complete_run_folder() {
         3
     );
 
-    // Running the finished job again keeps the finished run, moved aside.
-    let again = adarat(
+    // Running the finished job again leaves it as it is; with another configuration it is
+    // refused; only --fresh moves the finished run aside.
+    let first_run = std::fs::read_to_string(folder.join("result.json")).unwrap();
+    let same = adarat(
         dir.path(),
         &[
             "run",
             "pgd-at/synthetic/adarat",
             "--epochs",
-            "1",
-            "--limit-train",
-            "128",
+            "3",
             "--limit-test",
-            "64",
+            "200",
             "--device",
             "cpu",
+            "--offline",
+            "--set",
+            "evaluation.final_attacks=[fgsm,pgd10,pgd20,pgd50,cw]",
         ],
     );
+    assert!(same.status.success(), "{}", stderr(&same));
+    assert!(
+        stderr(&same).contains("already completed") && stderr(&same).contains("--fresh"),
+        "{}",
+        stderr(&same)
+    );
+    let shorter = [
+        "run",
+        "pgd-at/synthetic/adarat",
+        "--epochs",
+        "1",
+        "--limit-train",
+        "128",
+        "--limit-test",
+        "64",
+        "--device",
+        "cpu",
+    ];
+    let refused = adarat(dir.path(), &shorter);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("holds a completed run of another configuration"),
+        "{}",
+        stderr(&refused)
+    );
+    let archived = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(dir.path().join("output"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("pgd-at_synthetic_adarat_small-cnn_seed1.")
+            })
+            .map(|e| e.path())
+            .collect()
+    };
+    assert!(archived().is_empty());
+    assert_eq!(
+        std::fs::read_to_string(folder.join("result.json")).unwrap(),
+        first_run,
+        "the finished run is untouched"
+    );
+    let again = adarat(dir.path(), &[&shorter[..], &["--fresh"]].concat());
     assert!(again.status.success(), "{}", stderr(&again));
-    let archived: Vec<_> = std::fs::read_dir(dir.path().join("output"))
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with("pgd-at_synthetic_adarat_small-cnn_seed1.")
-        })
-        .collect();
+    let archived = archived();
     assert_eq!(archived.len(), 1);
-    assert_eq!(result_json(&archived[0].path())["epochs_done"], 3);
+    assert_eq!(result_json(&archived[0])["epochs_done"], 3);
 
     let show = adarat(dir.path(), &["show", "pgd-at/synthetic/adarat"]);
     assert!(show.status.success(), "{}", stderr(&show));

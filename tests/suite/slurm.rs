@@ -456,11 +456,12 @@ fn the_console_shows_pending_and_running_slurm_tasks_and_cancels_one() {
     tmux.keys(&["q"]);
 }
 
-/// Two tasks of the same run at once (a job submitted twice, or a requeued task landing while the
-/// old one still runs): the second finds the run's lock held, says so and touches nothing; the
-/// first completes as if alone.
+/// Two tasks of the same run at once (a task submitted by hand again, or a requeued task landing
+/// while the old one still runs): a second `adarat submit` submits nothing; the script submitted
+/// again by hand finds the run's lock held, says so, exits 75 and touches nothing; the first
+/// completes as if alone.
 #[test]
-fn a_task_whose_run_is_locked_by_another_leaves_it_alone() {
+fn a_second_submit_submits_nothing_and_a_task_whose_run_is_locked_leaves_it_alone() {
     let Some(cluster) = Cluster::start() else {
         return;
     };
@@ -475,11 +476,30 @@ fn a_task_whose_run_is_locked_by_another_leaves_it_alone() {
     });
     let second = submit(&cluster, dir.path(), &["pgd-at/synthetic/adarat"], "6");
     assert!(second.status.success(), "{}", stderr(&second));
-    let second = arrays(&second).remove(0);
+    assert!(arrays(&second).is_empty(), "{}", stdout(&second));
+    assert!(
+        stdout(&second).contains(&format!(
+            "skipped pgd-at/synthetic/adarat seed 1: already on Slurm as task {first}_0 (running)"
+        )),
+        "{}",
+        stdout(&second)
+    );
+    let submissions = std::fs::read_to_string(output.join("slurm/submissions.jsonl")).unwrap();
+    let script: Value = serde_json::from_str(submissions.lines().next().unwrap()).unwrap();
+    let again = cluster
+        .command(
+            "sbatch",
+            &["--parsable", script["script"].as_str().unwrap()],
+        )
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", stderr(&again));
+    let again = stdout(&again).trim().to_string();
     wait_for("the second task to end", || {
-        cluster.squeue().contains(&format!("{second}_0 FAILED"))
+        cluster.squeue().contains(&format!("{again}_0 FAILED"))
     });
-    let log = task_log(&output, &second);
+    let log = task_log(&output, &again);
     assert!(log.contains("already running in process"), "{log}");
     wait_for("the first task's run to complete", || {
         status(&run) == "completed"
@@ -495,4 +515,99 @@ fn a_task_whose_run_is_locked_by_another_leaves_it_alone() {
     });
     let log = task_log(&output, &first);
     assert!(log.contains("completed 6/6"), "{log}");
+    // Completed: submitting it again submits nothing either.
+    let third = submit(&cluster, dir.path(), &["pgd-at/synthetic/adarat"], "6");
+    assert!(
+        stdout(&third).contains("skipped pgd-at/synthetic/adarat seed 1: completed")
+            && arrays(&third).is_empty(),
+        "{}",
+        stdout(&third)
+    );
+}
+
+/// Each seed's students wait for their own teachers' tasks: seed 2's standard teacher runs out of
+/// memory (injected), which cancels seed 2's student only, while seed 1's student starts once its
+/// teachers completed, one of them warned (USR1) as its run completes: that task ends COMPLETED,
+/// not requeued. `adarat list` says what a waiting student waits for.
+#[test]
+fn a_failing_teacher_holds_only_its_own_students_and_a_warning_at_the_end_leaves_a_run_completed() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("output");
+    let mut args = vec!["submit", "kd-at/synthetic/baseline", "--seed", "1,2"];
+    args.extend(["--epochs", "1", "--output", "output", "--gpus-per-job", "1"]);
+    args.extend(TINY);
+    let out = cluster
+        .command(env!("CARGO_BIN_EXE_adarat"), &args)
+        .env(
+            "ADARAT_FAULT_OUT_OF_MEMORY",
+            "batch@st/synthetic/baseline,2",
+        )
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ids = arrays(&out);
+    assert_eq!(
+        ids.len(),
+        3,
+        "the teachers, then one student array per seed: {}",
+        stdout(&out)
+    );
+    let submissions = std::fs::read_to_string(output.join("slurm/submissions.jsonl")).unwrap();
+    let dependencies: Vec<String> = (submissions.lines().skip(1))
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["dependency"].to_string())
+        .collect();
+    let teachers = &ids[0];
+    assert_eq!(
+        dependencies,
+        [
+            format!("\"afterok:{teachers}_0:{teachers}_1\""),
+            format!("\"afterok:{teachers}_2:{teachers}_3\"")
+        ]
+    );
+    let list = |cluster: &Cluster| {
+        let mut args = vec!["list", "--output", "output", "--set", "grid.seeds=[1,2]"];
+        args.extend(TINY);
+        let out = (cluster.command(env!("CARGO_BIN_EXE_adarat"), &args))
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        stdout(&out)
+    };
+    wait_for("list to say what a student waits for", || {
+        list(&cluster)
+            .contains("(Dependency) after st/synthetic/baseline, pgd-at/synthetic/baseline")
+    });
+
+    // The warning lands as seed 1's standard teacher completes.
+    let teacher = output.join("st_synthetic_baseline_small-cnn_seed1");
+    wait_for("seed 1's standard teacher to complete", || {
+        status(&teacher) == "completed"
+    });
+    let task = format!("{teachers}_0");
+    let _ = (cluster.command("scancel", &["--batch", "--signal=USR1", &task]))
+        .output()
+        .unwrap();
+    let student = output.join("kd-at_synthetic_baseline_small-cnn_seed1");
+    wait_for("seed 1's student to complete", || {
+        status(&student) == "completed"
+    });
+    assert!(cluster.squeue().contains(&format!("{task} COMPLETED")));
+    assert!(!task_log(&output, teachers).contains("requeued"));
+
+    // Seed 2's teacher failed: its student is cancelled and never ran.
+    wait_for("seed 2's teacher to fail", || {
+        status(&output.join("st_synthetic_baseline_small-cnn_seed2")) == "failed"
+    });
+    wait_for("seed 2's student to be cancelled", || {
+        cluster
+            .squeue()
+            .contains(&format!("{}_0 CANCELLED", ids[2]))
+    });
+    assert!(!output
+        .join("kd-at_synthetic_baseline_small-cnn_seed2")
+        .exists());
 }

@@ -50,7 +50,8 @@ fn sigterm_stops_a_run_resumably_and_a_second_run_of_the_job_is_refused() {
         .output()
         .unwrap();
     let message = String::from_utf8_lossy(&second.stderr);
-    assert_eq!(second.status.code(), Some(2), "{message}");
+    // 75, EX_TEMPFAIL: nothing ran, try again later (the worker waits and does).
+    assert_eq!(second.status.code(), Some(75), "{message}");
     assert!(
         message.contains(&format!("already running in process {}", child.id())),
         "{message}"

@@ -300,6 +300,13 @@ fn detail_lines(app: &App, theme: Theme, compact: bool) -> Vec<Line<'static>> {
         if let Some(reason) = &task.reason {
             text += &format!(" ({reason})");
         }
+        if task
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("Dependency"))
+        {
+            text += &format!(" after {}", task.after.join(", "));
+        }
         if let Some(node) = &task.node {
             text += &format!(" on {node}, {}", task.elapsed);
         }
