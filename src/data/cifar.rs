@@ -15,6 +15,11 @@ pub(crate) struct CifarLayout {
     pub folder: &'static str,
     pub train_files: &'static [&'static str],
     pub test_file: &'static str,
+    /// Records in each training file and in the test file; the official files' sizes follow.
+    train_file_records: u64,
+    test_file_records: u64,
+    /// The official archive's other files, which adarat does not read: accepted, not installed.
+    pub archive_companions: &'static [&'static str],
     pub classes: i64,
     /// Label bytes before the pixels; the class is the last of them (CIFAR-100: coarse, then fine).
     label_bytes: usize,
@@ -34,6 +39,9 @@ pub(crate) const CIFAR10: CifarLayout = CifarLayout {
         "data_batch_5.bin",
     ],
     test_file: "test_batch.bin",
+    train_file_records: 10_000,
+    test_file_records: 10_000,
+    archive_companions: &["batches.meta.txt", "readme.html"],
     classes: 10,
     label_bytes: 1,
     label_ranges: &[10],
@@ -45,6 +53,9 @@ pub(crate) const CIFAR100: CifarLayout = CifarLayout {
     folder: "cifar-100-binary",
     train_files: &["train.bin"],
     test_file: "test.bin",
+    train_file_records: 50_000,
+    test_file_records: 10_000,
+    archive_companions: &["coarse_label_names.txt", "fine_label_names.txt"],
     classes: 100,
     label_bytes: 2,
     label_ranges: &[20, 100],
@@ -55,6 +66,14 @@ pub(crate) const CIFAR100: CifarLayout = CifarLayout {
 impl CifarLayout {
     fn record_bytes(&self) -> usize {
         self.label_bytes + IMAGE_BYTES
+    }
+
+    /// Each file of the dataset with its official size in bytes.
+    pub(super) fn sized_files(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        let bytes = |records: u64| records * self.record_bytes() as u64;
+        (self.train_files.iter())
+            .map(move |&name| (name, bytes(self.train_file_records)))
+            .chain([(self.test_file, bytes(self.test_file_records))])
     }
 
     pub(super) fn all_files(&self) -> impl Iterator<Item = &'static str> + '_ {
@@ -132,6 +151,17 @@ mod tests {
             labels: Vec::new(),
             shape: IMAGE_SHAPE,
         }
+    }
+
+    #[test]
+    fn the_official_file_sizes() {
+        // The CIFAR page: "each file should be exactly 30730000 bytes long" (10,000 records).
+        let sizes: Vec<u64> = CIFAR10.sized_files().map(|(_, size)| size).collect();
+        assert_eq!(sizes, [30_730_000; 6]);
+        assert_eq!(
+            CIFAR100.sized_files().collect::<Vec<_>>(),
+            [("train.bin", 50_000 * 3074), ("test.bin", 10_000 * 3074)]
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
 //! The one error type of the data layer: every variant prints as a single line naming the file at fault.
+use crate::store::lock::LockError;
 use crate::vocab::DatasetKind;
 use std::io;
 use std::path::PathBuf;
@@ -29,13 +30,28 @@ pub enum DataError {
         actual: String,
     },
 
-    /// An archive entry that could land outside the data folder or is not a plain file or folder.
+    /// An archive entry that could land outside the data folder, is not a plain file or folder, or is
+    /// not one of the dataset's files.
     #[error("{}: refusing entry `{entry}`: {problem}", archive.display())]
     UnsafeArchive {
         archive: PathBuf,
         entry: String,
         problem: &'static str,
     },
+
+    /// A download, or what it unpacks to, went past the most the dataset can need (not the dataset, or
+    /// a decompression bomb): refused there, before it could fill the disk. `what` is `is` or
+    /// `unpacks to`.
+    #[error("{}: {what} more than {most} bytes, more than the dataset can need", path.display())]
+    TooLarge {
+        path: PathBuf,
+        what: &'static str,
+        most: u64,
+    },
+
+    /// The lock that keeps a dataset to one download per data folder could not be taken.
+    #[error("cannot take the download lock: {0}")]
+    Lock(#[from] LockError),
 
     /// Moving a split onto the device failed (for example out of memory).
     #[error("cannot place {what} on {device}: {problem}")]
@@ -58,6 +74,14 @@ impl DataError {
         DataError::Write {
             path: path.into(),
             source,
+        }
+    }
+
+    pub(crate) fn too_large(path: impl Into<PathBuf>, what: &'static str, most: u64) -> Self {
+        DataError::TooLarge {
+            path: path.into(),
+            what,
+            most,
         }
     }
 

@@ -10,12 +10,25 @@ use std::path::{Path, PathBuf};
 const IMAGES_MAGIC: u32 = 0x0000_0803;
 const LABELS_MAGIC: u32 = 0x0000_0801;
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+/// The magic and the three dimensions of an images file; the magic and the count of a labels file.
+const IMAGES_HEADER_BYTES: u64 = 16;
+const LABELS_HEADER_BYTES: u64 = 8;
 
-/// The image and label files of one split, by their official names (without `.gz`).
+/// The image and label files of one split, by their official names (without `.gz`), and how many
+/// images the official files hold.
 #[derive(Debug)]
 pub(crate) struct IdxPair {
     pub images: &'static str,
     pub labels: &'static str,
+    count: u64,
+}
+
+/// One official file: its name (without `.gz`), the published MD5 of its `.gz` and its size unpacked.
+#[derive(Debug)]
+pub(crate) struct IdxFile {
+    pub name: &'static str,
+    pub gz_md5: &'static str,
+    pub size: u64,
 }
 
 /// Where an IDX dataset lives, where it comes from, and its published checksums.
@@ -30,19 +43,23 @@ pub(crate) struct IdxSet {
     pub train: IdxPair,
     pub test: IdxPair,
     pub classes: i64,
+    /// Pixels of one image in the official files.
+    image_pixels: u64,
     /// Base addresses the `.gz` files are fetched from, tried in order.
     pub mirrors: &'static [&'static str],
     /// Published MD5 of each `.gz` file, in the order train images, train labels, test images, test labels.
-    pub md5s: [&'static str; 4],
+    md5s: [&'static str; 4],
 }
 
 const OFFICIAL_TRAIN: IdxPair = IdxPair {
     images: "train-images-idx3-ubyte",
     labels: "train-labels-idx1-ubyte",
+    count: 60_000,
 };
 const OFFICIAL_TEST: IdxPair = IdxPair {
     images: "t10k-images-idx3-ubyte",
     labels: "t10k-labels-idx1-ubyte",
+    count: 10_000,
 };
 
 pub(crate) const MNIST: IdxSet = IdxSet {
@@ -52,6 +69,7 @@ pub(crate) const MNIST: IdxSet = IdxSet {
     train: OFFICIAL_TRAIN,
     test: OFFICIAL_TEST,
     classes: 10,
+    image_pixels: 28 * 28,
     // The original site now answers with an authentication wall; torchvision's mirror comes first.
     mirrors: &[
         "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -72,6 +90,7 @@ pub(crate) const FASHION_MNIST: IdxSet = IdxSet {
     train: OFFICIAL_TRAIN,
     test: OFFICIAL_TEST,
     classes: 10,
+    image_pixels: 28 * 28,
     mirrors: &["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"],
     md5s: [
         "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
@@ -82,13 +101,30 @@ pub(crate) const FASHION_MNIST: IdxSet = IdxSet {
 };
 
 impl IdxSet {
-    /// The four official file names, in the order of `md5s`.
+    /// The four official file names.
     pub(super) fn file_names(&self) -> [&'static str; 4] {
+        self.files().map(|file| file.name)
+    }
+
+    /// The four official files, in the order of `md5s`, with their published sums and their sizes
+    /// (which follow from the counts their headers hold).
+    pub(super) fn files(&self) -> [IdxFile; 4] {
+        let [train_images, train_labels, test_images, test_labels] = self.md5s;
+        let images = |pair: &IdxPair, gz_md5| IdxFile {
+            name: pair.images,
+            gz_md5,
+            size: IMAGES_HEADER_BYTES + pair.count * self.image_pixels,
+        };
+        let labels = |pair: &IdxPair, gz_md5| IdxFile {
+            name: pair.labels,
+            gz_md5,
+            size: LABELS_HEADER_BYTES + pair.count,
+        };
         [
-            self.train.images,
-            self.train.labels,
-            self.test.images,
-            self.test.labels,
+            images(&self.train, train_images),
+            labels(&self.train, train_labels),
+            images(&self.test, test_images),
+            labels(&self.test, test_labels),
         ]
     }
 
@@ -252,6 +288,22 @@ mod tests {
 
     fn header(words: &[u32]) -> Vec<u8> {
         words.iter().flat_map(|word| word.to_be_bytes()).collect()
+    }
+
+    #[test]
+    fn the_official_file_sizes() {
+        for set in [&MNIST, &FASHION_MNIST] {
+            let sizes: Vec<(&str, u64)> = set.files().iter().map(|f| (f.name, f.size)).collect();
+            assert_eq!(
+                sizes,
+                [
+                    ("train-images-idx3-ubyte", 47_040_016),
+                    ("train-labels-idx1-ubyte", 60_008),
+                    ("t10k-images-idx3-ubyte", 7_840_016),
+                    ("t10k-labels-idx1-ubyte", 10_008),
+                ]
+            );
+        }
     }
 
     #[test]

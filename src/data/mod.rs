@@ -11,7 +11,7 @@ mod idx;
 mod loader;
 mod synthetic;
 
-pub use download::{install_archive, install_gzip, md5_hex};
+pub use download::md5_hex;
 pub use error::DataError;
 pub use loader::{augment_batch, Batch, Batches};
 pub use synthetic::{SYNTHETIC_CLASSES, SYNTHETIC_SHAPE};

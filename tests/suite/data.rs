@@ -1,18 +1,22 @@
-//! The data layer on small files written in the official formats: readers, refusals, safe installation,
-//! the missing-dataset message, device augmentation and the synthetic dataset. All offline.
+//! The data layer on small files written in the official formats: readers, refusals, the
+//! missing-dataset message, device augmentation and the synthetic dataset; and downloads from a mirror
+//! on 127.0.0.1 (of files of the official sizes, which compress to little): what they install, what
+//! they refuse, and one download when two processes want the same dataset.
 use crate::common;
 
 use adarat::config::job::{Augment, SyntheticSize};
-use adarat::data::{
-    augment_batch, install_archive, install_gzip, load, md5_hex, DataError, DataRequest, Dataset,
-    Splits,
-};
+use adarat::data::{augment_batch, load, DataError, DataRequest, Dataset, Splits};
 use adarat::vocab::DatasetKind;
 use flate2::write::GzEncoder;
 use flate2::Compression;
+use md5::{Digest, Md5};
+use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use tch::{Device, Kind, Tensor};
 
 const CIFAR_IMAGE: usize = 3 * 32 * 32;
@@ -107,7 +111,7 @@ fn idx_labels(labels: &[u8]) -> Vec<u8> {
 }
 
 fn gzipped(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
     encoder.write_all(bytes).unwrap();
     encoder.finish().unwrap()
 }
@@ -336,192 +340,6 @@ fn a_missing_dataset_says_which_files_to_put_where() {
     ] {
         assert!(message.contains(file), "{message}");
     }
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Installing archives.
-
-/// A tar.gz holding each `(path, contents)` as a regular file, paths written verbatim into the header.
-fn tar_gz(entries: &[(&str, &[u8])], extra: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for (path, contents) in entries {
-        let mut header = tar::Header::new_old();
-        let name = &mut header.as_old_mut().name;
-        name[..path.len()].copy_from_slice(path.as_bytes());
-        header.set_size(contents.len() as u64);
-        header.set_mode(0o644);
-        header.set_entry_type(tar::EntryType::Regular);
-        header.set_cksum();
-        builder.append(&header, *contents).unwrap();
-    }
-    extra(&mut builder);
-    gzipped(&builder.into_inner().unwrap())
-}
-
-fn link_entry(builder: &mut tar::Builder<Vec<u8>>, kind: tar::EntryType, target: &str) {
-    let mut header = tar::Header::new_gnu();
-    header.set_path("cifar-10-batches-bin/link").unwrap();
-    if !target.is_empty() {
-        header.set_link_name(target).unwrap();
-    }
-    header.set_size(0);
-    header.set_entry_type(kind);
-    header.set_cksum();
-    builder.append(&header, &[][..]).unwrap();
-}
-
-fn write_archive(dir: &Path, bytes: &[u8]) -> (PathBuf, String) {
-    let archive = dir.join("archive.tar.gz");
-    fs::write(&archive, bytes).unwrap();
-    let md5 = md5_hex(&archive).unwrap();
-    (archive, md5)
-}
-
-/// Every path under `dir`, relative to it.
-fn listing(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    if let Ok(entries) = fs::read_dir(dir) {
-        for entry in entries {
-            let path = entry.unwrap().path();
-            found.push(path.strip_prefix(dir).unwrap().to_path_buf());
-            for inner in listing(&path) {
-                found.push(path.strip_prefix(dir).unwrap().join(inner));
-            }
-        }
-    }
-    found.sort();
-    found
-}
-
-#[test]
-fn a_verified_archive_installs_into_the_data_folder() {
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("data");
-    let (archive, md5) = write_archive(
-        dir.path(),
-        &tar_gz(
-            &[
-                ("cifar-10-batches-bin/test_batch.bin", b"records"),
-                ("./cifar-10-batches-bin/readme.html", b"<p>"),
-            ],
-            |_| {},
-        ),
-    );
-    install_archive(&archive, &md5.to_uppercase(), &data_dir).unwrap();
-    assert_eq!(
-        fs::read(data_dir.join("cifar-10-batches-bin/test_batch.bin")).unwrap(),
-        b"records"
-    );
-    assert_eq!(
-        listing(&data_dir),
-        [
-            "cifar-10-batches-bin",
-            "cifar-10-batches-bin/readme.html",
-            "cifar-10-batches-bin/test_batch.bin"
-        ]
-        .map(PathBuf::from)
-    );
-
-    // A second archive merges into the folder that is already there.
-    let (archive, md5) = write_archive(
-        dir.path(),
-        &tar_gz(
-            &[("cifar-10-batches-bin/data_batch_1.bin", b"more")],
-            |_| {},
-        ),
-    );
-    install_archive(&archive, &md5, &data_dir).unwrap();
-    assert_eq!(listing(&data_dir).len(), 4);
-}
-
-#[test]
-fn a_checksum_mismatch_is_refused_and_writes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("data");
-    let (archive, _) = write_archive(
-        dir.path(),
-        &tar_gz(&[("cifar-10-batches-bin/test_batch.bin", b"x")], |_| {}),
-    );
-    let err = install_archive(&archive, "0123456789abcdef0123456789abcdef", &data_dir).unwrap_err();
-    assert!(matches!(err, DataError::Checksum { .. }), "{err}");
-    assert_names(&err, &archive);
-    assert!(listing(&data_dir).is_empty());
-}
-
-#[test]
-fn unsafe_archive_entries_are_refused_and_nothing_escapes() {
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("data");
-    let outside = dir.path().join("evil");
-    let absolute = dir.path().join("absolute-evil");
-    let absolute_name = absolute.display().to_string();
-    let good: (&str, &[u8]) = ("cifar-10-batches-bin/test_batch.bin", b"fine");
-    let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("parent", tar_gz(&[good, ("../evil", b"escaped")], |_| {})),
-        (
-            "nested parent",
-            tar_gz(
-                &[good, ("cifar-10-batches-bin/../../evil", b"escaped")],
-                |_| {},
-            ),
-        ),
-        (
-            "absolute",
-            tar_gz(&[good, (absolute_name.as_str(), b"escaped")], |_| {}),
-        ),
-        (
-            "symlink",
-            tar_gz(&[good], |builder| {
-                link_entry(builder, tar::EntryType::Symlink, "../../evil")
-            }),
-        ),
-        (
-            "hard link",
-            tar_gz(&[good], |builder| {
-                link_entry(builder, tar::EntryType::Link, "/etc/passwd")
-            }),
-        ),
-        (
-            "fifo",
-            tar_gz(&[good], |builder| {
-                link_entry(builder, tar::EntryType::Fifo, "")
-            }),
-        ),
-    ];
-    for (case, bytes) in cases {
-        let (archive, md5) = write_archive(dir.path(), &bytes);
-        let err = install_archive(&archive, &md5, &data_dir).unwrap_err();
-        assert!(
-            matches!(err, DataError::UnsafeArchive { .. }),
-            "{case}: {err}"
-        );
-        assert_names(&err, &archive);
-        assert!(!outside.exists(), "{case}: wrote outside the data folder");
-        assert!(!absolute.exists(), "{case}: wrote to an absolute path");
-        assert!(
-            listing(&data_dir).is_empty(),
-            "{case}: left {:?}",
-            listing(&data_dir)
-        );
-    }
-}
-
-#[test]
-fn a_verified_gzip_file_is_unpacked_in_place() {
-    let dir = tempfile::tempdir().unwrap();
-    let download = dir.path().join("train-labels-idx1-ubyte.gz");
-    fs::write(&download, gzipped(&idx_labels(&[1, 2, 3]))).unwrap();
-    let md5 = md5_hex(&download).unwrap();
-    let destination = dir.path().join("data/mnist/train-labels-idx1-ubyte");
-
-    let err =
-        install_gzip(&download, "00000000000000000000000000000000", &destination).unwrap_err();
-    assert!(matches!(err, DataError::Checksum { .. }));
-    assert!(!destination.exists());
-
-    install_gzip(&download, &md5, &destination).unwrap();
-    assert_eq!(fs::read(&destination).unwrap(), idx_labels(&[1, 2, 3]));
-    assert_eq!(listing(&dir.path().join("data/mnist")).len(), 1);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -853,107 +671,280 @@ fn fashion_mnist_from_the_debian_package() {
 // ---------------------------------------------------------------------------------------------------
 // Downloading from a mirror, for real: a local HTTP server.
 
-/// Python's `http.server` on 127.0.0.1 at a free port, serving `root`; killed when dropped.
-struct HttpServer {
-    child: std::process::Child,
+/// A mirror on 127.0.0.1 at a free port: serves the files put in it (404 for others), a thread per
+/// request, and counts the requests for each path. While held it answers no data file (only
+/// `MD5SUMS`) until released, or until a second request for the same file proves two transfers.
+struct Mirror {
     port: u16,
+    state: Arc<MirrorState>,
 }
 
-impl HttpServer {
-    fn serve(root: &Path) -> HttpServer {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new(common::python())
-            .args([
-                "-u",
-                "-m",
-                "http.server",
-                "0",
-                "--bind",
-                "127.0.0.1",
-                "--directory",
-            ])
-            .arg(root)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        // "Serving HTTP on 127.0.0.1 port 43127 (http://127.0.0.1:43127/) ..."
-        let port = line
-            .split_whitespace()
-            .skip_while(|w| *w != "port")
-            .nth(1)
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("http.server said: {line}"));
-        HttpServer { child, port }
+#[derive(Default)]
+struct MirrorState {
+    files: Mutex<HashMap<String, Vec<u8>>>,
+    requests: Mutex<HashMap<String, usize>>,
+    held: AtomicBool,
+    closed: AtomicBool,
+}
+
+impl Mirror {
+    fn serve() -> Mirror {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = Arc::new(MirrorState::default());
+        let serving = Arc::clone(&state);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if serving.closed.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(stream) = stream {
+                    let serving = Arc::clone(&serving);
+                    std::thread::spawn(move || serving.answer(stream));
+                }
+            }
+        });
+        Mirror { port, state }
+    }
+
+    /// Puts `bytes` at `<folder>/<name>`, as they are.
+    fn put(&self, folder: &str, name: &str, bytes: &[u8]) {
+        let mut files = self.state.files.lock().unwrap();
+        files.insert(format!("/{folder}/{name}"), bytes.to_vec());
+    }
+
+    /// Puts `bytes` at `<folder>/<name>` and `sum` for them in `<folder>/MD5SUMS`.
+    fn publish_with_sum(&self, folder: &str, name: &str, bytes: &[u8], sum: &str) {
+        self.put(folder, name, bytes);
+        let mut files = self.state.files.lock().unwrap();
+        let sums = files.entry(format!("/{folder}/MD5SUMS")).or_default();
+        sums.extend(format!("{sum}  {name}\n").as_bytes());
+    }
+
+    /// Puts `bytes` at `<folder>/<name>` and their MD5 in `<folder>/MD5SUMS`.
+    fn publish(&self, folder: &str, name: &str, bytes: &[u8]) {
+        self.publish_with_sum(folder, name, bytes, &format!("{:x}", Md5::digest(bytes)));
     }
 
     fn url(&self, folder: &str) -> String {
         format!("http://127.0.0.1:{}/{folder}", self.port)
     }
-}
 
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn requests(&self, folder: &str, name: &str) -> usize {
+        self.state.requests(&format!("/{folder}/{name}"))
+    }
+
+    fn hold(&self) {
+        self.state.held.store(true, Ordering::SeqCst);
+    }
+
+    fn release(&self) {
+        self.state.held.store(false, Ordering::SeqCst);
     }
 }
 
-/// A CIFAR-10 archive as the official one is laid out, from `files`, and its MD5.
-fn cifar10_archive(entries: &[(&str, &[u8])]) -> (Vec<u8>, String) {
-    let bytes = tar_gz(entries, |_| {});
-    let dir = tempfile::tempdir().unwrap();
-    let (_, md5) = write_archive(dir.path(), &bytes);
-    (bytes, md5)
+impl MirrorState {
+    fn requests(&self, path: &str) -> usize {
+        self.requests
+            .lock()
+            .unwrap()
+            .get(path)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Reads one GET request and answers it, closing the connection.
+    fn answer(&self, stream: TcpStream) {
+        let mut reader = BufReader::new(&stream);
+        let mut request_line = String::new();
+        let _ = reader.read_line(&mut request_line);
+        // The headers, up to the empty line ("\r\n").
+        let mut header = String::new();
+        while reader.read_line(&mut header).is_ok_and(|read| read > 2) {
+            header.clear();
+        }
+        let path = request_line.split_whitespace().nth(1).unwrap_or("/");
+        *self
+            .requests
+            .lock()
+            .unwrap()
+            .entry(path.to_string())
+            .or_default() += 1;
+        while self.held.load(Ordering::SeqCst)
+            && !path.ends_with("/MD5SUMS")
+            && self.requests(path) < 2
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let file = self.files.lock().unwrap().get(path).cloned();
+        let (status, body) = match file {
+            Some(body) => ("200 OK", body),
+            None => ("404 Not Found", Vec::new()),
+        };
+        let head = format!(
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let _ = (&stream)
+            .write_all(head.as_bytes())
+            .and_then(|()| (&stream).write_all(&body));
+    }
 }
 
-/// A mirror folder holding `cifar-10-binary.tar.gz` and an `MD5SUMS` naming `md5` for it.
-fn mirror_folder(root: &Path, name: &str, archive: &[u8], md5: &str) {
-    let folder = root.join(name);
-    fs::create_dir_all(&folder).unwrap();
-    fs::write(folder.join("cifar-10-binary.tar.gz"), archive).unwrap();
-    fs::write(
-        folder.join("MD5SUMS"),
-        format!("{md5}  cifar-10-binary.tar.gz\n"),
-    )
-    .unwrap();
+impl Drop for Mirror {
+    fn drop(&mut self) {
+        self.state.closed.store(true, Ordering::SeqCst);
+        self.release();
+        // Wakes the thread waiting for a connection, which then sees that the mirror is closed.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// A tar.gz holding each `(path, contents)` as a regular file, paths written verbatim into the header.
+fn tar_gz(entries: &[(&str, &[u8])], extra: impl FnOnce(&mut TarGzBuilder)) -> Vec<u8> {
+    let mut builder = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+    for (path, contents) in entries {
+        append_declared(&mut builder, path, contents.len() as u64, *contents);
+    }
+    extra(&mut builder);
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+type TarGzBuilder = tar::Builder<GzEncoder<Vec<u8>>>;
+
+/// A regular-file entry at `path` (written verbatim) whose header declares `size` bytes, followed by
+/// `contents`, whatever their length.
+fn append_declared(builder: &mut TarGzBuilder, path: &str, size: u64, contents: impl Read) {
+    let mut header = tar::Header::new_old();
+    let name = &mut header.as_old_mut().name;
+    name[..path.len()].copy_from_slice(path.as_bytes());
+    header.set_size(size);
+    header.set_mode(0o644);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_cksum();
+    builder.append(&header, contents).unwrap();
+}
+
+fn link_entry(builder: &mut TarGzBuilder, kind: tar::EntryType, target: &str) {
+    let mut header = tar::Header::new_gnu();
+    header.set_path("cifar-10-batches-bin/link").unwrap();
+    if !target.is_empty() {
+        header.set_link_name(target).unwrap();
+    }
+    header.set_size(0);
+    header.set_entry_type(kind);
+    header.set_cksum();
+    builder.append(&header, &[][..]).unwrap();
+}
+
+/// Every path under `dir`, relative to it.
+fn listing(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries {
+            let path = entry.unwrap().path();
+            found.push(path.strip_prefix(dir).unwrap().to_path_buf());
+            for inner in listing(&path) {
+                found.push(path.strip_prefix(dir).unwrap().join(inner));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// What a data folder holds once a download of `kind` into it has taken its lock.
+fn download_lock(kind: &str) -> [PathBuf; 2] {
+    [
+        ".locks".into(),
+        format!(".locks/download-{kind}.lock").into(),
+    ]
+}
+
+const CIFAR10_ARCHIVE: &str = "cifar-10-binary.tar.gz";
+const CIFAR10_FILES: [&str; 6] = [
+    "data_batch_1.bin",
+    "data_batch_2.bin",
+    "data_batch_3.bin",
+    "data_batch_4.bin",
+    "data_batch_5.bin",
+    "test_batch.bin",
+];
+/// Each official CIFAR-10 file holds 10,000 records of 3,073 bytes.
+const CIFAR10_FILE_RECORDS: usize = 10_000;
+
+/// A CIFAR-10 file of the official size: black images labelled 0, 1, ..., 9, 0, ...
+fn official_size_cifar10_file() -> Vec<u8> {
+    let mut bytes = vec![0u8; CIFAR10_FILE_RECORDS * (1 + CIFAR_IMAGE)];
+    for (record, chunk) in bytes.chunks_exact_mut(1 + CIFAR_IMAGE).enumerate() {
+        chunk[0] = (record % 10) as u8;
+    }
+    bytes
+}
+
+/// The four MNIST `.gz` files with the official sizes unpacked: black images labelled 0, 1, ..., 9,
+/// 0, ...
+fn official_size_mnist_gz_files() -> Vec<(&'static str, Vec<u8>)> {
+    let split = |count: usize| {
+        let labels: Vec<u8> = (0..count).map(|index| (index % 10) as u8).collect();
+        let pixels = vec![0u8; count * 28 * 28];
+        (
+            gzipped(&idx_images(count as u32, 28, 28, &pixels)),
+            gzipped(&idx_labels(&labels)),
+        )
+    };
+    let (train_images, train_labels) = split(60_000);
+    let (test_images, test_labels) = split(10_000);
+    vec![
+        ("train-images-idx3-ubyte.gz", train_images),
+        ("train-labels-idx1-ubyte.gz", train_labels),
+        ("t10k-images-idx3-ubyte.gz", test_images),
+        ("t10k-labels-idx1-ubyte.gz", test_labels),
+    ]
+}
+
+/// Loads `kind` into a fresh data folder from `mirror`'s `folder`, which must fail: the one-line
+/// message, and what the data folder holds after.
+fn refused_download(kind: DatasetKind, mirror: &Mirror, folder: &str) -> (String, Vec<PathBuf>) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = mirror.url(folder);
+    let mut req = request(kind, dir.path());
+    req.download = true;
+    req.mirror = Some(&url);
+    let err = load(&req).unwrap_err();
+    assert!(matches!(err, DataError::Missing { .. }), "{folder}: {err}");
+    let message = err.to_string();
+    assert!(!message.contains('\n'), "{folder}: {message}");
+    assert!(message.contains(&url), "{folder}: {message}");
+    (message, listing(dir.path()))
 }
 
 #[test]
 fn data_download_fetches_from_a_mirror_checks_its_sum_and_refuses_an_escaping_entry() {
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("mirror");
-    let batches: Vec<(String, Vec<u8>)> = (1..=5)
-        .map(|b| {
-            let name = format!("cifar-10-batches-bin/data_batch_{b}.bin");
-            (
-                name,
-                cifar_records(b * 2, &[&[b as u8], &[(b + 1) as u8 % 10]]),
-            )
-        })
-        .chain([(
-            "cifar-10-batches-bin/test_batch.bin".to_string(),
-            cifar_records(100, &[&[3], &[7]]),
-        )])
+    let mirror = Mirror::serve();
+    let file = official_size_cifar10_file();
+    let paths: Vec<String> = (CIFAR10_FILES.iter())
+        .chain(&["batches.meta.txt", "readme.html"])
+        .map(|name| format!("cifar-10-batches-bin/{name}"))
         .collect();
-    let entries: Vec<(&str, &[u8])> = batches
-        .iter()
-        .map(|(name, bytes)| (name.as_str(), bytes.as_slice()))
+    let entries: Vec<(&str, &[u8])> = (paths.iter().zip(CIFAR10_FILES))
+        .map(|(path, _)| (path.as_str(), file.as_slice()))
+        .chain([
+            (paths[6].as_str(), &b"airplane\n"[..]),
+            (paths[7].as_str(), b"<p>"),
+        ])
         .collect();
-    let (good, good_md5) = cifar10_archive(&entries);
-    mirror_folder(&root, "good", &good, &good_md5);
-    mirror_folder(&root, "badsum", &good, &"0".repeat(32));
-    let mut escaping = entries.clone();
-    escaping.push(("../escaped.bin", b"outside"));
-    let (evil, evil_md5) = cifar10_archive(&escaping);
-    mirror_folder(&root, "escape", &evil, &evil_md5);
-    let server = HttpServer::serve(&root);
+    let good = tar_gz(&entries, |_| {});
+    mirror.publish("good", CIFAR10_ARCHIVE, &good);
+    mirror.publish_with_sum("badsum", CIFAR10_ARCHIVE, &good, &"0".repeat(32));
+    mirror.publish(
+        "escape",
+        CIFAR10_ARCHIVE,
+        &tar_gz(&[("../escaped.bin", b"outside")], |_| {}),
+    );
 
-    let download = |mirror: &str, data: &str| {
+    let download = |folder: &str, data: &str| {
         common::adarat(
             dir.path(),
             &[
@@ -963,36 +954,53 @@ fn data_download_fetches_from_a_mirror_checks_its_sum_and_refuses_an_escaping_en
                 "--set",
                 &format!("paths.data={data}"),
                 "--set",
-                &format!("paths.mirror={}", server.url(mirror)),
+                &format!("paths.mirror={}", mirror.url(folder)),
             ],
         )
     };
 
+    // A folder already holding a note and a stale batch: the download replaces the batch only.
+    let data_dir = dir.path().join("work/good");
+    let folder = data_dir.join("cifar-10-batches-bin");
+    fs::create_dir_all(&folder).unwrap();
+    fs::write(folder.join("notes.txt"), "mine").unwrap();
+    fs::write(folder.join("data_batch_1.bin"), cifar_records(0, &[&[7]])).unwrap();
     let out = download("good", "work/good");
     assert!(out.status.success(), "{}", common::stderr(&out));
     assert!(common::stdout(&out).contains("cifar10: downloaded in"));
-    let data_dir = dir.path().join("work/good");
+    let mut expected: Vec<PathBuf> = download_lock("cifar10").into();
+    expected.push("cifar-10-batches-bin".into());
+    for name in CIFAR10_FILES.iter().chain(&["notes.txt"]) {
+        expected.push(Path::new("cifar-10-batches-bin").join(name));
+    }
+    expected.sort();
     assert_eq!(
-        listing(&data_dir.join("cifar-10-batches-bin")).len(),
-        6,
-        "the six official files, nothing else"
+        listing(&data_dir),
+        expected,
+        "the six official files beside the note, not the archive's other files"
     );
     let splits = load(&request(DatasetKind::Cifar10, &data_dir)).unwrap();
-    assert_eq!((splits.train.len(), splits.test.len()), (10, 2));
+    assert_eq!((splits.train.len(), splits.test.len()), (50_000, 10_000));
+    assert_eq!(
+        longs_of(&splits.train.labels.narrow(0, 0, 12)),
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
+    );
     // Present already: nothing is fetched again.
     let out = download("good", "work/good");
     assert!(common::stdout(&out).contains("cifar10: already there"));
+    assert_eq!(mirror.requests("good", CIFAR10_ARCHIVE), 1);
 
     let out = download("badsum", "work/badsum");
     assert_eq!(out.status.code(), Some(2));
     let text = common::stderr(&out);
     assert!(
-        text.contains("MD5") && text.contains(&server.url("badsum")),
+        text.contains("MD5") && text.contains(&mirror.url("badsum")),
         "{text}"
     );
     assert_eq!(text.lines().count(), 1, "{text}");
-    assert!(
-        listing(&dir.path().join("work/badsum")).is_empty(),
+    assert_eq!(
+        listing(&dir.path().join("work/badsum")),
+        download_lock("cifar10"),
         "nothing is left of a refused download"
     );
 
@@ -1002,8 +1010,225 @@ fn data_download_fetches_from_a_mirror_checks_its_sum_and_refuses_an_escaping_en
     assert!(text.contains("escaped.bin"), "{text}");
     assert!(!dir.path().join("work/escaped.bin").exists());
     assert!(!dir.path().join("escaped.bin").exists());
-    assert!(
-        !dir.path().join("work/escape/cifar-10-batches-bin").exists(),
+    assert_eq!(
+        listing(&dir.path().join("work/escape")),
+        download_lock("cifar10"),
         "an archive with an escaping entry installs nothing"
     );
+}
+
+#[test]
+fn unsafe_archive_entries_are_refused_and_nothing_escapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = dir.path().join("evil");
+    let absolute = dir.path().join("absolute-evil");
+    let absolute_name = absolute.display().to_string();
+    let mirror = Mirror::serve();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("parent", tar_gz(&[("../evil", b"escaped")], |_| {})),
+        (
+            "nested-parent",
+            tar_gz(&[("cifar-10-batches-bin/../../evil", b"escaped")], |_| {}),
+        ),
+        (
+            "absolute",
+            tar_gz(&[(absolute_name.as_str(), b"escaped")], |_| {}),
+        ),
+        (
+            "symlink",
+            tar_gz(&[], |builder| {
+                link_entry(builder, tar::EntryType::Symlink, "../../evil")
+            }),
+        ),
+        (
+            "hard-link",
+            tar_gz(&[], |builder| {
+                link_entry(builder, tar::EntryType::Link, "/etc/passwd")
+            }),
+        ),
+        (
+            "fifo",
+            tar_gz(&[], |builder| link_entry(builder, tar::EntryType::Fifo, "")),
+        ),
+    ];
+    for (case, archive) in cases {
+        mirror.publish(case, CIFAR10_ARCHIVE, &archive);
+        let (message, left) = refused_download(DatasetKind::Cifar10, &mirror, case);
+        assert!(message.contains("refusing entry"), "{case}: {message}");
+        assert!(!outside.exists(), "{case}: wrote outside the data folder");
+        assert!(!absolute.exists(), "{case}: wrote to an absolute path");
+        assert_eq!(left, download_lock("cifar10"), "{case}");
+    }
+}
+
+#[test]
+fn an_archive_with_a_stray_or_misfit_file_or_a_bomb_installs_nothing() {
+    let mirror = Mirror::serve();
+    let file = official_size_cifar10_file();
+    let in_folder = |name: &str| format!("cifar-10-batches-bin/{name}");
+    let paths: Vec<String> = CIFAR10_FILES.iter().map(|name| in_folder(name)).collect();
+    let official: Vec<(&str, &[u8])> = (paths.iter())
+        .map(|path| (path.as_str(), file.as_slice()))
+        .collect();
+    let test_batch = &official[5..];
+    let one_record = cifar_records(0, &[&[3]]);
+    // CIFAR-10's tar stream may hold 6 × (512 + 30,730,240) bytes and a mebibyte besides.
+    let past_the_stream_cap = 186 << 20;
+    let cases: Vec<(&str, Vec<u8>, String)> = vec![
+        (
+            "stray",
+            tar_gz(test_batch, |builder| {
+                append_declared(builder, &in_folder("stray.bin"), 1, &b"x"[..])
+            }),
+            "refusing entry `cifar-10-batches-bin/stray.bin`: not a file of the dataset".into(),
+        ),
+        (
+            "misfit",
+            tar_gz(&[(&in_folder("test_batch.bin"), &one_record)], |_| {}),
+            "holds 3073 bytes, but the dataset's test_batch.bin has 30730000".into(),
+        ),
+        (
+            "lacking",
+            tar_gz(&official[..5], |_| {}),
+            "holds no test_batch.bin".into(),
+        ),
+        (
+            "bomb-header",
+            tar_gz(&[], |builder| {
+                append_declared(builder, &in_folder("data_batch_1.bin"), 1 << 40, &[][..])
+            }),
+            "holds 1099511627776 bytes".into(),
+        ),
+        (
+            "bomb-stream",
+            tar_gz(test_batch, |builder| {
+                // A GNU long name, which the tar reader gathers before the entry it names.
+                let mut header = tar::Header::new_gnu();
+                header.set_size(past_the_stream_cap);
+                header.set_entry_type(tar::EntryType::GNULongName);
+                header.set_cksum();
+                let name = std::io::repeat(b'a').take(past_the_stream_cap);
+                builder.append(&header, name).unwrap();
+            }),
+            "cifar-10-binary.tar.gz: unpacks to more than".into(),
+        ),
+    ];
+    for (case, archive, problem) in cases {
+        mirror.publish(case, CIFAR10_ARCHIVE, &archive);
+        let (message, left) = refused_download(DatasetKind::Cifar10, &mirror, case);
+        assert!(message.contains(&problem), "{case}: {message}");
+        assert_eq!(left, download_lock("cifar10"), "{case}");
+    }
+}
+
+#[test]
+fn a_gzip_file_of_the_wrong_size_or_sum_or_a_bomb_installs_nothing() {
+    let mirror = Mirror::serve();
+    let files = official_size_mnist_gz_files();
+    let (last, _) = files[3];
+    // Random bytes do not compress: more than t10k-labels' 10,008 bytes can be as a gzip file.
+    let mut state = 1u64;
+    let noise: Vec<u8> = (0..200_000)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 56) as u8
+        })
+        .collect();
+    let cases: Vec<(&str, Vec<u8>, Option<&str>, &str)> = vec![
+        (
+            "bomb",
+            gzipped(&vec![0; 4 << 20]),
+            None,
+            "t10k-labels-idx1-ubyte.gz: unpacks to more than 10008 bytes",
+        ),
+        (
+            "misfit",
+            gzipped(&idx_labels(&[1, 2, 3])),
+            None,
+            "unpacks to 11 bytes, but the dataset's t10k-labels-idx1-ubyte has 10008",
+        ),
+        (
+            "oversized",
+            noise,
+            None,
+            "t10k-labels-idx1-ubyte.gz: is more than 75554 bytes",
+        ),
+        (
+            "badsum",
+            files[3].1.clone(),
+            Some("00000000000000000000000000000000"),
+            "t10k-labels-idx1-ubyte.gz has MD5",
+        ),
+    ];
+    for (case, last_file, sum, problem) in cases {
+        // The first three files are good: the refusal of the last one installs none of them.
+        for (name, bytes) in &files[..3] {
+            mirror.publish(case, name, bytes);
+        }
+        match sum {
+            Some(sum) => mirror.publish_with_sum(case, last, &last_file, sum),
+            None => mirror.publish(case, last, &last_file),
+        }
+        let (message, left) = refused_download(DatasetKind::Mnist, &mirror, case);
+        assert!(message.contains(problem), "{case}: {message}");
+        assert_eq!(left, download_lock("mnist"), "{case}");
+        assert_eq!(mirror.requests(case, last), 1, "{case}");
+    }
+}
+
+#[test]
+fn two_downloads_of_one_dataset_into_one_data_folder_transfer_each_file_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mirror = Mirror::serve();
+    let files = official_size_mnist_gz_files();
+    for (name, bytes) in &files {
+        mirror.publish("mnist", name, bytes);
+    }
+    let mirror_setting = format!("paths.mirror={}", mirror.url("mnist"));
+    let args = [
+        "data",
+        "download",
+        "mnist",
+        "--set",
+        "paths.data=data",
+        "--set",
+        &mirror_setting,
+    ];
+    // The first download holds its first file until the second has found the dataset locked.
+    mirror.hold();
+    let first = common::adarat_command(dir.path(), &args).spawn().unwrap();
+    common::wait_for("the first download to ask for a file", || {
+        mirror.requests("mnist", files[0].0) > 0
+    });
+    let mut second = common::adarat_command(dir.path(), &args).spawn().unwrap();
+    let mut second_stderr = BufReader::new(second.stderr.take().unwrap());
+    let mut waiting = String::new();
+    second_stderr.read_line(&mut waiting).unwrap();
+    mirror.release();
+    let first = first.wait_with_output().unwrap();
+    let second_out = second.wait_with_output().unwrap();
+    let mut rest = String::new();
+    second_stderr.read_to_string(&mut rest).unwrap();
+
+    assert!(
+        waiting.starts_with("mnist: another process is downloading it into"),
+        "{waiting}{rest}"
+    );
+    assert!(first.status.success(), "{}", common::stderr(&first));
+    assert!(second_out.status.success(), "{waiting}{rest}");
+    for (name, _) in &files {
+        assert_eq!(mirror.requests("mnist", name), 1, "{name}");
+    }
+    let data_dir = dir.path().join("data");
+    let mut expected: Vec<PathBuf> = download_lock("mnist").into();
+    expected.push("mnist".into());
+    for (name, _) in &files {
+        expected.push(Path::new("mnist").join(name.trim_end_matches(".gz")));
+    }
+    expected.sort();
+    assert_eq!(listing(&data_dir), expected);
+    let splits = load(&request(DatasetKind::Mnist, &data_dir)).unwrap();
+    assert_eq!((splits.train.len(), splits.test.len()), (60_000, 10_000));
 }
