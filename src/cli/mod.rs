@@ -560,9 +560,10 @@ fn list(args: &ConfigArgs) -> Result<(), CliError> {
     for problem in &snapshot.problems {
         let _ = writeln!(out, "{problem}");
     }
-    // The console's own try-out dataset is listed only where it holds runs.
-    let rows = (snapshot.jobs.iter())
-        .filter(|row| grid.contains(&row.job.dataset) || row.state != JobState::NotRun);
+    // The console's own try-out dataset is listed only where it holds runs, queued or submitted.
+    let rows = (snapshot.jobs.iter()).filter(|row| {
+        grid.contains(&row.job.dataset) || row.state != JobState::NotRun || row.slurm.is_some()
+    });
     for row in rows {
         let mut state = match (&row.result, row.state) {
             (_, JobState::Queued) | (None, _) => row.state.as_str().to_string(),

@@ -187,6 +187,11 @@ fn submitted_arrays_complete_wait_for_teachers_stop_on_scancel_and_resume_after_
     wait_for("the run to stop", || status(&long) == "stopped");
     let stopped_after = result_json(&long)["epochs_done"].as_u64().unwrap();
     assert!((1..5).contains(&stopped_after), "{stopped_after}");
+    // While its task is still ending on Slurm a submit leaves it out; once it has ended, the
+    // stopped run is submitted again.
+    wait_for("Slurm to say cancelled", || {
+        cluster.squeue().contains(&format!("{id}_0 CANCELLED"))
+    });
     let out = submit(&cluster, dir.path(), &["pgd-at/synthetic/adarat"], "5");
     assert!(out.status.success(), "{}", stderr(&out));
     let again = arrays(&out).remove(0);
