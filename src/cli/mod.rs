@@ -294,6 +294,7 @@ fn run(args: RunArgs) -> Result<(), CliError> {
     let (_, configs) = planned(&args.job)?;
     for cfg in &configs {
         crate::device::resolve(cfg.device).map_err(CliError::input)?;
+        store::lock::check_lock_support(&cfg.output_dir)?;
     }
     let options = RunOptions {
         fresh: args.fresh,
@@ -541,6 +542,7 @@ fn show(run: &str, seed: Option<u64>, args: &ConfigArgs) -> Result<(), CliError>
 }
 
 fn worker(output: &Path) -> Result<(), CliError> {
+    store::lock::check_lock_support(output)?;
     let stop = train::StopFlag::default();
     signals::install(&stop)
         .map_err(|e| CliError::input(format!("installing signal handlers: {e}")))?;
@@ -558,6 +560,7 @@ fn console(args: &ConfigArgs) -> Result<(), CliError> {
     }
     let absolute = |path: PathBuf| std::path::absolute(&path).unwrap_or(path);
     let output_dir = absolute(args.output.clone().unwrap_or_else(|| study.output_dir()));
+    store::lock::check_lock_support(&output_dir)?;
     let control = crate::console::control::Control {
         output_dir: output_dir.clone(),
         config: config_path(args).map(absolute),

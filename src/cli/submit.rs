@@ -67,6 +67,8 @@ pub(super) fn submit(args: SubmitArgs) -> Result<(), CliError> {
         signal_seconds: study.slurm().signal_seconds,
     };
     slurm.check().map_err(|e| CliError::input(e.to_string()))?;
+    // Tasks on several hosts share the output folder: its locks must hold across them.
+    crate::store::lock::check_shared_locking(&output_dir)?;
     let request = crate::slurm::SubmitRequest {
         configs: &configs,
         common_args: common_args(

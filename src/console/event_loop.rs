@@ -137,7 +137,7 @@ async fn serve(
                 Command::Quit { farewell } => return Ok(farewell),
                 Command::Enqueue(jobs) => control.enqueue(&jobs),
                 Command::StartQueue => control.start_queue(),
-                Command::Stop { run, pid } => control.stop(run, pid),
+                Command::Stop { run, owner } => control.stop(run, &owner),
                 Command::Cancel { run, task } => control.cancel(run, task),
                 Command::Submit(jobs) => {
                     let (control, finished) = (control.clone(), finished_sender.clone());
