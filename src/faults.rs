@@ -11,8 +11,12 @@
 //!   (inside the SGD update, with gradients off). `POINT@WORD,WORD...` injects only in a process
 //!   whose command line holds every WORD as an argument: one job of the queue worker, whose jobs
 //!   each run in their own process (`batch@pgd-at/synthetic/adarat`), or one seed's task on Slurm
-//!   (`batch@st/synthetic/baseline,2`).
-use std::path::Path;
+//!   (`batch@st/synthetic/baseline,2`);
+//! - `ADARAT_FAULT_NO_LOCKS=1`: every lock call fails with ENOSYS, as on Lustre mounted without
+//!   `flock`;
+//! - `ADARAT_FAULT_MOUNTINFO=FILE`: the mount table is read from FILE instead of
+//!   `/proc/self/mountinfo`, so that a folder can seem to be on an NFS mount with `nolock`.
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use tch::{Device, Kind, Tensor};
 
@@ -31,6 +35,21 @@ pub fn full_disk(path: &Path) -> std::io::Result<()> {
         }
         _ => Ok(()),
     }
+}
+
+/// An injected lock call that the file system refuses, if the environment asks for one.
+pub fn no_locks() -> std::io::Result<()> {
+    if cfg!(feature = "fault-injection") && std::env::var_os("ADARAT_FAULT_NO_LOCKS").is_some() {
+        return Err(std::io::Error::from_raw_os_error(libc::ENOSYS));
+    }
+    Ok(())
+}
+
+/// The mount table to read, `/proc/self/mountinfo` unless the environment names another.
+pub fn mountinfo() -> PathBuf {
+    let injected =
+        std::env::var_os("ADARAT_FAULT_MOUNTINFO").filter(|_| cfg!(feature = "fault-injection"));
+    injected.map_or_else(|| PathBuf::from("/proc/self/mountinfo"), PathBuf::from)
 }
 
 /// Dies here, without any cleanup, if the environment asks for it after `epoch`.

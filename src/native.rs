@@ -170,6 +170,19 @@ pub mod posix {
         }
     }
 
+    /// This machine's host name, as `hostname` prints it.
+    pub fn hostname() -> std::io::Result<String> {
+        // Linux allows 64 bytes (HOST_NAME_MAX) and a NUL.
+        let mut buffer = [0u8; 256];
+        // SAFETY: the buffer is valid for its whole length, which is passed; glibc NUL-terminates
+        // the name when it fits, and the search below stops at the buffer's end if it does not.
+        if unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let end = buffer.iter().position(|&b| b == 0).unwrap_or(buffer.len());
+        Ok(String::from_utf8_lossy(&buffer[..end]).into_owned())
+    }
+
     /// Ends this process at once with SIGKILL, as `kill -9` would: no cleanup runs.
     pub fn kill_self() {
         // SAFETY: sends SIGKILL to this very process, which ends it.

@@ -71,6 +71,9 @@ pub(super) enum CliError {
     Slurm(#[from] crate::slurm::SlurmError),
     #[error(transparent)]
     Console(#[from] crate::console::event_loop::LoopError),
+    /// The output folder's file system has no locks that work, found before anything ran.
+    #[error(transparent)]
+    Locks(#[from] crate::store::lock::LockError),
 }
 
 impl CliError {
@@ -80,7 +83,7 @@ impl CliError {
 
     pub(super) fn exit_status(&self) -> ExitStatus {
         match self {
-            CliError::Input(_) | CliError::Slurm(_) => ExitStatus::BadInput,
+            CliError::Input(_) | CliError::Slurm(_) | CliError::Locks(_) => ExitStatus::BadInput,
             CliError::Job { source, .. } => match source.as_ref() {
                 RunError::Stopped(_) => ExitStatus::Stopped,
                 RunError::Failed(_) => ExitStatus::Failed,

@@ -7,6 +7,7 @@ use super::control::ControlError;
 use super::keys::{Action, Key, KeyTable};
 use super::settings::{SavedState, Settings};
 use super::snapshot::{JobRow, JobState, Live, Snapshot};
+use crate::store::lock::LockOwner;
 use crate::vocab::{JobName, Mode, SeededJob, Status};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use std::collections::BTreeSet;
@@ -34,10 +35,11 @@ pub enum Command {
     Rerun(Vec<SeededJob>),
     /// Un-pause the queue and make sure a worker runs it.
     StartQueue,
-    /// Stop the running run (SIGTERM to its process); the queue pauses.
+    /// Stop the running run through the process its lock names: SIGTERM to this host's process,
+    /// `scancel` of a Slurm task, nothing elsewhere (`control::stop_path`); the queue pauses.
     Stop {
         run: SeededJob,
-        pid: u32,
+        owner: LockOwner,
     },
     /// Cancel a run's Slurm task (`scancel`): it stops at its next batch.
     Cancel {
@@ -140,7 +142,7 @@ pub enum Confirmation {
     },
     Stop {
         run: SeededJob,
-        pid: u32,
+        owner: LockOwner,
     },
     Cancel {
         run: SeededJob,
@@ -159,8 +161,8 @@ impl Confirmation {
                     names.join(", ")
                 )
             }
-            Confirmation::Stop { run, pid } => {
-                format!("stop {} (pid {pid})? y/n", snapshot.name(*run))
+            Confirmation::Stop { run, owner } => {
+                format!("stop {} in {owner}? y/n", snapshot.name(*run))
             }
             Confirmation::Cancel { run, task } => {
                 format!("cancel {} (Slurm task {task})? y/n", snapshot.name(*run))
@@ -629,10 +631,11 @@ impl App {
                     .collect()
             }
             // The run may have ended while the question was open; its pid could be reused since.
-            (true, Confirmation::Stop { run, pid })
-                if self.snapshot.running().contains(&(run, Some(pid))) =>
+            (true, Confirmation::Stop { run, owner })
+                if (self.snapshot.running().iter())
+                    .any(|(r, o)| *r == run && o.as_ref() == Some(&owner)) =>
             {
-                vec![Command::Stop { run, pid }]
+                vec![Command::Stop { run, owner }]
             }
             (true, Confirmation::Stop { run, .. }) => {
                 self.say(format!("{} is no longer running", self.snapshot.name(run)));
@@ -755,8 +758,9 @@ impl App {
             },
         );
         match (target, running.len()) {
-            (Some(&(run, Some(pid))), _) => {
-                self.popup = Some(Popup::Confirm(Confirmation::Stop { run, pid }));
+            (Some((run, Some(owner))), _) => {
+                let (run, owner) = (*run, owner.clone());
+                self.popup = Some(Popup::Confirm(Confirmation::Stop { run, owner }));
             }
             (Some(&(run, None)), _) => self.say(format!(
                 "{} runs but its process is unknown",
@@ -821,8 +825,8 @@ impl App {
             .snapshot
             .running()
             .iter()
-            .map(|(run, pid)| match pid {
-                Some(pid) => format!("{} (pid {pid})", self.snapshot.name(*run)),
+            .map(|(run, owner)| match owner {
+                Some(owner) => format!("{} (pid {})", self.snapshot.name(*run), owner.pid),
                 None => self.snapshot.name(*run),
             })
             .collect();

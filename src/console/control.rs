@@ -3,6 +3,7 @@
 //! as an [`Outcome`] or a [`ControlError`], which the application words.
 use super::app::Outcome;
 use crate::config::Placement;
+use crate::store::lock::LockOwner;
 use crate::vocab::{JobName, SeededJob};
 use crate::worker::{self, queue};
 use std::path::PathBuf;
@@ -16,8 +17,9 @@ pub enum ControlError {
     Queue(#[from] queue::QueueError),
     #[error(transparent)]
     WorkerNotStarted(#[from] worker::WorkerError),
-    #[error("no process to stop (pid {pid})")]
-    NoProcess { pid: u32 },
+    /// The run's lock names a process this console must not signal (docs/run-folder.md#locks).
+    #[error("the run is in {0}, which this console cannot stop: stop it there")]
+    NotHere(LockOwner),
     #[error("stopping process {pid}: {source}")]
     Signal { pid: u32, source: std::io::Error },
     #[error(transparent)]
@@ -27,6 +29,30 @@ pub enum ControlError {
     Submit(String),
     #[error(transparent)]
     Export(#[from] crate::report::ReportError),
+}
+
+/// How the console can stop the process a run's lock names.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum StopPath {
+    /// SIGTERM to this pid: a process of this host, still the one that took the lock.
+    Signal(u32),
+    /// `scancel` of this Slurm task, wherever it runs.
+    Slurm(String),
+    /// None: another host's process outside Slurm, a pid reused since, or a lock file of an older
+    /// adarat that names only a pid. A pid names a process on its own host only.
+    Elsewhere,
+}
+
+/// The way to stop `owner`. A process of this host is signalled even when it is a Slurm task: the
+/// task's id may be a whole interactive allocation (`salloc`), which `scancel` would end.
+pub(crate) fn stop_path(owner: &LockOwner) -> StopPath {
+    if owner.is_this_hosts_process() {
+        StopPath::Signal(owner.pid)
+    } else if let Some(task) = &owner.slurm_task {
+        StopPath::Slurm(task.clone())
+    } else {
+        StopPath::Elsewhere
+    }
 }
 
 #[derive(Clone)]
@@ -69,14 +95,18 @@ impl Control {
     }
 
     /// Asks the process running a job to stop at its next batch boundary (it saves and marks the
-    /// run stopped).
-    pub(crate) fn stop(&self, run: SeededJob, pid: u32) -> Result<Outcome, ControlError> {
-        if libc::pid_t::try_from(pid).map_or(true, |p| p <= 0) {
-            return Err(ControlError::NoProcess { pid });
+    /// run stopped), by the way [`stop_path`] finds from its lock's record, decided here, just
+    /// before the signal.
+    pub(crate) fn stop(&self, run: SeededJob, owner: &LockOwner) -> Result<Outcome, ControlError> {
+        match stop_path(owner) {
+            StopPath::Signal(pid) => {
+                crate::native::posix::terminate(pid)
+                    .map_err(|source| ControlError::Signal { pid, source })?;
+                Ok(Outcome::StopRequested { run })
+            }
+            StopPath::Slurm(task) => self.cancel(run, task),
+            StopPath::Elsewhere => Err(ControlError::NotHere(owner.clone())),
         }
-        crate::native::posix::terminate(pid)
-            .map_err(|source| ControlError::Signal { pid, source })?;
-        Ok(Outcome::StopRequested { run })
     }
 
     /// Cancels a run's Slurm task; it stops at its next batch (docs/slurm.md).
@@ -190,6 +220,134 @@ impl Control {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::native::posix::{self, Lock, Locked};
+    use crate::store::lock::{self, Holder};
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Child;
+
+    fn control(dir: &std::path::Path) -> Control {
+        Control {
+            output_dir: dir.to_path_buf(),
+            config: None,
+            sets: Vec::new(),
+            placement: Placement::default(),
+        }
+    }
+
+    fn a_run() -> SeededJob {
+        SeededJob {
+            job: "pgd-at/synthetic/adarat".parse().unwrap(),
+            seed: 1,
+        }
+    }
+
+    fn sleeper() -> Child {
+        std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap()
+    }
+
+    /// The child as its own lock would record it.
+    fn recorded(child: &Child) -> LockOwner {
+        LockOwner {
+            pid: child.id(),
+            started: lock::ProcessStart::of(child.id()),
+            ..LockOwner::this_process()
+        }
+    }
+
+    /// Writes `record` into a lock file and holds its lock, as a running job does; the console
+    /// reads it back through `holder`.
+    fn held_lock(dir: &std::path::Path, record: &str) -> (std::fs::File, LockOwner) {
+        let path = lock::run_lock_path(dir, "pgd-at_synthetic_adarat_small-cnn_seed1");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, record).unwrap();
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        assert_eq!(posix::lock(&file, Lock::Try).unwrap(), Locked::Free);
+        let Holder::Held(Some(owner)) = lock::holder(&path) else {
+            panic!("the lock is held and its record readable");
+        };
+        (file, owner)
+    }
+
+    /// Ends `child` with SIGKILL and says which signal ended it: SIGTERM if something sent it one
+    /// before (the kernel keeps the first fatal signal as the cause).
+    fn killed_by(mut child: Child) -> Option<i32> {
+        posix::send_signal(child.id(), libc::SIGKILL).unwrap();
+        child.wait().unwrap().signal()
+    }
+
+    #[test]
+    fn a_lock_naming_another_host_a_reused_pid_or_no_host_is_never_signalled() {
+        let dir = tempfile::tempdir().unwrap();
+        let child = sleeper();
+        let right = recorded(&child);
+        let mut reused = right.clone();
+        reused.started.as_mut().unwrap().ticks += 1;
+        let elsewhere = LockOwner {
+            host: Some("node7-of-another-cluster".into()),
+            ..right.clone()
+        };
+        let pid = child.id();
+        let here = right.host.clone().unwrap();
+        let records = [
+            (
+                serde_json::to_string(&elsewhere).unwrap(),
+                format!("process {pid} on host node7-of-another-cluster"),
+            ),
+            (
+                serde_json::to_string(&reused).unwrap(),
+                format!("process {pid} on host {here}"),
+            ),
+            // An older adarat's lock file: the bare pid.
+            (
+                format!("{pid}\n"),
+                format!("process {pid} on an unrecorded host"),
+            ),
+        ];
+        for (record, place) in records {
+            let (_held, owner) = held_lock(dir.path(), &record);
+            assert_eq!(stop_path(&owner), StopPath::Elsewhere, "{record}");
+            let error = control(dir.path()).stop(a_run(), &owner).unwrap_err();
+            assert!(matches!(&error, ControlError::NotHere(o) if *o == owner));
+            let message = error.to_string();
+            assert!(message.contains(&place), "{message}");
+        }
+        assert_eq!(
+            killed_by(child),
+            Some(libc::SIGKILL),
+            "nothing signalled it"
+        );
+    }
+
+    #[test]
+    fn a_lock_naming_this_hosts_process_as_it_started_is_signalled() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = sleeper();
+        let record = serde_json::to_string(&recorded(&child)).unwrap();
+        let (_held, owner) = held_lock(dir.path(), &record);
+        assert_eq!(stop_path(&owner), StopPath::Signal(child.id()));
+        let stopped = control(dir.path()).stop(a_run(), &owner).unwrap();
+        assert_eq!(stopped, Outcome::StopRequested { run: a_run() });
+        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGTERM));
+    }
+
+    #[test]
+    fn a_slurm_task_is_cancelled_through_slurm_unless_it_is_this_hosts_process() {
+        let here = LockOwner::this_process();
+        let task = LockOwner {
+            host: Some("node7-of-another-cluster".into()),
+            slurm_task: Some("45_3".into()),
+            ..here.clone()
+        };
+        assert_eq!(stop_path(&task), StopPath::Slurm("45_3".into()));
+        let local_task = LockOwner {
+            slurm_task: Some("45_3".into()),
+            ..here
+        };
+        assert_eq!(stop_path(&local_task), StopPath::Signal(std::process::id()));
+    }
 
     #[test]
     fn a_change_of_the_users_clears_the_damaged_queue_notice_they_have_seen() {
@@ -198,21 +356,11 @@ mod tests {
         // The worker's next pass moves the file aside and leaves the notice.
         queue::modify(dir.path(), |_| ()).unwrap();
         assert!(queue::read(dir.path()).unwrap().notice.is_some());
-        let control = Control {
-            output_dir: dir.path().to_path_buf(),
-            config: None,
-            sets: Vec::new(),
-            placement: Placement::default(),
-        };
-        let run = SeededJob {
-            job: "pgd-at/synthetic/adarat".parse().unwrap(),
-            seed: 1,
-        };
-        control.move_queued(run, 1).unwrap();
+        control(dir.path()).move_queued(a_run(), 1).unwrap();
         assert_eq!(queue::read(dir.path()).unwrap().notice, None);
         // A change that itself finds the file damaged keeps the notice for the user to see.
         std::fs::write(queue::queue_path(dir.path()), "{ damaged").unwrap();
-        control.move_queued(run, 1).unwrap();
+        control(dir.path()).move_queued(a_run(), 1).unwrap();
         assert!(queue::read(dir.path()).unwrap().notice.is_some());
     }
 }

@@ -138,7 +138,7 @@ async fn serve(
                 Command::Enqueue(jobs) => control.enqueue(&jobs, false),
                 Command::Rerun(jobs) => control.enqueue(&jobs, true),
                 Command::StartQueue => control.start_queue(),
-                Command::Stop { run, pid } => control.stop(run, pid),
+                Command::Stop { run, owner } => control.stop(run, &owner),
                 Command::Cancel { run, task } => control.cancel(run, task),
                 Command::Submit(jobs) => {
                     let (control, finished) = (control.clone(), finished_sender.clone());

@@ -172,7 +172,7 @@ impl Monitor {
             state: JobState::NotRun,
             result: None,
             error: watched.unresolvable.clone(),
-            pid: None,
+            owner: None,
             slurm: None,
         };
         if watched.unresolvable.is_some() {
@@ -200,8 +200,8 @@ impl Monitor {
             let at = f.time().and_then(|t| seconds(t).ok());
             written.is_none_or(|written| at.is_none_or(|at| at >= written))
         });
-        row.state = if let Holder::Held(pid) = holder {
-            row.pid = pid;
+        row.state = if let Holder::Held(owner) = holder {
+            row.owner = owner;
             JobState::Run(Status::Running)
         } else if queue.contains(&name, seed) {
             JobState::Queued
@@ -477,7 +477,7 @@ impl Tail {
         let images_per_second = self.images_per_second();
         Live {
             run: self.run,
-            pid: row.pid.unwrap_or(0),
+            pid: row.owner.as_ref().map_or(0, |o| o.pid),
             device: self.device.clone(),
             phase: self.phase,
             epoch: self.epoch,

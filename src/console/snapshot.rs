@@ -3,6 +3,7 @@
 //! the latest one. Nothing here touches tch.
 use crate::slurm::SlurmTask;
 use crate::store::events::BatchSample;
+use crate::store::lock::LockOwner;
 use crate::store::result::{EpochRecord, RunResult};
 use crate::vocab::{DatasetKind, JobName, Method, Mode, SeededJob, Status};
 use std::path::PathBuf;
@@ -42,8 +43,9 @@ pub struct JobRow {
     /// Why the job failed (from `result.json`, or from the queue when it failed before its run
     /// folder existed), or why the folder could not be read.
     pub error: Option<String>,
-    /// The process running the job right now, if any (a console's worker or `adarat run`).
-    pub pid: Option<u32>,
+    /// The process running the job right now as its lock records it, if any (a console's worker,
+    /// `adarat run`, a Slurm task; on this host or another sharing the output folder).
+    pub owner: Option<LockOwner>,
     /// Its task on a Slurm cluster, when it was submitted from this output folder and `squeue`
     /// still lists it.
     pub slurm: Option<SlurmTask>,
@@ -217,20 +219,17 @@ impl Snapshot {
         self.queue.iter().position(|q| q.run == run)
     }
 
-    /// Running runs and their processes, from the grid and the live views.
-    pub(crate) fn running(&self) -> Vec<(SeededJob, Option<u32>)> {
-        let mut running: Vec<(SeededJob, Option<u32>)> = Vec::new();
+    /// Running runs and the processes their locks name, from the grid and the live views.
+    pub(crate) fn running(&self) -> Vec<(SeededJob, Option<LockOwner>)> {
+        let mut running: Vec<(SeededJob, Option<LockOwner>)> = Vec::new();
         for row in &self.jobs {
             if row.state == JobState::Run(Status::Running) {
-                let pid = row
-                    .pid
-                    .or_else(|| self.live(row.run()).map(|live| live.pid));
-                running.push((row.run(), pid));
+                running.push((row.run(), row.owner.clone()));
             }
         }
         for live in &self.live {
             if !running.iter().any(|(run, _)| *run == live.run) {
-                running.push((live.run, Some(live.pid)));
+                running.push((live.run, None));
             }
         }
         running

@@ -28,7 +28,7 @@ pub fn worker_lock_path(output_dir: &Path) -> PathBuf {
 pub fn worker_pid(output_dir: &Path) -> Option<Option<u32>> {
     match lock::holder(&worker_lock_path(output_dir)) {
         Holder::Free => None,
-        Holder::Held(pid) => Some(pid),
+        Holder::Held(owner) => Some(owner.map(|o| o.pid)),
     }
 }
 

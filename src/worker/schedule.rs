@@ -137,13 +137,7 @@ fn running_elsewhere(cfg: &JobConfig, started: &[(String, Option<u64>)]) -> Opti
         return Some("already running here; waits for that run to end".to_string());
     }
     let path = lock::run_lock_path(&cfg.output_dir, &RunStore::folder_name(cfg));
-    match lock::holder(&path) {
-        Holder::Free => None,
-        Holder::Held(pid) => Some(format!(
-            "already running in process {}; waits for it to end",
-            pid.map_or("?".to_string(), |p| p.to_string())
-        )),
-    }
+    (lock::holder(&path).who()).map(|who| format!("already running in {who}; waits for it to end"))
 }
 
 /// The entry's job resolved from its study into this output folder, and the teachers it lacks.

@@ -8,6 +8,7 @@ use adarat::console::snapshot::{FinalStep, JobRow, JobState, Live, Phase, Queued
 use adarat::console::views::draw;
 use adarat::slurm::SlurmTask;
 use adarat::store::events::BatchSample;
+use adarat::store::lock::{LockOwner, ProcessStart};
 use adarat::store::result::{EpochRecord, FinalTable, Peak, Peaks, RunResult};
 use adarat::vocab::{DatasetKind, JobName, Method, Mode, ModelKind, SeededJob, Status};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -22,6 +23,19 @@ use std::sync::Arc;
 
 const RUNNING: &str = "trades/synthetic/adarat";
 const RUNNING_PID: u32 = 4242;
+
+/// A process of the workstation `ws1` as a run's lock records it.
+fn owner(pid: u32) -> LockOwner {
+    LockOwner {
+        host: Some("ws1".into()),
+        pid,
+        started: Some(ProcessStart {
+            boot_id: "b00t".into(),
+            ticks: 1234,
+        }),
+        slurm_task: None,
+    }
+}
 
 fn job(name: &str) -> JobName {
     name.parse().unwrap()
@@ -174,7 +188,7 @@ fn snapshot() -> Snapshot {
                     state: JobState::NotRun,
                     result: None,
                     error: None,
-                    pid: None,
+                    owner: None,
                     slurm: None,
                 });
             }
@@ -228,7 +242,7 @@ fn snapshot() -> Snapshot {
         .find(|r| r.job == job("dat/cifar10/baseline"));
     failed.unwrap().error = Some("CUDA out of memory".into());
     let running = snapshot.jobs.iter_mut().find(|r| r.job == job(RUNNING));
-    running.unwrap().pid = Some(RUNNING_PID);
+    running.unwrap().owner = Some(owner(RUNNING_PID));
     snapshot
 }
 
@@ -241,7 +255,7 @@ fn idle_snapshot() -> Snapshot {
     for row in &mut idle.jobs {
         if matches!(row.state, JobState::Run(Status::Running) | JobState::Queued) {
             row.state = JobState::NotRun;
-            row.pid = None;
+            row.owner = None;
         }
     }
     idle
@@ -482,7 +496,7 @@ fn x_stops_the_running_job_only_after_y() {
         app.popup(),
         Some(&Popup::Confirm(Confirmation::Stop {
             run: run(RUNNING),
-            pid: RUNNING_PID
+            owner: owner(RUNNING_PID)
         })),
         "the only running job, from anywhere"
     );
@@ -493,7 +507,7 @@ fn x_stops_the_running_job_only_after_y() {
         type_keys(&mut app, "y"),
         vec![Command::Stop {
             run: run(RUNNING),
-            pid: RUNNING_PID
+            owner: owner(RUNNING_PID)
         }]
     );
 
@@ -615,10 +629,14 @@ fn the_app_words_what_each_command_did() {
         worded(&mut app, Ok(removed)),
         "removed fat/mnist/baseline from the queue"
     );
-    let no_process = ControlError::NoProcess { pid: 0 };
+    let elsewhere = ControlError::NotHere(LockOwner {
+        host: Some("node7".into()),
+        ..owner(RUNNING_PID)
+    });
     assert_eq!(
-        worded(&mut app, Err(no_process)),
-        "error: no process to stop (pid 0)"
+        worded(&mut app, Err(elsewhere)),
+        "error: the run is in process 4242 on host node7, which this console cannot stop: stop it \
+         there"
     );
 }
 
@@ -886,7 +904,7 @@ fn two_running_snapshot() -> Snapshot {
     let second = "pgd-at/cifar10/baseline";
     let row = two.jobs.iter_mut().find(|r| r.job == job(second)).unwrap();
     row.state = JobState::Run(Status::Running);
-    row.pid = Some(5151);
+    row.owner = Some(owner(5151));
     two.live.push(Live {
         run: run(second),
         pid: 5151,
@@ -1534,7 +1552,7 @@ fn seeds_snapshot() -> Snapshot {
             if (adarat && seed == 3) || (busy && seed != 1) {
                 copy.state = JobState::NotRun;
                 copy.result = None;
-                copy.pid = None;
+                copy.owner = None;
             } else if adarat || baseline {
                 let pgd20 = if adarat {
                     46.2 + 2.0 * seed as f64

@@ -30,7 +30,10 @@ fn console_command(dir: &Path) -> String {
 }
 
 fn pid_in(lock: &Path) -> Option<i32> {
-    read(lock).trim().parse().ok()
+    match adarat::store::lock::holder(lock) {
+        adarat::store::lock::Holder::Held(Some(owner)) => i32::try_from(owner.pid).ok(),
+        _ => None,
+    }
 }
 
 fn alive(pid: i32) -> bool {

@@ -562,3 +562,77 @@ fn out_of_memory_in_one_of_two_queued_jobs_fails_that_job_only() {
     assert_eq!(queue["paused"], false, "a failure does not pause the queue");
     eprintln!("faults injected: out of memory in one of two jobs sharing the CPU; the other completed as alone");
 }
+
+/// A file system whose lock call fails (Lustre mounted without `flock`): `adarat run`, the worker
+/// and `adarat submit` each refuse with one line naming the mount, before anything starts or is
+/// written.
+#[test]
+fn a_file_system_without_locks_is_one_line_naming_its_mount_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("output");
+    let output_arg = output.to_str().unwrap();
+    let submit = ["submit", JOB, "--dry-run", "--output", output_arg];
+    let worker = ["worker", "--output", output_arg];
+    for args in [args(output_arg), submit.to_vec(), worker.to_vec()] {
+        let out = adarat_command(dir.path(), &args)
+            .env("ADARAT_FAULT_NO_LOCKS", "1")
+            .output()
+            .unwrap();
+        let text = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {text}");
+        assert_eq!(text.trim_end().lines().count(), 1, "{args:?}: {text}");
+        assert!(
+            text.contains("file locks do not work on /"),
+            "{args:?}: {text}"
+        );
+        assert!(
+            text.contains("Function not implemented"),
+            "{args:?}: {text}"
+        );
+        assert!(!output.exists(), "{args:?}: nothing is written");
+    }
+}
+
+/// An NFS mount whose locks stay on each client (`nolock`): `adarat submit` refuses it in one line
+/// before any script is written, since tasks on several nodes would share it; `adarat run` goes
+/// on, all its processes being on one host.
+#[test]
+fn submit_refuses_an_nfs_output_folder_mounted_nolock_and_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    let mountinfo = dir.path().join("mountinfo");
+    std::fs::write(
+        &mountinfo,
+        format!(
+            "1 0 8:1 / / rw,relatime - ext4 /dev/sda1 rw\n\
+             2 1 0:50 / {} rw,relatime - nfs files:/export rw,vers=3,hard,nolock,local_lock=all\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    let adarat_on_nfs = |args: &[&str]| {
+        adarat_command(dir.path(), args)
+            .env("ADARAT_FAULT_MOUNTINFO", &mountinfo)
+            .output()
+            .unwrap()
+    };
+    let out = adarat_on_nfs(&["submit", JOB, "--dry-run", "--output", "output"]);
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert_eq!(text.trim_end().lines().count(), 1, "{text}");
+    assert!(
+        text.contains(&format!(
+            "{} (nfs) is mounted with `nolock`",
+            root.display()
+        )),
+        "{text}"
+    );
+    assert!(!dir.path().join("output").exists(), "no script is written");
+
+    let out = adarat_on_nfs(&args_with_epochs("output", "1"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        result_json(&dir.path().join("output").join(FOLDER))["status"],
+        "completed"
+    );
+}

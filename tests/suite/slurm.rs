@@ -504,8 +504,10 @@ fn a_second_submit_submits_nothing_and_a_task_whose_run_is_locked_leaves_it_alon
     wait_for("the second task to end", || {
         cluster.squeue().contains(&format!("{again}_0 FAILED"))
     });
+    // The lock names the task that holds the run.
     let log = task_log(&output, &again);
-    assert!(log.contains("already running in process"), "{log}");
+    let holder = format!("already running in Slurm task {first}_0 (process ");
+    assert!(log.contains(&holder), "{log}");
     wait_for("the first task's run to complete", || {
         status(&run) == "completed"
     });

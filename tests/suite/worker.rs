@@ -426,10 +426,10 @@ fn two_slots_run_jobs_at_once_students_wait_for_teachers_and_a_stop_ends_one_job
     let lock = output
         .join(".locks")
         .join("trades_synthetic_adarat_small-cnn_seed1.lock");
-    let adarat::store::lock::Holder::Held(Some(pid)) = adarat::store::lock::holder(&lock) else {
+    let adarat::store::lock::Holder::Held(Some(owner)) = adarat::store::lock::holder(&lock) else {
         panic!("the trades job holds its lock");
     };
-    adarat::native::posix::send_signal(pid, libc::SIGTERM).unwrap();
+    adarat::native::posix::send_signal(owner.pid, libc::SIGTERM).unwrap();
     let status = worker.wait().unwrap();
     assert!(status.success(), "{}", worker_log(&output));
     assert_eq!(result_json(&trades)["status"], "stopped");

@@ -289,7 +289,7 @@ fn detail_lines(app: &App, theme: Theme, compact: bool) -> Vec<Line<'static>> {
     if total > 0 {
         first.push(Span::raw(format!("  epochs {done}/{total}")));
     }
-    if let Some(pid) = row.pid.or(live.map(|l| l.pid)) {
+    if let Some(pid) = (row.owner.as_ref().map(|o| o.pid)).or(live.map(|l| l.pid)) {
         first.push(Span::raw(format!("  pid {pid}")));
     }
     if let Some(live) = live {
