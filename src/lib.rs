@@ -3,7 +3,7 @@
 //! Layers, bottom up; a module uses only those below it (docs/architecture.md):
 //! - at the bottom: [`vocab`] and [`config`], the study's names and settings; [`faults`], fault
 //!   injection for the tests; [`torch_error`], libtorch's messages; [`native`], the only module with
-//!   `unsafe` (the C++ shims and POSIX calls);
+//!   `unsafe` (the C++ shims and POSIX calls); [`lock`], process locks that record who holds them;
 //! - the engine: [`device`] meets the configured device with this machine's, [`data`] reads the
 //!   datasets onto the device, [`models`] builds the networks,
 //!   [`modes`] enters libtorch's thread-local modes through guards, [`losses`] and [`optim`] are
@@ -24,6 +24,7 @@ pub mod console;
 pub mod data;
 pub mod device;
 pub mod faults;
+pub mod lock;
 pub mod losses;
 pub mod methods;
 pub mod models;

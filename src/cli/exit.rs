@@ -73,7 +73,7 @@ pub(super) enum CliError {
     Console(#[from] crate::console::event_loop::LoopError),
     /// The output folder's file system has no locks that work, found before anything ran.
     #[error(transparent)]
-    Locks(#[from] crate::store::lock::LockError),
+    Locks(#[from] crate::lock::LockError),
 }
 
 impl CliError {

@@ -321,7 +321,7 @@ fn run(args: RunArgs) -> Result<(), CliError> {
     let (_, configs) = planned(&args.job)?;
     for cfg in &configs {
         crate::device::resolve(cfg.device).map_err(CliError::input)?;
-        store::lock::check_lock_support(&cfg.output_dir)?;
+        crate::lock::check_lock_support(&cfg.output_dir)?;
     }
     let configs = if args.fresh {
         configs
@@ -630,7 +630,7 @@ fn show(run: &str, seed: Option<u64>, args: &ConfigArgs) -> Result<(), CliError>
 }
 
 fn worker(output: &Path) -> Result<(), CliError> {
-    store::lock::check_lock_support(output)?;
+    crate::lock::check_lock_support(output)?;
     let stop = train::StopFlag::default();
     signals::install(&stop)
         .map_err(|e| CliError::input(format!("installing signal handlers: {e}")))?;
@@ -710,7 +710,7 @@ fn console(args: &ConfigArgs) -> Result<(), CliError> {
     }
     let control = control_of(&study, args);
     let output_dir = control.output_dir.clone();
-    store::lock::check_lock_support(&output_dir)?;
+    crate::lock::check_lock_support(&output_dir)?;
     let monitor = crate::console::monitor::Monitor::new(&study, &output_dir);
     match crate::console::event_loop::run(monitor, control) {
         Ok(farewell) => {

@@ -4,8 +4,8 @@ use super::exit::CliError;
 use super::{config_path, load_study, planned, JobArgs};
 use crate::config::{JobConfig, SlurmDefaults};
 use crate::data::{self, DataRequest};
+use crate::lock;
 use crate::slurm::SlurmTask;
-use crate::store::lock;
 use crate::store::{self, RunStore};
 use crate::vocab::DatasetKind;
 use clap::Args;
@@ -56,7 +56,7 @@ pub(super) fn submit(args: SubmitArgs) -> Result<(), CliError> {
     };
     slurm.check().map_err(|e| CliError::input(e.to_string()))?;
     // Tasks on several hosts share the output folder: its locks must hold across them.
-    crate::store::lock::check_shared_locking(&output_dir)?;
+    crate::lock::check_shared_locking(&output_dir)?;
     // What Slurm still has waiting or running from earlier submissions, by run folder.
     let on_slurm: HashMap<String, SlurmTask> = (crate::slurm::poll(&output_dir)
         .unwrap_or_default())
@@ -146,7 +146,7 @@ fn to_submit(
         let why = if let Some(task) = on_slurm.get(&name) {
             let state = task.state.to_lowercase();
             Some(format!("already on Slurm as task {} ({state})", task.id))
-        } else if let Some(who) = lock::holder(&lock::run_lock_path(output_dir, &name)).who() {
+        } else if let Some(who) = lock::holder(&store::run_lock_path(output_dir, &name)).who() {
             outside_slurm.push(RunStore::folder_of(&cfg));
             Some(format!("running in {who}"))
         } else if let Some(done) = store::completed_run(&cfg) {

@@ -7,7 +7,7 @@ use super::control::ControlError;
 use super::keys::{Action, Key, KeyTable};
 use super::settings::{SavedState, Settings};
 use super::snapshot::{JobRow, JobState, Live, Snapshot};
-use crate::store::lock::LockOwner;
+use crate::lock::LockOwner;
 use crate::vocab::{JobName, Mode, SeededJob, Status};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use std::collections::BTreeSet;

@@ -3,7 +3,7 @@
 //! as an [`Outcome`] or a [`ControlError`], which the application words.
 use super::app::Outcome;
 use crate::config::Placement;
-use crate::store::lock::LockOwner;
+use crate::lock::LockOwner;
 use crate::vocab::{JobName, SeededJob};
 use crate::worker::{self, queue};
 use std::path::PathBuf;
@@ -220,8 +220,8 @@ impl Control {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lock::{self, Holder};
     use crate::native::posix::{self, Lock, Locked};
-    use crate::store::lock::{self, Holder};
     use std::os::unix::process::ExitStatusExt;
     use std::process::Child;
 
@@ -260,7 +260,7 @@ mod tests {
     /// Writes `record` into a lock file and holds its lock, as a running job does; the console
     /// reads it back through `holder`.
     fn held_lock(dir: &std::path::Path, record: &str) -> (std::fs::File, LockOwner) {
-        let path = lock::run_lock_path(dir, "pgd-at_synthetic_adarat_small-cnn_seed1");
+        let path = crate::store::run_lock_path(dir, "pgd-at_synthetic_adarat_small-cnn_seed1");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, record).unwrap();
         let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();

@@ -3,9 +3,9 @@
 //! `events.jsonl` of each running job (read incrementally from where the last pass stopped).
 use super::snapshot::{FinalStep, JobRow, JobState, Live, Phase, Queued, Snapshot, LIVE_WINDOW};
 use crate::config::{JobOverrides, Study};
+use crate::lock::{self, Holder};
 use crate::slurm::SlurmTask;
 use crate::store::events::{BatchSample, Event};
-use crate::store::lock::{self, Holder};
 use crate::store::result::RunResult;
 use crate::store::{read_result, RunName, RunStore, StoreError, EVENTS_FILE, RESULT_FILE};
 use crate::vocab::{DatasetKind, SeededJob, Status};
@@ -79,7 +79,7 @@ impl Monitor {
                         Watched {
                             run,
                             folder: output_dir.join(&name),
-                            lock: lock::run_lock_path(output_dir, &name),
+                            lock: crate::store::run_lock_path(output_dir, &name),
                             unresolvable: None,
                         }
                     }

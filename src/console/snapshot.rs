@@ -1,9 +1,9 @@
 //! What the console knows, as plain data: the monitor builds a [`Snapshot`] from the output folder
 //! (run folders, the queue file, the locks of running processes) and the application state keeps
 //! the latest one. Nothing here touches tch.
+use crate::lock::LockOwner;
 use crate::slurm::SlurmTask;
 use crate::store::events::BatchSample;
-use crate::store::lock::LockOwner;
 use crate::store::result::{EpochRecord, RunResult};
 use crate::vocab::{DatasetKind, JobName, Method, Mode, SeededJob, Status};
 use std::path::PathBuf;

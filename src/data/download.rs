@@ -10,7 +10,7 @@ use super::cifar::CifarLayout;
 use super::error::DataError;
 use super::idx::{IdxFile, IdxSet};
 use super::DataRequest;
-use crate::store::lock::{LockError, ProcessLock, LOCKS_DIR};
+use crate::lock::{LockError, ProcessLock, LOCKS_DIR};
 use flate2::read::{GzDecoder, MultiGzDecoder};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use md5::{Digest, Md5};

@@ -1,5 +1,5 @@
 //! The one error type of the data layer: every variant prints as a single line naming the file at fault.
-use crate::store::lock::LockError;
+use crate::lock::LockError;
 use crate::vocab::DatasetKind;
 use std::io;
 use std::path::PathBuf;

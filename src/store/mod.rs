@@ -2,7 +2,6 @@
 //! holding the resolved configuration, the event log, `result.json`, `train.log`, the final weights
 //! and what resuming needs. Every file a later step reads is written to a temporary file and renamed.
 pub mod events;
-pub mod lock;
 pub mod result;
 mod run_name;
 pub mod train_log;
@@ -10,6 +9,7 @@ pub mod train_log;
 pub use run_name::{NotARunName, RunName};
 
 use crate::config::JobConfig;
+use crate::lock;
 use crate::vocab::{JobName, Status};
 use result::RunResult;
 use serde::{Deserialize, Serialize};
@@ -143,6 +143,13 @@ pub fn holds_completed_run(folder: &Path) -> bool {
             .is_ok_and(|result| result.status == Status::Completed)
 }
 
+/// The lock file of the run folder named `name`, held while a process runs it.
+pub fn run_lock_path(output_dir: &Path, name: &str) -> PathBuf {
+    output_dir
+        .join(lock::LOCKS_DIR)
+        .join(format!("{name}.lock"))
+}
+
 /// A completed run in a job's folder, and whether it ran the configuration asked for now.
 pub struct CompletedRun {
     pub folder: PathBuf,
@@ -218,11 +225,12 @@ impl RunStore {
     pub fn open(cfg: &JobConfig, fresh: bool) -> Result<(RunStore, Opening), StoreError> {
         let name = Self::folder_name(cfg);
         let dir = cfg.output_dir.join(&name);
-        let held = lock::ProcessLock::try_acquire(&lock::run_lock_path(&cfg.output_dir, &name))
-            .map_err(|source| StoreError::Busy {
+        let held = lock::ProcessLock::try_acquire(&run_lock_path(&cfg.output_dir, &name)).map_err(
+            |source| StoreError::Busy {
                 folder: dir.clone(),
                 source,
-            })?;
+            },
+        )?;
         let store = RunStore { dir, _lock: held };
         let completed = read_result(&store.path(RESULT_FILE))
             .is_ok_and(|result| result.status == Status::Completed);

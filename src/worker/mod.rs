@@ -8,7 +8,7 @@ mod job_process;
 pub mod queue;
 mod schedule;
 
-use crate::store::lock::{self, Holder, LockError, ProcessLock, LOCKS_DIR};
+use crate::lock::{self, Holder, LockError, ProcessLock, LOCKS_DIR};
 use crate::train::StopFlag;
 use job_process::{Ending, JobProcess, Slot};
 use schedule::Readiness;

@@ -2,7 +2,7 @@
 //! edits it and the worker takes jobs from its head; both go through [`modify`], which holds a
 //! lock across read, change and atomic write.
 use crate::config::Placement;
-use crate::store::lock::{LockError, ProcessLock, LOCKS_DIR};
+use crate::lock::{LockError, ProcessLock, LOCKS_DIR};
 use crate::store::{write_atomically, StoreError};
 use crate::vocab::ModelKind;
 use serde::{Deserialize, Serialize};

@@ -3,7 +3,7 @@
 //! the reason in the queue file, and jobs behind it start as slots free up.
 use super::queue::{Entry, Queue};
 use crate::config::{self, JobConfig, JobOverrides, Study};
-use crate::store::lock::{self, Holder};
+use crate::lock::{self, Holder};
 use crate::store::{self, RunStore};
 use crate::vocab::{JobName, Status};
 use std::collections::HashMap;
@@ -80,7 +80,7 @@ pub(super) fn readiness(
     for teacher in &teachers {
         let name = teacher.job.as_str();
         let seed = Some(teacher.seed);
-        let lock = lock::run_lock_path(output_dir, &RunStore::folder_name(teacher));
+        let lock = store::run_lock_path(output_dir, &RunStore::folder_name(teacher));
         let is_it = |(job, s): &(String, Option<u64>)| job == name && *s == seed;
         if started.iter().any(is_it) || matches!(lock::holder(&lock), Holder::Held(_)) {
             coming.push(format!("{name} (running)"));
@@ -136,7 +136,7 @@ fn running_elsewhere(cfg: &JobConfig, started: &[(String, Option<u64>)]) -> Opti
     if started.contains(&run) {
         return Some("already running here; waits for that run to end".to_string());
     }
-    let path = lock::run_lock_path(&cfg.output_dir, &RunStore::folder_name(cfg));
+    let path = store::run_lock_path(&cfg.output_dir, &RunStore::folder_name(cfg));
     (lock::holder(&path).who()).map(|who| format!("already running in {who}; waits for it to end"))
 }
 
@@ -297,8 +297,8 @@ mod tests {
         assert_eq!(ready(&again, &[]), Readiness::Ready(folder.clone()));
         // Running here, or in a process holding its lock: it waits, whatever it asks.
         assert!(matches!(ready(&again, &[job.run()]), Readiness::Busy(_)));
-        let lock = lock::run_lock_path(dir.path(), "pgd-at_synthetic_adarat_small-cnn_seed1");
-        let _held = crate::store::lock::ProcessLock::try_acquire(&lock).unwrap();
+        let lock = store::run_lock_path(dir.path(), "pgd-at_synthetic_adarat_small-cnn_seed1");
+        let _held = crate::lock::ProcessLock::try_acquire(&lock).unwrap();
         let Readiness::Busy(reason) = ready(&job, &[]) else {
             panic!("a locked run waits");
         };

@@ -30,8 +30,8 @@ fn console_command(dir: &Path) -> String {
 }
 
 fn pid_in(lock: &Path) -> Option<i32> {
-    match adarat::store::lock::holder(lock) {
-        adarat::store::lock::Holder::Held(Some(owner)) => i32::try_from(owner.pid).ok(),
+    match adarat::lock::holder(lock) {
+        adarat::lock::Holder::Held(Some(owner)) => i32::try_from(owner.pid).ok(),
         _ => None,
     }
 }

@@ -47,9 +47,9 @@ fn succeeded(child: std::process::Child) -> Output {
 
 /// The pid holding the lock at `path`, if a process holds it.
 fn holder_pid(path: &Path) -> Option<u32> {
-    match adarat::store::lock::holder(path) {
-        adarat::store::lock::Holder::Held(owner) => owner.map(|o| o.pid),
-        adarat::store::lock::Holder::Free => None,
+    match adarat::lock::holder(path) {
+        adarat::lock::Holder::Held(owner) => owner.map(|o| o.pid),
+        adarat::lock::Holder::Free => None,
     }
 }
 

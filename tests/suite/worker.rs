@@ -301,10 +301,7 @@ fn running_now(output: &Path) -> Vec<String> {
         .filter(|path| {
             let name = path.file_name().unwrap().to_string_lossy();
             !["worker.lock", "queue.lock"].contains(&name.as_ref())
-                && matches!(
-                    adarat::store::lock::holder(path),
-                    adarat::store::lock::Holder::Held(_)
-                )
+                && matches!(adarat::lock::holder(path), adarat::lock::Holder::Held(_))
         })
         .map(|path| path.file_stem().unwrap().to_string_lossy().into_owned())
         .collect()
@@ -426,7 +423,7 @@ fn two_slots_run_jobs_at_once_students_wait_for_teachers_and_a_stop_ends_one_job
     let lock = output
         .join(".locks")
         .join("trades_synthetic_adarat_small-cnn_seed1.lock");
-    let adarat::store::lock::Holder::Held(Some(owner)) = adarat::store::lock::holder(&lock) else {
+    let adarat::lock::Holder::Held(Some(owner)) = adarat::lock::holder(&lock) else {
         panic!("the trades job holds its lock");
     };
     adarat::native::posix::send_signal(owner.pid, libc::SIGTERM).unwrap();

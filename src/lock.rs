@@ -15,14 +15,9 @@ use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Locks live together in one hidden folder of the output folder, outside the run folders (which
-/// are renamed when archived).
+/// Locks live together in one hidden folder of the folder they guard (the output folder, outside
+/// the run folders, which are renamed when archived; the data folder).
 pub const LOCKS_DIR: &str = ".locks";
-
-/// The lock file of a run folder named `name`.
-pub fn run_lock_path(output_dir: &Path, name: &str) -> PathBuf {
-    output_dir.join(LOCKS_DIR).join(format!("{name}.lock"))
-}
 
 /// Whether a lock is held, and by which process.
 #[derive(Clone, Debug, PartialEq, Eq)]
