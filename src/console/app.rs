@@ -87,6 +87,8 @@ pub enum Outcome {
     /// `adarat submit` submitted the arrays it names.
     Submitted {
         arrays: Vec<String>,
+        /// Runs left out as completed, running or already on Slurm, one line each.
+        skipped: Vec<String>,
     },
     /// The study's tables and figures were written into this folder (the figures not, and why,
     /// when no font was found).
@@ -526,8 +528,25 @@ impl App {
                 "asked Slurm to cancel {task}: {} stops at its next batch",
                 self.snapshot.name(run)
             ),
-            Ok(Outcome::Submitted { arrays }) => {
-                format!("submitted to Slurm: array {}", arrays.join(", "))
+            Ok(Outcome::Submitted { arrays, skipped }) => {
+                let left_out = match skipped.as_slice() {
+                    [] => String::new(),
+                    [one] => format!("left out {one}"),
+                    many => format!(
+                        "left out {} runs (completed, running or on Slurm)",
+                        many.len()
+                    ),
+                };
+                match (arrays.is_empty(), left_out.is_empty()) {
+                    (true, _) => format!("nothing to submit: {left_out}"),
+                    (false, true) => format!("submitted to Slurm: array {}", arrays.join(", ")),
+                    (false, false) => {
+                        format!(
+                            "submitted to Slurm: array {}; {left_out}",
+                            arrays.join(", ")
+                        )
+                    }
+                }
             }
             Ok(Outcome::Exported {
                 folder,

@@ -140,11 +140,16 @@ impl Control {
                 line.strip_prefix("adarat: ").unwrap_or(line).to_string(),
             ));
         }
-        let arrays = (String::from_utf8_lossy(&out.stdout).lines())
+        let said = String::from_utf8_lossy(&out.stdout);
+        let arrays = (said.lines())
             .filter_map(|l| l.strip_prefix("submitted array "))
             .map(|l| l.split(':').next().unwrap_or(l).to_string())
             .collect();
-        Ok(Outcome::Submitted { arrays })
+        let skipped = (said.lines())
+            .filter_map(|l| l.strip_prefix("skipped "))
+            .map(str::to_string)
+            .collect();
+        Ok(Outcome::Submitted { arrays, skipped })
     }
 
     /// Writes the study's tables in every format, and its figures, into `<output>/report/`

@@ -520,10 +520,19 @@ impl StagingDir {
     /// In the dataset's `folder` when it is there, so that the files move in by a rename even when
     /// it is a link to another file system; else in the data folder, so that a refused download
     /// leaves no empty dataset folder behind.
+    /// Called under the dataset's download lock: a staging folder of the same dataset left by a
+    /// download that was killed is removed first.
     fn next_to(folder: &Path, data_dir: &Path) -> Result<Self, DataError> {
         let parent = if folder.is_dir() { folder } else { data_dir };
         fs::create_dir_all(parent).map_err(|err| DataError::write(parent, err))?;
-        let path = parent.join(format!(".adarat-unpack-{}", unique_suffix()));
+        let dataset = folder.file_name().map(|n| n.to_string_lossy().into_owned());
+        let prefix = format!(".adarat-unpack-{}-", dataset.unwrap_or_default());
+        for stale in fs::read_dir(parent).into_iter().flatten().flatten() {
+            if stale.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = fs::remove_dir_all(stale.path());
+            }
+        }
+        let path = parent.join(format!("{prefix}{}", unique_suffix()));
         fs::create_dir(&path).map_err(|err| DataError::write(&path, err))?;
         Ok(StagingDir(path))
     }
@@ -556,6 +565,21 @@ impl Drop for StagingDir {
 mod tests {
     use super::super::idx::MNIST;
     use super::*;
+
+    #[test]
+    fn a_staging_folder_left_by_a_killed_download_of_the_dataset_is_removed() {
+        let data = tempfile::tempdir().unwrap();
+        let folder = data.path().join("cifar-10-batches-bin");
+        let stale = data.path().join(".adarat-unpack-cifar-10-batches-bin-99-0");
+        let other = data.path().join(".adarat-unpack-cifar-100-binary-99-0");
+        for dir in [&stale, &other] {
+            fs::create_dir_all(dir.join("half")).unwrap();
+        }
+        let staging = StagingDir::next_to(&folder, data.path()).unwrap();
+        assert!(staging.path().is_dir() && !stale.exists());
+        assert!(other.exists(), "another dataset's download may be running");
+        drop(staging);
+    }
 
     #[test]
     fn only_plain_relative_paths_pass() {

@@ -1042,9 +1042,27 @@ fn slurm_tasks_show_in_the_grid_and_x_cancels_through_slurm_and_s_submits() {
         &mut app,
         Ok(Outcome::Submitted {
             arrays: vec!["13".into()],
+            skipped: Vec::new(),
         }),
     );
     assert_eq!(said, "submitted to Slurm: array 13");
+    // What submit left out is said; when it left out everything, that too.
+    for (arrays, skipped, expected) in [
+        (
+            vec!["14".to_string()],
+            vec!["st/cifar10/baseline seed 1: completed".to_string()],
+            "submitted to Slurm: array 14; left out st/cifar10/baseline seed 1: completed",
+        ),
+        (
+            Vec::new(),
+            vec!["a: completed".to_string(), "b: completed".to_string()],
+            "nothing to submit: left out 2 runs (completed, running or on Slurm)",
+        ),
+    ] {
+        type_keys(&mut app, "S");
+        let said = worded(&mut app, Ok(Outcome::Submitted { arrays, skipped }));
+        assert_eq!(said, expected);
+    }
     // The submission runs in the background: a second S waits until the first has answered.
     assert_eq!(type_keys(&mut app, "S").len(), 1);
     assert!(type_keys(&mut app, "S").is_empty());
