@@ -681,20 +681,17 @@ fn queue(args: &QueueArgs) -> Result<(), CliError> {
     let outcome = control
         .enqueue(&runs, args.fresh)
         .map_err(|e| CliError::Failed(e.to_string()))?;
-    if let Outcome::Enqueued { added } = outcome {
+    if let Outcome::Enqueued { added, notice } = outcome {
+        // A damaged queue file moved aside, by this enqueue or just before it.
+        if let Some(notice) = notice {
+            progress::say!("adarat: {notice}");
+        }
         println!(
             "queued {} run(s) ({} waiting already) in {}",
             added.len(),
             runs.len() - added.len(),
             control.output_dir.display()
         );
-    }
-    // A damaged queue file this enqueue moved aside.
-    if let Some(notice) = crate::worker::queue::read(&control.output_dir)
-        .ok()
-        .and_then(|q| q.notice)
-    {
-        progress::say!("adarat: {notice}");
     }
     Ok(())
 }

@@ -68,6 +68,9 @@ pub enum Outcome {
     /// The runs that went into the queue (none when all were waiting already); a worker runs it.
     Enqueued {
         added: Vec<SeededJob>,
+        /// A damaged-queue notice the queue held at the change (the console lists it among its
+        /// problems; `adarat queue` prints it).
+        notice: Option<String>,
     },
     /// The queue is un-paused and a worker runs it.
     QueueStarted,
@@ -509,7 +512,7 @@ impl App {
             self.submitting = false;
         }
         let message = match done {
-            Ok(Outcome::Enqueued { added }) => match added.as_slice() {
+            Ok(Outcome::Enqueued { added, .. }) => match added.as_slice() {
                 [] => "already queued".to_string(),
                 [run] => format!("queued {}", self.snapshot.name(*run)),
                 runs => format!("queued {} runs", runs.len()),

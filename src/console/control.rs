@@ -69,7 +69,7 @@ impl Control {
     /// Appends the runs not waiting already, un-pauses the queue and makes sure a worker runs it.
     /// `fresh`: completed runs the user confirmed to train again.
     pub(crate) fn enqueue(&self, runs: &[SeededJob], fresh: bool) -> Result<Outcome, ControlError> {
-        let added = self.modify_queue(|q| {
+        let (added, notice) = self.modify_queue(|q| {
             q.paused = false;
             q.placement = self.placement.clone();
             let added: Vec<SeededJob> = (runs.iter().copied())
@@ -79,10 +79,12 @@ impl Control {
                 fresh,
                 ..self.entry(run)
             }));
-            added
+            // Seen before it is cleared: a damaged queue file moved aside, for `adarat queue` to
+            // say (the console lists it among its problems).
+            (added, q.notice.clone())
         })?;
         self.ensure_worker()?;
-        Ok(Outcome::Enqueued { added })
+        Ok(Outcome::Enqueued { added, notice })
     }
 
     pub(crate) fn start_queue(&self) -> Result<Outcome, ControlError> {

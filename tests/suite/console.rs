@@ -608,13 +608,18 @@ fn the_app_words_what_each_command_did() {
     let fixrat = run("fat/cifar10/fixrat");
     let one = Outcome::Enqueued {
         added: vec![fixrat],
+        notice: None,
     };
     assert_eq!(worded(&mut app, Ok(one)), "queued fat/cifar10/fixrat");
     let two = Outcome::Enqueued {
         added: vec![fixrat, run("fat/cifar10/adarat")],
+        notice: None,
     };
     assert_eq!(worded(&mut app, Ok(two)), "queued 2 runs");
-    let none = Outcome::Enqueued { added: Vec::new() };
+    let none = Outcome::Enqueued {
+        added: Vec::new(),
+        notice: None,
+    };
     assert_eq!(worded(&mut app, Ok(none)), "already queued");
     assert_eq!(worded(&mut app, Ok(Outcome::QueueStarted)), "queue started");
     let stop = Outcome::StopRequested { run: run(RUNNING) };

@@ -166,8 +166,13 @@ fn a_study_goes_through_killed_processes_a_damaged_queue_and_double_enqueues_wit
     );
     let said = stderr(&succeeded(first)) + &stderr(&succeeded(second));
     assert!(said.contains("queue.json was damaged"), "{said}");
-    let worker = worker_pid(&output).expect("queueing started a new worker");
-    assert_ne!(worker, first_worker);
+    // The worker queueing started takes its lock once libtorch has loaded.
+    let mut worker = None;
+    wait_for("the new worker", || {
+        worker = worker_pid(&output).filter(|&pid| pid != first_worker);
+        worker.is_some()
+    });
+    let worker = worker.unwrap();
 
     // A job the new worker started is killed.
     let mut victim = None;
