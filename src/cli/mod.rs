@@ -319,9 +319,14 @@ fn planned(args: &JobArgs) -> Result<(Study, Vec<JobConfig>), CliError> {
 
 fn run(args: RunArgs) -> Result<(), CliError> {
     let (_, configs) = planned(&args.job)?;
+    let mut checked: Vec<&Path> = Vec::new();
     for cfg in &configs {
         crate::device::resolve(cfg.device).map_err(CliError::input)?;
-        crate::lock::check_lock_support(&cfg.output_dir)?;
+        // Once per output folder: a planned student and its teachers share one.
+        if !checked.contains(&cfg.output_dir.as_path()) {
+            crate::lock::check_lock_support(&cfg.output_dir)?;
+            checked.push(&cfg.output_dir);
+        }
     }
     let configs = if args.fresh {
         configs
