@@ -13,7 +13,8 @@
 //!   final attack table;
 //! - the run folder and its formats: [`store`]; [`report`] turns run folders into the paper's tables;
 //! - orchestration: [`plan`] orders jobs after their teachers, [`worker`] runs the console's queue
-//!   on the machine's devices, [`slurm`] submits jobs to a Slurm cluster;
+//!   on the machine's devices, [`scheduler`] sends runs where they run (the local worker, a
+//!   Slurm cluster);
 //! - the front ends: [`cli`], [`console`], and [`bench`], which times the engine against the
 //!   research code.
 pub mod attacks;
@@ -35,7 +36,7 @@ pub mod optim;
 pub mod plan;
 pub mod ratio;
 pub mod report;
-pub mod slurm;
+pub mod scheduler;
 pub mod store;
 pub mod torch_error;
 pub mod train;

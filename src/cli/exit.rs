@@ -1,5 +1,6 @@
 //! What went wrong in a command, and the one table from that to adarat's exit status (README,
 //! "Command line"; docs/architecture.md#errors-and-exit-statuses).
+use crate::scheduler::SchedulerError;
 use crate::train::RunError;
 
 /// adarat's exit statuses.
@@ -66,9 +67,9 @@ pub(super) enum CliError {
     Stopped(String),
     #[error(transparent)]
     Worker(#[from] crate::worker::WorkerError),
-    /// Slurm refused or could not be asked; nothing was submitted after the failure.
+    /// The scheduler refused or could not be asked; nothing was submitted after the failure.
     #[error(transparent)]
-    Slurm(#[from] crate::slurm::SlurmError),
+    Scheduler(#[from] crate::scheduler::SchedulerError),
     #[error(transparent)]
     Console(#[from] crate::console::event_loop::LoopError),
     /// The output folder's file system has no locks that work, found before anything ran.
@@ -83,7 +84,11 @@ impl CliError {
 
     pub(super) fn exit_status(&self) -> ExitStatus {
         match self {
-            CliError::Input(_) | CliError::Slurm(_) | CliError::Locks(_) => ExitStatus::BadInput,
+            CliError::Input(_) | CliError::Locks(_) => ExitStatus::BadInput,
+            CliError::Scheduler(error) => match error {
+                SchedulerError::Queue(_) | SchedulerError::Worker(_) => ExitStatus::Failed,
+                _ => ExitStatus::BadInput,
+            },
             CliError::Job { source, .. } => match source.as_ref() {
                 RunError::Stopped(_) => ExitStatus::Stopped,
                 RunError::Failed(_) => ExitStatus::Failed,

@@ -53,7 +53,8 @@ enum Command {
         #[command(flatten)]
         config: ConfigArgs,
     },
-    /// Submit jobs to Slurm as a job array, one `adarat run` task per job, teachers first
+    /// Submit jobs to the study's scheduler (`scheduler:`; Slurm by default, as a job array), one
+    /// `adarat run` task per job, teachers first
     /// (e.g. `adarat submit pgd-at/cifar10/adarat --partition gpu --time 12:00:00`).
     Submit(submit::SubmitArgs),
     /// The study's tables from its run folders: the main table (mean ± sd over seeds) and the
@@ -553,7 +554,7 @@ fn eval(args: EvalArgs) -> Result<(), CliError> {
 }
 
 /// `adarat list`: every run of the grid as the console sees it (docs/architecture.md#the-monitor):
-/// its result, the process or Slurm task that runs it, why a queued one waits, why one failed.
+/// its result, the process or scheduler task that runs it, why a queued one waits, why one failed.
 fn list(args: &ConfigArgs) -> Result<(), CliError> {
     use crate::console::{monitor::Monitor, snapshot::JobState};
     use std::fmt::Write as _;
@@ -568,7 +569,7 @@ fn list(args: &ConfigArgs) -> Result<(), CliError> {
     }
     // The console's own try-out dataset is listed only where it holds runs, queued or submitted.
     let rows = (snapshot.jobs.iter()).filter(|row| {
-        grid.contains(&row.job.dataset) || row.state != JobState::NotRun || row.slurm.is_some()
+        grid.contains(&row.job.dataset) || row.state != JobState::NotRun || row.remote.is_some()
     });
     for row in rows {
         let mut state = match (&row.result, row.state) {
@@ -587,8 +588,9 @@ fn list(args: &ConfigArgs) -> Result<(), CliError> {
         if let Some(waiting) = waiting {
             let _ = write!(state, "  ({waiting})");
         }
-        if let Some(task) = row.slurm.as_ref().filter(|task| task.is_active()) {
-            let _ = write!(state, "  slurm {} {}", task.id, task.state.to_lowercase());
+        if let Some(task) = row.remote.as_ref().filter(|task| task.is_active()) {
+            let (backend, id) = (task.backend, &task.id);
+            let _ = write!(state, "  {backend} {id} {}", task.state.to_lowercase());
             if let Some(reason) = &task.reason {
                 let _ = write!(state, " ({reason})");
             }

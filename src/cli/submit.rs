@@ -1,39 +1,58 @@
-//! `adarat submit` (a Slurm job array of `adarat run` tasks) and `adarat data download` (the official
-//! datasets fetched where there is internet, before compute nodes need them). docs/slurm.md.
+//! `adarat submit` (the study's scheduler: Slurm job arrays of `adarat run` tasks, or the local
+//! queue) and `adarat data download` (the official datasets fetched where there is internet, before
+//! compute nodes need them). docs/slurm.md.
 use super::exit::CliError;
 use super::{config_path, load_study, planned, JobArgs};
-use crate::config::{JobConfig, SlurmDefaults};
 use crate::data::{self, DataRequest};
-use crate::lock;
-use crate::slurm::SlurmTask;
-use crate::store::{self, RunStore};
+use crate::scheduler::{self, Request};
 use crate::vocab::DatasetKind;
 use clap::Args;
+use serde_yaml::Value;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+/// The flags below are the Slurm backend's settings (`scheduler: {slurm: …}`), given here.
 #[derive(Args, Debug)]
 pub(super) struct SubmitArgs {
     #[command(flatten)]
     job: JobArgs,
-    /// The partition (default: the configuration's `slurm.partition`, else Slurm's default).
+    /// Slurm's partition (default: `scheduler.slurm.partition`, else Slurm's default).
     #[arg(long, value_name = "P")]
     partition: Option<String>,
-    /// The time limit, e.g. 12:00:00 (default: `slurm.time`, else the partition's).
+    /// Slurm's time limit, e.g. 12:00:00 (default: `scheduler.slurm.time`, else the partition's).
     #[arg(long, value_name = "T")]
     time: Option<String>,
-    /// The account (default: `slurm.account`, else yours).
+    /// Slurm's account (default: `scheduler.slurm.account`, else yours).
     #[arg(long, value_name = "A")]
     account: Option<String>,
-    /// The quality of service (default: `slurm.qos`, else the account's).
+    /// Slurm's quality of service (default: `scheduler.slurm.qos`, else the account's).
     #[arg(long, value_name = "Q")]
     qos: Option<String>,
-    /// GPUs per job (default: `slurm.gpus_per_job`, 1); 0 on a CPU partition.
+    /// GPUs per Slurm job (default: `scheduler.slurm.gpus_per_job`, 1); 0 on a CPU partition.
     #[arg(long, value_name = "N")]
     gpus_per_job: Option<u32>,
-    /// Write the batch scripts and print the sbatch commands; submit nothing.
+    /// Write what would be sent (Slurm: the batch scripts and the sbatch commands); send nothing.
     #[arg(long)]
     dry_run: bool,
+}
+
+impl SubmitArgs {
+    /// The flags given, as settings of the study's backend.
+    fn settings(&self) -> Vec<(&'static str, Value)> {
+        let text = [
+            ("partition", &self.partition),
+            ("time", &self.time),
+            ("account", &self.account),
+            ("qos", &self.qos),
+        ];
+        let mut settings: Vec<(&'static str, Value)> = (text.into_iter())
+            .filter_map(|(key, value)| Some((key, Value::from(value.clone()?))))
+            .collect();
+        if let Some(gpus) = self.gpus_per_job {
+            settings.push(("gpus_per_job", Value::from(gpus)));
+        }
+        settings
+    }
 }
 
 pub(super) fn submit(args: SubmitArgs) -> Result<(), CliError> {
@@ -46,24 +65,16 @@ pub(super) fn submit(args: SubmitArgs) -> Result<(), CliError> {
             .clone()
             .unwrap_or_else(|| study.output_dir()),
     );
-    let slurm = SlurmDefaults {
-        partition: args.partition.or_else(|| study.slurm().partition.clone()),
-        time: args.time.or_else(|| study.slurm().time.clone()),
-        account: args.account.or_else(|| study.slurm().account.clone()),
-        qos: args.qos.or_else(|| study.slurm().qos.clone()),
-        gpus_per_job: args.gpus_per_job.unwrap_or(study.slurm().gpus_per_job),
-        signal_seconds: study.slurm().signal_seconds,
-    };
-    slurm.check().map_err(|e| CliError::input(e.to_string()))?;
-    // Tasks on several hosts share the output folder: its locks must hold across them.
-    crate::lock::check_shared_locking(&output_dir)?;
-    // What Slurm still has waiting or running from earlier submissions, by run folder.
-    let on_slurm: HashMap<String, SlurmTask> = (crate::slurm::poll(&output_dir)
-        .unwrap_or_default())
-    .into_iter()
-    .filter(|(_, task)| task.is_active())
-    .collect();
-    let (configs, skipped) = to_submit(configs, &output_dir, &on_slurm);
+    let scheduler = scheduler::from_study(&study, &args.settings())?;
+    scheduler.check(&output_dir)?;
+    // What the backend still has waiting or running from earlier submissions, by run folder.
+    let active: HashMap<String, scheduler::Task> = (scheduler.poll(&output_dir))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(_, task)| task.is_active())
+        .collect();
+    let (configs, skipped) =
+        scheduler::to_submit(scheduler.as_ref(), configs, &output_dir, &active);
     for (cfg, why) in &skipped {
         println!("skipped {} seed {}: {why}", cfg.job, cfg.seed);
     }
@@ -87,104 +98,31 @@ pub(super) fn submit(args: SubmitArgs) -> Result<(), CliError> {
             names.join(" ")
         )));
     }
-    let earlier_tasks: HashMap<String, String> = (on_slurm.into_iter())
-        .map(|(folder, task)| (folder, task.id))
-        .collect();
-    let request = crate::slurm::SubmitRequest {
+    let request = Request {
         configs: &configs,
-        common_args: common_args(
-            &args.job,
-            &output_dir,
-            config_path(&args.job.config).map(absolute),
-        ),
         output_dir: &output_dir,
-        slurm: &slurm,
+        study: config_path(&args.job.config).map(absolute),
+        sets: args.job.config.sets.clone(),
+        run_args: run_args(&args.job),
         dry_run: args.dry_run,
-        earlier_tasks: &earlier_tasks,
+        earlier_tasks: (active.into_iter())
+            .map(|(folder, task)| (folder, task.id))
+            .collect(),
     };
-    for array in crate::slurm::submit(&request)? {
-        let jobs: Vec<&str> = array.tasks.iter().map(|t| t.job.as_str()).collect();
-        let after = array
-            .dependency
-            .as_deref()
-            .map(|d| format!(" --dependency={d} --kill-on-invalid-dep=yes"))
-            .unwrap_or_default();
-        match &array.array {
-            Some(id) => println!(
-                "submitted array {id}: {} ({})",
-                jobs.join(", "),
-                array.script.display()
-            ),
-            None => println!(
-                "sbatch{after} {}   # {}",
-                array.script.display(),
-                jobs.join(", ")
-            ),
+    for sent in scheduler.submit(&request)? {
+        let jobs = sent.jobs.join(", ");
+        match &sent.id {
+            Some(id) => println!("submitted {id}: {jobs} ({})", sent.detail),
+            None => println!("{}   # {jobs}", sent.detail),
         }
     }
     Ok(())
 }
 
-/// The planned runs to submit, and those left out with why: a second submit of the same
-/// selection, or of a larger one, submits only what is neither completed, nor running in a process
-/// (on any host sharing the output folder), nor waiting or running on Slurm
-/// (docs/slurm.md#submitting-again). A student whose teacher runs outside Slurm is left out too:
-/// no Slurm dependency can wait for it.
-fn to_submit(
-    configs: Vec<JobConfig>,
-    output_dir: &Path,
-    on_slurm: &HashMap<String, SlurmTask>,
-) -> (Vec<JobConfig>, Vec<(JobConfig, String)>) {
-    let mut submit = Vec::new();
-    let mut skipped: Vec<(JobConfig, String)> = Vec::new();
-    let mut outside_slurm: Vec<PathBuf> = Vec::new();
-    for cfg in configs {
-        let name = RunStore::folder_name(&cfg);
-        let teacher_outside = (cfg.name().teachers().iter())
-            .map(|(_, teacher)| RunStore::teacher_folder(&cfg, teacher))
-            .find(|folder| outside_slurm.contains(folder));
-        let why = if let Some(task) = on_slurm.get(&name) {
-            let state = task.state.to_lowercase();
-            Some(format!("already on Slurm as task {} ({state})", task.id))
-        } else if let Some(who) = lock::holder(&store::run_lock_path(output_dir, &name)).who() {
-            outside_slurm.push(RunStore::folder_of(&cfg));
-            Some(format!("running in {who}"))
-        } else if let Some(done) = store::completed_run(&cfg) {
-            Some(if done.same_configuration {
-                "completed".to_string()
-            } else {
-                "completed with another configuration (adarat run --fresh moves it aside and trains this one)".to_string()
-            })
-        } else {
-            teacher_outside.map(|teacher| {
-                format!(
-                    "its teacher {} runs outside Slurm; submit it again once that has completed",
-                    teacher.display()
-                )
-            })
-        };
-        match why {
-            Some(why) => skipped.push((cfg, why)),
-            None => submit.push(cfg),
-        }
-    }
-    (submit, skipped)
-}
-
-/// What every task's `adarat run` takes besides its job: the shared output folder, the study and
-/// the command line's changes to it, offline (a compute node downloads nothing).
-fn common_args(
-    args: &JobArgs,
-    output_dir: &std::path::Path,
-    config: Option<PathBuf>,
-) -> Vec<String> {
-    let mut common = vec!["--output".to_string(), output_dir.display().to_string()];
-    if let Some(config) = config {
-        common.extend(["--config".to_string(), config.display().to_string()]);
-    }
-    for set in &args.config.sets {
-        common.extend(["--set".to_string(), set.clone()]);
-    }
+/// What every `adarat run` of the submission takes besides its job and the study: the command
+/// line's run options.
+fn run_args(args: &JobArgs) -> Vec<String> {
+    let mut run_args = Vec::new();
     let numbers = [
         ("--epochs", args.epochs),
         ("--limit-train", args.limit_train),
@@ -192,14 +130,13 @@ fn common_args(
     ];
     for (flag, value) in numbers {
         if let Some(value) = value {
-            common.extend([flag.to_string(), value.to_string()]);
+            run_args.extend([flag.to_string(), value.to_string()]);
         }
     }
     if let Some(device) = &args.device {
-        common.extend(["--device".to_string(), device.clone()]);
+        run_args.extend(["--device".to_string(), device.clone()]);
     }
-    common.push("--offline".to_string());
-    common
+    run_args
 }
 
 #[derive(Args, Debug)]

@@ -6,14 +6,14 @@ pub mod job;
 mod locate;
 mod number;
 mod placement;
-mod slurm;
+mod scheduler;
 mod study;
 
 pub use device::{DeviceSpec, UnknownDevice};
 pub use job::*;
 pub use number::{parse_number, NumberError};
 pub use placement::{Devices, Placement};
-pub use slurm::SlurmDefaults;
+pub use scheduler::SchedulerSection;
 pub use study::{ConfigError, JobOverrides, Study};
 
 use serde_yaml::Value;
@@ -65,7 +65,8 @@ pub fn parse(text: &str, origin: &Path, sets: &[String]) -> Result<Study, Config
         let value: Value =
             serde_yaml::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
         assign(&mut tree, key, value).map_err(|e| set_error(e.to_string()))?;
-        file = serde_yaml::from_value(tree.clone()).map_err(|e| set_error(e.to_string()))?;
+        file = serde_yaml::from_value(tree.clone())
+            .map_err(|e| set_error(with_hint(e.to_string())))?;
         set_paths.push(key.to_string());
     }
     Study::new(file, text.to_string(), origin, set_paths)
@@ -82,7 +83,17 @@ fn yaml_error(origin: &Path, e: &serde_yaml::Error) -> ConfigError {
     ConfigError {
         origin: origin.display().to_string(),
         line: e.location().map(|l| l.line()),
-        message,
+        message: with_hint(message),
+    }
+}
+
+/// serde_yaml's refusal, with where a key of an older study has moved to.
+fn with_hint(message: String) -> String {
+    // A study written before `scheduler:` (docs/slurm.md#configuration).
+    if message.starts_with("unknown field `slurm`") {
+        format!("{message}; the Slurm settings are now `scheduler: {{slurm: …}}`")
+    } else {
+        message
     }
 }
 

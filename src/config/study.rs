@@ -52,7 +52,7 @@ pub(super) struct StudyFile {
     #[serde(default)]
     queue: super::placement::Placement,
     #[serde(default)]
-    slurm: super::slurm::SlurmDefaults,
+    scheduler: super::scheduler::SchedulerSection,
 }
 
 fn enabled() -> bool {
@@ -270,9 +270,9 @@ impl Study {
         &self.file.queue
     }
 
-    /// The defaults of `adarat submit` (`slurm:`).
-    pub fn slurm(&self) -> &super::slurm::SlurmDefaults {
-        &self.file.slurm
+    /// Where `adarat submit` sends runs (`scheduler:`).
+    pub fn scheduler(&self) -> &super::scheduler::SchedulerSection {
+        &self.file.scheduler
     }
 
     /// Every job of the grid, methods outermost; `st` only in baseline.

@@ -542,12 +542,9 @@ impl App {
                 };
                 match (arrays.is_empty(), left_out.is_empty()) {
                     (true, _) => format!("nothing to submit: {left_out}"),
-                    (false, true) => format!("submitted to Slurm: array {}", arrays.join(", ")),
+                    (false, true) => format!("submitted to Slurm: {}", arrays.join(", ")),
                     (false, false) => {
-                        format!(
-                            "submitted to Slurm: array {}; {left_out}",
-                            arrays.join(", ")
-                        )
+                        format!("submitted to Slurm: {}; {left_out}", arrays.join(", "))
                     }
                 }
             }
@@ -758,10 +755,10 @@ impl App {
 
     /// `x`: the cursor's job if it runs, else the only running job.
     fn ask_stop(&mut self) {
-        // A job waiting or running on a Slurm cluster is stopped through Slurm.
-        let on_slurm = (self.cursor())
-            .and_then(|row| Some((row.run(), row.slurm.as_ref().filter(|t| t.is_active())?)));
-        if let Some((run, task)) = on_slurm {
+        // A job waiting or running on the study's scheduler (a Slurm cluster) is stopped there.
+        let remote = (self.cursor())
+            .and_then(|row| Some((row.run(), row.remote.as_ref().filter(|t| t.is_active())?)));
+        if let Some((run, task)) = remote {
             let task = task.id.clone();
             self.popup = Some(Popup::Confirm(Confirmation::Cancel { run, task }));
             return;

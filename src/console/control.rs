@@ -23,7 +23,9 @@ pub enum ControlError {
     #[error("stopping process {pid}: {source}")]
     Signal { pid: u32, source: std::io::Error },
     #[error(transparent)]
-    Slurm(#[from] crate::slurm::SlurmError),
+    Scheduler(#[from] crate::scheduler::SchedulerError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// `adarat submit` refused (its one line) or could not be started.
     #[error("adarat submit: {0}")]
     Submit(String),
@@ -36,8 +38,9 @@ pub enum ControlError {
 pub(crate) enum StopPath {
     /// SIGTERM to this pid: a process of this host, still the one that took the lock.
     Signal(u32),
-    /// `scancel` of this Slurm task, wherever it runs.
-    Slurm(String),
+    /// A cancel of this task through the study's scheduler (`scancel` of a Slurm task),
+    /// wherever it runs.
+    Task(String),
     /// None: another host's process outside Slurm, a pid reused since, or a lock file of an older
     /// adarat that names only a pid. A pid names a process on its own host only.
     Elsewhere,
@@ -49,7 +52,7 @@ pub(crate) fn stop_path(owner: &LockOwner) -> StopPath {
     if owner.is_this_hosts_process() {
         StopPath::Signal(owner.pid)
     } else if let Some(task) = &owner.slurm_task {
-        StopPath::Slurm(task.clone())
+        StopPath::Task(task.clone())
     } else {
         StopPath::Elsewhere
     }
@@ -106,14 +109,15 @@ impl Control {
                     .map_err(|source| ControlError::Signal { pid, source })?;
                 Ok(Outcome::StopRequested { run })
             }
-            StopPath::Slurm(task) => self.cancel(run, task),
+            StopPath::Task(task) => self.cancel(run, task),
             StopPath::Elsewhere => Err(ControlError::NotHere(owner.clone())),
         }
     }
 
-    /// Cancels a run's Slurm task; it stops at its next batch (docs/slurm.md).
+    /// Cancels a run's task on the study's scheduler; it stops at its next batch (docs/slurm.md).
     pub(crate) fn cancel(&self, run: SeededJob, task: String) -> Result<Outcome, ControlError> {
-        crate::slurm::cancel(&task)?;
+        let study = crate::config::open(self.config.as_deref(), &self.sets)?;
+        crate::scheduler::from_study(&study, &[])?.cancel(&self.output_dir, &task)?;
         Ok(Outcome::CancelRequested { run, task })
     }
 
@@ -143,8 +147,9 @@ impl Control {
             ));
         }
         let said = String::from_utf8_lossy(&out.stdout);
+        // `submitted array 12: st/cifar10/baseline, ... (script)`.
         let arrays = (said.lines())
-            .filter_map(|l| l.strip_prefix("submitted array "))
+            .filter_map(|l| l.strip_prefix("submitted "))
             .map(|l| l.split(':').next().unwrap_or(l).to_string())
             .collect();
         let skipped = (said.lines())
@@ -348,7 +353,7 @@ mod tests {
             slurm_task: Some("45_3".into()),
             ..here.clone()
         };
-        assert_eq!(stop_path(&task), StopPath::Slurm("45_3".into()));
+        assert_eq!(stop_path(&task), StopPath::Task("45_3".into()));
         let local_task = LockOwner {
             slurm_task: Some("45_3".into()),
             ..here

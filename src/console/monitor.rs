@@ -4,7 +4,7 @@
 use super::snapshot::{FinalStep, JobRow, JobState, Live, Phase, Queued, Snapshot, LIVE_WINDOW};
 use crate::config::{JobOverrides, Study};
 use crate::lock::{self, Holder};
-use crate::slurm::SlurmTask;
+use crate::scheduler::{self, Scheduler, Task};
 use crate::store::events::{BatchSample, Event};
 use crate::store::result::RunResult;
 use crate::store::{read_result, RunName, RunStore, StoreError, EVENTS_FILE, RESULT_FILE};
@@ -41,14 +41,17 @@ pub struct Monitor {
     watched: Vec<Watched>,
     results: HashMap<PathBuf, CachedResult>,
     tails: HashMap<PathBuf, Tail>,
-    /// What Slurm last said of the tasks submitted from this output folder, by run folder name,
-    /// and when it was asked.
-    slurm: HashMap<String, SlurmTask>,
-    slurm_asked: Option<Instant>,
+    /// The study's scheduler (none when its `scheduler:` section is refused, which a problem
+    /// line says); what it last said of the tasks submitted from this output folder, by run folder
+    /// name, and when it was asked.
+    scheduler: Result<Box<dyn Scheduler>, String>,
+    remote: HashMap<String, Task>,
+    remote_asked: Option<Instant>,
 }
 
-/// How often `squeue` is asked: a shared cluster's controller is not polled a few times a second.
-const SLURM_INTERVAL: Duration = Duration::from_secs(5);
+/// How often the scheduler is asked: a shared cluster's controller is not polled a few times a
+/// second.
+const REMOTE_INTERVAL: Duration = Duration::from_secs(5);
 
 struct CachedResult {
     stamp: (SystemTime, u64),
@@ -100,19 +103,20 @@ impl Monitor {
             watched,
             results: HashMap::new(),
             tails: HashMap::new(),
-            slurm: HashMap::new(),
-            slurm_asked: None,
+            scheduler: scheduler::from_study(study, &[]).map_err(|e| e.to_string()),
+            remote: HashMap::new(),
+            remote_asked: None,
         }
     }
 
     /// One pass over the output folder.
     pub fn scan(&mut self) -> Snapshot {
-        if self
-            .slurm_asked
-            .is_none_or(|at| at.elapsed() >= SLURM_INTERVAL)
-        {
-            self.slurm = crate::slurm::poll(&self.output_dir).unwrap_or_default();
-            self.slurm_asked = Some(Instant::now());
+        if let (Ok(scheduler), true) = (
+            &self.scheduler,
+            (self.remote_asked).is_none_or(|at| at.elapsed() >= REMOTE_INTERVAL),
+        ) {
+            self.remote = scheduler.poll(&self.output_dir).unwrap_or_default();
+            self.remote_asked = Some(Instant::now());
         }
         let queue_file = queue::read(&self.output_dir);
         let queue = queue_file.as_ref().cloned().unwrap_or_default();
@@ -158,6 +162,9 @@ impl Monitor {
             Err(error) => snapshot.problems.push(error.to_string()),
             Ok(queue) => snapshot.problems.extend(queue.notice),
         }
+        if let Err(refused) = &self.scheduler {
+            snapshot.problems.push(refused.clone());
+        }
         snapshot
     }
 
@@ -173,16 +180,13 @@ impl Monitor {
             result: None,
             error: watched.unresolvable.clone(),
             owner: None,
-            slurm: None,
+            remote: None,
         };
         if watched.unresolvable.is_some() {
             return row;
         }
         let holder = lock::holder(&watched.lock);
         let folder = watched.folder.clone();
-        row.slurm = (folder.file_name())
-            .and_then(|name| self.slurm.get(name.to_string_lossy().as_ref()))
-            .cloned();
         match self.result(&folder) {
             Some(Ok(result)) => row.result = Some(result),
             Some(Err(error)) => row.error = Some(format!("unreadable: {error}")),
@@ -200,10 +204,18 @@ impl Monitor {
             let at = f.time().and_then(|t| seconds(t).ok());
             written.is_none_or(|written| at.is_none_or(|at| at >= written))
         });
+        // A run in this folder's queue is the queue's, whatever the scheduler is: the queue's own
+        // state and reason say more than a local scheduler's task would.
+        let queued = queue.contains(&name, seed);
+        if !queued {
+            row.remote = (folder.file_name())
+                .and_then(|name| self.remote.get(name.to_string_lossy().as_ref()))
+                .cloned();
+        }
         row.state = if let Holder::Held(owner) = holder {
             row.owner = owner;
             JobState::Run(Status::Running)
-        } else if queue.contains(&name, seed) {
+        } else if queued {
             JobState::Queued
         } else if let Some(failure) = failure {
             row.error = Some(failure.error.clone());

@@ -2,7 +2,7 @@
 //! (run folders, the queue file, the locks of running processes) and the application state keeps
 //! the latest one. Nothing here touches tch.
 use crate::lock::LockOwner;
-use crate::slurm::SlurmTask;
+use crate::scheduler::Task;
 use crate::store::events::BatchSample;
 use crate::store::result::{EpochRecord, RunResult};
 use crate::vocab::{DatasetKind, JobName, Method, Mode, SeededJob, Status};
@@ -46,9 +46,9 @@ pub struct JobRow {
     /// The process running the job right now as its lock records it, if any (a console's worker,
     /// `adarat run`, a Slurm task; on this host or another sharing the output folder).
     pub owner: Option<LockOwner>,
-    /// Its task on a Slurm cluster, when it was submitted from this output folder and `squeue`
-    /// still lists it.
-    pub slurm: Option<SlurmTask>,
+    /// Its task on the study's scheduler (a Slurm cluster), when it was submitted from this output
+    /// folder and the scheduler still lists it.
+    pub remote: Option<Task>,
 }
 
 impl JobRow {

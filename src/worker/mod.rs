@@ -287,6 +287,18 @@ fn pick(
     (to_start, on_its_way)
 }
 
+/// The runs waiting in `output_dir`'s queue, each with the name of the run folder it will write;
+/// an entry that does not resolve (its study gone) is left out.
+pub fn queued_runs(output_dir: &Path) -> Result<Vec<(String, queue::Entry)>, queue::QueueError> {
+    let mut studies = schedule::Studies::default();
+    Ok((queue::read(output_dir)?.jobs.into_iter())
+        .filter_map(|entry| {
+            let (_, cfg, _) = schedule::resolve_run(&entry, &mut studies, output_dir).ok()?;
+            Some((crate::store::RunStore::folder_name(&cfg), entry))
+        })
+        .collect())
+}
+
 /// Starts a worker for `output_dir` in its own session (no terminal, so no SIGHUP reaches it), its
 /// output appended to `worker.log`, unless one is alive already.
 pub fn ensure_running(output_dir: &Path) -> Result<(), WorkerError> {

@@ -146,6 +146,18 @@ fn resolve(
     studies: &mut Studies,
     output_dir: &Path,
 ) -> Result<(JobConfig, Vec<JobConfig>), String> {
+    let (study, cfg, overrides) = resolve_run(entry, studies, output_dir)?;
+    let teachers = crate::plan::missing_teachers(&study, &cfg, &overrides)?;
+    Ok((cfg, teachers))
+}
+
+/// The entry's job resolved from its study into this output folder: the study, the run's
+/// configuration and the overrides it was resolved with.
+pub(super) fn resolve_run(
+    entry: &Entry,
+    studies: &mut Studies,
+    output_dir: &Path,
+) -> Result<(Rc<Study>, JobConfig, JobOverrides), String> {
     let study = studies.of(entry)?;
     let job = entry.job.parse::<JobName>().map_err(|e| e.to_string())?;
     let overrides = JobOverrides {
@@ -155,8 +167,7 @@ fn resolve(
         ..Default::default()
     };
     let cfg = study.resolve(&job, &overrides).map_err(|e| e.to_string())?;
-    let teachers = crate::plan::missing_teachers(&study, &cfg, &overrides)?;
-    Ok((cfg, teachers))
+    Ok((study, cfg, overrides))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use adarat::console::settings::{load_settings_from, parse_settings, SavedState, 
 use adarat::console::snapshot::{FinalStep, JobRow, JobState, Live, Phase, Queued, Snapshot};
 use adarat::console::views::draw;
 use adarat::lock::{LockOwner, ProcessStart};
-use adarat::slurm::SlurmTask;
+use adarat::scheduler::Task;
 use adarat::store::events::BatchSample;
 use adarat::store::result::{EpochRecord, FinalTable, Peak, Peaks, RunResult};
 use adarat::vocab::{DatasetKind, JobName, Method, Mode, ModelKind, SeededJob, Status};
@@ -189,7 +189,7 @@ fn snapshot() -> Snapshot {
                     result: None,
                     error: None,
                     owner: None,
-                    slurm: None,
+                    remote: None,
                 });
             }
         }
@@ -960,10 +960,12 @@ fn n_steps_through_running_jobs_and_the_live_screen_follows_with_each_device() {
     assert_eq!(idle.status(), Some("no job is running"));
 }
 
-fn slurm_task(id: &str, state: &str, reason: Option<&str>, node: Option<&str>) -> SlurmTask {
-    SlurmTask {
+fn slurm_task(id: &str, state: &str, reason: Option<&str>, node: Option<&str>) -> Task {
+    Task {
+        backend: "slurm",
         id: id.into(),
         state: state.into(),
+        active: state != "COMPLETED",
         reason: reason.map(Into::into),
         node: node.map(Into::into),
         elapsed: "1:02:03".into(),
@@ -975,13 +977,13 @@ fn slurm_task(id: &str, state: &str, reason: Option<&str>, node: Option<&str>) -
 /// see (its run folder is not locked here), one that completed.
 fn slurm_snapshot() -> Snapshot {
     let mut snapshot = idle_snapshot();
-    let mut give = |name: &str, task: SlurmTask| {
+    let mut give = |name: &str, task: Task| {
         let row = snapshot
             .jobs
             .iter_mut()
             .find(|r| r.job == job(name))
             .unwrap();
-        row.slurm = Some(task);
+        row.remote = Some(task);
     };
     give(
         "fat/cifar10/adarat",
@@ -1046,7 +1048,7 @@ fn slurm_tasks_show_in_the_grid_and_x_cancels_through_slurm_and_s_submits() {
     let said = worded(
         &mut app,
         Ok(Outcome::Submitted {
-            arrays: vec!["13".into()],
+            arrays: vec!["array 13".into()],
             skipped: Vec::new(),
         }),
     );
@@ -1054,7 +1056,7 @@ fn slurm_tasks_show_in_the_grid_and_x_cancels_through_slurm_and_s_submits() {
     // What submit left out is said; when it left out everything, that too.
     for (arrays, skipped, expected) in [
         (
-            vec!["14".to_string()],
+            vec!["array 14".to_string()],
             vec!["st/cifar10/baseline seed 1: completed".to_string()],
             "submitted to Slurm: array 14; left out st/cifar10/baseline seed 1: completed",
         ),

@@ -343,13 +343,13 @@ fn submit_refuses_slurm_options_and_paths_that_would_break_the_batch_script() {
     for option in ["partition", "account", "qos", "time"] {
         for value in ["gpu\nrm -rf ~", "gpu a100", "1:00:00\n--wrap=id"] {
             let flag = format!("--{option}");
-            let set = format!("slurm.{option}={value}");
+            let set = format!("scheduler.slurm.{option}={value}");
             for args in [[flag.as_str(), value], ["--set", set.as_str()]] {
                 let out = dry_run(&args);
                 let text = stderr(&out);
                 assert_eq!(out.status.code(), Some(2), "{args:?}: {text}");
                 assert!(
-                    text.contains(&format!("--{option} (slurm.{option}): ")),
+                    text.contains(&format!("--{option} (scheduler.slurm.{option}): ")),
                     "{args:?}: {text}"
                 );
                 assert_eq!(text.lines().count(), 1, "{args:?}: {text}");

@@ -538,3 +538,77 @@ fn each_seed_of_a_job_is_its_own_run_for_the_worker_run_list_and_export() {
     assert!(table.contains("| pgd-at | baseline | 4 |"), "{table}");
     assert!(table.contains("| pgd-at | adarat | 2 |"), "{table}");
 }
+
+/// The study's scheduler as `scheduler: {local: {}}`: `adarat submit` queues the planned runs
+/// (teachers first) for this machine's worker, which runs them; a second submit sends nothing.
+/// Run options the queue cannot carry, an unknown backend and a study with the old `slurm:`
+/// section are each refused in one line.
+#[test]
+fn the_local_scheduler_queues_a_submission_for_this_machines_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("output");
+    let submit = |extra: &[&str]| {
+        let mut args = vec!["submit", "kd-at/synthetic/baseline", "--output", "output"];
+        args.extend(["--set", "scheduler={local: {}}"]);
+        args.extend(["--set", "datasets.synthetic.epochs=1"]);
+        args.extend(TINY);
+        args.extend(extra);
+        adarat(dir.path(), &args).output().unwrap()
+    };
+    let refusals = [
+        (vec!["--epochs", "1"], "can only be given to adarat run"),
+        (
+            vec!["--set", "scheduler={kubernetes: {}}"],
+            "unknown backend `kubernetes`",
+        ),
+        (
+            vec!["--set", "scheduler.local.partition=gpu"],
+            "scheduler.local: takes no settings",
+        ),
+        (
+            vec!["--set", "slurm.partition=gpu"],
+            "the Slurm settings are now `scheduler: {slurm: …}`",
+        ),
+    ];
+    for (extra, expected) in refusals {
+        let out = submit(&extra);
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {text}");
+        assert!(text.contains(expected), "{extra:?}: {text}");
+        assert_eq!(text.lines().count(), 1, "{extra:?}: {text}");
+    }
+
+    // Nothing refused was queued.
+    assert!(!output.join("queue.json").exists());
+    let out = submit(&[]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("submitted queue: st/synthetic/baseline, pgd-at/synthetic/baseline, kd-at/synthetic/baseline"),
+        "{said}"
+    );
+    let student = folder(dir.path(), "kd-at_synthetic_baseline_small-cnn_seed1");
+    wait_for("the worker to run the student", || {
+        student.join("result.json").exists()
+            && result_json(&student)["status"] == "completed"
+            && adarat::worker::worker_pid(&output).is_none()
+    });
+    let log = worker_log(&output);
+    assert!(
+        line_of(&log, "kd-at/synthetic/baseline") > line_of(&log, "st/synthetic/baseline"),
+        "{log}"
+    );
+
+    let again = submit(&[]);
+    let said = String::from_utf8_lossy(&again.stdout);
+    assert!(again.status.success());
+    assert!(
+        said.contains("skipped kd-at/synthetic/baseline seed 1: completed")
+            && said.contains("nothing to submit"),
+        "{said}"
+    );
+}

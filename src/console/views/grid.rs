@@ -173,12 +173,14 @@ fn job_cell(app: &App, row: &JobRow, width: usize, theme: Theme) -> Cell<'static
     };
     let room = width.saturating_sub(1);
     let word = row.state.as_str();
-    let slurm = row.slurm.as_ref().filter(|task| task.is_active());
+    let remote = row.remote.as_ref().filter(|task| task.is_active());
     let text = match (row.state, headline(app, row)) {
         // Waiting or running on the cluster, where this machine sees no process (docs/slurm.md).
-        (state, _) if slurm.is_some() && state != JobState::Run(Status::Running) => {
-            let state = slurm.map_or("", |task| task.state.as_str()).to_lowercase();
-            let text = format!("slurm {state}");
+        (state, _) if remote.is_some() && state != JobState::Run(Status::Running) => {
+            let (backend, state) = remote.map_or(("", String::new()), |task| {
+                (task.backend, task.state.to_lowercase())
+            });
+            let text = format!("{backend} {state}");
             if room >= text.len() {
                 text
             } else {
@@ -295,8 +297,8 @@ fn detail_lines(app: &App, theme: Theme, compact: bool) -> Vec<Line<'static>> {
     if let Some(live) = live {
         first.push(Span::raw(format!(" on {}", live.device)));
     }
-    if let Some(task) = &row.slurm {
-        let mut text = format!("  slurm {} {}", task.id, task.state);
+    if let Some(task) = &row.remote {
+        let mut text = format!("  {} {} {}", task.backend, task.id, task.state);
         if let Some(reason) = &task.reason {
             text += &format!(" ({reason})");
         }

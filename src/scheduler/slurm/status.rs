@@ -1,35 +1,17 @@
 //! What Slurm says of the tasks adarat submitted, read with `squeue` (on every cluster; no REST
 //! API), sparingly: the console asks every few seconds, not on every scan (docs/slurm.md#watching).
-use super::submissions;
+use super::{submissions, NAME};
+use crate::scheduler::{SchedulerError, Task};
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-/// One array task as `squeue` lists it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SlurmTask {
-    /// `<array>_<task>`, what `scancel` takes.
-    pub id: String,
-    /// Slurm's state word: PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, TIMEOUT, ...
-    pub state: String,
-    /// Why it is pending (`Resources`, `Priority`, `Dependency`, ...); None when Slurm says `None`.
-    pub reason: Option<String>,
-    /// The node it runs (or ran) on.
-    pub node: Option<String>,
-    /// Time used, as Slurm writes it (`1:23:45`).
-    pub elapsed: String,
-    /// The jobs of the teacher tasks it waits for (`afterok`), as its submission recorded them.
-    pub after: Vec<String>,
-}
-
-impl SlurmTask {
-    /// Waiting or running: what `scancel` can still stop.
-    pub fn is_active(&self) -> bool {
-        matches!(
-            self.state.as_str(),
-            "PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING" | "REQUEUED" | "SUSPENDED"
-        )
-    }
+/// Whether a task in Slurm's state `state` is waiting or running: what `scancel` can still stop.
+fn is_active(state: &str) -> bool {
+    matches!(
+        state,
+        "PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING" | "REQUEUED" | "SUSPENDED"
+    )
 }
 
 /// The format `squeue` is asked for, and [`parse`] reads.
@@ -39,7 +21,7 @@ const FORMAT: &str = "%i|%T|%r|%N|%M";
 /// wins), as `squeue` lists them now. None when nothing was submitted or `squeue` cannot be asked
 /// (not on a cluster). A task missing from `squeue` ended long ago or was cancelled while pending
 /// (which leaves no trace): its run folder says the rest.
-pub fn poll(output_dir: &Path) -> Option<HashMap<String, SlurmTask>> {
+pub fn poll(output_dir: &Path) -> Option<HashMap<String, Task>> {
     let mut task_of: HashMap<String, String> = HashMap::new();
     let mut job_of: HashMap<String, String> = HashMap::new();
     let mut after_of: HashMap<String, Vec<String>> = HashMap::new();
@@ -77,7 +59,7 @@ pub fn poll(output_dir: &Path) -> Option<HashMap<String, SlurmTask>> {
                 let after = after_of.remove(&id).unwrap_or_default();
                 Some((
                     folder,
-                    SlurmTask {
+                    Task {
                         after,
                         ..task.clone()
                     },
@@ -88,7 +70,7 @@ pub fn poll(output_dir: &Path) -> Option<HashMap<String, SlurmTask>> {
 }
 
 /// `squeue -o "%i|%T|%r|%N|%M"` lines, by task id.
-fn parse(text: &str) -> HashMap<String, SlurmTask> {
+fn parse(text: &str) -> HashMap<String, Task> {
     text.lines()
         .filter_map(|line| {
             let fields: Vec<&str> = line.trim().split('|').collect();
@@ -99,9 +81,11 @@ fn parse(text: &str) -> HashMap<String, SlurmTask> {
                 |s: &str| (!s.is_empty() && s != "None" && s != "(null)").then(|| s.to_string());
             Some((
                 id.to_string(),
-                SlurmTask {
+                Task {
+                    backend: NAME,
                     id: id.to_string(),
                     state: state.to_string(),
+                    active: is_active(state),
                     reason: given(reason),
                     node: given(node),
                     elapsed: elapsed.to_string(),
@@ -115,7 +99,7 @@ fn parse(text: &str) -> HashMap<String, SlurmTask> {
 /// Asks Slurm to stop a task: `scancel` sends SIGTERM, and the run stops at its next batch
 /// (docs/slurm.md). `scancel` of an unknown id succeeds silently, so success means only that
 /// Slurm took the request.
-pub fn cancel(task: &str) -> Result<(), super::SlurmError> {
+pub(super) fn cancel(task: &str) -> Result<(), SchedulerError> {
     let mut command = Command::new("scancel");
     command.arg(task);
     super::run(command).map(|_| ())

@@ -1,9 +1,10 @@
-//! `slurm:`, the defaults of `adarat submit` (each has a command-line flag that overrides it).
+//! `scheduler: {slurm: …}`, the Slurm backend's settings (each has a flag of `adarat submit` that
+//! overrides it).
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SlurmDefaults {
+pub struct SlurmSettings {
     /// `--partition`; none: the cluster's default partition.
     #[serde(default)]
     pub partition: Option<String>,
@@ -25,9 +26,9 @@ pub struct SlurmDefaults {
     pub signal_seconds: u32,
 }
 
-impl Default for SlurmDefaults {
-    fn default() -> SlurmDefaults {
-        SlurmDefaults {
+impl Default for SlurmSettings {
+    fn default() -> SlurmSettings {
+        SlurmSettings {
             partition: None,
             time: None,
             account: None,
@@ -49,14 +50,14 @@ fn two_minutes() -> u32 {
 /// A Slurm option whose value is not in Slurm's syntax: refused before any script is written, so
 /// that no value can start a line or another option of the batch script (docs/slurm.md).
 #[derive(thiserror::Error, Debug, PartialEq)]
-#[error("--{option} (slurm.{option}): {value:?} is not {expected}")]
+#[error("--{option} (scheduler.slurm.{option}): {value:?} is not {expected}")]
 pub struct SlurmOptionError {
     option: &'static str,
     value: String,
     expected: &'static str,
 }
 
-impl SlurmDefaults {
+impl SlurmSettings {
     /// Checks every option against Slurm's syntax for it.
     pub fn check(&self) -> Result<(), SlurmOptionError> {
         const NAMES: &str = "a comma-separated list of names (letters, digits, `_`, `-`, `.`)";
@@ -119,8 +120,8 @@ fn is_time_limit(value: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn with(option: &str, value: &str) -> SlurmDefaults {
-        let mut slurm = SlurmDefaults::default();
+    fn with(option: &str, value: &str) -> SlurmSettings {
+        let mut slurm = SlurmSettings::default();
         let value = Some(value.to_string());
         match option {
             "partition" => slurm.partition = value,
@@ -166,7 +167,7 @@ mod tests {
             ] {
                 let error = with(option, value).check().unwrap_err().to_string();
                 assert!(
-                    error.starts_with(&format!("--{option} (slurm.{option}): ")),
+                    error.starts_with(&format!("--{option} (scheduler.slurm.{option}): ")),
                     "{error}"
                 );
                 assert_eq!(error.lines().count(), 1, "{error}");

@@ -3,11 +3,14 @@
 //! preempts and accounts; adarat only plans (teachers first), writes the script and records what it
 //! submitted (docs/slurm.md).
 mod script;
+mod settings;
 mod status;
 
-pub use status::{cancel, poll, SlurmTask};
+pub use settings::{SlurmOptionError, SlurmSettings};
+pub use status::poll;
 
-use crate::config::{JobConfig, SlurmDefaults};
+use super::{Request, Scheduler, SchedulerError, Submitted, Task};
+use crate::config::JobConfig;
 use crate::store::RunStore;
 use script::ArrayScript;
 use serde::{Deserialize, Serialize};
@@ -16,39 +19,75 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The backend's name in `scheduler:`.
+pub const NAME: &str = "slurm";
 /// The folder under the output folder with the scripts, the tasks' logs and the record.
 pub const SLURM_DIR: &str = "slurm";
 /// One line per submitted array, appended.
 pub const SUBMISSIONS_FILE: &str = "submissions.jsonl";
 
-#[derive(thiserror::Error, Debug)]
-pub enum SlurmError {
-    #[error("sbatch is not on PATH: adarat submit runs where Slurm's commands do (a login node); --dry-run writes the scripts only")]
-    NoSbatch,
-    #[error("{command}: {message}")]
-    Command { command: String, message: String },
-    #[error("{}: a path with a control character or a double quote cannot go into a batch script's #SBATCH line; choose another output folder", path.display())]
-    UnsafePath { path: PathBuf },
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+/// The Slurm backend with its settings (`scheduler: {slurm: …}`).
+pub struct Slurm {
+    settings: SlurmSettings,
 }
 
-/// What to submit: the planned jobs (teachers before their students) and how.
-pub struct SubmitRequest<'a> {
-    pub configs: &'a [JobConfig],
-    /// Arguments every task's `adarat run` takes (`--config`, `--set`, `--epochs`, ...).
-    pub common_args: Vec<String>,
-    /// The shared output folder, absolute.
-    pub output_dir: &'a Path,
-    pub slurm: &'a SlurmDefaults,
-    /// Write the scripts, submit nothing.
-    pub dry_run: bool,
-    /// The Slurm task (`<array>_<task>`) of each run folder that an earlier submission has
-    /// waiting or running: a student of this request whose teacher is one waits for that task.
-    pub earlier_tasks: &'a HashMap<String, String>,
+impl Slurm {
+    /// Reads and checks its settings, refusing any value that is not in Slurm's syntax.
+    pub fn new(settings: serde_yaml::Value) -> Result<Slurm, SchedulerError> {
+        let refuse = |message: String| SchedulerError::Settings {
+            backend: NAME.to_string(),
+            message,
+        };
+        let settings: SlurmSettings =
+            serde_yaml::from_value(settings).map_err(|e| refuse(e.to_string()))?;
+        settings
+            .check()
+            .map_err(|e| SchedulerError::Refused(e.to_string()))?;
+        Ok(Slurm { settings })
+    }
+}
+
+impl Scheduler for Slurm {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn label(&self) -> &'static str {
+        "Slurm"
+    }
+
+    fn check(&self, output_dir: &Path) -> Result<(), SchedulerError> {
+        // Tasks on several hosts share the output folder: its locks must hold across them.
+        Ok(crate::lock::check_shared_locking(output_dir)?)
+    }
+
+    fn submit(&self, request: &Request) -> Result<Vec<Submitted>, SchedulerError> {
+        let arrays = submit(request, &self.settings)?;
+        Ok(arrays
+            .into_iter()
+            .map(|array| {
+                let after = (array.dependency.as_deref())
+                    .map(|d| format!(" --dependency={d} --kill-on-invalid-dep=yes"))
+                    .unwrap_or_default();
+                Submitted {
+                    detail: match array.array {
+                        Some(_) => array.script.display().to_string(),
+                        None => format!("sbatch{after} {}", array.script.display()),
+                    },
+                    id: array.array.map(|id| format!("array {id}")),
+                    jobs: array.tasks.into_iter().map(|t| t.job).collect(),
+                }
+            })
+            .collect())
+    }
+
+    fn poll(&self, output_dir: &Path) -> Option<HashMap<String, Task>> {
+        poll(output_dir)
+    }
+
+    fn cancel(&self, _output_dir: &Path, task: &str) -> Result<(), SchedulerError> {
+        status::cancel(task)
+    }
 }
 
 /// One submitted (or, in a dry run, written) array.
@@ -76,13 +115,16 @@ pub struct SubmittedTask {
 /// Submits `req.configs` as job arrays: first the jobs that wait for no teacher, then the
 /// students, one array per set of teacher tasks they wait for (`afterok`), so that a teacher that
 /// fails cancels only its own students (docs/slurm.md#teachers-first).
-pub fn submit(req: &SubmitRequest) -> Result<Vec<Submission>, SlurmError> {
+fn submit(req: &Request, settings: &SlurmSettings) -> Result<Vec<Submission>, SchedulerError> {
     let dir = req.output_dir.join(SLURM_DIR);
     // The tasks' log path goes into an #SBATCH line (double-quoted there); every other path and
     // argument of the script is single-quoted for bash.
     let text = dir.to_string_lossy();
     if text.chars().any(|c| c.is_control() || c == '"') {
-        return Err(SlurmError::UnsafePath { path: dir });
+        return Err(SchedulerError::Refused(format!(
+            "{}: a path with a control character or a double quote cannot go into a batch script's #SBATCH line; choose another output folder",
+            dir.display()
+        )));
     }
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
     let adarat = std::env::current_exe().map_err(io(Path::new("adarat")))?;
@@ -96,9 +138,11 @@ pub fn submit(req: &SubmitRequest) -> Result<Vec<Submission>, SlurmError> {
     let mut submitted: Vec<Submission> = Vec::new();
     let mut submit_array = |members: &[usize], dependency: Option<String>| {
         let number = submitted.len() + 1;
-        let submission = submit_one(req, members, dependency, &dir, &adarat, &stamp, number)?;
+        let submission = submit_one(
+            req, settings, members, dependency, &dir, &adarat, &stamp, number,
+        )?;
         submitted.push(submission.clone());
-        Ok::<Submission, SlurmError>(submission)
+        Ok::<Submission, SchedulerError>(submission)
     };
     let first_array = if first.is_empty() {
         None
@@ -143,7 +187,7 @@ enum Teacher {
 
 /// What job `i` of the request waits for: its teachers in this request, and those an earlier
 /// submission still has on the cluster. A teacher that has completed is waited for by nobody.
-fn teachers_of(req: &SubmitRequest, i: usize) -> Vec<Teacher> {
+fn teachers_of(req: &Request, i: usize) -> Vec<Teacher> {
     let student = &req.configs[i];
     (student.name().teachers().iter())
         .filter_map(|(_, teacher)| {
@@ -160,25 +204,27 @@ fn teachers_of(req: &SubmitRequest, i: usize) -> Vec<Teacher> {
 }
 
 /// Writes the script of one array of `members` and submits it (unless a dry run), recording it.
+#[allow(clippy::too_many_arguments)]
 fn submit_one(
-    req: &SubmitRequest,
+    req: &Request,
+    settings: &SlurmSettings,
     members: &[usize],
     dependency: Option<String>,
     dir: &Path,
     adarat: &Path,
     stamp: &str,
     number: usize,
-) -> Result<Submission, SlurmError> {
+) -> Result<Submission, SchedulerError> {
     let script = ArrayScript {
         adarat,
         tasks: members
             .iter()
             .map(|&i| task_args(&req.configs[i]))
             .collect(),
-        common: req.common_args.clone(),
-        sbatch: sbatch_options(req.slurm),
+        common: common_args(req),
+        sbatch: sbatch_options(settings),
         log_dir: dir,
-        signal_seconds: req.slurm.signal_seconds,
+        signal_seconds: settings.signal_seconds,
     };
     let path = dir.join(format!("{stamp}-{number}.sh"));
     std::fs::write(&path, script.text()).map_err(io(&path))?;
@@ -217,7 +263,7 @@ fn task_args(cfg: &JobConfig) -> Vec<String> {
     ]
 }
 
-fn sbatch_options(slurm: &SlurmDefaults) -> Vec<String> {
+fn sbatch_options(slurm: &SlurmSettings) -> Vec<String> {
     let mut options = Vec::new();
     if let Some(partition) = &slurm.partition {
         options.push(format!("--partition={partition}"));
@@ -238,7 +284,7 @@ fn sbatch_options(slurm: &SlurmDefaults) -> Vec<String> {
 }
 
 /// Submits a script; returns the array's id.
-fn sbatch(script: &Path, dependency: Option<&str>) -> Result<String, SlurmError> {
+fn sbatch(script: &Path, dependency: Option<&str>) -> Result<String, SchedulerError> {
     let mut command = Command::new("sbatch");
     command.arg("--parsable");
     if let Some(dependency) = dependency {
@@ -251,7 +297,7 @@ fn sbatch(script: &Path, dependency: Option<&str>) -> Result<String, SlurmError>
     // `--parsable` prints `<id>` or `<id>;<cluster>`.
     let id = text.trim().split(';').next().unwrap_or("").to_string();
     if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit()) {
-        return Err(SlurmError::Command {
+        return Err(SchedulerError::Command {
             command: "sbatch".into(),
             message: format!("unexpected answer `{}`", text.trim()),
         });
@@ -260,11 +306,13 @@ fn sbatch(script: &Path, dependency: Option<&str>) -> Result<String, SlurmError>
 }
 
 /// Runs a Slurm command and returns its standard output; a failure carries its stderr's first line.
-fn run(mut command: Command) -> Result<String, SlurmError> {
+fn run(mut command: Command) -> Result<String, SchedulerError> {
     let name = command.get_program().to_string_lossy().into_owned();
     let out = command.output().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound if name == "sbatch" => SlurmError::NoSbatch,
-        _ => SlurmError::Command {
+        std::io::ErrorKind::NotFound if name == "sbatch" => SchedulerError::Unavailable(
+            "sbatch is not on PATH: adarat submit runs where Slurm's commands do (a login node); --dry-run writes the scripts only".into(),
+        ),
+        _ => SchedulerError::Command {
             command: name.clone(),
             message: e.to_string(),
         },
@@ -272,7 +320,7 @@ fn run(mut command: Command) -> Result<String, SlurmError> {
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let line = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-        return Err(SlurmError::Command {
+        return Err(SchedulerError::Command {
             command: name,
             message: format!("{} ({})", line.trim(), out.status),
         });
@@ -281,9 +329,9 @@ fn run(mut command: Command) -> Result<String, SlurmError> {
 }
 
 /// Appends a submission to `submissions.jsonl` (one line, written with one call).
-fn record(dir: &Path, submission: &Submission) -> Result<(), SlurmError> {
+fn record(dir: &Path, submission: &Submission) -> Result<(), SchedulerError> {
     let path = dir.join(SUBMISSIONS_FILE);
-    let mut line = serde_json::to_string(submission).map_err(|e| SlurmError::Io {
+    let mut line = serde_json::to_string(submission).map_err(|e| SchedulerError::Io {
         path: path.clone(),
         source: std::io::Error::other(e),
     })?;
@@ -305,9 +353,24 @@ pub fn submissions(output_dir: &Path) -> Vec<Submission> {
         .collect()
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SlurmError + '_ {
-    move |source| SlurmError::Io {
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SchedulerError + '_ {
+    move |source| SchedulerError::Io {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// What every task's `adarat run` takes besides its job: the shared output folder, the study and
+/// its changes, the request's own arguments, offline (a compute node downloads nothing).
+fn common_args(req: &Request) -> Vec<String> {
+    let mut common = vec!["--output".to_string(), req.output_dir.display().to_string()];
+    if let Some(study) = &req.study {
+        common.extend(["--config".to_string(), study.display().to_string()]);
+    }
+    for set in &req.sets {
+        common.extend(["--set".to_string(), set.clone()]);
+    }
+    common.extend(req.run_args.iter().cloned());
+    common.push("--offline".to_string());
+    common
 }
