@@ -1,7 +1,8 @@
 //! The console's application state and its update function: messages in, state and commands out.
-//! The state is the latest snapshot plus the console's own: cursor, selection, screen, popup and a
-//! transient status message. Everything else is derived from the snapshot when asked. Every
-//! decision is taken here; the event loop only carries out the commands and brings back their
+//! The state is what every screen shares (the latest snapshot, cursor, selection: [`Shared`]), the
+//! screen shown and each screen's own state ([`Screens`]), the popup and a transient status
+//! message. Everything else is derived from the snapshot when asked. Every decision that sends a
+//! command is taken here; the event loop only carries out the commands and brings back their
 //! outcomes, which the application words.
 use super::control::ControlError;
 use super::keys::Key;
@@ -569,9 +570,8 @@ impl App {
                 self.say(format!("{} goes on", self.shared.snapshot.name(run)));
                 Vec::new()
             }
-            (true, cancel @ Command::Cancel { .. }) => vec![cancel],
-            // Only the commands above are asked about.
-            (_, _) => Vec::new(),
+            (false, _) => Vec::new(),
+            (true, asked) => vec![asked],
         }
     }
 

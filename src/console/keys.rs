@@ -18,7 +18,7 @@ pub enum KeyError {
 
 /// An action's line in the key table: its name in the settings file's `keys:`, its default keys and
 /// what the help popup says it does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub struct ActionEntry {
     pub name: &'static str,
     pub keys: &'static [&'static str],
