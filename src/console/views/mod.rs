@@ -37,7 +37,8 @@ pub fn draw(frame: &mut Frame, app: &App) {
         let reading = Paragraph::new("reading the output folder...").style(theme.dim());
         frame.render_widget(reading, body);
     } else {
-        (app.screens()).draw(app.screen(), frame, body, app.shared(), theme);
+        app.screens()
+            .draw(app.screen(), frame, body, app.shared(), theme);
     }
     frame.render_widget(status_text, status);
     match app.popup() {
