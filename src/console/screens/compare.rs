@@ -1,9 +1,9 @@
 //! The compare screen: the selected jobs side by side (or every mode of the cursor's method and
 //! dataset), one column per job (the mean ± sd over its seeds where it has several), the best
 //! accuracy of each row highlighted.
-use crate::console::widgets::{clock, percent, spread, Theme};
 use super::{Shared, View};
 use crate::console::snapshot::JobRow;
+use crate::console::widgets::{clock, percent, spread, Theme};
 use crate::report::tables::Stat;
 use crate::store::result::{Peaks, RunResult};
 use crate::vocab::{JobName, Mode};

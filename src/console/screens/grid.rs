@@ -1,8 +1,8 @@
 //! The home screen: the grid of jobs (rows method × mode, columns datasets) with each job's state
 //! and headline numbers, the cursor's job in detail, and the queue.
-use crate::console::widgets::{percent, spread, Theme};
 use super::{Action, Shared, View};
 use crate::console::snapshot::{completed_seeds, over_completed_seeds, JobRow, JobState};
+use crate::console::widgets::{percent, spread, Theme};
 use crate::report::tables::Column;
 use crate::vocab::{DatasetKind, JobName, Status};
 use ratatui::layout::{Constraint, Layout, Rect};

@@ -1,8 +1,8 @@
 //! The live screen: the running job's progress, per-batch sparklines (loss, ratio, train SA and
 //! RA), per-epoch test SA and RA, AdaRAT's clean-only share, and the recent log lines.
-use crate::console::widgets::{clock, Theme};
 use super::{Shared, View};
 use crate::console::snapshot::{self, Phase};
+use crate::console::widgets::{clock, Theme};
 use crate::store::events::BatchSample;
 use crate::store::result::EpochRecord;
 use crate::vocab::Mode;

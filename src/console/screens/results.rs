@@ -1,8 +1,8 @@
 //! The results screen for the cursor's job: the final attack table, the SA and RA peaks, per-epoch
 //! curves with the peaks marked, and a scrollable per-epoch table.
-use crate::console::widgets::{clock, percent, spread, Curves, Series, Theme};
 use super::{Action, Shared, View};
 use crate::console::snapshot::{over_completed_seeds, JobRow};
+use crate::console::widgets::{clock, percent, spread, Curves, Series, Theme};
 use crate::store::result::{FinalTable, Peaks, RunResult};
 use crate::vocab::Status;
 use ratatui::layout::{Constraint, Layout, Rect};

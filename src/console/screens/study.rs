@@ -1,7 +1,7 @@
 //! The Study screen: the main table and the peaks of the cursor's dataset, from the completed
 //! runs the monitor read (docs/report.md). `E` writes every format into `output/report/`.
-use crate::console::widgets::{spread, Theme};
 use super::{Action, Shared, View};
+use crate::console::widgets::{spread, Theme};
 use crate::report::groups::{self, Run};
 use crate::report::tables::{self, Stat, COLUMNS};
 use crate::vocab::DatasetKind;
