@@ -1,16 +1,17 @@
 //! The console's application state and its update function: messages in, state and commands out.
-//! The state is the latest snapshot plus the console's own: cursor, selection, screen, popup and a
-//! transient status message. Everything else is derived from the snapshot when asked. Every
-//! decision is taken here; the event loop only carries out the commands and brings back their
+//! The state is what every screen shares (the latest snapshot, cursor, selection: [`Shared`]), the
+//! screen shown and each screen's own state ([`Screens`]), the popup and a transient status
+//! message. Everything else is derived from the snapshot when asked. Every decision that sends a
+//! command is taken here; the event loop only carries out the commands and brings back their
 //! outcomes, which the application words.
 use super::control::ControlError;
-use super::keys::{Action, Key, KeyTable};
+use super::keys::Key;
+use super::screens::{Action, KeyTable, Screen, Screens, Shared};
 use super::settings::{SavedState, Settings};
-use super::snapshot::{JobRow, JobState, Live, Snapshot};
+use super::snapshot::{JobState, Snapshot};
 use crate::lock::LockOwner;
-use crate::vocab::{JobName, Mode, SeededJob, Status};
+use crate::vocab::{JobName, SeededJob, Status};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use std::collections::BTreeSet;
 
 /// Everything that changes the application state.
 #[derive(Debug)]
@@ -102,76 +103,26 @@ pub enum Outcome {
     },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Screen {
-    Grid,
-    Live,
-    Results,
-    Compare,
-    /// The study's tables for the cursor's dataset (docs/report.md).
-    Study,
-}
-
-impl Screen {
-    pub const ALL: [Screen; 5] = [
-        Screen::Grid,
-        Screen::Live,
-        Screen::Results,
-        Screen::Compare,
-        Screen::Study,
-    ];
-
-    pub fn title(self) -> &'static str {
+impl Command {
+    /// The question asked before the command is sent (`y` sends it, anything else cancels); None
+    /// for a command sent without asking. Runs are named as the snapshot's grid names them.
+    pub fn question(&self, snapshot: &Snapshot) -> Option<String> {
         match self {
-            Screen::Grid => "Grid",
-            Screen::Live => "Live",
-            Screen::Results => "Results",
-            Screen::Compare => "Compare",
-            Screen::Study => "Study",
-        }
-    }
-
-    fn shifted(self, by: isize) -> Screen {
-        let count = Screen::ALL.len() as isize;
-        let index = Screen::ALL.iter().position(|s| *s == self).unwrap_or(0) as isize;
-        Screen::ALL[(index + by).rem_euclid(count) as usize]
-    }
-}
-
-/// A question the user answers with `y` (anything else cancels).
-#[derive(Clone, Debug, PartialEq)]
-pub enum Confirmation {
-    /// Run these finished runs again; each finished run is kept aside.
-    Rerun {
-        done: Vec<SeededJob>,
-    },
-    Stop {
-        run: SeededJob,
-        owner: LockOwner,
-    },
-    Cancel {
-        run: SeededJob,
-        task: String,
-    },
-}
-
-impl Confirmation {
-    /// The question, naming runs as the snapshot's grid does.
-    pub fn question(&self, snapshot: &Snapshot) -> String {
-        match self {
-            Confirmation::Rerun { done } => {
+            Command::Rerun(done) => {
                 let names: Vec<String> = done.iter().map(|run| snapshot.name(*run)).collect();
-                format!(
+                Some(format!(
                     "{} done: run again? the finished run is kept aside: y/n",
                     names.join(", ")
-                )
+                ))
             }
-            Confirmation::Stop { run, owner } => {
-                format!("stop {} in {owner}? y/n", snapshot.name(*run))
+            Command::Stop { run, owner } => {
+                Some(format!("stop {} in {owner}? y/n", snapshot.name(*run)))
             }
-            Confirmation::Cancel { run, task } => {
-                format!("cancel {} (Slurm task {task})? y/n", snapshot.name(*run))
-            }
+            Command::Cancel { run, task } => Some(format!(
+                "cancel {} (Slurm task {task})? y/n",
+                snapshot.name(*run)
+            )),
+            _ => None,
         }
     }
 }
@@ -186,7 +137,8 @@ pub enum Popup {
         text: String,
         from: Option<JobName>,
     },
-    Confirm(Confirmation),
+    /// A command that waits for `y` ([`Command::question`]).
+    Confirm(Command),
 }
 
 /// Ticks a status message stays; settings notices stay longer since they matter once.
@@ -201,19 +153,13 @@ struct StatusMessage {
 
 pub struct App {
     settings: Settings,
-    keys: KeyTable,
-    snapshot: Snapshot,
+    shared: Shared,
     /// False until the monitor's first snapshot: the screens say they are reading.
     has_snapshot: bool,
-    cursor: Option<JobName>,
-    /// The seed of the cursor's job that the screens show (None: its first).
-    seed: Option<u64>,
-    selected: BTreeSet<JobName>,
     screen: Screen,
+    screens: Screens,
     popup: Option<Popup>,
     status: Option<StatusMessage>,
-    /// First row shown of the results screen's per-epoch table.
-    epoch_scroll: usize,
     /// An `adarat submit` runs in the background; a second `S` waits for it.
     submitting: bool,
 }
@@ -225,11 +171,9 @@ impl App {
             text: notices.join("; "),
             ticks_left: NOTICE_TICKS,
         });
-        App {
-            settings,
+        let shared = Shared {
             keys,
             snapshot: Snapshot::default(),
-            has_snapshot: false,
             cursor: saved.cursor.and_then(|name| name.parse().ok()),
             seed: None,
             selected: saved
@@ -237,10 +181,15 @@ impl App {
                 .iter()
                 .filter_map(|n| n.parse().ok())
                 .collect(),
+        };
+        App {
+            settings,
+            shared,
+            has_snapshot: false,
             screen: Screen::Grid,
+            screens: Screens::default(),
             popup: None,
             status,
-            epoch_scroll: 0,
             submitting: false,
         }
     }
@@ -258,13 +207,15 @@ impl App {
             }
             Msg::Snapshot(snapshot) => {
                 // A damaged queue file is said once, when it appears or changes.
-                if !snapshot.problems.is_empty() && snapshot.problems != self.snapshot.problems {
+                if !snapshot.problems.is_empty()
+                    && snapshot.problems != self.shared.snapshot.problems
+                {
                     self.say(snapshot.problems.join("; "));
                 }
-                self.snapshot = snapshot;
+                self.shared.snapshot = snapshot;
                 self.has_snapshot = true;
-                if self.cursor().is_none() {
-                    self.cursor = self.snapshot.jobs.first().map(|row| row.job);
+                if self.shared.cursor().is_none() {
+                    self.shared.cursor = self.shared.snapshot.jobs.first().map(|row| row.job);
                 }
                 Vec::new()
             }
@@ -278,8 +229,13 @@ impl App {
 
     pub fn saved_state(&self) -> SavedState {
         SavedState {
-            cursor: self.cursor.map(|job| job.to_string()),
-            selected: self.selected.iter().map(JobName::to_string).collect(),
+            cursor: self.shared.cursor.map(|job| job.to_string()),
+            selected: self
+                .shared
+                .selected
+                .iter()
+                .map(JobName::to_string)
+                .collect(),
         }
     }
 
@@ -293,12 +249,9 @@ impl App {
         &self.settings
     }
 
-    pub fn keys(&self) -> &KeyTable {
-        &self.keys
-    }
-
-    pub fn snapshot(&self) -> &Snapshot {
-        &self.snapshot
+    /// What every screen reads: the snapshot, the cursor, the selection, the keys.
+    pub fn shared(&self) -> &Shared {
+        &self.shared
     }
 
     pub fn has_snapshot(&self) -> bool {
@@ -309,74 +262,16 @@ impl App {
         self.screen
     }
 
+    pub(super) fn screens(&self) -> &Screens {
+        &self.screens
+    }
+
     pub fn popup(&self) -> Option<&Popup> {
         self.popup.as_ref()
     }
 
     pub fn status(&self) -> Option<&str> {
         self.status.as_ref().map(|s| s.text.as_str())
-    }
-
-    pub fn epoch_scroll(&self) -> usize {
-        self.epoch_scroll
-    }
-
-    /// The run under the cursor: the cursor's job with the seed shown.
-    pub fn cursor(&self) -> Option<&JobRow> {
-        let runs = self.snapshot.runs_of(self.cursor?);
-        let shown = runs.iter().find(|row| Some(row.seed) == self.seed);
-        shown.or(runs.first()).copied()
-    }
-
-    /// The runs of the cursor's job, one per seed.
-    pub fn cursor_runs(&self) -> Vec<&JobRow> {
-        self.cursor
-            .map_or_else(Vec::new, |job| self.snapshot.runs_of(job))
-    }
-
-    pub fn is_selected(&self, job: JobName) -> bool {
-        self.selected.contains(&job)
-    }
-
-    /// The selected jobs that the snapshot knows, in grid order.
-    pub fn selection(&self) -> Vec<&JobRow> {
-        self.snapshot
-            .jobs
-            .iter()
-            .filter(|row| self.selected.contains(&row.job))
-            .collect()
-    }
-
-    /// The live view the live screen shows: the cursor's run if it runs, else another seed of the
-    /// cursor's job, else the first one.
-    pub fn shown_live(&self) -> Option<&Live> {
-        let live = &self.snapshot.live;
-        let cursor = self.cursor().map(|row| row.run());
-        (live.iter().find(|l| Some(l.run) == cursor))
-            .or_else(|| live.iter().find(|l| Some(l.run.job) == self.cursor))
-            .or_else(|| live.first())
-    }
-
-    /// The runs the compare screen puts side by side, and what they are.
-    pub fn compared(&self) -> (String, Vec<&JobRow>) {
-        let selection = self.selection();
-        if !selection.is_empty() {
-            let with_results = selection.into_iter().filter(|r| r.result.is_some());
-            return ("the selected runs".into(), with_results.collect());
-        }
-        let Some(cursor) = self.cursor() else {
-            return ("nothing".into(), Vec::new());
-        };
-        let (method, dataset) = (cursor.job.method, cursor.job.dataset);
-        let trio = Mode::ALL.iter().flat_map(|&mode| {
-            self.snapshot.runs_of(JobName {
-                method,
-                dataset,
-                mode,
-            })
-        });
-        let runs = trio.filter(|r| r.result.is_some()).collect();
-        (format!("{method} on {dataset}, every mode"), runs)
     }
 
     // Keys.
@@ -396,19 +291,19 @@ impl App {
             }
             Some(Popup::Confirm(question)) => self.on_confirm_key(event, question),
             Some(Popup::Help { scroll }) => {
-                self.popup = match self.keys.action(&event) {
+                self.popup = match self.shared.keys.action(&event) {
                     Some(Action::Help | Action::Close | Action::Quit) => None,
                     Some(Action::Up | Action::ScrollUp) => Some(Popup::Help {
                         scroll: scroll.saturating_sub(1),
                     }),
                     Some(Action::Down | Action::ScrollDown) => Some(Popup::Help {
-                        scroll: (scroll + 1).min(Action::ALL.len()),
+                        scroll: (scroll + 1).min(Action::all().count()),
                     }),
                     _ => Some(Popup::Help { scroll }),
                 };
                 Vec::new()
             }
-            None => match self.keys.action(&event) {
+            None => match self.shared.keys.action(&event) {
                 Some(action) => self.on_action(action),
                 None => Vec::new(),
             },
@@ -422,17 +317,17 @@ impl App {
             Action::Left => self.move_cursor(-1, 0),
             Action::Right => self.move_cursor(1, 0),
             Action::ToggleSelect => {
-                if let Some(job) = self.cursor {
-                    if !self.selected.remove(&job) {
-                        self.selected.insert(job);
+                if let Some(job) = self.shared.cursor {
+                    if !self.shared.selected.remove(&job) {
+                        self.shared.selected.insert(job);
                     }
                 }
             }
-            Action::ClearSelection => self.selected.clear(),
+            Action::ClearSelection => self.shared.selected.clear(),
             Action::Search => {
                 self.popup = Some(Popup::Search {
                     text: String::new(),
-                    from: self.cursor,
+                    from: self.shared.cursor,
                 })
             }
             Action::Enqueue => return self.enqueue(),
@@ -447,20 +342,13 @@ impl App {
             Action::QueueRemove => return self.remove_queued(),
             Action::NextScreen => self.screen = self.screen.shifted(1),
             Action::PreviousScreen => self.screen = self.screen.shifted(-1),
-            Action::GridScreen => self.screen = Screen::Grid,
-            Action::LiveScreen => self.screen = Screen::Live,
-            Action::ResultsScreen => self.screen = Screen::Results,
-            Action::CompareScreen => self.screen = Screen::Compare,
-            Action::StudyScreen => self.screen = Screen::Study,
+            Action::Show(screen) => self.screen = screen,
             Action::Export => {
                 self.say("exporting the study's tables...");
                 return vec![Command::Export];
             }
-            Action::ScrollUp => self.epoch_scroll = self.epoch_scroll.saturating_sub(5),
-            Action::ScrollDown => {
-                let epochs = self.cursor().and_then(|r| r.result.as_ref());
-                let last = epochs.map_or(0, |r| r.epochs_log.len().saturating_sub(1));
-                self.epoch_scroll = (self.epoch_scroll + 5).min(last);
+            Action::ScrollUp | Action::ScrollDown => {
+                (self.screens).on_action(self.screen, action, &self.shared)
             }
             Action::Help => self.popup = Some(Popup::Help { scroll: 0 }),
             Action::Close => self.screen = Screen::Grid,
@@ -471,18 +359,18 @@ impl App {
 
     /// Puts the cursor on the running run after the cursor's, in grid order, wrapping around.
     fn next_running(&mut self) {
-        let running: Vec<SeededJob> = (self.snapshot.running().into_iter())
+        let running: Vec<SeededJob> = (self.shared.snapshot.running().into_iter())
             .map(|(run, _)| run)
-            .filter(|run| self.snapshot.row(*run).is_some())
+            .filter(|run| self.shared.snapshot.row(*run).is_some())
             .collect();
-        let cursor = self.cursor().map(|row| row.run());
+        let cursor = self.shared.cursor().map(|row| row.run());
         let after = (cursor)
             .and_then(|cursor| running.iter().position(|run| *run == cursor))
             .map_or(0, |place| place + 1);
         match running.get(after % running.len().max(1)) {
             Some(run) => {
-                self.cursor = Some(run.job);
-                self.seed = Some(run.seed);
+                self.shared.cursor = Some(run.job);
+                self.shared.seed = Some(run.seed);
             }
             None => self.say("no job is running"),
         }
@@ -490,17 +378,22 @@ impl App {
 
     /// `]` and `[`: the screens show the cursor's job with its next or previous seed.
     fn shift_seed(&mut self, by: isize) {
-        let seeds: Vec<u64> = self.cursor_runs().iter().map(|row| row.seed).collect();
+        let seeds: Vec<u64> = self
+            .shared
+            .cursor_runs()
+            .iter()
+            .map(|row| row.seed)
+            .collect();
         if seeds.len() < 2 {
             self.say("the grid has one seed per job (grid.seeds)");
             return;
         }
-        let at = (self.cursor().map(|row| row.seed))
+        let at = (self.shared.cursor().map(|row| row.seed))
             .and_then(|seed| seeds.iter().position(|s| *s == seed))
             .unwrap_or(0) as isize;
         let next = seeds[(at + by).rem_euclid(seeds.len() as isize) as usize];
-        self.seed = Some(next);
-        self.epoch_scroll = 0;
+        self.shared.seed = Some(next);
+        self.screens.run_changed();
     }
 
     /// Words a command's outcome; one with nothing to say leaves the status line as it is.
@@ -514,22 +407,22 @@ impl App {
         let message = match done {
             Ok(Outcome::Enqueued { added, .. }) => match added.as_slice() {
                 [] => "already queued".to_string(),
-                [run] => format!("queued {}", self.snapshot.name(*run)),
+                [run] => format!("queued {}", self.shared.snapshot.name(*run)),
                 runs => format!("queued {} runs", runs.len()),
             },
             Ok(Outcome::QueueStarted) => "queue started".to_string(),
             Ok(Outcome::StopRequested { run }) => format!(
                 "stopping {} at the next batch; the queue is paused",
-                self.snapshot.name(run)
+                self.shared.snapshot.name(run)
             ),
             // The queue's new order shows in the grid and the queue pane.
             Ok(Outcome::MovedInQueue) => return,
             Ok(Outcome::RemovedFromQueue { run }) => {
-                format!("removed {} from the queue", self.snapshot.name(run))
+                format!("removed {} from the queue", self.shared.snapshot.name(run))
             }
             Ok(Outcome::CancelRequested { run, task }) => format!(
                 "asked Slurm to cancel {task}: {} stops at its next batch",
-                self.snapshot.name(run)
+                self.shared.snapshot.name(run)
             ),
             Ok(Outcome::Submitted { arrays, skipped }) => {
                 let left_out = match skipped.as_slice() {
@@ -573,10 +466,10 @@ impl App {
 
     /// Moves by whole cells, skipping grid cells without a job; stays put at the edges.
     fn move_cursor(&mut self, columns: isize, rows: isize) {
-        let Some(current) = self.cursor().map(|r| r.job) else {
+        let Some(current) = self.shared.cursor().map(|r| r.job) else {
             return;
         };
-        let shape = self.snapshot.grid_shape();
+        let shape = self.shared.snapshot.grid_shape();
         let row_of = |job: JobName| shape.rows.iter().position(|r| *r == (job.method, job.mode));
         let column_of = |job: JobName| shape.datasets.iter().position(|d| *d == job.dataset);
         let (Some(mut row), Some(mut column)) = (row_of(current), column_of(current)) else {
@@ -598,9 +491,9 @@ impl App {
                 dataset: shape.datasets[column],
                 mode,
             };
-            if !self.snapshot.runs_of(job).is_empty() {
-                self.cursor = Some(job);
-                self.epoch_scroll = 0;
+            if !self.shared.snapshot.runs_of(job).is_empty() {
+                self.shared.cursor = Some(job);
+                self.screens.run_changed();
                 return;
             }
         }
@@ -612,11 +505,11 @@ impl App {
             .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
         match event.code {
             KeyCode::Esc => {
-                self.cursor = from;
+                self.shared.cursor = from;
                 return;
             }
             KeyCode::Enter => {
-                if !text.is_empty() && self.snapshot.first_match(&text).is_none() {
+                if !text.is_empty() && self.shared.snapshot.first_match(&text).is_none() {
                     self.say(format!("no job matches `{text}`"));
                 }
                 return;
@@ -627,19 +520,22 @@ impl App {
             KeyCode::Char(c) if typing => text.push(c),
             _ => {}
         }
-        self.cursor = if text.is_empty() {
+        self.shared.cursor = if text.is_empty() {
             from
         } else {
-            self.snapshot.first_match(&text).or(self.cursor)
+            self.shared
+                .snapshot
+                .first_match(&text)
+                .or(self.shared.cursor)
         };
-        self.epoch_scroll = 0;
+        self.screens.run_changed();
         self.popup = Some(Popup::Search { text, from });
     }
 
-    fn on_confirm_key(&mut self, event: KeyEvent, question: Confirmation) -> Vec<Command> {
+    fn on_confirm_key(&mut self, event: KeyEvent, asked: Command) -> Vec<Command> {
         let yes = matches!(event.code, KeyCode::Char('y' | 'Y'));
-        match (yes, question) {
-            (true, Confirmation::Rerun { done }) => {
+        match (yes, asked) {
+            (true, Command::Rerun(done)) => {
                 let runs = self.startable(done);
                 self.queue_runs(runs)
                     .into_iter()
@@ -650,34 +546,38 @@ impl App {
                     .collect()
             }
             // The run may have ended while the question was open; its pid could be reused since.
-            (true, Confirmation::Stop { run, owner })
-                if (self.snapshot.running().iter())
+            (true, Command::Stop { run, owner })
+                if (self.shared.snapshot.running().iter())
                     .any(|(r, o)| *r == run && o.as_ref() == Some(&owner)) =>
             {
                 vec![Command::Stop { run, owner }]
             }
-            (true, Confirmation::Stop { run, .. }) => {
-                self.say(format!("{} is no longer running", self.snapshot.name(run)));
+            (true, Command::Stop { run, .. }) => {
+                self.say(format!(
+                    "{} is no longer running",
+                    self.shared.snapshot.name(run)
+                ));
                 Vec::new()
             }
-            (false, Confirmation::Rerun { .. }) => {
+            (false, Command::Rerun(_)) => {
                 self.say("nothing queued");
                 Vec::new()
             }
-            (false, Confirmation::Stop { run, .. } | Confirmation::Cancel { run, .. }) => {
-                self.say(format!("{} goes on", self.snapshot.name(run)));
+            (false, Command::Stop { run, .. } | Command::Cancel { run, .. }) => {
+                self.say(format!("{} goes on", self.shared.snapshot.name(run)));
                 Vec::new()
             }
-            (true, Confirmation::Cancel { run, task }) => vec![Command::Cancel { run, task }],
+            (false, _) => Vec::new(),
+            (true, asked) => vec![asked],
         }
     }
 
     /// What enter and `S` act on: the selection's jobs if any, else the cursor's job.
     fn targets(&self) -> Vec<JobName> {
-        if self.selected.is_empty() {
-            return self.cursor().map(|r| r.job).into_iter().collect();
+        if self.shared.selected.is_empty() {
+            return self.shared.cursor().map(|r| r.job).into_iter().collect();
         }
-        let mut jobs: Vec<JobName> = self.selection().iter().map(|r| r.job).collect();
+        let mut jobs: Vec<JobName> = self.shared.selection().iter().map(|r| r.job).collect();
         jobs.dedup();
         jobs
     }
@@ -701,12 +601,12 @@ impl App {
     /// finished yet are queued; only when every one is finished does it ask to run them again.
     fn enqueue(&mut self) -> Vec<Command> {
         let runs: Vec<SeededJob> = (self.targets().into_iter())
-            .flat_map(|job| self.snapshot.runs_of(job))
+            .flat_map(|job| self.shared.snapshot.runs_of(job))
             .map(|row| row.run())
             .collect();
         let runs = self.startable(runs);
         let completed = |run: &SeededJob| {
-            let state = self.snapshot.row(*run).map(|r| r.state);
+            let state = self.shared.snapshot.row(*run).map(|r| r.state);
             state == Some(JobState::Run(Status::Completed))
         };
         let (done, missing): (Vec<SeededJob>, Vec<SeededJob>) =
@@ -714,7 +614,7 @@ impl App {
         if !missing.is_empty() || done.is_empty() {
             self.queue_runs(missing)
         } else {
-            self.popup = Some(Popup::Confirm(Confirmation::Rerun { done }));
+            self.popup = Some(Popup::Confirm(Command::Rerun(done)));
             Vec::new()
         }
     }
@@ -724,7 +624,7 @@ impl App {
     /// queued again.
     fn startable(&mut self, runs: Vec<SeededJob>) -> Vec<SeededJob> {
         let busy_state = |run: &SeededJob| {
-            let state = self.snapshot.row(*run)?.state;
+            let state = self.shared.snapshot.row(*run)?.state;
             matches!(state, JobState::Queued | JobState::Run(Status::Running)).then_some(state)
         };
         let (busy, startable): (Vec<SeededJob>, Vec<SeededJob>) =
@@ -732,8 +632,13 @@ impl App {
         let refusal = match busy.as_slice() {
             _ if !startable.is_empty() => None,
             [] => None,
-            [run] => busy_state(run)
-                .map(|state| format!("{} is already {}", self.snapshot.name(*run), state.as_str())),
+            [run] => busy_state(run).map(|state| {
+                format!(
+                    "{} is already {}",
+                    self.shared.snapshot.name(*run),
+                    state.as_str()
+                )
+            }),
             _ => Some(format!(
                 "the {} runs are already queued or running",
                 busy.len()
@@ -749,25 +654,25 @@ impl App {
         if runs.is_empty() {
             return Vec::new();
         }
-        self.selected.clear();
+        self.shared.selected.clear();
         vec![Command::Enqueue(runs)]
     }
 
     /// `x`: the cursor's job if it runs, else the only running job.
     fn ask_stop(&mut self) {
         // A job waiting or running on the study's scheduler (a Slurm cluster) is stopped there.
-        let remote = (self.cursor())
+        let remote = (self.shared.cursor())
             .and_then(|row| Some((row.run(), row.remote.as_ref().filter(|t| t.is_active())?)));
         if let Some((run, task)) = remote {
             let task = task.id.clone();
-            self.popup = Some(Popup::Confirm(Confirmation::Cancel { run, task }));
+            self.popup = Some(Popup::Confirm(Command::Cancel { run, task }));
             return;
         }
-        let running = self.snapshot.running();
-        let cursor = self.cursor().map(|row| row.run());
+        let running = self.shared.snapshot.running();
+        let cursor = self.shared.cursor().map(|row| row.run());
         // The cursor's run, else the only running seed of its job, else the only running run.
         let of_job: Vec<_> = (running.iter())
-            .filter(|(run, _)| Some(run.job) == self.cursor)
+            .filter(|(run, _)| Some(run.job) == self.shared.cursor)
             .collect();
         let target = (running.iter()).find(|(run, _)| Some(*run) == cursor).or(
             match (of_job.as_slice(), running.as_slice()) {
@@ -779,11 +684,11 @@ impl App {
         match (target, running.len()) {
             (Some((run, Some(owner))), _) => {
                 let (run, owner) = (*run, owner.clone());
-                self.popup = Some(Popup::Confirm(Confirmation::Stop { run, owner }));
+                self.popup = Some(Popup::Confirm(Command::Stop { run, owner }));
             }
             (Some(&(run, None)), _) => self.say(format!(
                 "{} runs but its process is unknown",
-                self.snapshot.name(run)
+                self.shared.snapshot.name(run)
             )),
             (None, 0) => self.say("nothing is running"),
             (None, n) => self.say(format!("{n} jobs run: put the cursor on the one to stop")),
@@ -791,8 +696,8 @@ impl App {
     }
 
     fn start_queue(&mut self) -> Vec<Command> {
-        let queue = &self.snapshot.queue;
-        if queue.is_empty() && !self.snapshot.paused {
+        let queue = &self.shared.snapshot.queue;
+        if queue.is_empty() && !self.shared.snapshot.paused {
             self.say("the queue is empty: enter queues the job under the cursor");
             return Vec::new();
         }
@@ -801,12 +706,15 @@ impl App {
 
     /// The cursor's run when it is queued, else the first queued seed of the cursor's job.
     fn queued_cursor(&mut self) -> Option<(SeededJob, usize)> {
-        let shown = self.cursor()?.run();
+        let shown = self.shared.cursor()?.run();
         let queued = std::iter::once(shown)
-            .chain(self.cursor_runs().iter().map(|row| row.run()))
-            .find_map(|run| Some((run, self.snapshot.queue_position(run)?)));
+            .chain(self.shared.cursor_runs().iter().map(|row| row.run()))
+            .find_map(|run| Some((run, self.shared.snapshot.queue_position(run)?)));
         if queued.is_none() {
-            self.say(format!("{} is not queued", self.snapshot.name(shown)));
+            self.say(format!(
+                "{} is not queued",
+                self.shared.snapshot.name(shown)
+            ));
         }
         queued
     }
@@ -815,10 +723,10 @@ impl App {
         let Some((run, position)) = self.queued_cursor() else {
             return Vec::new();
         };
-        let last = self.snapshot.queue.len() - 1;
+        let last = self.shared.snapshot.queue.len() - 1;
         if (by < 0 && position == 0) || (by > 0 && position == last) {
             let edge = if by < 0 { "first" } else { "last" };
-            let name = self.snapshot.name(run);
+            let name = self.shared.snapshot.name(run);
             self.say(format!("{name} is already {edge} in the queue"));
             return Vec::new();
         }
@@ -841,12 +749,13 @@ impl App {
     /// What goes on after the console is gone, and how to come back to it.
     fn farewell(&self) -> Option<String> {
         let running: Vec<String> = self
+            .shared
             .snapshot
             .running()
             .iter()
             .map(|(run, owner)| match owner {
-                Some(owner) => format!("{} (pid {})", self.snapshot.name(*run), owner.pid),
-                None => self.snapshot.name(*run),
+                Some(owner) => format!("{} (pid {})", self.shared.snapshot.name(*run), owner.pid),
+                None => self.shared.snapshot.name(*run),
             })
             .collect();
         let mut lines = Vec::new();
@@ -855,10 +764,12 @@ impl App {
             1 => lines.push(format!("{} goes on running.", running[0])),
             _ => lines.push(format!("{} go on running.", running.join(", "))),
         }
-        let queued = self.snapshot.queue.len();
-        if let (Some(worker), false, false) =
-            (self.snapshot.worker, queued == 0, self.snapshot.paused)
-        {
+        let queued = self.shared.snapshot.queue.len();
+        if let (Some(worker), false, false) = (
+            self.shared.snapshot.worker,
+            queued == 0,
+            self.shared.snapshot.paused,
+        ) {
             let jobs = if queued == 1 { "job" } else { "jobs" };
             lines.push(format!(
                 "The queue ({queued} {jobs}) goes on in worker pid {worker}."

@@ -1,5 +1,6 @@
-//! The console's keys and their per-user overrides: one table maps each [`Action`] to its keys, and
-//! both the update function and the help popup read it, so an override shows in the help.
+//! The console's keys and their per-user overrides: one table gives each [`Action`] its name, its
+//! default keys and its help, and the update function, the help popup and the settings file all
+//! read it, so an override shows in the help.
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -15,190 +16,99 @@ pub enum KeyError {
     UnknownKey(String),
 }
 
-/// Everything a key can do. The names (`Action::name`) are what the settings file's `keys:` uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Action {
-    Up,
-    Down,
-    Left,
-    Right,
-    ToggleSelect,
-    ClearSelection,
-    Search,
-    Enqueue,
-    Stop,
-    NextRunning,
-    NextSeed,
-    PreviousSeed,
-    Submit,
-    StartQueue,
-    QueueEarlier,
-    QueueLater,
-    QueueRemove,
-    NextScreen,
-    PreviousScreen,
-    GridScreen,
-    LiveScreen,
-    ResultsScreen,
-    CompareScreen,
-    StudyScreen,
-    Export,
-    ScrollUp,
-    ScrollDown,
-    Help,
-    Close,
-    Quit,
+/// An action's line in the key table: its name in the settings file's `keys:`, its default keys and
+/// what the help popup says it does.
+#[derive(Clone, Copy, Debug)]
+pub struct ActionEntry {
+    pub name: &'static str,
+    pub keys: &'static [&'static str],
+    pub description: &'static str,
 }
 
-impl Action {
-    /// In the help popup's order.
-    pub const ALL: [Action; 30] = [
-        Action::Up,
-        Action::Down,
-        Action::Left,
-        Action::Right,
-        Action::ToggleSelect,
-        Action::ClearSelection,
-        Action::Search,
-        Action::Enqueue,
-        Action::Stop,
-        Action::NextRunning,
-        Action::NextSeed,
-        Action::PreviousSeed,
-        Action::Submit,
-        Action::StartQueue,
-        Action::QueueEarlier,
-        Action::QueueLater,
-        Action::QueueRemove,
-        Action::NextScreen,
-        Action::PreviousScreen,
-        Action::GridScreen,
-        Action::LiveScreen,
-        Action::ResultsScreen,
-        Action::CompareScreen,
-        Action::StudyScreen,
-        Action::Export,
-        Action::ScrollUp,
-        Action::ScrollDown,
-        Action::Help,
-        Action::Close,
-        Action::Quit,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Action::Up => "up",
-            Action::Down => "down",
-            Action::Left => "left",
-            Action::Right => "right",
-            Action::ToggleSelect => "select",
-            Action::ClearSelection => "clear-selection",
-            Action::Search => "search",
-            Action::Enqueue => "enqueue",
-            Action::Stop => "stop",
-            Action::NextRunning => "next-running",
-            Action::NextSeed => "next-seed",
-            Action::PreviousSeed => "previous-seed",
-            Action::Submit => "submit",
-            Action::StartQueue => "start-queue",
-            Action::QueueEarlier => "queue-earlier",
-            Action::QueueLater => "queue-later",
-            Action::QueueRemove => "queue-remove",
-            Action::NextScreen => "next-screen",
-            Action::PreviousScreen => "previous-screen",
-            Action::GridScreen => "grid",
-            Action::LiveScreen => "live",
-            Action::ResultsScreen => "results",
-            Action::CompareScreen => "compare",
-            Action::StudyScreen => "study",
-            Action::Export => "export",
-            Action::ScrollUp => "scroll-up",
-            Action::ScrollDown => "scroll-down",
-            Action::Help => "help",
-            Action::Close => "close",
-            Action::Quit => "quit",
-        }
-    }
-
-    /// What the action does, as the help popup says it.
-    pub fn description(self) -> &'static str {
-        match self {
-            Action::Up => "cursor up (help: scroll)",
-            Action::Down => "cursor down (help: scroll)",
-            Action::Left => "cursor left",
-            Action::Right => "cursor right",
-            Action::ToggleSelect => "select or unselect the job",
-            Action::ClearSelection => "unselect every job",
-            Action::Search => "jump to a job by part of its name",
-            Action::Enqueue => "queue the job or the selection, every seed",
-            Action::Stop => "stop the running job (asks y/n)",
-            Action::NextRunning => "cursor to the next running job",
-            Action::NextSeed => "show the job's next seed (grid.seeds)",
-            Action::PreviousSeed => "show the job's previous seed",
-            Action::Submit => "submit the job or the selection to Slurm",
-            Action::StartQueue => "start a paused queue",
-            Action::QueueEarlier => "move the queued job earlier",
-            Action::QueueLater => "move the queued job later",
-            Action::QueueRemove => "remove the job from the queue",
-            Action::NextScreen => "next screen",
-            Action::PreviousScreen => "previous screen",
-            Action::GridScreen => "grid screen",
-            Action::LiveScreen => "live screen",
-            Action::ResultsScreen => "results of the job",
-            Action::CompareScreen => "compare selected runs",
-            Action::StudyScreen => "the study's tables for the cursor's dataset",
-            Action::Export => "export the study's tables into output/report/",
-            Action::ScrollUp => "scroll the epoch table up",
-            Action::ScrollDown => "scroll the epoch table down",
-            Action::Help => "this help",
-            Action::Close => "close a popup, back to the grid",
-            Action::Quit => "quit (running jobs go on)",
-        }
-    }
-
-    fn default_keys(self) -> &'static [&'static str] {
-        match self {
-            Action::Up => &["up", "k"],
-            Action::Down => &["down", "j"],
-            Action::Left => &["left", "h"],
-            Action::Right => &["right", "l"],
-            Action::ToggleSelect => &["space"],
-            Action::ClearSelection => &["u"],
-            Action::Search => &["/"],
-            Action::Enqueue => &["enter"],
-            Action::Stop => &["x"],
-            Action::NextRunning => &["n"],
-            Action::NextSeed => &["]"],
-            Action::PreviousSeed => &["["],
-            Action::Submit => &["S"],
-            Action::StartQueue => &["s"],
-            Action::QueueEarlier => &["K", "+"],
-            Action::QueueLater => &["J", "-"],
-            Action::QueueRemove => &["d", "delete"],
-            Action::NextScreen => &["tab"],
-            Action::PreviousScreen => &["shift-tab"],
-            Action::GridScreen => &["1", "g"],
-            Action::LiveScreen => &["2", "v"],
-            Action::ResultsScreen => &["3", "r"],
-            Action::CompareScreen => &["4", "c"],
-            Action::StudyScreen => &["5", "t"],
-            Action::Export => &["E"],
-            Action::ScrollUp => &["pageup"],
-            Action::ScrollDown => &["pagedown"],
-            Action::Help => &["?"],
-            Action::Close => &["esc"],
-            Action::Quit => &["q", "ctrl-c"],
-        }
-    }
+/// The screens as the key table sees them: each is shown by an action of its own, whose entry the
+/// screen table gives (`screens::Screen`, which sits above the keys and reads them for its hints).
+pub trait ScreenTable: Copy + Ord + 'static {
+    /// In the header's order, which is also the help's.
+    const ALL: &'static [Self];
+    fn entry(self) -> ActionEntry;
 }
 
-impl FromStr for Action {
+/// Writes [`Action`] and its entries from one table; the screens' actions go where `..screens`
+/// stands, which is their place in the help.
+macro_rules! actions {
+    (
+        $($before:ident => $before_name:literal, [$($before_key:literal),+], $before_help:literal;)+
+        ..screens;
+        $($after:ident => $after_name:literal, [$($after_key:literal),+], $after_help:literal;)+
+    ) => {
+        /// Everything a key can do: the actions of the table, and showing each screen `S`.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Action<S> {
+            $($before,)+
+            Show(S),
+            $($after,)+
+        }
+
+        impl<S: ScreenTable> Action<S> {
+            /// Every action, in the help popup's order.
+            pub fn all() -> impl Iterator<Item = Action<S>> {
+                let screens = S::ALL.iter().map(|screen| Action::Show(*screen));
+                [$(Action::$before),+].into_iter().chain(screens).chain([$(Action::$after),+])
+            }
+
+            pub fn entry(self) -> ActionEntry {
+                match self {
+                    $(Action::$before => ActionEntry {
+                        name: $before_name,
+                        keys: &[$($before_key),+],
+                        description: $before_help,
+                    },)+
+                    Action::Show(screen) => screen.entry(),
+                    $(Action::$after => ActionEntry {
+                        name: $after_name,
+                        keys: &[$($after_key),+],
+                        description: $after_help,
+                    },)+
+                }
+            }
+        }
+    };
+}
+
+actions! {
+    Up => "up", ["up", "k"], "cursor up (help: scroll)";
+    Down => "down", ["down", "j"], "cursor down (help: scroll)";
+    Left => "left", ["left", "h"], "cursor left";
+    Right => "right", ["right", "l"], "cursor right";
+    ToggleSelect => "select", ["space"], "select or unselect the job";
+    ClearSelection => "clear-selection", ["u"], "unselect every job";
+    Search => "search", ["/"], "jump to a job by part of its name";
+    Enqueue => "enqueue", ["enter"], "queue the job or the selection, every seed";
+    Stop => "stop", ["x"], "stop the running job (asks y/n)";
+    NextRunning => "next-running", ["n"], "cursor to the next running job";
+    NextSeed => "next-seed", ["]"], "show the job's next seed (grid.seeds)";
+    PreviousSeed => "previous-seed", ["["], "show the job's previous seed";
+    Submit => "submit", ["S"], "submit the job or the selection to Slurm";
+    StartQueue => "start-queue", ["s"], "start a paused queue";
+    QueueEarlier => "queue-earlier", ["K", "+"], "move the queued job earlier";
+    QueueLater => "queue-later", ["J", "-"], "move the queued job later";
+    QueueRemove => "queue-remove", ["d", "delete"], "remove the job from the queue";
+    NextScreen => "next-screen", ["tab"], "next screen";
+    PreviousScreen => "previous-screen", ["shift-tab"], "previous screen";
+    ..screens;
+    Export => "export", ["E"], "export the study's tables into output/report/";
+    ScrollUp => "scroll-up", ["pageup"], "scroll the epoch table up";
+    ScrollDown => "scroll-down", ["pagedown"], "scroll the epoch table down";
+    Help => "help", ["?"], "this help";
+    Close => "close", ["esc"], "close a popup, back to the grid";
+    Quit => "quit", ["q", "ctrl-c"], "quit (running jobs go on)";
+}
+
+impl<S: ScreenTable> FromStr for Action<S> {
     type Err = KeyError;
     fn from_str(s: &str) -> Result<Self, KeyError> {
-        Action::ALL
-            .iter()
-            .copied()
-            .find(|a| a.name() == s)
+        Action::all()
+            .find(|a| a.entry().name == s)
             .ok_or_else(|| KeyError::UnknownAction(s.to_string()))
     }
 }
@@ -329,24 +239,21 @@ impl fmt::Display for Key {
 }
 
 /// Overrides from the settings file: each replaces all default keys of its action.
-pub type KeyOverrides = BTreeMap<Action, Vec<Key>>;
+pub type KeyOverrides<S> = BTreeMap<Action<S>, Vec<Key>>;
 
 /// Each action's keys: the defaults, with the overrides in place.
 #[derive(Clone, Debug, PartialEq)]
-pub struct KeyTable {
-    bindings: Vec<(Action, Vec<Key>)>,
+pub struct KeyTable<S> {
+    bindings: Vec<(Action<S>, Vec<Key>)>,
 }
 
-impl KeyTable {
-    pub fn new(overrides: &KeyOverrides) -> KeyTable {
-        let bindings = Action::ALL
-            .iter()
-            .map(|&action| {
+impl<S: ScreenTable> KeyTable<S> {
+    pub fn new(overrides: &KeyOverrides<S>) -> KeyTable<S> {
+        let bindings = Action::all()
+            .map(|action| {
                 let mut keys = match overrides.get(&action) {
                     Some(keys) => keys.clone(),
-                    None => action
-                        .default_keys()
-                        .iter()
+                    None => (action.entry().keys.iter())
                         .filter_map(|k| k.parse().ok())
                         .collect(),
                 };
@@ -361,8 +268,8 @@ impl KeyTable {
     }
 
     /// The action of a key press; releases (reported on some platforms) do nothing. When an
-    /// override reuses another action's key, the action first in [`Action::ALL`] wins.
-    pub fn action(&self, event: &KeyEvent) -> Option<Action> {
+    /// override reuses another action's key, the action first in [`Action::all`] wins.
+    pub fn action(&self, event: &KeyEvent) -> Option<Action<S>> {
         if event.kind == KeyEventKind::Release {
             return None;
         }
@@ -373,7 +280,7 @@ impl KeyTable {
             .map(|(action, _)| *action)
     }
 
-    pub fn keys(&self, action: Action) -> &[Key] {
+    pub fn keys(&self, action: Action<S>) -> &[Key] {
         self.bindings
             .iter()
             .find(|(a, _)| *a == action)
@@ -382,13 +289,13 @@ impl KeyTable {
     }
 
     /// The keys of an action as the help and hints show them: `up/k`.
-    pub fn label(&self, action: Action) -> String {
+    pub fn label(&self, action: Action<S>) -> String {
         let keys: Vec<String> = self.keys(action).iter().map(Key::to_string).collect();
         keys.join("/")
     }
 }
 
-impl Default for KeyTable {
+impl<S: ScreenTable> Default for KeyTable<S> {
     fn default() -> Self {
         KeyTable::new(&KeyOverrides::new())
     }
@@ -397,6 +304,10 @@ impl Default for KeyTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::console::screens::Screen;
+
+    type Action = super::Action<Screen>;
+    type KeyTable = super::KeyTable<Screen>;
 
     fn press(code: KeyCode, modifiers: KeyModifiers) -> KeyEvent {
         KeyEvent::new(code, modifiers)
@@ -404,8 +315,8 @@ mod tests {
 
     #[test]
     fn every_default_key_parses_and_prints_back() {
-        for action in Action::ALL {
-            for text in action.default_keys() {
+        for action in Action::all() {
+            for text in action.entry().keys {
                 let key: Key = text.parse().unwrap_or_else(|e| panic!("{action:?}: {e}"));
                 assert_eq!(key.to_string(), *text);
             }

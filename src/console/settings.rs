@@ -20,7 +20,8 @@
 //!
 //! The console's state (the cursor's job and the selection, restored at start) is
 //! `<state dir>/state.json` (on Linux `~/.local/state/adarat/state.json`).
-use super::keys::{Action, Key, KeyError, KeyOverrides};
+use super::keys::{Key, KeyError};
+use super::screens::{Action, KeyOverrides};
 use directories::ProjectDirs;
 use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
@@ -169,8 +170,11 @@ fn parse_key_overrides(value: &Value, overrides: &mut KeyOverrides, problems: &m
             Ok(keys) if !keys.is_empty() => {
                 overrides.insert(action, keys);
             }
-            Ok(_) => problems.push(format!("keys: `{}` has no key (ignored)", action.name())),
-            Err(e) => problems.push(format!("keys: `{}`: {e} (ignored)", action.name())),
+            Ok(_) => problems.push(format!(
+                "keys: `{}` has no key (ignored)",
+                action.entry().name
+            )),
+            Err(e) => problems.push(format!("keys: `{}`: {e} (ignored)", action.entry().name)),
         }
     }
 }

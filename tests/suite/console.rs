@@ -1,8 +1,9 @@
 //! The console through its public API: keys in, state and commands out; and what each screen draws
 //! into a test terminal, at 80×24, at 160×48, in plain ASCII and at tiny sizes.
 use adarat::config::Protocol;
-use adarat::console::app::{App, Command, Confirmation, Msg, Outcome, Popup, Screen};
+use adarat::console::app::{App, Command, Msg, Outcome, Popup};
 use adarat::console::control::{Control, ControlError};
+use adarat::console::screens::Screen;
 use adarat::console::settings::{load_settings_from, parse_settings, SavedState, Settings};
 use adarat::console::snapshot::{FinalStep, JobRow, JobState, Live, Phase, Queued, Snapshot};
 use adarat::console::views::draw;
@@ -304,7 +305,10 @@ fn type_keys(app: &mut App, text: &str) -> Vec<Command> {
 }
 
 fn cursor(app: &App) -> String {
-    app.cursor().map(|r| r.job.to_string()).unwrap_or_default()
+    app.shared()
+        .cursor()
+        .map(|r| r.job.to_string())
+        .unwrap_or_default()
 }
 
 fn render(app: &App, width: u16, height: u16) -> Buffer {
@@ -367,7 +371,7 @@ fn the_saved_cursor_and_selection_come_back() {
     let mut app = App::new(plain_settings(), saved, Vec::new());
     app.update(Msg::Snapshot(snapshot()));
     assert_eq!(cursor(&app), "fat/mnist/fixrat");
-    assert!(app.is_selected(job("st/mnist/baseline")));
+    assert!(app.shared().is_selected(job("st/mnist/baseline")));
     assert_eq!(app.saved_state().selected, vec!["st/mnist/baseline"]);
 
     let gone = SavedState {
@@ -389,10 +393,10 @@ fn the_saved_cursor_and_selection_come_back() {
 fn space_toggles_the_selection_and_u_clears_it() {
     let mut app = app();
     type_keys(&mut app, " l ");
-    assert!(app.is_selected(job("st/cifar10/baseline")));
-    assert!(app.is_selected(job("st/cifar100/baseline")));
+    assert!(app.shared().is_selected(job("st/cifar10/baseline")));
+    assert!(app.shared().is_selected(job("st/cifar100/baseline")));
     type_keys(&mut app, " ");
-    assert!(!app.is_selected(job("st/cifar100/baseline")));
+    assert!(!app.shared().is_selected(job("st/cifar100/baseline")));
     assert_eq!(app.saved_state().selected, vec!["st/cifar10/baseline"]);
     assert_eq!(
         app.saved_state().cursor.as_deref(),
@@ -467,7 +471,8 @@ fn enter_on_a_done_job_asks_first() {
         panic!("expected a question, got {:?}", app.popup());
     };
     assert!(question
-        .question(app.snapshot())
+        .question(app.shared().snapshot())
+        .unwrap()
         .contains("run again? the finished run is kept aside: y/n"));
     assert!(type_keys(&mut app, "n").is_empty());
     assert!(app.popup().is_none());
@@ -494,7 +499,7 @@ fn x_stops_the_running_job_only_after_y() {
     assert!(type_keys(&mut app, "x").is_empty());
     assert_eq!(
         app.popup(),
-        Some(&Popup::Confirm(Confirmation::Stop {
+        Some(&Popup::Confirm(Command::Stop {
             run: run(RUNNING),
             owner: owner(RUNNING_PID)
         })),
@@ -759,7 +764,7 @@ fn a_key_override_changes_the_key_and_the_help() {
     press_key(&mut app, KeyCode::Char('X'), KeyModifiers::SHIFT);
     assert!(matches!(
         app.popup(),
-        Some(Popup::Confirm(Confirmation::Stop { .. }))
+        Some(Popup::Confirm(Command::Stop { .. }))
     ));
 }
 
@@ -1015,7 +1020,7 @@ fn slurm_tasks_show_in_the_grid_and_x_cancels_through_slurm_and_s_submits() {
     assert!(type_keys(&mut app, "x").is_empty());
     assert_eq!(
         app.popup()
-            .map(|p| matches!(p, Popup::Confirm(Confirmation::Cancel { .. }))),
+            .map(|p| matches!(p, Popup::Confirm(Command::Cancel { .. }))),
         Some(true)
     );
     assert_eq!(
@@ -1356,10 +1361,10 @@ fn the_results_table_scrolls() {
     let mut app = app_at("pgd-at/synthetic/adarat");
     type_keys(&mut app, "r");
     press(&mut app, KeyCode::PageDown);
-    assert_eq!(app.epoch_scroll(), 4, "no further than the last epoch");
+    // No further than the last epoch.
     assert_contains(&screen_text(&app, 80, 24), &["epochs from 5 of 5"]);
     press(&mut app, KeyCode::PageUp);
-    assert_eq!(app.epoch_scroll(), 0);
+    assert_contains(&screen_text(&app, 80, 24), &["epochs from 1 of 5"]);
 }
 
 #[test]
@@ -1619,7 +1624,8 @@ fn with_seeds_enter_queues_the_missing_seeds_and_asks_only_when_all_are_done() {
         panic!("expected a question, got {:?}", app.popup());
     };
     assert!(question
-        .question(app.snapshot())
+        .question(app.shared().snapshot())
+        .unwrap()
         .starts_with("pgd-at/synthetic/baseline seed 1, pgd-at/synthetic/baseline seed 2, "));
     // Confirmed, they go to the queue as reruns: each is moved aside when it starts.
     let Command::Rerun(runs) = &type_keys(&mut app, "y")[0] else {
@@ -1666,7 +1672,7 @@ fn with_seeds_the_grid_counts_done_seeds_and_results_show_mean_and_sd() {
     );
     // `]` shows the next seed; the results give the seed's value beside the mean over seeds.
     type_keys(&mut app, "]");
-    assert_eq!(app.cursor().map(|r| r.seed), Some(2));
+    assert_eq!(app.shared().cursor().map(|r| r.seed), Some(2));
     type_keys(&mut app, "3");
     let results = screen_text(&app, 120, 40);
     assert_contains(
@@ -1678,9 +1684,13 @@ fn with_seeds_the_grid_counts_done_seeds_and_results_show_mean_and_sd() {
         ],
     );
     type_keys(&mut app, "]]");
-    assert_eq!(app.cursor().map(|r| r.seed), Some(1), "wraps around");
+    assert_eq!(
+        app.shared().cursor().map(|r| r.seed),
+        Some(1),
+        "wraps around"
+    );
     type_keys(&mut app, "[");
-    assert_eq!(app.cursor().map(|r| r.seed), Some(3));
+    assert_eq!(app.shared().cursor().map(|r| r.seed), Some(3));
     assert_contains(&screen_text(&app, 120, 40), &["no result yet (not run)"]);
     // Compare: one column per mode, the seeds of each averaged.
     type_keys(&mut app, "4");

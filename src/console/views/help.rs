@@ -1,32 +1,32 @@
 //! The help popup: every action with its keys (overrides included) and its settings name.
 use super::centered;
-use super::widgets::Theme;
 use crate::console::app::App;
-use crate::console::keys::Action;
+use crate::console::screens::Action;
+use crate::console::widgets::Theme;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph};
 use ratatui::Frame;
 
 pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme, scroll: usize) {
-    let keys = app.keys();
-    let key_width = Action::ALL
-        .iter()
-        .map(|a| keys.label(*a).chars().count())
+    let keys = app.shared().keys();
+    let key_width = Action::all()
+        .map(|a| keys.label(a).chars().count())
         .max()
         .unwrap_or(0);
     let mut lines = vec![Line::from(Span::styled(
         format!("{:<key_width$}  {:<16} {}", "keys", "name", "what it does"),
         theme.dim(),
     ))];
-    lines.extend(Action::ALL.iter().map(|&action| {
+    lines.extend(Action::all().map(|action| {
+        let entry = action.entry();
         Line::from(vec![
             Span::styled(
                 format!("{:<key_width$}  ", keys.label(action)),
                 theme.bold(),
             ),
-            Span::styled(format!("{:<16} ", action.name()), theme.dim()),
-            Span::raw(action.description()),
+            Span::styled(format!("{:<16} ", entry.name), theme.dim()),
+            Span::raw(entry.description),
         ])
     }));
     lines.push(Line::from(Span::styled(

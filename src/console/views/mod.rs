@@ -1,25 +1,23 @@
-//! Pure views: each screen draws the application state into a frame and changes nothing.
-//! Every screen has a header line (screens, queue, worker), a body and a status line (the transient
-//! message, the search line, or key hints); popups (help, confirmations) go on top.
-mod compare;
-mod grid;
+//! Pure views: the frame around the shown screen, drawn from the application state, changing
+//! nothing. Every screen has a header line (screens, queue, worker), a body (the screen's own
+//! drawing, `screens`) and a status line (the transient message, the search line, or key hints);
+//! popups (help, confirmations) go on top.
 mod help;
-mod live;
-mod results;
-mod study;
-mod widgets;
 
-use super::app::{App, Popup, Screen};
-use super::keys::Action;
+use super::app::{App, Popup};
+use super::screens::{Action, Screen};
+use super::widgets::Theme;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph, Wrap};
 use ratatui::Frame;
-use widgets::Theme;
 
 pub fn draw(frame: &mut Frame, app: &App) {
-    let theme = Theme::of(app);
+    let theme = Theme {
+        ascii: app.settings().ascii,
+        colors: app.settings().colors,
+    };
     // A long status message (a refused command, a broken settings file) wraps onto more rows.
     let status_text = Paragraph::new(status_line(app, theme)).wrap(Wrap { trim: false });
     let searching = matches!(app.popup(), Some(Popup::Search { .. }));
@@ -39,23 +37,17 @@ pub fn draw(frame: &mut Frame, app: &App) {
         let reading = Paragraph::new("reading the output folder...").style(theme.dim());
         frame.render_widget(reading, body);
     } else {
-        match app.screen() {
-            Screen::Grid => grid::draw(frame, body, app, theme),
-            Screen::Live => live::draw(frame, body, app, theme),
-            Screen::Results => results::draw(frame, body, app, theme),
-            Screen::Compare => compare::draw(frame, body, app, theme),
-            Screen::Study => study::draw(frame, body, app, theme),
-        }
+        app.screens()
+            .draw(app.screen(), frame, body, app.shared(), theme);
     }
     frame.render_widget(status_text, status);
     match app.popup() {
         Some(Popup::Help { scroll }) => help::draw(frame, frame.area(), app, theme, *scroll),
-        Some(Popup::Confirm(question)) => draw_question(
-            frame,
-            frame.area(),
-            &question.question(app.snapshot()),
-            theme,
-        ),
+        Some(Popup::Confirm(command)) => {
+            if let Some(question) = command.question(app.shared().snapshot()) {
+                draw_question(frame, frame.area(), &question, theme);
+            }
+        }
         Some(Popup::Search { .. }) | None => {}
     }
 }
@@ -63,7 +55,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
 /// `adarat  [1 Grid] 2 Live 3 Results 4 Compare 5 Study   queue 2 paused  worker 1234  running on cuda:0`;
 /// narrow: `adarat  [1 Grid] 2 3 4 5   queue 2 paused  worker 1234`
 fn header_line(app: &App, theme: Theme, width: u16) -> Line<'static> {
-    let snapshot = app.snapshot();
+    let snapshot = app.shared().snapshot();
     // Every screen's title where the line has room (the queue and worker included), else the
     // current screen's only.
     let titles: usize = Screen::ALL.iter().map(|s| s.title().len() + 4).sum();
@@ -111,7 +103,7 @@ fn header_line(app: &App, theme: Theme, width: u16) -> Line<'static> {
 /// The search line while searching, else the status message, else hints for the main keys.
 fn status_line(app: &App, theme: Theme) -> Line<'static> {
     if let Some(Popup::Search { text, .. }) = app.popup() {
-        let found = match app.snapshot().first_match(text) {
+        let found = match app.shared().snapshot().first_match(text) {
             Some(job) if !text.is_empty() => format!("   -> {job}"),
             Some(_) => String::new(),
             None => "   (no match)".into(),
@@ -124,7 +116,7 @@ fn status_line(app: &App, theme: Theme) -> Line<'static> {
     if let Some(message) = app.status() {
         return Line::from(Span::styled(message.to_string(), theme.fg(Color::Yellow)));
     }
-    let keys = app.keys();
+    let keys = app.shared().keys();
     let hints = [
         (Action::Help, "help"),
         (Action::Search, "find"),

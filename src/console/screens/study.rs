@@ -1,8 +1,7 @@
 //! The Study screen: the main table and the peaks of the cursor's dataset, from the completed
 //! runs the monitor read (docs/report.md). `E` writes every format into `output/report/`.
-use super::widgets::{spread, Theme};
-use crate::console::app::App;
-use crate::console::keys::Action;
+use super::{Action, Shared, View};
+use crate::console::widgets::{spread, Theme};
 use crate::report::groups::{self, Run};
 use crate::report::tables::{self, Stat, COLUMNS};
 use crate::vocab::DatasetKind;
@@ -15,62 +14,67 @@ use ratatui::Frame;
 /// From this width on, cells show Δ against the baseline beside mean ± sd.
 const WIDE: u16 = 120;
 
-pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
-    let snapshot = app.snapshot();
-    let dataset = (app.cursor().map(|row| row.job.dataset))
-        .or_else(|| snapshot.datasets.first().copied())
-        .unwrap_or(DatasetKind::Cifar10);
-    let runs = (snapshot.jobs.iter())
-        .filter(|row| row.job.dataset == dataset)
-        .filter_map(|row| {
-            let result = row.result.as_ref()?;
-            Some(Run {
-                folder: row.folder.clone(),
-                result: result.clone(),
-            })
-        });
-    let collection = groups::of_runs(runs);
-    let main = tables::main_tables(&collection);
-    let export = app.keys().label(Action::Export);
-    let pm = theme.plus_minus();
-    let title = if area.width >= WIDE {
-        let delta = if theme.ascii { "delta" } else { "Δ" };
-        format!("{dataset}: mean {pm} sd over n seeds, the best mode of each method in bold, ({delta}) against the baseline  ({export}: export all into output/report/)")
-    } else {
-        format!("{dataset}: mean{pm}sd over n seeds, best mode bold  ({export}: export)")
-    };
-    let Some(table) = main.first() else {
-        let text = vec![
-            Line::from(Span::styled(title, theme.bold())),
-            Line::from(format!(
-                "No completed run with a final table on {dataset} yet (the cursor's column sets the dataset)."
-            )),
-        ];
-        frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: false }), area);
-        return;
-    };
-    let peaks = tables::peaks(&collection);
-    let notes: Vec<Line> = (table.presets.iter())
-        .map(|p| format!("AutoAttack: {p}"))
-        .chain(table.notes.iter().cloned())
-        .map(|note| Line::from(Span::styled(note, theme.dim())))
-        .collect();
-    let main_height = table.rows.len() as u16 + 1;
-    let peaks_height = peaks.len() as u16 + 2;
-    let [title_area, main_area, peaks_area, notes_area] = Layout::vertical([
-        Constraint::Length(1),
-        Constraint::Length(main_height),
-        Constraint::Length(peaks_height),
-        Constraint::Min(0),
-    ])
-    .areas(area);
-    frame.render_widget(
-        Paragraph::new(Span::styled(title, theme.bold())),
-        title_area,
-    );
-    frame.render_widget(main_table(table, area.width >= WIDE, theme), main_area);
-    frame.render_widget(peaks_table(&peaks, theme), peaks_area);
-    frame.render_widget(Paragraph::new(notes).wrap(Wrap { trim: false }), notes_area);
+#[derive(Default)]
+pub(super) struct Study;
+
+impl View for Study {
+    fn draw(&self, frame: &mut Frame, area: Rect, shared: &Shared, theme: Theme) {
+        let snapshot = shared.snapshot();
+        let dataset = (shared.cursor().map(|row| row.job.dataset))
+            .or_else(|| snapshot.datasets.first().copied())
+            .unwrap_or(DatasetKind::Cifar10);
+        let runs = (snapshot.jobs.iter())
+            .filter(|row| row.job.dataset == dataset)
+            .filter_map(|row| {
+                let result = row.result.as_ref()?;
+                Some(Run {
+                    folder: row.folder.clone(),
+                    result: result.clone(),
+                })
+            });
+        let collection = groups::of_runs(runs);
+        let main = tables::main_tables(&collection);
+        let export = shared.keys().label(Action::Export);
+        let pm = theme.plus_minus();
+        let title = if area.width >= WIDE {
+            let delta = if theme.ascii { "delta" } else { "Δ" };
+            format!("{dataset}: mean {pm} sd over n seeds, the best mode of each method in bold, ({delta}) against the baseline  ({export}: export all into output/report/)")
+        } else {
+            format!("{dataset}: mean{pm}sd over n seeds, best mode bold  ({export}: export)")
+        };
+        let Some(table) = main.first() else {
+            let text = vec![
+                Line::from(Span::styled(title, theme.bold())),
+                Line::from(format!(
+                    "No completed run with a final table on {dataset} yet (the cursor's column sets the dataset)."
+                )),
+            ];
+            frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: false }), area);
+            return;
+        };
+        let peaks = tables::peaks(&collection);
+        let notes: Vec<Line> = (table.presets.iter())
+            .map(|p| format!("AutoAttack: {p}"))
+            .chain(table.notes.iter().cloned())
+            .map(|note| Line::from(Span::styled(note, theme.dim())))
+            .collect();
+        let main_height = table.rows.len() as u16 + 1;
+        let peaks_height = peaks.len() as u16 + 2;
+        let [title_area, main_area, peaks_area, notes_area] = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Length(main_height),
+            Constraint::Length(peaks_height),
+            Constraint::Min(0),
+        ])
+        .areas(area);
+        frame.render_widget(
+            Paragraph::new(Span::styled(title, theme.bold())),
+            title_area,
+        );
+        frame.render_widget(main_table(table, area.width >= WIDE, theme), main_area);
+        frame.render_widget(peaks_table(&peaks, theme), peaks_area);
+        frame.render_widget(Paragraph::new(notes).wrap(Wrap { trim: false }), notes_area);
+    }
 }
 
 /// `±`, or `+-` in plain ASCII.

@@ -1,6 +1,5 @@
 //! What every screen shares: the theme (glyphs and colours from the settings), number formats, a
 //! text progress bar, a one-row sparkline and a small line plot that work in plain ASCII too.
-use crate::console::app::App;
 use crate::console::snapshot::JobState;
 use crate::vocab::Status;
 use ratatui::buffer::Buffer;
@@ -47,13 +46,6 @@ impl Theme {
             "+-"
         } else {
             "±"
-        }
-    }
-
-    pub(super) fn of(app: &App) -> Theme {
-        Theme {
-            ascii: app.settings().ascii,
-            colors: app.settings().colors,
         }
     }
 

@@ -1,9 +1,8 @@
 //! The results screen for the cursor's job: the final attack table, the SA and RA peaks, per-epoch
 //! curves with the peaks marked, and a scrollable per-epoch table.
-use super::widgets::{clock, percent, spread, Curves, Series, Theme};
-use crate::console::app::App;
-use crate::console::keys::Action;
+use super::{Action, Shared, View};
 use crate::console::snapshot::{over_completed_seeds, JobRow};
+use crate::console::widgets::{clock, percent, spread, Curves, Series, Theme};
 use crate::store::result::{FinalTable, Peaks, RunResult};
 use crate::vocab::Status;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -13,59 +12,83 @@ use ratatui::widgets::{Borders, Paragraph, Row, Table, Wrap};
 use ratatui::Frame;
 use std::path::Path;
 
-pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
-    let Some(row) = app.cursor() else {
-        frame.render_widget(Paragraph::new("no jobs in the grid"), area);
-        return;
-    };
-    let Some(result) = row.result.as_deref() else {
-        let mut lines = vec![
-            Line::from(Span::styled(app.snapshot().name(row.run()), theme.bold())),
-            Line::from(format!(
-                "no result yet ({}): results appear once its run writes result.json",
-                row.state.as_str()
-            )),
-        ];
-        // A job that failed before it had a run folder: the queue kept why.
-        if let Some(error) = &row.error {
-            lines.push(Line::from(Span::styled(
-                format!("error: {error}"),
-                theme.fg(Color::Red),
-            )));
+#[derive(Default)]
+pub(super) struct Results {
+    /// First row shown of the per-epoch table.
+    epoch_scroll: usize,
+}
+
+impl View for Results {
+    fn on_action(&mut self, action: Action, shared: &Shared) {
+        match action {
+            Action::ScrollUp => self.epoch_scroll = self.epoch_scroll.saturating_sub(5),
+            Action::ScrollDown => {
+                let epochs = shared.cursor().and_then(|r| r.result.as_ref());
+                let last = epochs.map_or(0, |r| r.epochs_log.len().saturating_sub(1));
+                self.epoch_scroll = (self.epoch_scroll + 5).min(last);
+            }
+            _ => {}
         }
-        frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), area);
-        return;
-    };
-    let peaks = result.peaks.or_else(|| Peaks::of(&result.epochs_log));
-    let runs = app.cursor_runs();
-    let header_text = Paragraph::new(header_lines(result, &row.folder, runs.len(), theme))
-        .wrap(Wrap { trim: false });
-    // A failed run's error is shown whole, taking rows from the epoch table below.
-    let header_height = (header_text.line_count(area.width) as u16)
-        .min(area.height / 2)
-        .max(2);
-    let middle_height = (area.height / 2).max(12);
-    let [header, middle, epochs] = Layout::vertical([
-        Constraint::Length(header_height),
-        Constraint::Length(middle_height),
-        Constraint::Min(0),
-    ])
-    .areas(area);
-    frame.render_widget(header_text, header);
-    // With several seeds the table gains a column: the mean ± sd over the completed ones.
-    let group = (runs.len() > 1).then_some(runs.as_slice());
-    let table_width = if group.is_some() { 36 } else { 28 };
-    let [table, curves] =
-        Layout::horizontal([Constraint::Length(table_width), Constraint::Min(0)]).areas(middle);
-    let title = match group {
-        Some(_) => format!(" final: seed {}, all seeds ", row.seed),
-        None => " final ".to_string(),
-    };
-    let final_text =
-        Paragraph::new(final_lines(result, peaks, group, theme)).block(theme.block(title));
-    frame.render_widget(final_text, table);
-    draw_curves(frame, curves, result, peaks, theme);
-    draw_epoch_table(frame, epochs, app, result, peaks, theme);
+    }
+
+    fn run_changed(&mut self) {
+        self.epoch_scroll = 0;
+    }
+
+    fn draw(&self, frame: &mut Frame, area: Rect, shared: &Shared, theme: Theme) {
+        let Some(row) = shared.cursor() else {
+            frame.render_widget(Paragraph::new("no jobs in the grid"), area);
+            return;
+        };
+        let Some(result) = row.result.as_deref() else {
+            let mut lines = vec![
+                Line::from(Span::styled(shared.snapshot().name(row.run()), theme.bold())),
+                Line::from(format!(
+                    "no result yet ({}): results appear once its run writes result.json",
+                    row.state.as_str()
+                )),
+            ];
+            // A job that failed before it had a run folder: the queue kept why.
+            if let Some(error) = &row.error {
+                lines.push(Line::from(Span::styled(
+                    format!("error: {error}"),
+                    theme.fg(Color::Red),
+                )));
+            }
+            frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), area);
+            return;
+        };
+        let peaks = result.peaks.or_else(|| Peaks::of(&result.epochs_log));
+        let runs = shared.cursor_runs();
+        let header_text = Paragraph::new(header_lines(result, &row.folder, runs.len(), theme))
+            .wrap(Wrap { trim: false });
+        // A failed run's error is shown whole, taking rows from the epoch table below.
+        let header_height = (header_text.line_count(area.width) as u16)
+            .min(area.height / 2)
+            .max(2);
+        let middle_height = (area.height / 2).max(12);
+        let [header, middle, epochs] = Layout::vertical([
+            Constraint::Length(header_height),
+            Constraint::Length(middle_height),
+            Constraint::Min(0),
+        ])
+        .areas(area);
+        frame.render_widget(header_text, header);
+        // With several seeds the table gains a column: the mean ± sd over the completed ones.
+        let group = (runs.len() > 1).then_some(runs.as_slice());
+        let table_width = if group.is_some() { 36 } else { 28 };
+        let [table, curves] =
+            Layout::horizontal([Constraint::Length(table_width), Constraint::Min(0)]).areas(middle);
+        let title = match group {
+            Some(_) => format!(" final: seed {}, all seeds ", row.seed),
+            None => " final ".to_string(),
+        };
+        let final_text =
+            Paragraph::new(final_lines(result, peaks, group, theme)).block(theme.block(title));
+        frame.render_widget(final_text, table);
+        draw_curves(frame, curves, result, peaks, theme);
+        draw_epoch_table(frame, epochs, shared, self.epoch_scroll, result, peaks, theme);
+    }
 }
 
 fn header_lines(
@@ -214,7 +237,8 @@ fn draw_curves(
 fn draw_epoch_table(
     frame: &mut Frame,
     area: Rect,
-    app: &App,
+    shared: &Shared,
+    scroll: usize,
     result: &RunResult,
     peaks: Option<Peaks>,
     theme: Theme,
@@ -224,7 +248,7 @@ fn draw_epoch_table(
     ])
     .style(theme.bold());
     let records = &result.epochs_log;
-    let scroll = app.epoch_scroll().min(records.len().saturating_sub(1));
+    let scroll = scroll.min(records.len().saturating_sub(1));
     let rows = records.iter().skip(scroll).map(|r| {
         let sa_peak = peaks.is_some_and(|p| p.test_clean_acc.epoch == r.epoch);
         let ra_peak = peaks.is_some_and(|p| p.test_pgd_acc.epoch == r.epoch);
@@ -257,7 +281,7 @@ fn draw_epoch_table(
         }
     });
     let widths = [5, 7, 6, 5, 5, 5, 5, 5, 6, 5, 5, 5].map(Constraint::Length);
-    let keys = app.keys();
+    let keys = shared.keys();
     let title = format!(
         " epochs from {} of {} ({}/{} scroll) ",
         (scroll + 1).min(records.len()),

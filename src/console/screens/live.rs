@@ -1,8 +1,8 @@
 //! The live screen: the running job's progress, per-batch sparklines (loss, ratio, train SA and
 //! RA), per-epoch test SA and RA, AdaRAT's clean-only share, and the recent log lines.
-use super::widgets::{clock, Theme};
-use crate::console::app::App;
-use crate::console::snapshot::{Live, Phase};
+use super::{Shared, View};
+use crate::console::snapshot::{self, Phase};
+use crate::console::widgets::{clock, Theme};
 use crate::store::events::BatchSample;
 use crate::store::result::EpochRecord;
 use crate::vocab::Mode;
@@ -14,58 +14,72 @@ use ratatui::Frame;
 
 const LABEL_WIDTH: u16 = 18;
 
-pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
-    let Some(live) = app.shown_live() else {
-        let queued = app.snapshot().queue.len();
-        let lines = vec![
-            Line::from(Span::styled("nothing running", theme.bold())),
-            Line::from(Span::styled(
-                format!(
-                    "{queued} queued; enter on a job in the grid queues it and starts the queue"
-                ),
-                theme.dim(),
-            )),
-        ];
-        frame.render_widget(Paragraph::new(lines), area);
-        return;
-    };
-    // Taller terminals get taller sparklines; the log takes what is left.
-    let spark_height = match area.height {
-        0..=23 => 1,
-        24..=31 => 2,
-        32..=43 => 3,
-        _ => 4,
-    };
-    let share_height = u16::from(live.run.job.mode == Mode::AdaRat);
-    let [info, batches, epochs, share, log] = Layout::vertical([
-        Constraint::Length(3),
-        Constraint::Length(4 * spark_height),
-        Constraint::Length(2),
-        Constraint::Length(share_height),
-        Constraint::Min(0),
-    ])
-    .areas(area);
-    frame.render_widget(
-        Paragraph::new(info_lines(app, live, theme, info.width)),
-        info,
-    );
-    draw_batches(frame, batches, live, theme, spark_height);
-    draw_epochs(frame, epochs, live, theme);
-    if share_height > 0 {
-        frame.render_widget(Paragraph::new(clean_only_line(live, theme)), share);
+#[derive(Default)]
+pub(super) struct Live;
+
+impl View for Live {
+    fn draw(&self, frame: &mut Frame, area: Rect, shared: &Shared, theme: Theme) {
+        let Some(live) = shown_live(shared) else {
+            let queued = shared.snapshot().queue.len();
+            let lines = vec![
+                Line::from(Span::styled("nothing running", theme.bold())),
+                Line::from(Span::styled(
+                    format!(
+                        "{queued} queued; enter on a job in the grid queues it and starts the queue"
+                    ),
+                    theme.dim(),
+                )),
+            ];
+            frame.render_widget(Paragraph::new(lines), area);
+            return;
+        };
+        // Taller terminals get taller sparklines; the log takes what is left.
+        let spark_height = match area.height {
+            0..=23 => 1,
+            24..=31 => 2,
+            32..=43 => 3,
+            _ => 4,
+        };
+        let share_height = u16::from(live.run.job.mode == Mode::AdaRat);
+        let [info, batches, epochs, share, log] = Layout::vertical([
+            Constraint::Length(3),
+            Constraint::Length(4 * spark_height),
+            Constraint::Length(2),
+            Constraint::Length(share_height),
+            Constraint::Min(0),
+        ])
+        .areas(area);
+        frame.render_widget(
+            Paragraph::new(info_lines(shared, live, theme, info.width)),
+            info,
+        );
+        draw_batches(frame, batches, live, theme, spark_height);
+        draw_epochs(frame, epochs, live, theme);
+        if share_height > 0 {
+            frame.render_widget(Paragraph::new(clean_only_line(live, theme)), share);
+        }
+        // Long lines (an error, a sanity warning) wrap; the newest line stays at the bottom.
+        let shown = log.height.saturating_sub(1) as usize;
+        let recent = live.log.iter().skip(live.log.len().saturating_sub(shown));
+        let log_lines: Vec<Line> = recent.map(|l| Line::from(l.clone())).collect();
+        let log_text = Paragraph::new(log_lines)
+            .wrap(Wrap { trim: false })
+            .block(theme.block_with(Borders::TOP, " log "));
+        let overflow = (log_text.line_count(log.width) as u16).saturating_sub(log.height);
+        frame.render_widget(log_text.scroll((overflow, 0)), log);
     }
-    // Long lines (an error, a sanity warning) wrap; the newest line stays at the bottom.
-    let shown = log.height.saturating_sub(1) as usize;
-    let recent = live.log.iter().skip(live.log.len().saturating_sub(shown));
-    let log_lines: Vec<Line> = recent.map(|l| Line::from(l.clone())).collect();
-    let log_text = Paragraph::new(log_lines)
-        .wrap(Wrap { trim: false })
-        .block(theme.block_with(Borders::TOP, " log "));
-    let overflow = (log_text.line_count(log.width) as u16).saturating_sub(log.height);
-    frame.render_widget(log_text.scroll((overflow, 0)), log);
 }
 
-fn info_lines(app: &App, live: &Live, theme: Theme, width: u16) -> Vec<Line<'static>> {
+/// The cursor's run if it runs, else another seed of the cursor's job, else the first running run.
+fn shown_live(shared: &Shared) -> Option<&snapshot::Live> {
+    let live = &shared.snapshot().live;
+    let cursor = shared.cursor().map(|row| row.run());
+    (live.iter().find(|l| Some(l.run) == cursor))
+        .or_else(|| live.iter().find(|l| Some(l.run.job) == shared.cursor))
+        .or_else(|| live.first())
+}
+
+fn info_lines(shared: &Shared, live: &snapshot::Live, theme: Theme, width: u16) -> Vec<Line<'static>> {
     let phase = match live.phase {
         Phase::Starting => "starting: loading data, building the model".to_string(),
         Phase::Training => "training".into(),
@@ -75,7 +89,7 @@ fn info_lines(app: &App, live: &Live, theme: Theme, width: u16) -> Vec<Line<'sta
             None => "final attacks".into(),
         },
     };
-    let running = app.snapshot().running().len();
+    let running = shared.snapshot().running().len();
     let others = if running > 1 {
         format!("  ({running} running: the cursor picks)")
     } else {
@@ -88,7 +102,7 @@ fn info_lines(app: &App, live: &Live, theme: Theme, width: u16) -> Vec<Line<'sta
     let eta = live.eta_seconds.map_or_else(|| "-".into(), clock);
     vec![
         Line::from(vec![
-            Span::styled(app.snapshot().name(live.run), theme.bold()),
+            Span::styled(shared.snapshot().name(live.run), theme.bold()),
             Span::raw(format!("  pid {}  {}  ", live.pid, live.device)),
             Span::styled(phase, theme.fg(Color::Yellow)),
             Span::styled(others, theme.dim()),
@@ -106,7 +120,7 @@ fn info_lines(app: &App, live: &Live, theme: Theme, width: u16) -> Vec<Line<'sta
 }
 
 /// The training batch within the epoch, or in the final evaluation the test batch.
-fn batch_line(live: &Live, theme: Theme, bar_width: usize) -> Line<'static> {
+fn batch_line(live: &snapshot::Live, theme: Theme, bar_width: usize) -> Line<'static> {
     let (label, batch, batches) = match (&live.phase, &live.final_step) {
         (Phase::FinalEvaluation, Some(step)) => ("final", step.batch, step.batches),
         _ => ("batch", live.batch, live.batches_per_epoch),
@@ -137,7 +151,7 @@ fn spark_row(
     frame.render_widget(theme.sparkline(shown, max, color), spark_area);
 }
 
-fn draw_batches(frame: &mut Frame, area: Rect, live: &Live, theme: Theme, height: u16) {
+fn draw_batches(frame: &mut Frame, area: Rect, live: &snapshot::Live, theme: Theme, height: u16) {
     let rows = Layout::vertical([Constraint::Length(height); 4]).split(area);
     let samples = &live.samples;
     let last = samples.last();
@@ -182,7 +196,7 @@ fn draw_batches(frame: &mut Frame, area: Rect, live: &Live, theme: Theme, height
 }
 
 /// The ratio (docs/protocol.md#the-plotted-ratio): none in baseline, 1 in FixRAT, H' or clean-only in AdaRAT.
-fn draw_ratio(frame: &mut Frame, area: Rect, live: &Live, theme: Theme) {
+fn draw_ratio(frame: &mut Frame, area: Rect, live: &snapshot::Live, theme: Theme) {
     match live.run.job.mode {
         Mode::Baseline => {
             let text = Line::from(vec![
@@ -224,7 +238,7 @@ fn draw_ratio(frame: &mut Frame, area: Rect, live: &Live, theme: Theme) {
 type EpochValue = fn(&EpochRecord) -> f64;
 
 /// Per-epoch test SA and RA, one column per epoch.
-fn draw_epochs(frame: &mut Frame, area: Rect, live: &Live, theme: Theme) {
+fn draw_epochs(frame: &mut Frame, area: Rect, live: &snapshot::Live, theme: Theme) {
     let rows = Layout::vertical([Constraint::Length(1); 2]).split(area);
     let records = &live.epochs_log;
     let last = records.last();
@@ -251,7 +265,7 @@ fn draw_epochs(frame: &mut Frame, area: Rect, live: &Live, theme: Theme) {
 }
 
 /// AdaRAT: the share of clean-only batches in the current epoch so far, and per finished epoch.
-fn clean_only_line(live: &Live, theme: Theme) -> Line<'static> {
+fn clean_only_line(live: &snapshot::Live, theme: Theme) -> Line<'static> {
     let current: Vec<&BatchSample> = live
         .samples
         .iter()

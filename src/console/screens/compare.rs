@@ -1,12 +1,12 @@
 //! The compare screen: the selected jobs side by side (or every mode of the cursor's method and
 //! dataset), one column per job (the mean ± sd over its seeds where it has several), the best
 //! accuracy of each row highlighted.
-use super::widgets::{clock, percent, spread, Theme};
-use crate::console::app::App;
+use super::{Shared, View};
 use crate::console::snapshot::JobRow;
+use crate::console::widgets::{clock, percent, spread, Theme};
 use crate::report::tables::Stat;
 use crate::store::result::{Peaks, RunResult};
-use crate::vocab::JobName;
+use crate::vocab::{JobName, Mode};
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
@@ -21,56 +21,84 @@ struct Metric {
     mark_best: bool,
 }
 
-pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
-    let (what, runs) = app.compared();
-    if runs.is_empty() {
-        let lines = vec![
-            Line::from(format!("compare {what}: no results yet")),
-            Line::from(Span::styled(
-                "select runs with space in the grid, or put the cursor on a method and dataset",
-                theme.dim(),
-            )),
-        ];
-        frame.render_widget(Paragraph::new(lines), area);
-        return;
-    }
-    // The seeds of a job make one column.
-    let mut jobs: Vec<Vec<&JobRow>> = Vec::new();
-    for run in runs {
-        match jobs.iter_mut().find(|group| group[0].job == run.job) {
-            Some(group) => group.push(run),
-            None => jobs.push(vec![run]),
+#[derive(Default)]
+pub(super) struct Compare;
+
+impl View for Compare {
+    fn draw(&self, frame: &mut Frame, area: Rect, shared: &Shared, theme: Theme) {
+        let (what, runs) = compared(shared);
+        if runs.is_empty() {
+            let lines = vec![
+                Line::from(format!("compare {what}: no results yet")),
+                Line::from(Span::styled(
+                    "select runs with space in the grid, or put the cursor on a method and dataset",
+                    theme.dim(),
+                )),
+            ];
+            frame.render_widget(Paragraph::new(lines), area);
+            return;
         }
-    }
-    let names = column_names(&jobs);
-    let groups: Vec<Vec<&RunResult>> = (jobs.iter())
-        .map(|group| group.iter().filter_map(|r| r.result.as_deref()).collect())
-        .collect();
-    let metrics = metrics(&groups, theme);
-    let header = Row::new(std::iter::once(String::new()).chain(names)).style(theme.bold());
-    let rows = metrics.iter().map(|metric| {
-        // A best only where the runs differ: a row of equal values marks nothing.
-        let first = metric.values.first().and_then(|(_, v)| *v);
-        let differ = metric.values.iter().any(|(_, v)| *v != first);
-        let best = metric
-            .values
-            .iter()
-            .filter_map(|(_, v)| *v)
-            .reduce(f64::max)
-            .filter(|_| metric.mark_best && differ);
-        let cells = metric.values.iter().map(|(text, value)| {
-            let is_best = best.is_some() && *value == best;
-            best_cell(text, is_best, theme)
+        // The seeds of a job make one column.
+        let mut jobs: Vec<Vec<&JobRow>> = Vec::new();
+        for run in runs {
+            match jobs.iter_mut().find(|group| group[0].job == run.job) {
+                Some(group) => group.push(run),
+                None => jobs.push(vec![run]),
+            }
+        }
+        let names = column_names(&jobs);
+        let groups: Vec<Vec<&RunResult>> = (jobs.iter())
+            .map(|group| group.iter().filter_map(|r| r.result.as_deref()).collect())
+            .collect();
+        let metrics = metrics(&groups, theme);
+        let header = Row::new(std::iter::once(String::new()).chain(names)).style(theme.bold());
+        let rows = metrics.iter().map(|metric| {
+            // A best only where the runs differ: a row of equal values marks nothing.
+            let first = metric.values.first().and_then(|(_, v)| *v);
+            let differ = metric.values.iter().any(|(_, v)| *v != first);
+            let best = metric
+                .values
+                .iter()
+                .filter_map(|(_, v)| *v)
+                .reduce(f64::max)
+                .filter(|_| metric.mark_best && differ);
+            let cells = metric.values.iter().map(|(text, value)| {
+                let is_best = best.is_some() && *value == best;
+                best_cell(text, is_best, theme)
+            });
+            Row::new(std::iter::once(Cell::from(metric.name).style(theme.bold())).chain(cells))
         });
-        Row::new(std::iter::once(Cell::from(metric.name).style(theme.bold())).chain(cells))
+        let widths =
+            std::iter::once(Constraint::Length(12)).chain(jobs.iter().map(|_| Constraint::Fill(1)));
+        let title = format!(" compare {what}: best of each row in bold ");
+        let table = Table::new(rows, widths)
+            .header(header)
+            .block(theme.block(title));
+        frame.render_widget(table, area);
+    }
+}
+
+/// The runs the screen puts side by side, and what they are: the selected ones, else every mode of
+/// the cursor's method and dataset.
+fn compared(shared: &Shared) -> (String, Vec<&JobRow>) {
+    let selection = shared.selection();
+    if !selection.is_empty() {
+        let with_results = selection.into_iter().filter(|r| r.result.is_some());
+        return ("the selected runs".into(), with_results.collect());
+    }
+    let Some(cursor) = shared.cursor() else {
+        return ("nothing".into(), Vec::new());
+    };
+    let (method, dataset) = (cursor.job.method, cursor.job.dataset);
+    let trio = Mode::ALL.iter().flat_map(|&mode| {
+        shared.snapshot().runs_of(JobName {
+            method,
+            dataset,
+            mode,
+        })
     });
-    let widths =
-        std::iter::once(Constraint::Length(12)).chain(jobs.iter().map(|_| Constraint::Fill(1)));
-    let title = format!(" compare {what}: best of each row in bold ");
-    let table = Table::new(rows, widths)
-        .header(header)
-        .block(theme.block(title));
-    frame.render_widget(table, area);
+    let runs = trio.filter(|r| r.result.is_some()).collect();
+    (format!("{method} on {dataset}, every mode"), runs)
 }
 
 /// The best value: bold and green, and with a `*` in ASCII mode or without colours where bold alone

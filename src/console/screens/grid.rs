@@ -1,9 +1,8 @@
 //! The home screen: the grid of jobs (rows method × mode, columns datasets) with each job's state
 //! and headline numbers, the cursor's job in detail, and the queue.
-use super::widgets::{percent, spread, Theme};
-use crate::console::app::App;
-use crate::console::keys::Action;
+use super::{Action, Shared, View};
 use crate::console::snapshot::{completed_seeds, over_completed_seeds, JobRow, JobState};
+use crate::console::widgets::{percent, spread, Theme};
 use crate::report::tables::Column;
 use crate::vocab::{DatasetKind, JobName, Status};
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -19,56 +18,61 @@ const LABEL_WIDTH: u16 = 19;
 /// The grid's title and header and three jobs, whatever the detail below it needs.
 const GRID_MIN_HEIGHT: u16 = 5;
 
-pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
-    if area.width >= SIDE_PANE_FROM_WIDTH {
-        let [grid, side] =
-            Layout::horizontal([Constraint::Min(0), Constraint::Length(SIDE_PANE_WIDTH)])
-                .areas(area);
-        draw_grid(frame, grid, app, theme);
-        let detail_text = Paragraph::new(detail_lines(app, theme, false))
-            .wrap(Wrap { trim: false })
-            .block(theme.block(" job "));
-        // A long error takes the rows it needs, the queue what is left.
-        let needed = detail_text.line_count(side.width.saturating_sub(2)) as u16;
-        let detail_height = needed.clamp(10, side.height.saturating_sub(3).max(10));
-        let [detail, queue] =
-            Layout::vertical([Constraint::Length(detail_height), Constraint::Min(0)]).areas(side);
-        frame.render_widget(detail_text, detail);
-        let queue_text = Paragraph::new(queue_lines(app, theme))
-            .wrap(Wrap { trim: false })
-            .block(theme.block(" queue "));
-        frame.render_widget(queue_text, queue);
-    } else {
-        let detail_text = Paragraph::new(detail_lines(app, theme, true))
-            .wrap(Wrap { trim: false })
-            .block(theme.block_with(Borders::TOP, ""));
-        // The cursor's job gets the rows it needs (a failed job's whole error), the grid at least
-        // its title, header and a few jobs.
-        let needed = detail_text.line_count(area.width) as u16;
-        let room = area.height.saturating_sub(1 + GRID_MIN_HEIGHT);
-        let detail_height = needed.clamp(4, room.max(4));
-        let [grid, detail, queue] = Layout::vertical([
-            Constraint::Min(3),
-            Constraint::Length(detail_height),
-            Constraint::Length(1),
-        ])
-        .areas(area);
-        draw_grid(frame, grid, app, theme);
-        frame.render_widget(detail_text, detail);
-        let one_line = queue_lines(app, theme)
-            .into_iter()
-            .flat_map(|line| {
-                let mut spans = line.spans;
-                spans.push(Span::raw("  "));
-                spans
-            })
-            .collect::<Vec<_>>();
-        frame.render_widget(Paragraph::new(Line::from(one_line)), queue);
+#[derive(Default)]
+pub(super) struct Grid;
+
+impl View for Grid {
+    fn draw(&self, frame: &mut Frame, area: Rect, shared: &Shared, theme: Theme) {
+        if area.width >= SIDE_PANE_FROM_WIDTH {
+            let [grid, side] =
+                Layout::horizontal([Constraint::Min(0), Constraint::Length(SIDE_PANE_WIDTH)])
+                    .areas(area);
+            draw_grid(frame, grid, shared, theme);
+            let detail_text = Paragraph::new(detail_lines(shared, theme, false))
+                .wrap(Wrap { trim: false })
+                .block(theme.block(" job "));
+            // A long error takes the rows it needs, the queue what is left.
+            let needed = detail_text.line_count(side.width.saturating_sub(2)) as u16;
+            let detail_height = needed.clamp(10, side.height.saturating_sub(3).max(10));
+            let [detail, queue] =
+                Layout::vertical([Constraint::Length(detail_height), Constraint::Min(0)]).areas(side);
+            frame.render_widget(detail_text, detail);
+            let queue_text = Paragraph::new(queue_lines(shared, theme))
+                .wrap(Wrap { trim: false })
+                .block(theme.block(" queue "));
+            frame.render_widget(queue_text, queue);
+        } else {
+            let detail_text = Paragraph::new(detail_lines(shared, theme, true))
+                .wrap(Wrap { trim: false })
+                .block(theme.block_with(Borders::TOP, ""));
+            // The cursor's job gets the rows it needs (a failed job's whole error), the grid at least
+            // its title, header and a few jobs.
+            let needed = detail_text.line_count(area.width) as u16;
+            let room = area.height.saturating_sub(1 + GRID_MIN_HEIGHT);
+            let detail_height = needed.clamp(4, room.max(4));
+            let [grid, detail, queue] = Layout::vertical([
+                Constraint::Min(3),
+                Constraint::Length(detail_height),
+                Constraint::Length(1),
+            ])
+            .areas(area);
+            draw_grid(frame, grid, shared, theme);
+            frame.render_widget(detail_text, detail);
+            let one_line = queue_lines(shared, theme)
+                .into_iter()
+                .flat_map(|line| {
+                    let mut spans = line.spans;
+                    spans.push(Span::raw("  "));
+                    spans
+                })
+                .collect::<Vec<_>>();
+            frame.render_widget(Paragraph::new(Line::from(one_line)), queue);
+        }
     }
 }
 
-fn draw_grid(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
-    let shape = app.snapshot().grid_shape();
+fn draw_grid(frame: &mut Frame, area: Rect, shared: &Shared, theme: Theme) {
+    let shape = shared.snapshot().grid_shape();
     let columns = shape.datasets.len().max(1) as u16;
     let cell_width = area.width.saturating_sub(LABEL_WIDTH) / columns;
     let cell_width = cell_width.saturating_sub(1) as usize;
@@ -81,7 +85,7 @@ fn draw_grid(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
         ),
     )
     .style(theme.bold());
-    let cursor = app.cursor().map(|row| row.job);
+    let cursor = shared.cursor().map(|row| row.job);
     let mut cursor_cell = None;
     let rows = shape
         .rows
@@ -98,10 +102,10 @@ fn draw_grid(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
                 if Some(job) == cursor {
                     cursor_cell = Some((row_index, column + 1));
                 }
-                match app.snapshot().runs_of(job).as_slice() {
+                match shared.snapshot().runs_of(job).as_slice() {
                     [] => Cell::from(""),
-                    [row] => job_cell(app, row, cell_width, theme),
-                    runs => seeds_cell(app, runs, cell_width, theme),
+                    [row] => job_cell(shared, row, cell_width, theme),
+                    runs => seeds_cell(shared, runs, cell_width, theme),
                 }
             });
             Row::new(std::iter::once(label).chain(cells.collect::<Vec<_>>()))
@@ -144,7 +148,7 @@ fn dataset_label(dataset: DatasetKind, width: usize) -> &'static str {
 
 /// The headline numbers of a job: final PGD-20 and AA when completed, last test SA and RA while
 /// running or stopped.
-fn headline(app: &App, row: &JobRow) -> Option<String> {
+fn headline(shared: &Shared, row: &JobRow) -> Option<String> {
     match row.state {
         JobState::Run(Status::Completed) => {
             let table = row.result.as_ref()?.final_table.as_ref()?;
@@ -155,7 +159,7 @@ fn headline(app: &App, row: &JobRow) -> Option<String> {
             ))
         }
         JobState::Run(Status::Running | Status::Stopped) => {
-            let last = app.snapshot().last_epoch(row)?;
+            let last = shared.snapshot().last_epoch(row)?;
             Some(format!(
                 "{:.1} {:.1}",
                 last.test_clean_acc, last.test_pgd_acc
@@ -165,8 +169,8 @@ fn headline(app: &App, row: &JobRow) -> Option<String> {
     }
 }
 
-fn job_cell(app: &App, row: &JobRow, width: usize, theme: Theme) -> Cell<'static> {
-    let mark = if app.is_selected(row.job) {
+fn job_cell(shared: &Shared, row: &JobRow, width: usize, theme: Theme) -> Cell<'static> {
+    let mark = if shared.is_selected(row.job) {
         theme.selected_mark()
     } else {
         " "
@@ -174,7 +178,7 @@ fn job_cell(app: &App, row: &JobRow, width: usize, theme: Theme) -> Cell<'static
     let room = width.saturating_sub(1);
     let word = row.state.as_str();
     let remote = row.remote.as_ref().filter(|task| task.is_active());
-    let text = match (row.state, headline(app, row)) {
+    let text = match (row.state, headline(shared, row)) {
         // Waiting or running on the cluster, where this machine sees no process (docs/slurm.md).
         (state, _) if remote.is_some() && state != JobState::Run(Status::Running) => {
             let (backend, state) = remote.map_or(("", String::new()), |task| {
@@ -188,7 +192,7 @@ fn job_cell(app: &App, row: &JobRow, width: usize, theme: Theme) -> Cell<'static
             }
         }
         (JobState::Queued, _) => {
-            let place = app
+            let place = shared
                 .snapshot()
                 .queue_position(row.run())
                 .map_or(0, |p| p + 1);
@@ -229,8 +233,8 @@ fn cell_state(runs: &[&JobRow]) -> JobState {
 
 /// A job with several seeds: how many are done (`2/3`) and the mean PGD-20 and AA over them, or
 /// the state of the job's runs while none is done.
-fn seeds_cell(app: &App, runs: &[&JobRow], width: usize, theme: Theme) -> Cell<'static> {
-    let mark = if app.is_selected(runs[0].job) {
+fn seeds_cell(shared: &Shared, runs: &[&JobRow], width: usize, theme: Theme) -> Cell<'static> {
+    let mark = if shared.is_selected(runs[0].job) {
         theme.selected_mark()
     } else {
         " "
@@ -266,17 +270,17 @@ fn seeds_cell(app: &App, runs: &[&JobRow], width: usize, theme: Theme) -> Cell<'
 /// The cursor's run: name, state, epochs, process, folder and its headline or error; with several
 /// seeds, the job's mean ± sd over the completed ones. Compact puts the name and the facts on one
 /// line; the side pane gives the name a line of its own.
-fn detail_lines(app: &App, theme: Theme, compact: bool) -> Vec<Line<'static>> {
-    let Some(row) = app.cursor() else {
+fn detail_lines(shared: &Shared, theme: Theme, compact: bool) -> Vec<Line<'static>> {
+    let Some(row) = shared.cursor() else {
         return vec![Line::from("no jobs in the grid")];
     };
-    let live = app.snapshot().live(row.run());
+    let live = shared.snapshot().live(row.run());
     let (done, total) = match (live, &row.result) {
         (Some(live), _) => (live.epochs_log.len(), live.epochs),
         (None, Some(result)) => (result.epochs_done, result.epochs),
         (None, None) => (0, 0),
     };
-    let name = Span::styled(app.snapshot().name(row.run()), theme.bold());
+    let name = Span::styled(shared.snapshot().name(row.run()), theme.bold());
     let mut lines = Vec::new();
     let mut first = Vec::new();
     if compact {
@@ -314,14 +318,14 @@ fn detail_lines(app: &App, theme: Theme, compact: bool) -> Vec<Line<'static>> {
         }
         first.push(Span::styled(text, theme.fg(Color::Magenta)));
     }
-    if let Some(place) = app.snapshot().queue_position(row.run()) {
-        let count = app.snapshot().queue.len();
+    if let Some(place) = shared.snapshot().queue_position(row.run()) {
+        let count = shared.snapshot().queue.len();
         first.push(Span::raw(format!(
             "  #{} of {count} in the queue",
             place + 1
         )));
     }
-    if app.is_selected(row.job) {
+    if shared.is_selected(row.job) {
         first.push(Span::styled("  selected", theme.fg(Color::Cyan)));
     }
     lines.push(Line::from(first));
@@ -340,15 +344,15 @@ fn detail_lines(app: &App, theme: Theme, compact: bool) -> Vec<Line<'static>> {
         // The side pane is narrow: three to a line there.
         let per_line = if compact { attacks.len() } else { 3 };
         lines.extend(attacks.chunks(per_line).map(|c| Line::from(c.join("  "))));
-    } else if let Some(last) = app.snapshot().last_epoch(row) {
+    } else if let Some(last) = shared.snapshot().last_epoch(row) {
         lines.push(Line::from(format!(
             "epoch {}: test SA {:.1}  RA {:.1}",
             last.epoch, last.test_clean_acc, last.test_pgd_acc
         )));
     }
-    let runs = app.cursor_runs();
+    let runs = shared.cursor_runs();
     if runs.len() > 1 {
-        lines.push(seeds_line(app, &runs, theme));
+        lines.push(seeds_line(shared, &runs, theme));
     }
     lines.push(Line::from(Span::styled(
         row.folder.display().to_string(),
@@ -358,7 +362,7 @@ fn detail_lines(app: &App, theme: Theme, compact: bool) -> Vec<Line<'static>> {
 }
 
 /// `seeds 2/3 done: PGD-20 45.1±0.3  AA 40.2±0.5  ([ ] other seeds)`.
-fn seeds_line(app: &App, runs: &[&JobRow], theme: Theme) -> Line<'static> {
+fn seeds_line(shared: &Shared, runs: &[&JobRow], theme: Theme) -> Line<'static> {
     let done = completed_seeds(runs);
     let mut text = format!("seeds {done}/{} done", runs.len());
     let columns: [Column; 3] = [
@@ -379,22 +383,22 @@ fn seeds_line(app: &App, runs: &[&JobRow], theme: Theme) -> Line<'static> {
     }
     let keys = format!(
         "  ({} {} other seeds)",
-        app.keys().label(Action::PreviousSeed),
-        app.keys().label(Action::NextSeed)
+        shared.keys().label(Action::PreviousSeed),
+        shared.keys().label(Action::NextSeed)
     );
     Line::from(vec![Span::raw(text), Span::styled(keys, theme.dim())])
 }
 
 /// `queue (paused):` then one line per queued job, then the worker.
-fn queue_lines(app: &App, theme: Theme) -> Vec<Line<'static>> {
-    let snapshot = app.snapshot();
+fn queue_lines(shared: &Shared, theme: Theme) -> Vec<Line<'static>> {
+    let snapshot = shared.snapshot();
     let state = match (snapshot.queue.is_empty(), snapshot.paused) {
         (true, false) => "queue empty".to_string(),
         (true, true) => "queue empty, paused".to_string(),
         (false, paused) => {
             let count = snapshot.queue.len();
             if paused {
-                let start = app.keys().label(Action::StartQueue);
+                let start = shared.keys().label(Action::StartQueue);
                 format!("queue {count}, paused ({start} starts it):")
             } else {
                 format!("queue {count}:")
@@ -403,7 +407,7 @@ fn queue_lines(app: &App, theme: Theme) -> Vec<Line<'static>> {
     };
     let mut lines = vec![Line::from(Span::styled(state, theme.bold()))];
     for (place, queued) in snapshot.queue.iter().enumerate() {
-        let style = if app.cursor().map(|r| r.job) == Some(queued.run.job) {
+        let style = if shared.cursor().map(|r| r.job) == Some(queued.run.job) {
             theme.fg(Color::Cyan).add_modifier(Modifier::REVERSED)
         } else {
             theme.fg(Color::Cyan)
