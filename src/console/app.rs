@@ -37,17 +37,18 @@ pub enum Command {
     /// Un-pause the queue and make sure a worker runs it.
     StartQueue,
     /// Stop the running run through the process its lock names: SIGTERM to this host's process,
-    /// `scancel` of a Slurm task, nothing elsewhere (`control::stop_path`); the queue pauses.
+    /// a cancel of its scheduler task (`scancel` of a Slurm task), nothing elsewhere
+    /// (`control::stop_path`); the queue pauses.
     Stop {
         run: SeededJob,
         owner: LockOwner,
     },
-    /// Cancel a run's Slurm task (`scancel`): it stops at its next batch.
+    /// Cancel a run's task on the study's scheduler (Slurm: `scancel`): it stops at its next batch.
     Cancel {
         run: SeededJob,
         task: String,
     },
-    /// Submit these jobs (and the teachers they lack) to Slurm with `adarat submit`.
+    /// Submit these jobs (and the teachers they lack) to the study's scheduler with `adarat submit`.
     Submit(Vec<JobName>),
     /// Write the study's tables, in every format, into the output folder's `report/`.
     Export,
@@ -83,15 +84,15 @@ pub enum Outcome {
     RemovedFromQueue {
         run: SeededJob,
     },
-    /// Slurm took the request to cancel the run's task.
+    /// The scheduler took the request to cancel the run's task.
     CancelRequested {
         run: SeededJob,
         task: String,
     },
-    /// `adarat submit` submitted the arrays it names.
+    /// `adarat submit` submitted the batches it names (`array 12`).
     Submitted {
-        arrays: Vec<String>,
-        /// Runs left out as completed, running or already on Slurm, one line each.
+        batches: Vec<String>,
+        /// Runs left out as completed, running or already on the scheduler, one line each.
         skipped: Vec<String>,
     },
     /// The study's tables and figures were written into this folder (the figures not, and why,
@@ -119,8 +120,9 @@ impl Command {
                 Some(format!("stop {} in {owner}? y/n", snapshot.name(*run)))
             }
             Command::Cancel { run, task } => Some(format!(
-                "cancel {} (Slurm task {task})? y/n",
-                snapshot.name(*run)
+                "cancel {} ({} task {task})? y/n",
+                snapshot.name(*run),
+                snapshot.scheduler_label()
             )),
             _ => None,
         }
@@ -421,23 +423,25 @@ impl App {
                 format!("removed {} from the queue", self.shared.snapshot.name(run))
             }
             Ok(Outcome::CancelRequested { run, task }) => format!(
-                "asked Slurm to cancel {task}: {} stops at its next batch",
+                "asked {} to cancel {task}: {} stops at its next batch",
+                self.shared.snapshot.scheduler_label(),
                 self.shared.snapshot.name(run)
             ),
-            Ok(Outcome::Submitted { arrays, skipped }) => {
+            Ok(Outcome::Submitted { batches, skipped }) => {
+                let to = self.shared.snapshot.scheduler_label();
                 let left_out = match skipped.as_slice() {
                     [] => String::new(),
                     [one] => format!("left out {one}"),
                     many => format!(
-                        "left out {} runs (completed, running or on Slurm)",
+                        "left out {} runs (completed, running or on {to})",
                         many.len()
                     ),
                 };
-                match (arrays.is_empty(), left_out.is_empty()) {
+                match (batches.is_empty(), left_out.is_empty()) {
                     (true, _) => format!("nothing to submit: {left_out}"),
-                    (false, true) => format!("submitted to Slurm: {}", arrays.join(", ")),
+                    (false, true) => format!("submitted to {to}: {}", batches.join(", ")),
                     (false, false) => {
-                        format!("submitted to Slurm: {}; {left_out}", arrays.join(", "))
+                        format!("submitted to {to}: {}; {left_out}", batches.join(", "))
                     }
                 }
             }
@@ -582,18 +586,21 @@ impl App {
         jobs
     }
 
-    /// The selection if any, else the cursor's job, to Slurm.
+    /// The selection if any, else the cursor's job, to the study's scheduler.
     fn submit(&mut self) -> Vec<Command> {
         let targets = self.targets();
         if targets.is_empty() {
             return Vec::new();
         }
+        let to = self.shared.snapshot.scheduler_label();
         if self.submitting {
-            self.say("a submission to Slurm is still running; press S again when it is done");
+            self.say(format!(
+                "a submission to {to} is still running; press S again when it is done"
+            ));
             return Vec::new();
         }
         self.submitting = true;
-        self.say(format!("submitting {} job(s) to Slurm...", targets.len()));
+        self.say(format!("submitting {} job(s) to {to}...", targets.len()));
         vec![Command::Submit(targets)]
     }
 

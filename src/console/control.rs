@@ -148,7 +148,7 @@ impl Control {
         }
         let said = String::from_utf8_lossy(&out.stdout);
         // `submitted array 12: st/cifar10/baseline, ... (script)`.
-        let arrays = (said.lines())
+        let batches = (said.lines())
             .filter_map(|l| l.strip_prefix("submitted "))
             .map(|l| l.split(':').next().unwrap_or(l).to_string())
             .collect();
@@ -156,7 +156,7 @@ impl Control {
             .filter_map(|l| l.strip_prefix("skipped "))
             .map(str::to_string)
             .collect();
-        Ok(Outcome::Submitted { arrays, skipped })
+        Ok(Outcome::Submitted { batches, skipped })
     }
 
     /// Writes the study's tables in every format, and its figures, into `<output>/report/`

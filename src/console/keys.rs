@@ -88,7 +88,7 @@ actions! {
     NextRunning => "next-running", ["n"], "cursor to the next running job";
     NextSeed => "next-seed", ["]"], "show the job's next seed (grid.seeds)";
     PreviousSeed => "previous-seed", ["["], "show the job's previous seed";
-    Submit => "submit", ["S"], "submit the job or the selection to Slurm";
+    Submit => "submit", ["S"], "submit the job or the selection to the scheduler";
     StartQueue => "start-queue", ["s"], "start a paused queue";
     QueueEarlier => "queue-earlier", ["K", "+"], "move the queued job earlier";
     QueueLater => "queue-later", ["J", "-"], "move the queued job later";

@@ -137,6 +137,7 @@ impl Monitor {
                 .collect(),
             paused: queue.paused,
             worker: worker::worker_pid(&self.output_dir).map(|pid| pid.unwrap_or(0)),
+            scheduler: self.scheduler.as_ref().ok().map(|s| s.label()),
             ..Snapshot::default()
         };
         let mut running = Vec::new();

@@ -160,6 +160,9 @@ pub struct Snapshot {
     pub live: Vec<Live>,
     /// What is wrong with the output folder itself (a damaged queue file), for the status line.
     pub problems: Vec<String>,
+    /// The study's scheduler in sentences (`Slurm`), which `S` submits to; None when the study's
+    /// `scheduler:` section is refused (a problem says why).
+    pub scheduler: Option<&'static str>,
 }
 
 /// The grid's shape: one row per method and mode with jobs, one column per dataset.
@@ -171,6 +174,11 @@ pub(crate) struct GridShape {
 
 /// What the screens and the update function ask of what the monitor saw.
 impl Snapshot {
+    /// The study's scheduler in sentences, as the console words what it sends there.
+    pub fn scheduler_label(&self) -> &'static str {
+        self.scheduler.unwrap_or("the scheduler")
+    }
+
     pub(crate) fn grid_shape(&self) -> GridShape {
         let mut rows: Vec<(Method, Mode)> = Vec::new();
         let mut datasets = self.datasets.clone();

@@ -213,6 +213,7 @@ fn snapshot() -> Snapshot {
         worker: None,
         live: vec![live()],
         problems: Vec::new(),
+        scheduler: Some("Slurm"),
     };
     let mut set = |name: &str, state: JobState, result: Option<RunResult>| {
         let row = snapshot
@@ -1053,13 +1054,13 @@ fn slurm_tasks_show_in_the_grid_and_x_cancels_through_slurm_and_s_submits() {
     let said = worded(
         &mut app,
         Ok(Outcome::Submitted {
-            arrays: vec!["array 13".into()],
+            batches: vec!["array 13".into()],
             skipped: Vec::new(),
         }),
     );
     assert_eq!(said, "submitted to Slurm: array 13");
     // What submit left out is said; when it left out everything, that too.
-    for (arrays, skipped, expected) in [
+    for (batches, skipped, expected) in [
         (
             vec!["array 14".to_string()],
             vec!["st/cifar10/baseline seed 1: completed".to_string()],
@@ -1072,7 +1073,7 @@ fn slurm_tasks_show_in_the_grid_and_x_cancels_through_slurm_and_s_submits() {
         ),
     ] {
         type_keys(&mut app, "S");
-        let said = worded(&mut app, Ok(Outcome::Submitted { arrays, skipped }));
+        let said = worded(&mut app, Ok(Outcome::Submitted { batches, skipped }));
         assert_eq!(said, expected);
     }
     // The submission runs in the background: a second S waits until the first has answered.
