@@ -659,7 +659,7 @@ fn control_of(study: &Study, args: &ConfigArgs) -> crate::console::control::Cont
 /// `adarat queue`: the runs of the jobs and seeds to the worker's queue, as the console's enter
 /// queues them; completed runs are said and left out unless `--fresh`.
 fn queue(args: &QueueArgs) -> Result<(), CliError> {
-    use crate::console::app::Outcome;
+    use crate::console::control::Outcome;
     let study = load_study(&args.config)?;
     let control = control_of(&study, &args.config);
     let seeds = seeds(&study, &args.seed);

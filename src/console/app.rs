@@ -4,12 +4,11 @@
 //! message. Everything else is derived from the snapshot when asked. Every decision that sends a
 //! command is taken here; the event loop only carries out the commands and brings back their
 //! outcomes, which the application words.
-use super::control::ControlError;
+use super::control::{Command, ControlError, Outcome};
 use super::keys::Key;
 use super::screens::{Action, KeyTable, Screen, Screens, Shared};
 use super::settings::{SavedState, Settings};
 use super::snapshot::{JobState, Snapshot};
-use crate::lock::LockOwner;
 use crate::vocab::{JobName, SeededJob, Status};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
@@ -23,85 +22,6 @@ pub enum Msg {
     Tick,
     /// What a command did in the outside world, or why it did not happen.
     CommandDone(Result<Outcome, ControlError>),
-}
-
-/// What the application asks the outside world to do; the event loop carries it out.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Command {
-    /// Append these runs to the queue (skipping those already waiting) and start the queue
-    /// (un-pause it and make sure a worker runs it).
-    Enqueue(Vec<SeededJob>),
-    /// As `Enqueue`, for completed runs the user confirmed to train again: each is moved aside
-    /// when it starts (`adarat run --fresh`).
-    Rerun(Vec<SeededJob>),
-    /// Un-pause the queue and make sure a worker runs it.
-    StartQueue,
-    /// Stop the running run through the process its lock names: SIGTERM to this host's process,
-    /// a cancel of its scheduler task (`scancel` of a Slurm task), nothing elsewhere
-    /// (`control::stop_path`); the queue pauses.
-    Stop {
-        run: SeededJob,
-        owner: LockOwner,
-    },
-    /// Cancel a run's task on the study's scheduler (Slurm: `scancel`): it stops at its next batch.
-    Cancel {
-        run: SeededJob,
-        task: String,
-    },
-    /// Submit these jobs (and the teachers they lack) to the study's scheduler with `adarat submit`.
-    Submit(Vec<JobName>),
-    /// Write the study's tables, in every format, into the output folder's `report/`.
-    Export,
-    /// Move a queued run by this many places (negative: earlier).
-    MoveQueued {
-        run: SeededJob,
-        by: isize,
-    },
-    RemoveQueued(SeededJob),
-    /// Leave the console; `farewell` is printed after the terminal is restored.
-    Quit {
-        farewell: Option<String>,
-    },
-}
-
-/// What a command did; the application words it for the status line.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Outcome {
-    /// The runs that went into the queue (none when all were waiting already); a worker runs it.
-    Enqueued {
-        added: Vec<SeededJob>,
-        /// A damaged-queue notice the queue held at the change (the console lists it among its
-        /// problems; `adarat queue` prints it).
-        notice: Option<String>,
-    },
-    /// The queue is un-paused and a worker runs it.
-    QueueStarted,
-    /// The job's process was asked to stop at its next batch (which pauses the queue).
-    StopRequested {
-        run: SeededJob,
-    },
-    MovedInQueue,
-    RemovedFromQueue {
-        run: SeededJob,
-    },
-    /// The scheduler took the request to cancel the run's task.
-    CancelRequested {
-        run: SeededJob,
-        task: String,
-    },
-    /// `adarat submit` submitted the batches it names (`array 12`).
-    Submitted {
-        batches: Vec<String>,
-        /// Runs left out as completed, running or already on the scheduler, one line each.
-        skipped: Vec<String>,
-    },
-    /// The study's tables and figures were written into this folder (the figures not, and why,
-    /// when no font was found).
-    Exported {
-        folder: std::path::PathBuf,
-        files: usize,
-        figures_failed: Option<String>,
-    },
 }
 
 impl Command {

@@ -3,7 +3,8 @@
 //! outcomes come back as messages; the view is redrawn after each message (ratatui writes only the
 //! cells that changed, and messages come a few times a second apart from keys). The loop decides
 //! nothing itself.
-use super::app::{App, Command, Msg};
+use super::app::{App, Msg};
+use super::control::Command;
 use super::control::Control;
 use super::monitor::Monitor;
 use super::snapshot::Snapshot;

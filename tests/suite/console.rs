@@ -1,7 +1,8 @@
 //! The console through its public API: keys in, state and commands out; and what each screen draws
 //! into a test terminal, at 80×24, at 160×48, in plain ASCII and at tiny sizes.
 use adarat::config::Protocol;
-use adarat::console::app::{App, Command, Msg, Outcome, Popup};
+use adarat::console::app::{App, Msg, Popup};
+use adarat::console::control::{Command, Outcome};
 use adarat::console::control::{Control, ControlError};
 use adarat::console::screens::Screen;
 use adarat::console::settings::{load_settings_from, parse_settings, SavedState, Settings};
