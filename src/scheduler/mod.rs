@@ -15,8 +15,8 @@ use crate::store::{self, RunStore};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-/// A place runs are sent to. Each backend is one folder (or file) here and one arm in
-/// [`from_study`].
+/// A place runs are sent to. Each backend is one folder (or file) here and one entry of
+/// [`BACKENDS`].
 pub trait Scheduler: Send {
     /// Its name in the study (`scheduler: {slurm: …}`) and on the console (`slurm pending`).
     fn name(&self) -> &'static str;
@@ -51,16 +51,34 @@ pub fn from_study(
             map.insert((*key).into(), value.clone());
         }
     }
-    Ok(match section.backend.as_str() {
-        slurm::NAME => Box::new(slurm::Slurm::new(settings)?),
-        local::NAME => Box::new(local::LocalWorker::new(settings, study.placement())?),
-        other => {
-            return Err(SchedulerError::Unknown {
-                backend: other.to_string(),
-            })
-        }
-    })
+    let (_, build) = (BACKENDS.iter())
+        .find(|(name, _)| *name == section.backend)
+        .ok_or_else(|| SchedulerError::Unknown {
+            backend: section.backend.clone(),
+            known: BACKENDS
+                .iter()
+                .map(|(name, _)| *name)
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+    build(settings, study)
 }
+
+/// Builds a backend from its settings (the mapping under its name) and the study.
+type Build = fn(serde_yaml::Value, &Study) -> Result<Box<dyn Scheduler>, SchedulerError>;
+
+/// Every backend, by its name in `scheduler:`.
+const BACKENDS: &[(&str, Build)] = &[
+    (slurm::NAME, |settings, _| {
+        Ok(Box::new(slurm::Slurm::new(settings)?))
+    }),
+    (local::NAME, |settings, study| {
+        Ok(Box::new(local::LocalWorker::new(
+            settings,
+            study.placement(),
+        )?))
+    }),
+];
 
 /// What to send: planned runs and how every `adarat run` of them is called.
 pub struct Request<'a> {
@@ -121,8 +139,8 @@ impl Task {
 
 #[derive(thiserror::Error, Debug)]
 pub enum SchedulerError {
-    #[error("scheduler: unknown backend `{backend}` (slurm or local)")]
-    Unknown { backend: String },
+    #[error("scheduler: unknown backend `{backend}` (one of: {known})")]
+    Unknown { backend: String, known: String },
     #[error("scheduler.{backend}: {message}")]
     Settings { backend: String, message: String },
     /// The backend cannot be reached from here (its commands are not on PATH).
