@@ -30,34 +30,19 @@ pub struct BenchOptions {
     pub quick: bool,
 }
 
-/// A group of cases.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Suite {
-    /// Training, per-epoch test and attack table for each model, fp32 and bf16 training.
-    Main,
-    /// From the reference to adarat one change at a time (resnet18 training).
-    Ablation,
-    /// small-cnn training on 1 000, 10 000 and 60 000 images: the cost per image stays flat.
-    Scaling,
-    /// Standard AutoAttack on a trained checkpoint, next to torchattacks' sub-attacks ([`eval`]).
-    Eval,
-}
-
-impl std::str::FromStr for Suite {
-    type Err = String;
-
-    fn from_str(name: &str) -> Result<Suite, String> {
-        match name {
-            "main" => Ok(Suite::Main),
-            "ablation" => Ok(Suite::Ablation),
-            "scaling" => Ok(Suite::Scaling),
-            "eval" => Ok(Suite::Eval),
-            other => Err(format!(
-                "suite `{other}`: expected main, ablation, scaling or eval"
-            )),
-        }
+crate::vocab::vocabulary!(
+    /// A group of cases.
+    Suite, "suite" {
+        /// Training, per-epoch test and attack table for each model, fp32 and bf16 training.
+        Main => "main",
+        /// From the reference to adarat one change at a time (resnet18 training).
+        Ablation => "ablation",
+        /// small-cnn training on 1 000, 10 000 and 60 000 images: the cost per image stays flat.
+        Scaling => "scaling",
+        /// Standard AutoAttack on a trained checkpoint, next to torchattacks' sub-attacks ([`eval`]).
+        Eval => "eval",
     }
-}
+);
 
 /// One line of the report: adarat's images/s next to the reference's doing the same work.
 #[derive(Clone, Debug, Serialize)]

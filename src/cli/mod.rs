@@ -412,7 +412,7 @@ fn bench(args: BenchArgs) -> Result<(), CliError> {
         .suites
         .split(',')
         .map(str::parse)
-        .collect::<Result<Vec<crate::bench::Suite>, String>>()
+        .collect::<Result<Vec<crate::bench::Suite>, _>>()
         .map_err(CliError::input)?;
     let device = args.device.parse().map_err(CliError::input)?;
     crate::device::resolve(device).map_err(CliError::input)?;

@@ -12,7 +12,7 @@ use crate::optim::schedule;
 use crate::store::events::Event;
 use crate::store::result::{EpochRecord, Peaks};
 use crate::store::{train_log, MODEL_FILE};
-use crate::vocab::{Method, Mode, Status};
+use crate::vocab::{Mode, Status};
 use std::time::Instant;
 use tch::{Kind, Tensor};
 
@@ -71,7 +71,7 @@ impl Run<'_> {
         for epoch in first_epoch..cfg.epochs {
             self.epoch(epoch)?;
         }
-        if cfg.method() != Method::St && !cfg.evaluation.final_attacks.is_empty() {
+        if self.method.attacked_finally() && !cfg.evaluation.final_attacks.is_empty() {
             self.check_stop(cfg.epochs, 0)?;
             self.emit(Event::FinalStarted)?;
             let table = self.final_table()?;
@@ -228,7 +228,7 @@ impl Run<'_> {
         let weighted = self.ratio.combine(step.terms);
         weighted.loss.backward();
         self.sgd.step(lr);
-        crate::modes::no_grad(|| {
+        crate::thread_modes::no_grad(|| {
             StepTensors {
                 loss: &weighted.loss,
                 standard_loss: &standard,
@@ -252,6 +252,7 @@ impl Run<'_> {
         self.store.write_result(&self.result)?;
         let log = train_log::render(
             self.cfg,
+            self.method.train_log(),
             &self.started_at,
             &self.result.epochs_log,
             self.result.final_table.as_ref(),
