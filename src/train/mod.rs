@@ -1,6 +1,7 @@
 //! One run of a job: seeding, data, model, the epochs of training with the per-epoch test, the
 //! final evaluation, and the run folder kept current after every epoch (docs/architecture.md#the-life-of-a-job).
 pub mod attack_table;
+mod checkpoint;
 pub mod cuda_graph;
 mod epochs;
 mod error;
@@ -10,6 +11,7 @@ mod ledger;
 pub mod precision;
 mod resume;
 
+pub use checkpoint::Checkpoint;
 pub use error::{Failure, InputError, ResumeFileError, RunError, StopPoint};
 
 use crate::config::JobConfig;
