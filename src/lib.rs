@@ -6,7 +6,7 @@
 //!   `unsafe` (the C++ shims and POSIX calls); [`lock`], process locks that record who holds them;
 //! - the engine: [`device`] meets the configured device with this machine's, [`data`] reads the
 //!   datasets onto the device, [`models`] builds the networks,
-//!   [`modes`] enters libtorch's thread-local modes through guards, [`losses`] and [`optim`] are
+//!   [`thread_modes`] enters libtorch's thread-local modes through guards, [`losses`] and [`optim`] are
 //!   shared by everything above, [`attacks`] crafts adversarial
 //!   examples, [`ratio`] weighs the standard loss against the regulariser (FixRAT/AdaRAT),
 //!   [`methods`] hold the per-method losses, [`train`] runs the epochs, the per-epoch test and the
@@ -29,7 +29,6 @@ pub mod lock;
 pub mod losses;
 pub mod methods;
 pub mod models;
-pub mod modes;
 #[allow(unsafe_code)]
 pub mod native;
 pub mod optim;
@@ -38,6 +37,7 @@ pub mod ratio;
 pub mod report;
 pub mod scheduler;
 pub mod store;
+pub mod thread_modes;
 pub mod torch_error;
 pub mod train;
 pub mod vocab;

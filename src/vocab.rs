@@ -12,17 +12,21 @@ pub struct UnknownName {
     pub expected: Vec<&'static str>,
 }
 
-/// Defines a closed set of names with their canonical spelling, parsing and serde support.
+/// Defines a closed set of names with their canonical spelling (and any other accepted ones after
+/// `|`), parsing and serde support. Used beside this module for other closed sets of names.
 macro_rules! vocabulary {
     (
         $(#[$doc:meta])* $name:ident, $what:literal {
-            $($(#[$variant_doc:meta])* $variant:ident => $text:literal),+ $(,)?
+            $($(#[$variant_doc:meta])* $variant:ident => $text:literal $(| $alias:literal)*),+ $(,)?
         }
     ) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(
+            Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,
+            ::serde::Serialize, ::serde::Deserialize,
+        )]
         pub enum $name {
-            $($(#[$variant_doc])* #[serde(rename = $text)] $variant),+
+            $($(#[$variant_doc])* #[serde(rename = $text $(, alias = $alias)*)] $variant),+
         }
 
         impl $name {
@@ -33,24 +37,28 @@ macro_rules! vocabulary {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
 
-        impl FromStr for $name {
-            type Err = UnknownName;
-            fn from_str(s: &str) -> Result<Self, UnknownName> {
-                $name::ALL.iter().copied().find(|v| v.as_str() == s).ok_or_else(|| UnknownName {
-                    what: $what,
-                    name: s.to_string(),
-                    expected: $name::ALL.iter().map(|v| v.as_str()).collect(),
-                })
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::vocab::UnknownName;
+            fn from_str(s: &str) -> Result<Self, $crate::vocab::UnknownName> {
+                match s {
+                    $($text $(| $alias)* => Ok($name::$variant),)+
+                    _ => Err($crate::vocab::UnknownName {
+                        what: $what,
+                        name: s.to_string(),
+                        expected: $name::ALL.iter().map(|v| v.as_str()).collect(),
+                    }),
+                }
             }
         }
     };
 }
+pub(crate) use vocabulary;
 
 vocabulary!(
     /// A training method of the study (docs/protocol.md#methods).

@@ -112,7 +112,8 @@ impl Apgd {
     /// the attack succeeded and the clean image elsewhere.
     pub fn run_ce(&self, logits: Logits, x: &Tensor, labels: &Tensor) -> Tensor {
         let x = x.detach();
-        let correct = crate::modes::no_grad(|| logits(&x).argmax(-1, false).eq_tensor(labels));
+        let correct =
+            crate::thread_modes::no_grad(|| logits(&x).argmax(-1, false).eq_tensor(labels));
         let (fooled, adversarial) =
             self.single_run(logits, &x, labels, &|z| cross_entropy_per_sample(z, labels));
         let use_adversarial = fooled.logical_and(&correct);
@@ -129,7 +130,7 @@ impl Apgd {
         targets: usize,
     ) -> Tensor {
         let x = x.detach();
-        let clean = crate::modes::no_grad(|| logits(&x));
+        let clean = crate::thread_modes::no_grad(|| logits(&x));
         let classes = clean.size()[1];
         let mut output = x.shallow_clone();
         let mut robust = clean.argmax(-1, false).eq_tensor(labels);
@@ -180,7 +181,7 @@ impl Apgd {
         let eps = self.epsilon;
         let batch = x.size()[0];
         let loss_and_gradient = |point: &Tensor| {
-            crate::modes::with_grad(|| {
+            crate::thread_modes::with_grad(|| {
                 let point = point.detach().set_requires_grad(true);
                 let z = logits(&point);
                 let per_sample_loss = loss(&z);

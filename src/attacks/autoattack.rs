@@ -115,7 +115,7 @@ impl AutoAttack {
             };
             // Success is judged here, on the returned images, whatever the attack believed: a
             // misclassified image within the budget (up to float rounding of the projection).
-            let fooled = crate::modes::no_grad(|| {
+            let fooled = crate::thread_modes::no_grad(|| {
                 let distance = (&adversarial - &x_left)
                     .abs()
                     .flatten(1, -1)

@@ -45,7 +45,7 @@ impl FabTargeted {
     /// points misclassified from the start). Detached.
     pub fn run(&self, logits: Logits, x: &Tensor, labels: &Tensor) -> Tensor {
         let x = x.detach();
-        crate::modes::no_grad(|| {
+        crate::thread_modes::no_grad(|| {
             // The reference recomputes the clean logits of the remaining points for every target;
             // the network is deterministic in eval mode, so one forward gives the same ranking.
             let clean = logits(&x);
@@ -141,7 +141,7 @@ impl FabTargeted {
 /// `logit_target − logit_label` per point (negative while correctly classified) and its input
 /// gradient, `[B]` and `x`'s shape.
 fn target_margin(logits: Logits, x: &Tensor, labels: &Tensor, target: &Tensor) -> (Tensor, Tensor) {
-    crate::modes::with_grad(|| {
+    crate::thread_modes::with_grad(|| {
         let input = x.detach().set_requires_grad(true);
         let output = logits(&input);
         let pick = |classes: &Tensor| {

@@ -23,7 +23,7 @@ impl EarlyStoppedPgd {
         let mut misclassified = labels.zeros_like().to_kind(Kind::Int64);
         let mut returned = labels.zeros_like().to_kind(Kind::Bool);
         let mut output = x.zeros_like();
-        crate::modes::with_grad(|| {
+        crate::thread_modes::with_grad(|| {
             for _ in 0..self.steps {
                 let current = adversarial.detach().set_requires_grad(true);
                 let z = logits(&current);

@@ -4,7 +4,7 @@ use crate::losses::cross_entropy;
 use tch::Tensor;
 
 pub fn fgsm(logits: Logits, x: &Tensor, labels: &Tensor, epsilon: f64) -> Tensor {
-    crate::modes::with_grad(|| {
+    crate::thread_modes::with_grad(|| {
         let x = x.detach().set_requires_grad(true);
         let gradient = input_gradient(&cross_entropy(&logits(&x), labels), &x);
         (x.detach() + gradient.sign() * epsilon).clamp(0.0, 1.0)

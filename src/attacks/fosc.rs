@@ -19,7 +19,7 @@ impl FoscPgd {
     pub fn run(&self, logits: Logits, x: &Tensor, labels: &Tensor, threshold: f64) -> Tensor {
         let x = x.detach();
         let mut adversarial = RandomStart::Uniform.apply(&x, self.epsilon);
-        crate::modes::with_grad(|| {
+        crate::thread_modes::with_grad(|| {
             let mut gradient = sum_ce_gradient(logits, &adversarial, labels);
             let mut moving = labels.ones_like().to_kind(x.kind());
             for _ in 0..self.steps {

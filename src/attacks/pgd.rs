@@ -41,7 +41,7 @@ impl Pgd {
     pub fn run(&self, logits: Logits, x: &Tensor, loss: &dyn Fn(&Tensor) -> Tensor) -> Tensor {
         let x = x.detach();
         let mut adversarial = self.start.apply(&x, self.epsilon);
-        crate::modes::with_grad(|| {
+        crate::thread_modes::with_grad(|| {
             for _ in 0..self.steps {
                 let current = adversarial.detach().set_requires_grad(true);
                 let gradient = input_gradient(&loss(&logits(&current)), &current);

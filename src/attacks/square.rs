@@ -69,7 +69,7 @@ impl Square {
     /// iterations (1: as the reference, which removes fooled points at every iteration).
     fn run_compacting(&self, logits: Logits, x: &Tensor, labels: &Tensor, period: usize) -> Tensor {
         assert!(period > 0, "compaction period must be positive");
-        crate::modes::no_grad(|| {
+        crate::thread_modes::no_grad(|| {
             let x = x.detach();
             let (c, h, w) = match x.size().as_slice() {
                 &[_, c, h, w] => (c, h, w),

@@ -8,7 +8,7 @@ use tch::Tensor;
 /// clean prediction. The clean forward runs once, in the caller's mode (train mode while training:
 /// one more BN statistics update); its target is not clamped, and only input gradients are taken.
 pub fn pgd_kl(pgd: &Pgd, logits: Logits, x: &Tensor) -> Tensor {
-    let target = crate::modes::no_grad(|| logits(x).softmax(-1, None));
+    let target = crate::thread_modes::no_grad(|| logits(x).softmax(-1, None));
     pgd.run(logits, x, &|z| {
         kl_batchmean(&target, &z.log_softmax(-1, None))
     })

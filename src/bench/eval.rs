@@ -4,11 +4,10 @@
 //! classes, 5000 queries, Square's schedule not rescaled), batch by batch on the points still
 //! robust, as fra31 and adarat do. Both report images/s, seconds per sub-attack and the robust
 //! accuracy, so a speed-up is only read next to the same verdict (README, "Performance").
-use super::{BenchOptions, Case, Scratch};
+use super::{BenchError, BenchOptions, Case, Scratch};
 use crate::config::{self, AutoAttackPreset, JobConfig, JobOverrides, Precision};
-use crate::models::{ModelSpec, Network};
+use crate::models::ModelSpec;
 
-use crate::store::result::FinalTable;
 use crate::train::attack_table::{AttackTable, Interrupted};
 use crate::train::{self, RunOptions};
 use crate::vocab::{DatasetKind, FinalAttack, JobName, Method, Mode, ModelKind};
@@ -52,7 +51,7 @@ pub(super) fn run(
     device: Device,
     scratch: &Scratch,
     progress: &mut dyn FnMut(&str),
-) -> Result<Vec<Case>, String> {
+) -> Result<Vec<Case>, BenchError> {
     let mut cases = Vec::new();
     for target in targets(options, device) {
         let label = format!("{} standard AutoAttack", target.model);
@@ -62,7 +61,7 @@ pub(super) fn run(
         ));
         let (cfg, folder) = checkpoint(options, target, &scratch.0)?;
         progress(&format!("{label}: adarat on {} images", target.images));
-        let (ours, spec) = attack_with_adarat(&cfg, &folder, target.images, device)?;
+        let (ours, spec) = attack_with_adarat(&cfg, &folder, target.images)?;
         progress(&format!(
             "{label}: the reference on the same checkpoint and images"
         ));
@@ -83,8 +82,8 @@ fn checkpoint(
     options: &BenchOptions,
     target: Target,
     out: &Path,
-) -> Result<(JobConfig, std::path::PathBuf), String> {
-    let study = config::open(None, &[]).map_err(|e| e.to_string())?;
+) -> Result<(JobConfig, std::path::PathBuf), BenchError> {
+    let study = config::open(None, &[])?;
     let job = JobName {
         method: Method::PgdAt,
         dataset: DatasetKind::Synthetic,
@@ -98,7 +97,7 @@ fn checkpoint(
         limit_test: Some(target.images),
         ..Default::default()
     };
-    let mut cfg = study.resolve(&job, &overrides).map_err(|e| e.to_string())?;
+    let mut cfg = study.resolve(&job, &overrides)?;
     cfg.evaluation.final_attacks = Vec::new();
     cfg.synthetic.test = cfg.synthetic.test.max(target.images);
     let run_options = RunOptions {
@@ -106,7 +105,7 @@ fn checkpoint(
         download: false,
         ..Default::default()
     };
-    train::run(&cfg, run_options, &mut super::TableClock::default()).map_err(|e| e.to_string())?;
+    train::run(&cfg, run_options, &mut super::TableClock::default())?;
     let folder = crate::store::RunStore::folder_of(&cfg);
     Ok((cfg, folder))
 }
@@ -126,35 +125,25 @@ fn attack_with_adarat(
     cfg: &JobConfig,
     folder: &Path,
     images: usize,
-    device: Device,
-) -> Result<(Verdict, ModelSpec), String> {
-    let data = train::load_data(cfg, device, false, false).map_err(|e| e.to_string())?;
-    let spec = train::model_spec(cfg, &data);
-    let mut net = Network::new(&spec, device).map_err(|e| e.to_string())?;
-    net.load(&folder.join(crate::store::MODEL_FILE))
-        .map_err(|e| e.to_string())?;
-    if cfg.speed.channels_last {
-        net.use_channels_last();
-    }
+) -> Result<(Verdict, ModelSpec), BenchError> {
+    let checkpoint = train::Checkpoint::load(cfg, &folder.join(crate::store::MODEL_FILE), false)?;
     let mut table = AttackTable::for_job(cfg);
     table.attacks = vec![FinalAttack::AutoAttack];
     table.autoattack = AutoAttackPreset::Standard;
     table.images = Some(images);
     // The images the reference attacks: the same first test images, in [0, 1], on the CPU.
-    let batch = (data
+    let batch = (checkpoint
         .test
         .first(Some(images))
         .batches(images, false, config::Augment::None))
     .next()
-    .ok_or("no test images")?;
+    .ok_or(BenchError::Missing("no test images"))?;
     let (x, y) = (batch.images.to(Device::Cpu), batch.labels.to(Device::Cpu));
     Tensor::write_safetensors(&[("x", &x), ("y", &y)], folder.join("data.safetensors"))
-        .map_err(|e| e.to_string())?;
-    let result: FinalTable = table
-        .run(&net, &data.test, Default::default(), &mut |_| {
-            Ok::<(), Interrupted>(())
-        })
-        .map_err(|i| format!("interrupted at batch {}", i.batch))?;
+        .map_err(BenchError::Images)?;
+    let result = checkpoint
+        .evaluate(&table, &train::StopFlag::default(), &mut |_| {})
+        .map_err(|Interrupted { batch }| BenchError::Interrupted { batch })?;
     let verdict = Verdict {
         clean: result.clean.unwrap_or(0.0),
         robust: result.autoattack.unwrap_or(0.0),
@@ -163,7 +152,7 @@ fn attack_with_adarat(
             .collect(),
         total: result.seconds.get("autoattack").copied().unwrap_or(0.0),
     };
-    Ok((verdict, spec))
+    Ok((verdict, checkpoint.spec))
 }
 
 /// `bench/reference_autoattack.py` on the checkpoint and images in `folder`.
@@ -173,7 +162,7 @@ fn reference(
     spec: &ModelSpec,
     folder: &Path,
     device: Device,
-) -> Result<Verdict, String> {
+) -> Result<Verdict, BenchError> {
     let script = options.reference.with_file_name("reference_autoattack.py");
     let spec = serde_json::json!({
                 "model": {
@@ -184,7 +173,8 @@ fn reference(
         "batch_size": cfg.evaluation.batch_size,
         "seed": cfg.seed,
     });
-    std::fs::write(folder.join("spec.json"), spec.to_string()).map_err(|e| e.to_string())?;
+    let path = folder.join("spec.json");
+    std::fs::write(&path, spec.to_string()).map_err(|source| BenchError::Write { path, source })?;
     let mut command = Command::new(&options.python);
     command
         .arg(&script)
@@ -194,12 +184,12 @@ fn reference(
     let number = |v: &serde_json::Value, key: &str| v.get(key).and_then(serde_json::Value::as_f64);
     let seconds = &value["seconds"];
     Ok(Verdict {
-        clean: number(&value, "clean").ok_or("no clean accuracy")?,
-        robust: number(&value, "robust").ok_or("no robust accuracy")?,
+        clean: number(&value, "clean").ok_or(BenchError::Missing("no clean accuracy"))?,
+        robust: number(&value, "robust").ok_or(BenchError::Missing("no robust accuracy"))?,
         seconds: (SUB_ATTACKS.iter())
             .filter_map(|name| Some((name.to_string(), number(seconds, name)?)))
             .collect(),
-        total: number(&value, "total").ok_or("no total time")?,
+        total: number(&value, "total").ok_or(BenchError::Missing("no total time"))?,
     })
 }
 

@@ -30,32 +30,63 @@ pub struct BenchOptions {
     pub quick: bool,
 }
 
-/// A group of cases.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Suite {
-    /// Training, per-epoch test and attack table for each model, fp32 and bf16 training.
-    Main,
-    /// From the reference to adarat one change at a time (resnet18 training).
-    Ablation,
-    /// small-cnn training on 1 000, 10 000 and 60 000 images: the cost per image stays flat.
-    Scaling,
-    /// Standard AutoAttack on a trained checkpoint, next to torchattacks' sub-attacks ([`eval`]).
-    Eval,
+crate::vocab::vocabulary!(
+    /// A group of cases.
+    Suite, "suite" {
+        /// Training, per-epoch test and attack table for each model, fp32 and bf16 training.
+        Main => "main",
+        /// From the reference to adarat one change at a time (resnet18 training).
+        Ablation => "ablation",
+        /// small-cnn training on 1 000, 10 000 and 60 000 images: the cost per image stays flat.
+        Scaling => "scaling",
+        /// Standard AutoAttack on a trained checkpoint, next to torchattacks' sub-attacks ([`eval`]).
+        Eval => "eval",
+    }
+);
+
+/// Why the benchmark stopped short.
+#[derive(thiserror::Error, Debug)]
+pub enum BenchError {
+    #[error(transparent)]
+    Device(#[from] crate::device::MissingDevice),
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The scratch folder, or a file written for the reference.
+    #[error("{}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A run of the engine that the bench times or attacks.
+    #[error(transparent)]
+    Run(Box<train::RunError>),
+    #[error(transparent)]
+    Checkpoint(#[from] train::InputError),
+    #[error("writing the attacked images: {0}")]
+    Images(tch::TchError),
+    #[error("interrupted at batch {batch}")]
+    Interrupted { batch: usize },
+    /// Something the bench needs that its run or a reference script did not report.
+    #[error("{0}")]
+    Missing(&'static str),
+    #[error("could not start {} ({source}); `make bench` makes .venv, or pass --python", python.display())]
+    NoPython {
+        python: PathBuf,
+        source: std::io::Error,
+    },
+    /// A reference script failed: the last line of its stderr.
+    #[error("{} failed: {last}", script.display())]
+    Reference { script: PathBuf, last: String },
+    #[error("{}: unreadable output ({source})", script.display())]
+    ReferenceOutput {
+        script: PathBuf,
+        source: serde_json::Error,
+    },
 }
 
-impl std::str::FromStr for Suite {
-    type Err = String;
-
-    fn from_str(name: &str) -> Result<Suite, String> {
-        match name {
-            "main" => Ok(Suite::Main),
-            "ablation" => Ok(Suite::Ablation),
-            "scaling" => Ok(Suite::Scaling),
-            "eval" => Ok(Suite::Eval),
-            other => Err(format!(
-                "suite `{other}`: expected main, ablation, scaling or eval"
-            )),
-        }
+impl From<train::RunError> for BenchError {
+    fn from(error: train::RunError) -> BenchError {
+        BenchError::Run(Box::new(error))
     }
 }
 
@@ -156,8 +187,8 @@ struct Throughput {
     table: Option<f64>,
 }
 
-pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Report, String> {
-    let device = crate::device::resolve(options.device).map_err(|e| e.to_string())?;
+pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Report, BenchError> {
+    let device = crate::device::resolve(options.device)?;
     let cuda = device.is_cuda();
     let small_cnn = |train, test| Workload::new(ModelKind::SmallCnn, train, test);
     let resnet18 = |train, test| Workload::new(ModelKind::ResNet18, train, test);
@@ -244,7 +275,7 @@ fn ablation(
     workload: Workload,
     out: &Path,
     progress: &mut dyn FnMut(&str),
-) -> Result<Vec<Case>, String> {
+) -> Result<Vec<Case>, BenchError> {
     let all = [
         "device-data",
         "no-sync",
@@ -422,12 +453,15 @@ fn cases_of(
 struct Scratch(PathBuf);
 
 impl Scratch {
-    fn new() -> Result<Scratch, String> {
-        let study = config::open(None, &[]).map_err(|e| e.to_string())?;
+    fn new() -> Result<Scratch, BenchError> {
+        let study = config::open(None, &[])?;
         let out = study
             .output_dir()
             .join(format!(".bench-{}", std::process::id()));
-        std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+        std::fs::create_dir_all(&out).map_err(|source| BenchError::Write {
+            path: out.clone(),
+            source,
+        })?;
         Ok(Scratch(out))
     }
 }
@@ -473,8 +507,8 @@ fn time_ours(
     device: Device,
     tuning: Tuning,
     out: &Path,
-) -> Result<Throughput, String> {
-    let study = config::open(None, &[]).map_err(|e| e.to_string())?;
+) -> Result<Throughput, BenchError> {
+    let study = config::open(None, &[])?;
     let job = JobName {
         method: Method::PgdAt,
         dataset: crate::vocab::DatasetKind::Cifar10,
@@ -487,7 +521,7 @@ fn time_ours(
         output_dir: Some(out.to_path_buf()),
         ..Default::default()
     };
-    let mut cfg = study.resolve(&job, &overrides).map_err(|e| e.to_string())?;
+    let mut cfg = study.resolve(&job, &overrides)?;
     cfg.precision = tuning.precision;
     cfg.speed = tuning.speed;
     // Random labels: a smaller step than 0.1 keeps the loss finite for any model.
@@ -509,12 +543,11 @@ fn time_ours(
         fresh: true,
         ..Default::default()
     };
-    let result =
-        train::run_with_data(&cfg, data, options, &mut clock).map_err(|e| e.to_string())?;
+    let result = train::run_with_data(&cfg, data, options, &mut clock)?;
     let last = result
         .epochs_log
         .last()
-        .ok_or("the bench run recorded no epoch")?;
+        .ok_or(BenchError::Missing("the bench run recorded no epoch"))?;
     let per_second = |seconds: f64| workload.test as f64 / seconds.max(1e-9);
     Ok(Throughput {
         train: last.images_per_second,
@@ -547,7 +580,7 @@ fn time_reference(
     device: Device,
     workload: &Workload,
     upgrades: &[&str],
-) -> Result<Throughput, String> {
+) -> Result<Throughput, BenchError> {
     let [channels, side, _] = workload.shape;
     let dropout = crate::models::ModelSpec::reference_dropout(workload.model);
     let mut command = Command::new(&options.python);
@@ -568,7 +601,8 @@ fn time_reference(
     let value = python_json(options, &options.reference, &mut command)?;
     let number = |key: &str| value.get(key).and_then(serde_json::Value::as_f64);
     Ok(Throughput {
-        train: number("train_images_per_second").ok_or("the reference timed no training")?,
+        train: number("train_images_per_second")
+            .ok_or(BenchError::Missing("the reference timed no training"))?,
         test: number("test_images_per_second"),
         table: number("table_images_per_second"),
     })
@@ -580,20 +614,23 @@ fn python_json(
     options: &BenchOptions,
     script: &Path,
     command: &mut Command,
-) -> Result<serde_json::Value, String> {
-    let output = command.output().map_err(|e| {
-        format!(
-            "could not start {} ({e}); `make bench` makes .venv, or pass --python",
-            options.python.display()
-        )
+) -> Result<serde_json::Value, BenchError> {
+    let output = command.output().map_err(|source| BenchError::NoPython {
+        python: options.python.clone(),
+        source,
     })?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let last = stderr.lines().last().unwrap_or("no message");
-        return Err(format!("{} failed: {last}", script.display()));
+        return Err(BenchError::Reference {
+            script: script.to_path_buf(),
+            last: last.to_string(),
+        });
     }
-    serde_json::from_slice(&output.stdout)
-        .map_err(|e| format!("{}: unreadable output ({e})", script.display()))
+    serde_json::from_slice(&output.stdout).map_err(|source| BenchError::ReferenceOutput {
+        script: script.to_path_buf(),
+        source,
+    })
 }
 
 /// The report as an aligned text table.

@@ -59,9 +59,12 @@ pub(super) enum CliError {
     /// Jobs that failed while running; the others ran.
     #[error("failed: {}", .0.join(", "))]
     JobsFailed(Vec<String>),
-    /// The benchmark failed while running.
+    /// A command failed while running (the queue file could not be changed).
     #[error("{0}")]
     Failed(String),
+    /// The benchmark failed while running.
+    #[error("bench: {0}")]
+    Bench(#[from] crate::bench::BenchError),
     /// A stop request (a signal) ended a command that keeps no progress.
     #[error("{0}")]
     Stopped(String),
@@ -98,6 +101,7 @@ impl CliError {
             CliError::Stopped(_) => ExitStatus::Stopped,
             CliError::JobsFailed(_)
             | CliError::Failed(_)
+            | CliError::Bench(_)
             | CliError::Worker(_)
             | CliError::Console(_) => ExitStatus::Failed,
         }

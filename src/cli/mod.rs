@@ -413,7 +413,7 @@ fn bench(args: BenchArgs) -> Result<(), CliError> {
         .suites
         .split(',')
         .map(str::parse)
-        .collect::<Result<Vec<crate::bench::Suite>, String>>()
+        .collect::<Result<Vec<crate::bench::Suite>, _>>()
         .map_err(CliError::input)?;
     let device = args.device.parse().map_err(CliError::input)?;
     crate::device::resolve(device).map_err(CliError::input)?;
@@ -436,8 +436,7 @@ fn bench(args: BenchArgs) -> Result<(), CliError> {
         suites,
         quick: args.quick,
     };
-    let report = crate::bench::run(&options, &mut |step| progress::say!("bench: {step}"))
-        .map_err(|message| CliError::Failed(format!("bench: {message}")))?;
+    let report = crate::bench::run(&options, &mut |step| progress::say!("bench: {step}"))?;
     if args.json {
         println!(
             "{}",
@@ -452,7 +451,7 @@ fn bench(args: BenchArgs) -> Result<(), CliError> {
 /// `adarat eval`: the dataset's defaults come from the configuration (as for a PGD-AT job on it),
 /// the command line overrides them.
 fn eval(args: EvalArgs) -> Result<(), CliError> {
-    use crate::train::attack_table::{AttackTable, Interrupted, Progress};
+    use crate::train::attack_table::{AttackTable, Interrupted};
     let study = load_study(&args.config)?;
     let dataset: crate::vocab::DatasetKind = args.dataset.parse().map_err(CliError::input)?;
     let model: ModelKind = args.model.parse().map_err(CliError::input)?;
@@ -511,33 +510,23 @@ fn eval(args: EvalArgs) -> Result<(), CliError> {
         Some(size) => table.batch_size = size,
         None => {}
     }
-    let device = crate::device::resolve(cfg.device).map_err(CliError::input)?;
-    let data = train::load_data(&cfg, device, !args.offline, true).map_err(CliError::input)?;
-    let spec = train::model_spec(&cfg, &data);
-    let mut net = crate::models::Network::new(&spec, device).map_err(CliError::input)?;
-    net.load(&args.checkpoint).map_err(CliError::input)?;
-    if cfg.speed.channels_last {
-        net.use_channels_last();
-    }
+    let checkpoint =
+        train::Checkpoint::load(&cfg, &args.checkpoint, !args.offline).map_err(CliError::input)?;
     progress::say!(
         "{}: {} on {} ({} test images, ε {:.6}) on {}",
         args.checkpoint.display(),
         model,
         dataset,
-        data.test.first(table.images).len(),
+        checkpoint.test.first(table.images).len(),
         table.epsilon,
-        crate::device::name(device)
+        crate::device::name(checkpoint.device)
     );
     // SIGTERM or ctrl-c ends the evaluation within the attack running.
     let stop = train::StopFlag::default();
     signals::install(&stop)
         .map_err(|e| CliError::input(format!("installing signal handlers: {e}")))?;
-    let _watch = crate::attacks::interrupt::watch(move || stop.requested());
     let mut bar = progress::EvalProgress::new();
-    let result = table.run(&net, &data.test, Default::default(), &mut |p: Progress| {
-        bar.update(&p);
-        Ok::<(), Interrupted>(())
-    });
+    let result = checkpoint.evaluate(&table, &stop, &mut |p| bar.update(p));
     bar.finish();
     let result = result.map_err(|Interrupted { batch }| {
         CliError::Stopped(format!(

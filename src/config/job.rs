@@ -288,7 +288,39 @@ pub struct GeneralistParams {
     pub ema_max_decay: f64,
 }
 
+/// What a method's research code does that `protocol: reference` follows where it differs from
+/// the main scripts (docs/protocol.md#quirks); facts the configuration needs to resolve a job, so
+/// they sit here with the parameters rather than in the method's file above.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReferenceScript {
+    /// Whether it randomly crops the CIFAR-10 test set as it does the training set (Q3).
+    pub crops_cifar10_test: bool,
+    /// The AutoAttack of its final table (Q27).
+    pub autoattack: AutoAttackPreset,
+}
+
+impl ReferenceScript {
+    /// The main scripts: the test set cropped, torchattacks 3.5.1's AutoAttack with its defaults.
+    const MAIN: ReferenceScript = ReferenceScript {
+        crops_cifar10_test: true,
+        autoattack: AutoAttackPreset::Torchattacks351,
+    };
+}
+
 impl MethodParams {
+    /// The research code the method comes from.
+    pub fn reference_script(&self) -> ReferenceScript {
+        match self {
+            // Generalist's own code: the test set as stored, the fra31 AutoAttack it bundles at
+            // standard strength.
+            MethodParams::Generalist(_) => ReferenceScript {
+                crops_cifar10_test: false,
+                autoattack: AutoAttackPreset::Standard,
+            },
+            _ => ReferenceScript::MAIN,
+        }
+    }
+
     /// The method these are the parameters of.
     pub fn method(&self) -> Method {
         match self {

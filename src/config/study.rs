@@ -431,6 +431,9 @@ impl Study {
         let synthetic = self.synthetic_size(&layers, job.dataset)?;
         let limit_train = self.image_limit(overrides.limit_train, "--limit-train")?;
         let limit_test = self.image_limit(overrides.limit_test, "--limit-test")?;
+        let params = self.params(job.method, method_entry)?;
+        let script = params.reference_script();
+        let evaluation = self.evaluation(job, script.autoattack)?;
         Ok(JobConfig {
             job: job.to_string(),
             dataset: job.dataset,
@@ -459,10 +462,10 @@ impl Study {
             limit_test,
             synthetic,
             augment,
-            // Quirk Q3: the main scripts randomly crop the CIFAR-10 test set; Generalist does not.
+            // Quirk Q3: the main scripts randomly crop the CIFAR-10 test set.
             test_random_crop: f.protocol == Protocol::Reference
                 && job.dataset == DatasetKind::Cifar10
-                && job.method != Method::Generalist,
+                && script.crops_cifar10_test,
             epochs: optimisation.epochs,
             batch_size: optimisation.batch_size,
             learning_rate: optimisation.learning_rate,
@@ -472,8 +475,8 @@ impl Study {
             reset_momentum_each_epoch: optimisation.reset_momentum_each_epoch,
             attack,
             ratio,
-            params: self.params(job.method, method_entry)?,
-            evaluation: self.evaluation(job)?,
+            params,
+            evaluation,
         })
     }
 

@@ -5,6 +5,7 @@ use crate::attacks::FoscPgd;
 use crate::config::{DatParams, JobConfig};
 use crate::data::Batch;
 use crate::models::Network;
+use crate::store::train_log::{Columns, Layout};
 
 pub struct Dat {
     attack: FoscPgd,
@@ -42,6 +43,13 @@ pub fn fosc_threshold(fosc_max: f64, control_epoch: usize, epoch: usize) -> f64 
 }
 
 impl TrainingMethod for Dat {
+    fn train_log(&self) -> Layout {
+        Layout::Main {
+            name: "DAT",
+            columns: Columns::Adversarial,
+        }
+    }
+
     fn losses(&mut self, net: &Network, batch: &Batch, epoch: usize) -> StepLosses {
         let train = self.attack_train_mode;
         let adversarial = self.attack.run(

@@ -96,7 +96,7 @@ impl Distillation {
         let adversarial_loss = adversarial_loss(&self.weights, &forwards, labels);
         // The `teacher` statistic (section 7): the robust teacher on the student's training x'.
         let teacher_correct =
-            crate::modes::no_grad(|| correct(&forwards.on_adversarial.robust, labels));
+            crate::thread_modes::no_grad(|| correct(&forwards.on_adversarial.robust, labels));
         StepLosses {
             terms: LossTerms::adversarial_baseline(standard, adversarial_loss),
             clean_logits: forwards.clean_logits,
@@ -113,7 +113,7 @@ impl Distillation {
         clean: &Tensor,
         adversarial: &Tensor,
     ) -> (TeacherProbabilities, TeacherProbabilities) {
-        crate::modes::no_grad(|| {
+        crate::thread_modes::no_grad(|| {
             let both = Tensor::cat(&[clean, adversarial], 0);
             let size = clean.size()[0];
             let robust = self

@@ -5,6 +5,7 @@ use crate::attacks::EarlyStoppedPgd;
 use crate::config::{FatParams, JobConfig};
 use crate::data::Batch;
 use crate::models::Network;
+use crate::store::train_log::{Columns, Layout};
 
 pub struct Fat {
     attack: EarlyStoppedPgd,
@@ -44,6 +45,13 @@ pub fn tau(taus: &[usize], boundaries: &[usize], epoch: usize) -> usize {
 }
 
 impl TrainingMethod for Fat {
+    fn train_log(&self) -> Layout {
+        Layout::Main {
+            name: "FAT",
+            columns: Columns::Adversarial,
+        }
+    }
+
     fn losses(&mut self, net: &Network, batch: &Batch, epoch: usize) -> StepLosses {
         let train = self.attack_train_mode;
         let adversarial = self.attack.run(

@@ -13,6 +13,7 @@ use crate::losses::cross_entropy;
 use crate::models::{ModelSpec, Network};
 use crate::optim::schedule::interpolate;
 use crate::optim::sgd::Sgd;
+use crate::store::train_log::Layout;
 use std::collections::HashMap;
 use tch::{Device, Tensor};
 
@@ -48,7 +49,7 @@ impl Ema {
     pub fn update(&mut self, source: &[(String, Tensor)]) {
         let weight = 1.0 - self.decay();
         self.updates += 1;
-        crate::modes::no_grad(|| {
+        crate::thread_modes::no_grad(|| {
             for ((_, target), (_, src)) in self.state.iter().zip(source) {
                 blend_into(target, src, weight);
             }
@@ -164,7 +165,7 @@ impl Generalist {
             self.global.update(at);
             return;
         }
-        let source: Vec<(String, Tensor)> = crate::modes::no_grad(|| {
+        let source: Vec<(String, Tensor)> = crate::thread_modes::no_grad(|| {
             at.iter()
                 .zip(&self.st_teacher.state)
                 .map(|((name, a), (_, s))| (name.clone(), a * beta + s * (1.0 - beta)))
@@ -175,6 +176,15 @@ impl Generalist {
 }
 
 impl TrainingMethod for Generalist {
+    fn train_log(&self) -> Layout {
+        Layout::Learners
+    }
+
+    /// Its code takes the barrier branch when `L_s ≤ switch·u` (docs/protocol.md Q19).
+    fn barrier_at_threshold(&self) -> bool {
+        true
+    }
+
     fn initialise(&mut self, at_learner: &Network) -> Result<(), MethodError> {
         // model_st is a deep copy of model_at; the teachers copy their learners (6.7, "Models and state").
         for net in [
@@ -297,7 +307,7 @@ fn load_state(
     saved: &mut HashMap<String, Tensor>,
     prefix: &str,
 ) -> Result<(), MethodError> {
-    crate::modes::no_grad(|| {
+    crate::thread_modes::no_grad(|| {
         for (name, target) in net.state_dict() {
             let key = format!("{prefix}{name}");
             let Some(saved) = saved.remove(&key) else {
@@ -355,7 +365,7 @@ mod tests {
             .map(|(_, t)| t.copy())
             .collect();
         // Give the integer counters values whose blend must be truncated: 0.9·3 + 0.1·7 = 3.4 → 3.
-        crate::modes::no_grad(|| {
+        crate::thread_modes::no_grad(|| {
             for ((name, e), (_, s)) in ema.model.state_dict().iter().zip(source.state_dict()) {
                 if name.ends_with("num_batches_tracked") {
                     let _ = e.shallow_clone().fill_(3);

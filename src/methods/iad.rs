@@ -8,6 +8,7 @@ use crate::config::{IadParams, JobConfig};
 use crate::data::Batch;
 use crate::losses::{cross_entropy, kl_batchmean, kl_per_sample};
 use crate::models::Network;
+use crate::store::train_log::{Columns, Layout};
 use tch::{Kind, Tensor};
 
 /// When and how strongly the student trusts the robust teacher.
@@ -87,6 +88,13 @@ impl Iad {
 }
 
 impl TrainingMethod for Iad {
+    fn train_log(&self) -> Layout {
+        Layout::Main {
+            name: "IAD",
+            columns: Columns::Adversarial,
+        }
+    }
+
     fn losses(&mut self, net: &Network, batch: &Batch, epoch: usize) -> StepLosses {
         let introspection = self.introspection;
         self.distillation

@@ -6,6 +6,7 @@ use super::{StepLosses, TrainingMethod};
 use crate::config::{JobConfig, KdParams};
 use crate::data::Batch;
 use crate::models::Network;
+use crate::store::train_log::{Columns, Layout};
 
 pub struct KdAt {
     distillation: Distillation,
@@ -25,6 +26,13 @@ impl KdAt {
 }
 
 impl TrainingMethod for KdAt {
+    fn train_log(&self) -> Layout {
+        Layout::Main {
+            name: "KD_AT",
+            columns: Columns::AdversarialAndTeacher,
+        }
+    }
+
     fn losses(&mut self, net: &Network, batch: &Batch, _epoch: usize) -> StepLosses {
         self.distillation
             .step(net, batch, |weights, forwards, labels| {

@@ -18,6 +18,7 @@ use crate::data::Batch;
 use crate::losses::cross_entropy;
 use crate::models::{ModelSpec, Network};
 use crate::ratio::LossTerms;
+use crate::store::train_log::Layout;
 use tch::{Device, Tensor};
 use teachers::Teachers;
 
@@ -32,9 +33,25 @@ pub struct StepLosses {
     pub teacher_correct: Option<Tensor>,
 }
 
+/// A training method: its batches' losses, and through the hooks with defaults what else its
+/// research code does differently from the main scripts' PGD-AT.
 pub trait TrainingMethod {
     /// Crafts the batch's adversarial examples and computes the losses of epoch `epoch` (0-indexed).
     fn losses(&mut self, net: &Network, batch: &Batch, epoch: usize) -> StepLosses;
+
+    /// The table its `train.log` holds, as its research code writes it.
+    fn train_log(&self) -> Layout;
+
+    /// Whether a standard loss exactly at AdaRAT's switch takes the barrier branch rather than the
+    /// clean-only one, as the main scripts' `L_s ≥ switch·u` does (docs/protocol.md Q19).
+    fn barrier_at_threshold(&self) -> bool {
+        false
+    }
+
+    /// Whether the run ends with the final attack table (the job's `final_attacks`).
+    fn attacked_finally(&self) -> bool {
+        true
+    }
 
     /// Sets the method's own networks from the freshly built `net`, before any resume.
     fn initialise(&mut self, _net: &Network) -> Result<(), MethodError> {

@@ -8,6 +8,7 @@ use crate::attacks::Pgd;
 use crate::config::JobConfig;
 use crate::data::Batch;
 use crate::models::Network;
+use crate::store::train_log::{Columns, Layout};
 
 pub struct PgdAt {
     attack: Pgd,
@@ -24,6 +25,13 @@ impl PgdAt {
 }
 
 impl TrainingMethod for PgdAt {
+    fn train_log(&self) -> Layout {
+        Layout::Main {
+            name: "PGD_AT",
+            columns: Columns::Adversarial,
+        }
+    }
+
     fn losses(&mut self, net: &Network, batch: &Batch, _epoch: usize) -> StepLosses {
         let train = self.attack_train_mode;
         let adversarial = pgd_ce_examples(&self.attack, net, train, batch);

@@ -5,10 +5,23 @@ use crate::data::Batch;
 use crate::losses::cross_entropy;
 use crate::models::Network;
 use crate::ratio::LossTerms;
+use crate::store::train_log::{Columns, Layout};
 
 pub struct St;
 
 impl TrainingMethod for St {
+    fn train_log(&self) -> Layout {
+        Layout::Main {
+            name: "ST",
+            columns: Columns::Clean,
+        }
+    }
+
+    /// Its research code ends with the last epoch's test (docs/protocol.md Q29).
+    fn attacked_finally(&self) -> bool {
+        false
+    }
+
     fn losses(&mut self, net: &Network, batch: &Batch, _epoch: usize) -> StepLosses {
         let clean_logits = net.forward_t(&batch.images, true);
         let standard = cross_entropy(&clean_logits, &batch.labels);

@@ -8,6 +8,7 @@ use crate::data::Batch;
 use crate::losses::{cross_entropy, kl_batchmean};
 use crate::models::Network;
 use crate::ratio::LossTerms;
+use crate::store::train_log::{Columns, Layout};
 use tch::Tensor;
 
 pub struct Trades {
@@ -54,6 +55,13 @@ pub fn loss_terms(
 }
 
 impl TrainingMethod for Trades {
+    fn train_log(&self) -> Layout {
+        Layout::Main {
+            name: "TRADES",
+            columns: Columns::Adversarial,
+        }
+    }
+
     fn losses(&mut self, net: &Network, batch: &Batch, _epoch: usize) -> StepLosses {
         let train = self.attack_train_mode;
         let adversarial = pgd_kl(&self.attack, &|x| net.forward_t(x, train), &batch.images);

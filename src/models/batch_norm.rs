@@ -36,7 +36,7 @@ impl ModuleT for BatchNorm2d {
     /// statistics in place, i.e. in the tensors the VarStore holds, so a later save sees them.
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         if train {
-            crate::modes::no_grad(|| {
+            crate::thread_modes::no_grad(|| {
                 let mut counter = self.num_batches_tracked.shallow_clone();
                 counter += 1;
             });

@@ -77,7 +77,7 @@ pub(super) fn load_into(path: &Path, targets: &[(String, Tensor)]) -> Result<(),
             check_entry(path, name, entry, target).map(|()| (entry, target))
         })
         .collect::<Result<_, _>>()?;
-    crate::modes::no_grad(|| {
+    crate::thread_modes::no_grad(|| {
         for (entry, target) in pairs {
             let data = &file.data[entry.bytes.clone()];
             let torch_error = |err: tch::TchError| ModelError::Torch(first_line(&err.to_string()));

@@ -269,7 +269,7 @@ impl Network {
     /// backward (README, Performance). Values, names, the checkpoints written (always contiguous
     /// NCHW) and the caller's tensors are unchanged.
     pub fn use_channels_last(&mut self) {
-        crate::modes::no_grad(|| {
+        crate::thread_modes::no_grad(|| {
             for (_, mut weight) in self.vs.variables() {
                 if weight.dim() == 4 {
                     weight.set_data(&nhwc(&weight));
@@ -327,7 +327,7 @@ impl Network {
             });
         }
         let sources = other.state_dict();
-        crate::modes::no_grad(|| {
+        crate::thread_modes::no_grad(|| {
             for ((name, target), (source_name, source)) in self.state_dict().iter().zip(&sources) {
                 // Same architecture, so the same names in the same order; a mismatch would be a bug.
                 debug_assert_eq!(name, source_name);

@@ -51,7 +51,7 @@ impl Sgd {
     }
 
     pub fn step(&mut self, lr: f64) {
-        crate::modes::no_grad(|| {
+        crate::thread_modes::no_grad(|| {
             if let Some((_, first)) = self.parameters.first() {
                 crate::faults::out_of_memory(StepPoint::Optimizer, first.device());
             }

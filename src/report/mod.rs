@@ -11,32 +11,14 @@ pub mod tensorboard;
 use std::path::{Path, PathBuf};
 use tables::Filter;
 
-/// The formats `adarat export` writes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    Markdown,
-    Latex,
-    Csv,
-    Json,
-    /// TensorBoard event files, one folder per run.
-    Tensorboard,
-}
-
-impl std::str::FromStr for Format {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Format, String> {
-        match text {
-            "markdown" | "md" => Ok(Format::Markdown),
-            "latex" | "tex" => Ok(Format::Latex),
-            "csv" => Ok(Format::Csv),
-            "json" => Ok(Format::Json),
-            "tensorboard" => Ok(Format::Tensorboard),
-            other => Err(format!(
-                "format `{other}`: expected markdown, latex, csv, json or tensorboard"
-            )),
-        }
+crate::vocab::vocabulary!(
+    /// The formats `adarat export` writes.
+    Format, "format" {
+        Markdown => "markdown" | "md", Latex => "latex" | "tex", Csv => "csv", Json => "json",
+        /// TensorBoard event files, one folder per run.
+        Tensorboard => "tensorboard",
     }
-}
+);
 
 #[derive(thiserror::Error, Debug)]
 pub enum ReportError {

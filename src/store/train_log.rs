@@ -2,20 +2,35 @@
 //! epoch with fixed separators, and the final robust block.
 use super::result::{EpochRecord, FinalTable};
 use crate::config::JobConfig;
-use crate::vocab::{DatasetKind, Method, Mode};
+use crate::vocab::{DatasetKind, Mode};
 
-/// The reference's method name: `PGD_AT`, `PGD_AT_FixRAT`, `PGD_AT_FixRAT_AdaRAT`, ...
-pub fn method_name(method: Method, mode: Mode) -> String {
-    let base = match method {
-        Method::St => "ST",
-        Method::PgdAt => "PGD_AT",
-        Method::Fat => "FAT",
-        Method::Dat => "DAT",
-        Method::Trades => "TRADES",
-        Method::KdAt => "KD_AT",
-        Method::Iad => "IAD",
-        Method::Generalist => "generalist",
-    };
+/// Which of the research code's tables a method's `train.log` holds; each method says which
+/// (`TrainingMethod::train_log`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// The main scripts' logged table, headed by the method's name in the research code (`PGD_AT`).
+    Main {
+        name: &'static str,
+        columns: Columns,
+    },
+    /// A tab-separated table of the evaluated network and the one tested beside it, unprefixed
+    /// (Generalist's code).
+    Learners,
+}
+
+/// The training columns of the main scripts' table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Columns {
+    /// Clean statistics only: the method crafts no adversarial examples (ST).
+    Clean,
+    /// Adversarial, then clean statistics.
+    Adversarial,
+    /// As `Adversarial`, and last the robust teacher's accuracy on the adversarial examples (KD-AT).
+    AdversarialAndTeacher,
+}
+
+/// The reference's method name in mode `mode`: `PGD_AT`, `PGD_AT_FixRAT`, `PGD_AT_FixRAT_AdaRAT`, ...
+fn method_name(base: &str, mode: Mode) -> String {
     match mode {
         Mode::Baseline => base.to_string(),
         Mode::FixRat => format!("{base}_FixRAT"),
@@ -38,13 +53,13 @@ fn acc(value: f64) -> String {
 }
 
 /// One epoch row with the reference's separators.
-pub fn row(r: &EpochRecord, method: Method) -> String {
+fn row(r: &EpochRecord, columns: Columns) -> String {
     let mut fields: Vec<(String, usize)> = vec![
         (format!("{:03}", r.epoch), 5),
         (format!("{:.4}", r.lr), 10),
         (format!("{:06.2}", r.seconds), 7),
     ];
-    if method == Method::St {
+    if columns == Columns::Clean {
         fields.push((loss(r.train_clean_loss), 12));
     } else {
         fields.extend([
@@ -63,7 +78,7 @@ pub fn row(r: &EpochRecord, method: Method) -> String {
         (acc(r.test_pgd_acc), 0),
     ]);
     // KD-AT's extra last column: 9 spaces, then the robust teacher's accuracy (section 7).
-    if let (Method::KdAt, Some(teacher)) = (method, r.train_teacher_acc) {
+    if let (Columns::AdversarialAndTeacher, Some(teacher)) = (columns, r.train_teacher_acc) {
         if let Some((_, gap)) = fields.last_mut() {
             *gap = 9;
         }
@@ -105,29 +120,29 @@ fn namespace(cfg: &JobConfig) -> String {
 /// The whole log, rebuilt from the records so that a resumed run never repeats or loses a row.
 pub fn render(
     cfg: &JobConfig,
+    layout: Layout,
     started_at: &str,
     records: &[EpochRecord],
     final_table: Option<&FinalTable>,
 ) -> String {
-    let method = cfg.method();
-    if method == Method::Generalist {
-        return render_generalist(cfg.dataset, records, final_table);
-    }
+    let Layout::Main { name, columns } = layout else {
+        return render_learners(cfg.dataset, records, final_table);
+    };
     let prefixed = |time: &str, line: &str| format!("[{time}] - {line}\n");
     let mut out = String::new();
     out += &prefixed(
         started_at,
-        &format!("training method: {}", method_name(method, cfg.mode)),
+        &format!("training method: {}", method_name(name, cfg.mode)),
     );
     out += &prefixed(started_at, &namespace(cfg));
-    let header = match method {
-        Method::St => ST_HEADER.to_string(),
-        Method::KdAt => format!("{HEADER}   teacher"),
-        _ => HEADER.to_string(),
+    let header = match columns {
+        Columns::Clean => ST_HEADER.to_string(),
+        Columns::Adversarial => HEADER.to_string(),
+        Columns::AdversarialAndTeacher => format!("{HEADER}   teacher"),
     };
     out += &prefixed(started_at, &header);
     for r in records {
-        out += &prefixed(&r.finished_at, &row(r, method));
+        out += &prefixed(&r.finished_at, &row(r, columns));
     }
     if let (Some(table), Some(last)) = (final_table, records.last()) {
         let time = &last.finished_at;
@@ -143,10 +158,11 @@ pub fn render(
     out
 }
 
-/// Generalist's own table (docs/run-folder.md#trainlog): every cell `%.6f` or a name, each followed
-/// by a tab, no logging prefix. `Natural`/`PGD20` hold the ST teacher's clean and PGD-K accuracy,
-/// `ema_*` the global model's (docs/protocol.md Q14); `Time` is the cumulative training time (CIFAR-10 only).
-fn render_generalist(
+/// [`Layout::Learners`], Generalist's own table (docs/run-folder.md#trainlog): every cell `%.6f` or
+/// a name, each followed by a tab, no logging prefix. `Natural`/`PGD20` hold the network tested
+/// beside (the ST teacher) clean and PGD-K accuracy, `ema_*` the evaluated one's (the global model,
+/// docs/protocol.md Q14); `Time` is the cumulative training time (CIFAR-10 only).
+fn render_learners(
     dataset: DatasetKind,
     records: &[EpochRecord],
     final_table: Option<&FinalTable>,
@@ -222,32 +238,32 @@ mod tests {
     fn row_matches_the_reference_example() {
         let expected = "001     0.1000          123.46       01.2346         45.68%         01.1000            \
 50.00%            00.9000           60.00%           01.2000          40.00%          01.3000         35.00%";
-        assert_eq!(row(&record(), Method::PgdAt), expected);
+        assert_eq!(row(&record(), Columns::Adversarial), expected);
     }
 
     #[test]
-    fn kd_at_rows_end_with_the_teacher_column_and_iad_rows_do_not() {
+    fn the_teacher_column_comes_last_when_asked_for() {
         let with_teacher = EpochRecord {
             train_teacher_acc: Some(41.5),
             ..record()
         };
-        let standard = row(&record(), Method::PgdAt);
+        let standard = row(&record(), Columns::Adversarial);
         assert_eq!(
-            row(&with_teacher, Method::KdAt),
+            row(&with_teacher, Columns::AdversarialAndTeacher),
             format!("{standard}         41.50%")
         );
-        assert_eq!(row(&with_teacher, Method::Iad), standard);
+        assert_eq!(row(&with_teacher, Columns::Adversarial), standard);
     }
 
     #[test]
     fn st_rows_have_no_adversarial_fields() {
-        let st = row(&record(), Method::St);
+        let st = row(&record(), Columns::Clean);
         assert!(st.starts_with("001     0.1000          123.46       01.1000            50.00%"));
         assert!(!st.contains("45.68%"));
     }
 
     #[test]
-    fn generalist_writes_its_own_tab_separated_table() {
+    fn the_learners_table_is_tab_separated() {
         let r = EpochRecord {
             test_st_clean_acc: Some(55.5),
             test_st_pgd_acc: Some(20.25),
@@ -259,8 +275,7 @@ mod tests {
             pgd10: Some(35.0),
             ..FinalTable::default()
         };
-        let cifar10 =
-            render_generalist(DatasetKind::Cifar10, &[r.clone(), r.clone()], Some(&table));
+        let cifar10 = render_learners(DatasetKind::Cifar10, &[r.clone(), r.clone()], Some(&table));
         let lines: Vec<&str> = cifar10.lines().collect();
         assert_eq!(
             lines[0],
@@ -283,7 +298,7 @@ mod tests {
             lines[4],
             "1000001.000000\t61.000000\t40.000000\t35.000000\tnan\tnan\tnan\tnan\t"
         );
-        let cifar100 = render_generalist(DatasetKind::Cifar100, &[r], None);
+        let cifar100 = render_learners(DatasetKind::Cifar100, &[r], None);
         assert_eq!(
             cifar100,
             "Epoch\tNatural\tPGD20\tema_Natural\tema_PGD20\t\n\
@@ -293,11 +308,8 @@ mod tests {
 
     #[test]
     fn method_names_follow_the_reference() {
-        assert_eq!(method_name(Method::PgdAt, Mode::Baseline), "PGD_AT");
-        assert_eq!(method_name(Method::PgdAt, Mode::FixRat), "PGD_AT_FixRAT");
-        assert_eq!(
-            method_name(Method::KdAt, Mode::AdaRat),
-            "KD_AT_FixRAT_AdaRAT"
-        );
+        assert_eq!(method_name("PGD_AT", Mode::Baseline), "PGD_AT");
+        assert_eq!(method_name("PGD_AT", Mode::FixRat), "PGD_AT_FixRAT");
+        assert_eq!(method_name("KD_AT", Mode::AdaRat), "KD_AT_FixRAT_AdaRAT");
     }
 }

@@ -124,7 +124,8 @@ impl AttackTable {
                     batches,
                 })
             };
-            let clean_correct = crate::modes::no_grad(|| eval(x).argmax(-1, false).eq_tensor(y));
+            let clean_correct =
+                crate::thread_modes::no_grad(|| eval(x).argmax(-1, false).eq_tensor(y));
             tally.add("clean", &clean_correct, 0.0);
             for attack in FinalAttack::ALL.iter().copied().filter(|a| self.wants(*a)) {
                 starting(attack.to_string())?;
@@ -132,7 +133,7 @@ impl AttackTable {
                 tch::manual_seed(attack_seed(self.seed, index, attack as i64));
                 let correct =
                     match self.single_shot(attack, &eval, x, y) {
-                        Some(adversarial) => crate::modes::no_grad(|| {
+                        Some(adversarial) => crate::thread_modes::no_grad(|| {
                             eval(&adversarial).argmax(-1, false).eq_tensor(y)
                         }),
                         None => {

@@ -6,6 +6,19 @@ use crate::data::Batch;
 use crate::native::libtorch::Graph;
 use tch::{Device, Tensor};
 
+/// Why a step could not be captured, or its graph not replayed.
+#[derive(thiserror::Error, Debug)]
+pub enum GraphError {
+    #[error("CUDA graphs need a CUDA device")]
+    NotCuda,
+    /// The CUDA runtime refused the capture or the replay (the shim's message).
+    #[error("{0}")]
+    Cuda(String),
+    /// The step failed while being captured (libtorch's message, e.g. a host read).
+    #[error("{0}")]
+    Step(String),
+}
+
 /// One captured training step: its static inputs, and the per-batch statistics row it writes.
 pub struct StepGraph {
     graph: Graph,
@@ -20,15 +33,15 @@ impl StepGraph {
     pub fn capture(
         batch: &Batch,
         step: impl FnOnce(&Batch) -> Tensor,
-    ) -> Result<StepGraph, String> {
+    ) -> Result<StepGraph, GraphError> {
         let Device::Cuda(index) = batch.images.device() else {
-            return Err("CUDA graphs need a CUDA device".to_string());
+            return Err(GraphError::NotCuda);
         };
         let inputs = Batch {
             images: batch.images.copy(),
             labels: batch.labels.copy(),
         };
-        let mut graph = Graph::begin(index)?;
+        let mut graph = Graph::begin(index).map_err(GraphError::Cuda)?;
         let captured = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| step(&inputs)));
         // Ended also after a failed step, so the stream is usable again.
         let ended = graph.end();
@@ -38,8 +51,10 @@ impl StepGraph {
                 batch: inputs,
                 row,
             }),
-            (Ok(_), Err(message)) => Err(message),
-            (Err(panic), _) => Err(crate::torch_error::panic_message(panic.as_ref())),
+            (Ok(_), Err(message)) => Err(GraphError::Cuda(message)),
+            (Err(panic), _) => Err(GraphError::Step(crate::torch_error::panic_message(
+                panic.as_ref(),
+            ))),
         }
     }
 
@@ -50,10 +65,10 @@ impl StepGraph {
 
     /// One training step on `batch`: its images and labels copied into the captured inputs, the graph
     /// replayed; returns a copy of the step's statistics row.
-    pub fn replay(&mut self, batch: &Batch) -> Result<Tensor, String> {
+    pub fn replay(&mut self, batch: &Batch) -> Result<Tensor, GraphError> {
         self.batch.images.copy_(&batch.images);
         self.batch.labels.copy_(&batch.labels);
-        self.graph.replay()?;
+        self.graph.replay().map_err(GraphError::Cuda)?;
         Ok(self.row.copy())
     }
 }

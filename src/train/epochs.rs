@@ -1,7 +1,7 @@
 //! The epoch loop: each epoch's training steps (eager, or replayed from a CUDA graph), the per-epoch
 //! test, the epoch's record, and the resume point committed after it.
 use super::error::{Failure, RunError, StopPoint};
-use super::ledger::{BatchLedger, StepTensors};
+use super::ledger::{BatchLedger, EpochTotals, StepTensors};
 use super::resume::{self, Trainee};
 use super::{cuda_graph, evaluate, precision, Run};
 use crate::data::Batch;
@@ -12,7 +12,7 @@ use crate::optim::schedule;
 use crate::store::events::Event;
 use crate::store::result::{EpochRecord, Peaks};
 use crate::store::{train_log, MODEL_FILE};
-use crate::vocab::{Method, Mode, Status};
+use crate::vocab::{Mode, Status};
 use std::time::Instant;
 use tch::{Kind, Tensor};
 
@@ -71,7 +71,7 @@ impl Run<'_> {
         for epoch in first_epoch..cfg.epochs {
             self.epoch(epoch)?;
         }
-        if cfg.method() != Method::St && !cfg.evaluation.final_attacks.is_empty() {
+        if self.method.attacked_finally() && !cfg.evaluation.final_attacks.is_empty() {
             self.check_stop(cfg.epochs, 0)?;
             self.emit(Event::FinalStarted)?;
             let table = self.final_table()?;
@@ -88,7 +88,18 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// One epoch: its training pass, the per-epoch test, its record and the resume point after it.
     fn epoch(&mut self, epoch: usize) -> Result<(), RunError> {
+        let lr = self.start_epoch(epoch)?;
+        let started = Instant::now();
+        let totals = self.train_pass(epoch, lr)?;
+        let seconds = started.elapsed().as_secs_f64();
+        let record = self.test(epoch, lr, &totals, seconds)?;
+        self.commit_epoch(epoch, record)
+    }
+
+    /// The epoch's seed, learning rate (returned) and momentum, announced.
+    fn start_epoch(&mut self, epoch: usize) -> Result<f64, RunError> {
         let cfg = self.cfg;
         tch::manual_seed(epoch_seed(cfg.seed, epoch));
         let lr = schedule::learning_rate(&cfg.lr_schedule, cfg.learning_rate, epoch);
@@ -99,7 +110,13 @@ impl Run<'_> {
             epoch: epoch + 1,
             lr,
         })?;
-        let started = Instant::now();
+        Ok(lr)
+    }
+
+    /// The epoch's training steps and the method's work after each, their statistics flushed as
+    /// events a few times a second; returns the epoch's totals.
+    fn train_pass(&mut self, epoch: usize, lr: f64) -> Result<EpochTotals, RunError> {
+        let cfg = self.cfg;
         let mut ledger = BatchLedger::new();
         let device = self.data.train.labels.device();
         let none = Tensor::full([], f64::NAN, (Kind::Float, device));
@@ -120,21 +137,7 @@ impl Run<'_> {
             let row = match graph.as_mut() {
                 Some(g) if g.fits(&batch) => g.replay(&batch).map_err(Failure::Graph)?,
                 _ if use_graph && index == EAGER_STEPS_BEFORE_CAPTURE => {
-                    match cuda_graph::StepGraph::capture(&batch, |b| self.step(b, epoch, lr, &none))
-                    {
-                        Ok(mut captured) => {
-                            let row = captured.replay(&batch).map_err(Failure::Graph)?;
-                            graph = Some(captured);
-                            row
-                        }
-                        Err(reason) => {
-                            self.graphs_failed = true;
-                            self.emit(Event::Warning {
-                                message: format!("CUDA graphs off for this run ({reason}); training goes on eagerly"),
-                            })?;
-                            self.step(&batch, epoch, lr, &none)
-                        }
-                    }
+                    self.captured_step(&batch, epoch, lr, &none, &mut graph)?
                 }
                 _ => self.step(&batch, epoch, lr, &none),
             };
@@ -151,13 +154,52 @@ impl Run<'_> {
         if let Some(event) = ledger.flush(epoch + 1)? {
             self.emit(event)?;
         }
-        let seconds = started.elapsed().as_secs_f64();
-        self.check_stop(epoch + 1, ledger.totals.batches)?;
+        Ok(ledger.totals)
+    }
+
+    /// The step on `batch` captured into `graph` and replayed; when it cannot be captured, CUDA
+    /// graphs are off for the rest of the run and the step runs eagerly.
+    fn captured_step(
+        &mut self,
+        batch: &Batch,
+        epoch: usize,
+        lr: f64,
+        none: &Tensor,
+        graph: &mut Option<cuda_graph::StepGraph>,
+    ) -> Result<Tensor, RunError> {
+        match cuda_graph::StepGraph::capture(batch, |b| self.step(b, epoch, lr, none)) {
+            Ok(mut captured) => {
+                let row = captured.replay(batch).map_err(Failure::Graph)?;
+                *graph = Some(captured);
+                Ok(row)
+            }
+            Err(reason) => {
+                self.graphs_failed = true;
+                self.emit(Event::Warning {
+                    message: format!(
+                        "CUDA graphs off for this run ({reason}); training goes on eagerly"
+                    ),
+                })?;
+                Ok(self.step(batch, epoch, lr, none))
+            }
+        }
+    }
+
+    /// The per-epoch test after `seconds` of training with totals `t`, and the epoch's record.
+    fn test(
+        &mut self,
+        epoch: usize,
+        lr: f64,
+        t: &EpochTotals,
+        seconds: f64,
+    ) -> Result<EpochRecord, RunError> {
+        let cfg = self.cfg;
+        self.check_stop(epoch + 1, t.batches)?;
         self.emit(Event::Testing { epoch: epoch + 1 })?;
         let test_started = Instant::now();
         // A stop in the test ends the run as one in the epoch's training would: the epoch is redone.
         let stopped = || self.stop.requested();
-        let stop_here = |_: evaluate::Stopped| self.stopped_at(epoch + 1, ledger.totals.batches);
+        let stop_here = |_: evaluate::Stopped| self.stopped_at(epoch + 1, t.batches);
         let test = evaluate::test_epoch(self.evaluated(), &self.data.test, cfg, &stopped)
             .map_err(stop_here)?;
         let test_seconds = test_started.elapsed().as_secs_f64();
@@ -165,8 +207,7 @@ impl Run<'_> {
             .map(|net| evaluate::test_epoch(net, &self.data.test, cfg, &stopped))
             .transpose()
             .map_err(stop_here)?;
-        let t = &ledger.totals;
-        let record = EpochRecord {
+        Ok(EpochRecord {
             epoch: epoch + 1,
             lr,
             train_loss: t.mean_loss(),
@@ -189,7 +230,11 @@ impl Run<'_> {
             test_fgsm_loss: test.fgsm_loss,
             test_pgd_loss: test.pgd_loss,
             finished_at: super::timestamp(),
-        };
+        })
+    }
+
+    /// `record` into the result, then the resume point after the epoch committed.
+    fn commit_epoch(&mut self, epoch: usize, record: EpochRecord) -> Result<(), RunError> {
         self.result.epochs_log.push(record.clone());
         self.result.epochs_done = epoch + 1;
         self.result.peaks = Peaks::of(&self.result.epochs_log);
@@ -201,8 +246,8 @@ impl Run<'_> {
             sgd: &mut self.sgd,
             method: self.method.as_mut(),
         };
-        let point =
-            resume::write_point(&self.store, cfg, trainee, epoch + 1).map_err(Failure::from)?;
+        let point = resume::write_point(&self.store, self.cfg, trainee, epoch + 1)
+            .map_err(Failure::from)?;
         self.write_reports()?;
         self.store
             .commit_resume_point(&point)
@@ -228,7 +273,7 @@ impl Run<'_> {
         let weighted = self.ratio.combine(step.terms);
         weighted.loss.backward();
         self.sgd.step(lr);
-        crate::modes::no_grad(|| {
+        crate::thread_modes::no_grad(|| {
             StepTensors {
                 loss: &weighted.loss,
                 standard_loss: &standard,
@@ -252,6 +297,7 @@ impl Run<'_> {
         self.store.write_result(&self.result)?;
         let log = train_log::render(
             self.cfg,
+            self.method.train_log(),
             &self.started_at,
             &self.result.epochs_log,
             self.result.final_table.as_ref(),

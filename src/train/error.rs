@@ -83,8 +83,8 @@ pub enum Failure {
     /// The method's own work between steps (Generalist's mixing).
     #[error(transparent)]
     Method(crate::methods::MethodError),
-    #[error("{0}")]
-    Graph(String),
+    #[error(transparent)]
+    Graph(super::cuda_graph::GraphError),
     #[error("reading batch statistics: {0}")]
     Statistics(tch::TchError),
     #[error("{0}")]

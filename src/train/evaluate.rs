@@ -57,7 +57,7 @@ pub fn test_epoch(
         let y = &batch.labels;
         let fgsm_images = fgsm(&eval, &batch.images, y, cfg.attack.epsilon);
         let pgd_images = pgd.run(&eval, &batch.images, &|logits| cross_entropy(logits, y));
-        let row = crate::modes::no_grad(|| {
+        let row = crate::thread_modes::no_grad(|| {
             let mut row = Vec::with_capacity(6);
             for images in [&batch.images, &fgsm_images, &pgd_images] {
                 let logits = eval(images);

@@ -1,6 +1,7 @@
 //! One run of a job: seeding, data, model, the epochs of training with the per-epoch test, the
 //! final evaluation, and the run folder kept current after every epoch (docs/architecture.md#the-life-of-a-job).
 pub mod attack_table;
+mod checkpoint;
 pub mod cuda_graph;
 mod epochs;
 mod error;
@@ -10,6 +11,7 @@ mod ledger;
 pub mod precision;
 mod resume;
 
+pub use checkpoint::Checkpoint;
 pub use error::{Failure, InputError, ResumeFileError, RunError, StopPoint};
 
 use crate::config::JobConfig;
@@ -21,7 +23,7 @@ use crate::ratio::Ratio;
 use crate::store::events::{Event, Observer};
 use crate::store::result::RunResult;
 use crate::store::RunStore;
-use crate::vocab::{Method, Status};
+use crate::vocab::Status;
 use error::catching_panics;
 use resume::Trainee;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -117,17 +119,16 @@ fn run_on(
     observer: &mut dyn Observer,
 ) -> Result<RunResult, RunError> {
     // Whatever an earlier job on this thread left (docs/architecture.md#errors-and-exit-statuses).
-    crate::modes::reset();
+    crate::thread_modes::reset();
     if device.is_cuda() {
         tch::Cuda::cudnn_set_benchmark(cfg.speed.cudnn_benchmark);
     }
-    let ratio = Ratio::new(cfg.mode, cfg.ratio, cfg.attack.epsilon)
-        .map_err(InputError::from)?
-        .with_barrier_at_threshold(cfg.method() == Method::Generalist);
+    let ratio = Ratio::new(cfg.mode, cfg.ratio, cfg.attack.epsilon).map_err(InputError::from)?;
     let spec = model_spec(cfg, &data);
     // Teachers are built and loaded before the seeding, as the reference does (section 1), so
     // the student starts as it would in any other method.
     let mut method = methods::build(cfg, &spec, device).map_err(InputError::from)?;
+    let ratio = ratio.with_barrier_at_threshold(method.barrier_at_threshold());
     // Seed before anything random happens, model initialisation included (docs/protocol.md Q6, fixed).
     tch::manual_seed(cfg.seed as i64);
     let mut net = Network::new(&spec, device).map_err(InputError::from)?;

@@ -2,7 +2,7 @@
 //! training attack's included) run under libtorch's bf16 autocast; weights, gradients, the optimizer
 //! and every evaluation stay in fp32. bf16 keeps fp32's exponent range, so no loss scaler is needed.
 use crate::config::Precision;
-use crate::modes::Bf16Autocast;
+use crate::thread_modes::Bf16Autocast;
 use tch::Device;
 
 /// Runs `step` in the job's precision on `device`. Not nested: the region ends with `step`.

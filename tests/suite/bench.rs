@@ -75,7 +75,7 @@ fn bad_bench_arguments_get_one_line_and_exit_status_2() {
     let cases: [(&[&str], &str); 3] = [
         (
             &["bench", "--suites", "main,fast"],
-            "suite `fast`: expected main, ablation, scaling or eval",
+            "unknown suite `fast` (expected one of: main, ablation, scaling, eval)",
         ),
         (
             &["bench", "--device", "tpu"],

@@ -3,10 +3,16 @@
 use super::layers::{most_specific, Located};
 use super::{ConfigError, Study};
 use crate::config::job::{AutoAttackPreset, EvaluationConfig, Protocol};
-use crate::vocab::{FinalAttack, JobName, Method};
+use crate::vocab::{FinalAttack, JobName};
 
 impl Study {
-    pub(super) fn evaluation(&self, job: &JobName) -> Result<EvaluationConfig, ConfigError> {
+    /// `reference_preset`: the AutoAttack of the method's research code, the default under
+    /// `protocol: reference` (quirk Q27).
+    pub(super) fn evaluation(
+        &self,
+        job: &JobName,
+        reference_preset: AutoAttackPreset,
+    ) -> Result<EvaluationConfig, ConfigError> {
         let section = &self.file.evaluation;
         let dataset = section.datasets.get(&job.dataset);
         let dataset_layer = format!("evaluation.datasets.{}", job.dataset);
@@ -54,13 +60,6 @@ impl Study {
         if let Some(Located { value: 0, path }) = &final_images {
             return Err(self.error(path, "expected at least 1 image, got 0"));
         }
-        // Quirk Q27: the main scripts call torchattacks 3.5.1's AutoAttack with its defaults;
-        // Generalist calls the fra31 copy it bundles at standard strength.
-        let reference_preset = if job.method == Method::Generalist {
-            AutoAttackPreset::Standard
-        } else {
-            AutoAttackPreset::Torchattacks351
-        };
         let autoattack = optional!(autoattack).map_or(
             match self.file.protocol {
                 Protocol::Reference => reference_preset,
