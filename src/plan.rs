@@ -1,7 +1,7 @@
 //! Which runs a request needs, in order: KD-AT and IAD learn from finished teacher runs
 //! (docs/protocol.md#teachers-of-kd-at-and-iad), so the teachers a job lacks run before it, each run
 //! folder once. `adarat run` and the console's queue worker both plan this way.
-use crate::config::{JobConfig, JobOverrides, Study};
+use crate::config::{ConfigError, JobConfig, JobOverrides, Study};
 use crate::store::{self, RunStore};
 
 /// The teacher runs `cfg` still lacks, resolved from `study` with the student's overrides, output
@@ -10,7 +10,7 @@ pub fn missing_teachers(
     study: &Study,
     cfg: &JobConfig,
     overrides: &JobOverrides,
-) -> Result<Vec<JobConfig>, String> {
+) -> Result<Vec<JobConfig>, ConfigError> {
     let overrides = JobOverrides {
         model: Some(cfg.model),
         seed: Some(cfg.seed),
@@ -21,7 +21,7 @@ pub fn missing_teachers(
         .teachers()
         .into_iter()
         .filter(|(_, job)| !store::holds_completed_run(&RunStore::teacher_folder(cfg, job)))
-        .map(|(_, job)| study.resolve(&job, &overrides).map_err(|e| e.to_string()))
+        .map(|(_, job)| study.resolve(&job, &overrides))
         .collect()
 }
 
@@ -31,7 +31,7 @@ pub fn with_missing_teachers(
     study: &Study,
     jobs: Vec<JobConfig>,
     overrides: &JobOverrides,
-) -> Result<Vec<JobConfig>, String> {
+) -> Result<Vec<JobConfig>, ConfigError> {
     let mut planned: Vec<JobConfig> = Vec::new();
     for cfg in jobs {
         for teacher in missing_teachers(study, &cfg, overrides)? {

@@ -147,7 +147,8 @@ fn resolve(
     output_dir: &Path,
 ) -> Result<(JobConfig, Vec<JobConfig>), String> {
     let (study, cfg, overrides) = resolve_run(entry, studies, output_dir)?;
-    let teachers = crate::plan::missing_teachers(&study, &cfg, &overrides)?;
+    let teachers =
+        crate::plan::missing_teachers(&study, &cfg, &overrides).map_err(|e| e.to_string())?;
     Ok((cfg, teachers))
 }
 
