@@ -1,6 +1,6 @@
 //! `scheduler:`: the backend that `adarat submit` and the console's `S` send runs to, as one key
 //! naming it over a mapping of its settings (`scheduler: {slurm: {partition: gpu}}`). The
-//! backend reads its own settings when it is built (`crate::scheduler::from_study`), so a new
+//! backend reads its own settings when it is built (by the scheduler module, above this one), so a new
 //! backend adds nothing here (docs/architecture.md#how-to-add).
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
