@@ -170,3 +170,111 @@ impl FinalTable {
         }
     }
 }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `result.json` as adarat writes it: an attack not run is null, keys in this order.
+    const WRITTEN: &str = r#"{
+  "job": "pgd-at/cifar10/adarat",
+  "method": "pgd-at",
+  "dataset": "cifar10",
+  "mode": "adarat",
+  "model": "resnet18",
+  "seed": 1,
+  "protocol": "default",
+  "device": "cuda:0",
+  "status": "completed",
+  "error": null,
+  "epochs": 1,
+  "epochs_done": 1,
+  "seconds": 12.5,
+  "epochs_log": [
+    {
+      "epoch": 1,
+      "lr": 0.1,
+      "train_loss": 1.25,
+      "train_clean_acc": 50.0,
+      "train_adv_acc": 45.68,
+      "test_clean_acc": 60.0,
+      "test_fgsm_acc": 40.0,
+      "test_pgd_acc": 35.0,
+      "ratio_mean": 0.75,
+      "clean_branch_share": null,
+      "seconds": 10.0,
+      "images_per_second": 5000.0,
+      "test_seconds": 1.5,
+      "train_clean_loss": 1.1,
+      "train_adv_loss": 1.4,
+      "test_clean_loss": 0.9,
+      "test_fgsm_loss": 1.2,
+      "test_pgd_loss": 1.3,
+      "finished_at": "2024/05/29 10:00:00",
+      "train_teacher_acc": null,
+      "test_st_clean_acc": null,
+      "test_st_pgd_acc": null
+    }
+  ],
+  "peaks": {
+    "test_clean_acc": {
+      "epoch": 1,
+      "value": 60.0
+    },
+    "test_pgd_acc": {
+      "epoch": 1,
+      "value": 35.0
+    }
+  },
+  "final": {
+    "clean": 61.0,
+    "fgsm": 40.0,
+    "pgd10": 35.5,
+    "pgd20": 35.0,
+    "pgd50": null,
+    "cw": 33.25,
+    "autoattack": 30.0,
+    "autoattack_preset": "standard",
+    "autoattack_steps": [
+      {
+        "attack": "apgd-ce",
+        "accuracy": 31.0,
+        "seconds": 2.0
+      },
+      {
+        "attack": "apgd-t",
+        "accuracy": 30.0,
+        "seconds": 3.5
+      }
+    ],
+    "images": 100,
+    "epsilon": 0.03137254901960784,
+    "seed": 1,
+    "seconds": {
+      "autoattack": 5.5,
+      "cw": 0.5,
+      "fgsm": 0.1,
+      "pgd10": 0.25,
+      "pgd20": 0.5
+    },
+    "flags": [
+      "AutoAttack is far below PGD-20"
+    ]
+  }
+}"#;
+
+    #[test]
+    fn a_written_result_json_round_trips_byte_for_byte() {
+        let result: RunResult = serde_json::from_str(WRITTEN).unwrap();
+        assert_eq!(serde_json::to_string_pretty(&result).unwrap(), WRITTEN);
+        let table = result.final_table.unwrap();
+        assert_eq!(table.accuracy(FinalAttack::Pgd10), Some(35.5));
+        assert_eq!(table.accuracy(FinalAttack::Pgd50), None);
+    }
+
+    #[test]
+    fn a_final_table_without_attacks_reads_as_none_run() {
+        let table: FinalTable = serde_json::from_str(r#"{"clean": 50.0}"#).unwrap();
+        assert_eq!(table.clean, Some(50.0));
+        assert!(FinalAttack::ALL.iter().all(|a| table.accuracy(*a).is_none()));
+    }
+}
