@@ -107,12 +107,9 @@ impl Peaks {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct FinalTable {
     pub clean: Option<f64>,
-    pub fgsm: Option<f64>,
-    pub pgd10: Option<f64>,
-    pub pgd20: Option<f64>,
-    pub pgd50: Option<f64>,
-    pub cw: Option<f64>,
-    pub autoattack: Option<f64>,
+    /// One key per final attack, after `clean`.
+    #[serde(flatten)]
+    pub accuracies: AttackAccuracies,
     pub autoattack_preset: Option<String>,
     /// Robust accuracy after each AutoAttack sub-attack, in the order they ran.
     #[serde(default)]
@@ -132,6 +129,65 @@ pub struct FinalTable {
     pub flags: Vec<String>,
 }
 
+/// The accuracy (%) under each final attack that ran. Written as one key per attack of the
+/// vocabulary (its name), in the vocabulary's order, null for an attack not run; read back from
+/// any subset of those keys.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AttackAccuracies(BTreeMap<FinalAttack, f64>);
+
+impl FromIterator<(FinalAttack, f64)> for AttackAccuracies {
+    fn from_iter<I: IntoIterator<Item = (FinalAttack, f64)>>(iter: I) -> AttackAccuracies {
+        AttackAccuracies(iter.into_iter().collect())
+    }
+}
+
+impl Serialize for AttackAccuracies {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(FinalAttack::ALL.len()))?;
+        for attack in FinalAttack::ALL {
+            map.serialize_entry(attack.as_str(), &self.0.get(attack))?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for AttackAccuracies {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> serde::de::Visitor<'de> for Keys {
+            type Value = AttackAccuracies;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("accuracies by final attack")
+            }
+
+            // Beside `clean` in the table, so any key that names no attack belongs to no one
+            // (the table never refused unknown keys).
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<AttackAccuracies, A::Error> {
+                let mut accuracies = BTreeMap::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.parse::<FinalAttack>() {
+                        Ok(attack) => {
+                            if let Some(accuracy) = map.next_value::<Option<f64>>()? {
+                                accuracies.insert(attack, accuracy);
+                            }
+                        }
+                        Err(_) => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(AttackAccuracies(accuracies))
+            }
+        }
+        deserializer.deserialize_map(Keys)
+    }
+}
+
 /// The robust accuracy (%) once an AutoAttack sub-attack has run, and its wall time.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SubAttackRow {
@@ -142,34 +198,18 @@ pub struct SubAttackRow {
 
 impl FinalTable {
     /// The attacks' accuracies under the reference's names, in its order.
-    pub fn attacks(&self) -> [(&'static str, Option<f64>); 6] {
-        let name = |attack: FinalAttack| match attack {
-            FinalAttack::Fgsm => "FGSM",
-            FinalAttack::Pgd10 => "PGD10",
-            FinalAttack::Pgd20 => "PGD20",
-            FinalAttack::Pgd50 => "PGD50",
-            FinalAttack::Cw => "CW",
-            FinalAttack::AutoAttack => "AA",
-        };
-        // The vocabulary lists the six final attacks in the reference's order.
-        std::array::from_fn(|i| {
-            let attack = FinalAttack::ALL[i];
-            (name(attack), self.accuracy(attack))
-        })
+    pub fn attacks(&self) -> Vec<(&'static str, Option<f64>)> {
+        (FinalAttack::ALL.iter())
+            .map(|attack| (attack.info().reference, self.accuracy(*attack)))
+            .collect()
     }
 
     /// The accuracy under one attack; None when it was not run.
     pub fn accuracy(&self, attack: FinalAttack) -> Option<f64> {
-        match attack {
-            FinalAttack::Fgsm => self.fgsm,
-            FinalAttack::Pgd10 => self.pgd10,
-            FinalAttack::Pgd20 => self.pgd20,
-            FinalAttack::Pgd50 => self.pgd50,
-            FinalAttack::Cw => self.cw,
-            FinalAttack::AutoAttack => self.autoattack,
-        }
+        self.accuracies.0.get(&attack).copied()
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,6 +315,8 @@ mod tests {
     fn a_final_table_without_attacks_reads_as_none_run() {
         let table: FinalTable = serde_json::from_str(r#"{"clean": 50.0}"#).unwrap();
         assert_eq!(table.clean, Some(50.0));
-        assert!(FinalAttack::ALL.iter().all(|a| table.accuracy(*a).is_none()));
+        assert!(FinalAttack::ALL
+            .iter()
+            .all(|a| table.accuracy(*a).is_none()));
     }
 }
