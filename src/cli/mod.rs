@@ -447,11 +447,12 @@ fn bench(args: BenchArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// `--attacks`' help: the final attacks of the vocabulary.
+/// `--attacks`' help: the final attacks of the vocabulary (no closing period, as clap writes a
+/// one-sentence doc comment).
 fn attacks_help() -> String {
     let names: Vec<&str> = FinalAttack::ALL.iter().map(|a| a.as_str()).collect();
     format!(
-        "Comma-separated attacks (default: the configuration's final attacks), of {}.",
+        "Comma-separated attacks (default: the configuration's final attacks), of {}",
         names.join(", ")
     )
 }
