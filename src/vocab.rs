@@ -89,11 +89,49 @@ vocabulary!(
     }
 );
 
-vocabulary!(
-    /// An attack of the final table (docs/protocol.md#the-final-evaluation), in the table's order.
-    FinalAttack, "attack" {
-        Fgsm => "fgsm", Pgd10 => "pgd10", Pgd20 => "pgd20", Pgd50 => "pgd50", Cw => "cw",
-        AutoAttack => "autoattack",
+/// What the readers of the final table show of one of its attacks.
+#[derive(Debug)]
+pub struct FinalAttackInfo {
+    /// In reports, sanity flags and the Compare screen: `PGD-50`.
+    pub label: &'static str,
+    /// Where a row's name is narrow (the Compare screen): `AA`.
+    pub short: &'static str,
+    /// The research code's log column (`train.log`, the run's attack list): `PGD50`.
+    pub reference: &'static str,
+    /// A column of the paper's main table (docs/report.md).
+    pub main_table: bool,
+    /// Part of the research code's attack table that `adarat bench` times (bench/reference.py).
+    pub bench: bool,
+}
+
+/// Defines the final attacks as a [`vocabulary!`] whose every name carries its [`FinalAttackInfo`].
+macro_rules! final_attacks {
+    (
+        $(#[$doc:meta])* $name:ident {
+            $($variant:ident => $text:literal $info:tt),+ $(,)?
+        }
+    ) => {
+        vocabulary!($(#[$doc])* $name, "attack" { $($variant => $text),+ });
+
+        impl $name {
+            pub fn info(self) -> &'static FinalAttackInfo {
+                match self { $($name::$variant => &FinalAttackInfo $info),+ }
+            }
+        }
+    };
+}
+
+final_attacks!(
+    /// An attack of the final table (docs/protocol.md#the-final-evaluation), in the table's order,
+    /// which is also result.json's and train.log's. Adding one: a line here, and its file in
+    /// `attacks/` with its arm in `attacks::final_table_attack` (docs/architecture.md).
+    FinalAttack {
+        Fgsm => "fgsm" { label: "FGSM", short: "FGSM", reference: "FGSM", main_table: true, bench: true },
+        Pgd10 => "pgd10" { label: "PGD-10", short: "PGD-10", reference: "PGD10", main_table: false, bench: true },
+        Pgd20 => "pgd20" { label: "PGD-20", short: "PGD-20", reference: "PGD20", main_table: true, bench: true },
+        Pgd50 => "pgd50" { label: "PGD-50", short: "PGD-50", reference: "PGD50", main_table: true, bench: true },
+        Cw => "cw" { label: "CW", short: "CW", reference: "CW", main_table: true, bench: true },
+        AutoAttack => "autoattack" { label: "AutoAttack", short: "AA", reference: "AA", main_table: true, bench: false },
     }
 );
 

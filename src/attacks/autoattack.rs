@@ -2,9 +2,10 @@
 //! on the points every earlier attack left robust, so a point's result is its first success. Two
 //! presets: `standard` (100 iterations, the published evaluation) and `torchattacks-3.5.1` (the
 //! reference's call of that library with its defaults: 10 iterations, Square's rescaled schedule).
+use super::final_table::{FinalTableAttack, MemberEvent, TableBatch};
 use super::{Apgd, FabTargeted, Logits, Square};
 use crate::config::AutoAttackPreset;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tch::Tensor;
 
 /// The sub-attacks, in the order they run.
@@ -47,18 +48,6 @@ pub struct AutoAttack {
     pub preset: AutoAttackPreset,
 }
 
-/// A sub-attack starts on a batch, or has finished it.
-#[derive(Clone, Copy, Debug)]
-pub enum SubAttackEvent {
-    Starting(SubAttack),
-    Finished {
-        attack: SubAttack,
-        /// Points it fooled (all of them robust to every earlier sub-attack).
-        fooled: usize,
-        elapsed: Duration,
-    },
-}
-
 impl AutoAttack {
     /// Iterations of APGD-CE, APGD-T and FAB-T.
     pub fn iterations(&self) -> usize {
@@ -69,8 +58,8 @@ impl AutoAttack {
     }
 
     /// Attacks the points of `x` that `robust` marks (bool `[B]`, normally the clean-correct ones)
-    /// and returns the mask of those still robust after all four. `seed_for(attack)` seeds torch's
-    /// generator before each sub-attack, so a batch's result does not depend on what ran before it;
+    /// and returns the mask of those still robust after all four. `seed_for(i)` seeds torch's
+    /// generator before sub-attack `i`, so a batch's result does not depend on what ran before it;
     /// `report` hears of each sub-attack before and after it runs, and ends the attack with its
     /// error (a stop request) before the next sub-attack.
     pub fn run<E>(
@@ -79,8 +68,8 @@ impl AutoAttack {
         x: &Tensor,
         labels: &Tensor,
         robust: &Tensor,
-        seed_for: &dyn Fn(SubAttack) -> i64,
-        report: &mut dyn FnMut(SubAttackEvent) -> Result<(), E>,
+        seed_for: &dyn Fn(usize) -> i64,
+        report: &mut dyn FnMut(MemberEvent) -> Result<(), E>,
     ) -> Result<Tensor, E> {
         let mut robust = robust.to_kind(tch::Kind::Bool);
         let steps = self.iterations();
@@ -89,9 +78,9 @@ impl AutoAttack {
             if indices.size()[0] == 0 {
                 break;
             }
-            report(SubAttackEvent::Starting(attack))?;
+            report(MemberEvent::Starting(attack.name()))?;
             let started = Instant::now();
-            tch::manual_seed(seed_for(attack));
+            tch::manual_seed(seed_for(attack as usize));
             let (x_left, y_left) = (
                 x.index_select(0, &indices),
                 labels.index_select(0, &indices),
@@ -127,12 +116,31 @@ impl AutoAttack {
             });
             let fooled_indices = indices.masked_select(&fooled);
             robust = robust.index_fill(0, &fooled_indices, 0);
-            report(SubAttackEvent::Finished {
-                attack,
+            report(MemberEvent::Finished {
+                member: attack.name(),
                 fooled: fooled_indices.size()[0] as usize,
                 elapsed: started.elapsed(),
             })?;
         }
         Ok(robust)
+    }
+}
+
+/// AutoAttack in the final table: the configured preset on the clean-correct points, each
+/// sub-attack a member.
+pub struct FinalAutoAttack;
+
+impl<E> FinalTableAttack<E> for FinalAutoAttack {
+    fn correct(
+        &self,
+        batch: &TableBatch<'_>,
+        members: &mut dyn FnMut(MemberEvent) -> Result<(), E>,
+    ) -> Result<Tensor, E> {
+        let autoattack = AutoAttack {
+            epsilon: batch.settings.epsilon,
+            preset: batch.settings.autoattack,
+        };
+        let (x, y, robust) = (batch.images, batch.labels, batch.clean_correct);
+        autoattack.run(batch.eval, x, y, robust, batch.member_seed, members)
     }
 }

@@ -1,5 +1,6 @@
 //! CW∞ (docs/protocol.md#cw-infinity): the PGD engine on the Carlini–Wagner margin loss with
 //! margin κ, from the reference's unclipped uniform start.
+use super::final_table::{AdversarialImages, TableBatch};
 use super::{Logits, Pgd, RandomStart};
 use tch::Tensor;
 
@@ -35,6 +36,22 @@ impl Cw {
             start: RandomStart::UniformUnclipped,
         };
         pgd.run(logits, x, &|z| cw_loss(z, labels, self.margin))
+    }
+}
+
+/// CW∞ in the final table, with the configured steps and margin.
+pub struct FinalCw;
+
+impl AdversarialImages for FinalCw {
+    fn adversarial(&self, batch: &TableBatch<'_>) -> Tensor {
+        let settings = batch.settings;
+        let cw = Cw {
+            epsilon: settings.epsilon,
+            step_size: settings.step_size,
+            steps: settings.cw_steps,
+            margin: settings.cw_margin,
+        };
+        cw.run(batch.eval, batch.images, batch.labels)
     }
 }
 

@@ -7,6 +7,7 @@ pub mod cw;
 pub mod fab;
 pub mod fat;
 pub mod fgsm;
+pub mod final_table;
 pub mod fosc;
 pub mod interrupt;
 pub mod pgd;
@@ -24,7 +25,21 @@ pub use pgd::{Pgd, RandomStart};
 pub use square::Square;
 pub use trades::pgd_kl;
 
+use crate::vocab::FinalAttack;
+use final_table::FinalTableAttack;
 use tch::Tensor;
+
+/// The implementation of each final-table attack: where a name of the vocabulary meets its code.
+pub fn final_table_attack<'a, E: 'a>(attack: FinalAttack) -> &'a dyn FinalTableAttack<E> {
+    match attack {
+        FinalAttack::Fgsm => &fgsm::FinalFgsm,
+        FinalAttack::Pgd10 => &pgd::FinalPgd { steps: 10 },
+        FinalAttack::Pgd20 => &pgd::FinalPgd { steps: 20 },
+        FinalAttack::Pgd50 => &pgd::FinalPgd { steps: 50 },
+        FinalAttack::Cw => &cw::FinalCw,
+        FinalAttack::AutoAttack => &autoattack::FinalAutoAttack,
+    }
+}
 
 /// The attacked network: images in [0, 1] to logits.
 pub type Logits<'a> = &'a dyn Fn(&Tensor) -> Tensor;

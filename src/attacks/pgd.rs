@@ -1,7 +1,9 @@
 //! The one PGD engine (docs/protocol.md#pgd-ce): a random start, then K signed-gradient ascent
 //! steps of size α on a pluggable loss, each projected back onto the ε-ball and [0, 1]. PGD-CE for
 //! training and testing, and the losses of other attacks, all run through [`Pgd::run`].
+use super::final_table::{AdversarialImages, TableBatch};
 use super::{input_gradient, project, Logits};
+use crate::losses::cross_entropy;
 use tch::Tensor;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,5 +55,24 @@ impl Pgd {
             }
         });
         adversarial.detach()
+    }
+}
+
+/// PGD-K of the final table: K steps of size α on cross-entropy from a clipped uniform start.
+pub struct FinalPgd {
+    pub steps: usize,
+}
+
+impl AdversarialImages for FinalPgd {
+    fn adversarial(&self, batch: &TableBatch<'_>) -> Tensor {
+        let pgd = Pgd {
+            epsilon: batch.settings.epsilon,
+            step_size: batch.settings.step_size,
+            steps: self.steps,
+            start: RandomStart::Uniform,
+        };
+        pgd.run(batch.eval, batch.images, &|z| {
+            cross_entropy(z, batch.labels)
+        })
     }
 }

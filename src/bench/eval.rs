@@ -146,7 +146,7 @@ fn attack_with_adarat(
         .map_err(|Interrupted { batch }| BenchError::Interrupted { batch })?;
     let verdict = Verdict {
         clean: result.clean.unwrap_or(0.0),
-        robust: result.autoattack.unwrap_or(0.0),
+        robust: result.accuracy(FinalAttack::AutoAttack).unwrap_or(0.0),
         seconds: (result.autoattack_steps.iter())
             .map(|step| (step.attack.clone(), step.seconds))
             .collect(),

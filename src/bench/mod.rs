@@ -526,17 +526,10 @@ fn time_ours(
     cfg.speed = tuning.speed;
     // Random labels: a smaller step than 0.1 keeps the loss finite for any model.
     cfg.learning_rate = 0.01;
-    cfg.evaluation.final_attacks = if workload.table {
-        vec![
-            FinalAttack::Fgsm,
-            FinalAttack::Pgd10,
-            FinalAttack::Pgd20,
-            FinalAttack::Pgd50,
-            FinalAttack::Cw,
-        ]
-    } else {
-        Vec::new()
-    };
+    // The attacks bench/reference.py times in the research code's table.
+    cfg.evaluation.final_attacks = (FinalAttack::ALL.iter().copied())
+        .filter(|attack| workload.table && attack.info().bench)
+        .collect();
     let data = random_splits(workload, device);
     let mut clock = TableClock::default();
     let options = RunOptions {

@@ -11,7 +11,7 @@ use exit::{CliError, ExitStatus};
 use crate::config::{self, DeviceSpec, JobConfig, JobOverrides, Study};
 use crate::store::{self, RunStore};
 use crate::train::{self, RunError, RunOptions};
-use crate::vocab::{JobName, ModelKind};
+use crate::vocab::{FinalAttack, JobName, ModelKind};
 use clap::{Args, Parser, Subcommand};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -36,8 +36,8 @@ struct Cli {
 enum Command {
     /// Train jobs one after another, headless (e.g. `adarat run pgd-at/cifar10/adarat`).
     Run(RunArgs),
-    /// The final attack table (FGSM, PGD-10/20/50, CW, AutoAttack) of a safetensors checkpoint with
-    /// PyTorch names, e.g. `adarat eval model.safetensors --dataset cifar10 --model resnet18`.
+    /// The final attack table (clean accuracy and the attacks of --attacks) of a safetensors checkpoint
+    /// with PyTorch names, e.g. `adarat eval model.safetensors --dataset cifar10 --model resnet18`.
     Eval(EvalArgs),
     /// Images/s of PGD-AT training, the per-epoch test and the attack table, next to
     /// bench/reference.py (the research code's loop in PyTorch) on the same device.
@@ -160,9 +160,7 @@ struct EvalArgs {
     /// The checkpoint's architecture: resnet18, wrn-34-10, preact-resnet18 or small-cnn.
     #[arg(long, value_name = "M")]
     model: String,
-    /// Comma-separated attacks (default: the configuration's final attacks), of fgsm, pgd10,
-    /// pgd20, pgd50, cw, autoattack.
-    #[arg(long, value_name = "LIST")]
+    #[arg(long, value_name = "LIST", help = attacks_help())]
     attacks: Option<String>,
     /// L∞ budget (default: the dataset's), e.g. 8/255.
     #[arg(long, value_name = "E")]
@@ -446,6 +444,16 @@ fn bench(args: BenchArgs) -> Result<(), CliError> {
         print!("{}", crate::bench::render(&report));
     }
     Ok(())
+}
+
+/// `--attacks`' help: the final attacks of the vocabulary (no closing period, as clap writes a
+/// one-sentence doc comment).
+fn attacks_help() -> String {
+    let names: Vec<&str> = FinalAttack::ALL.iter().map(|a| a.as_str()).collect();
+    format!(
+        "Comma-separated attacks (default: the configuration's final attacks), of {}",
+        names.join(", ")
+    )
 }
 
 /// `adarat eval`: the dataset's defaults come from the configuration (as for a PGD-AT job on it),

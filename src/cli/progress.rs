@@ -234,8 +234,9 @@ pub(super) fn summary(result: &RunResult) -> String {
             last.test_clean_acc, last.test_pgd_acc
         );
     }
-    if let Some(pgd20) = result.final_table.as_ref().and_then(|f| f.pgd20) {
-        let _ = write!(line, "  final PGD-20 {pgd20:.2}");
+    let pgd20 = FinalAttack::Pgd20;
+    if let Some(value) = result.final_table.as_ref().and_then(|f| f.accuracy(pgd20)) {
+        let _ = write!(line, "  final {} {value:.2}", pgd20.info().label);
     }
     if let Some(error) = &result.error {
         let _ = write!(line, "  ({error})");

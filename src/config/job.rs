@@ -341,7 +341,7 @@ impl MethodParams {
 pub struct EvaluationConfig {
     /// Batch size of the per-epoch test and the final evaluation.
     pub batch_size: usize,
-    /// Final attacks: any of fgsm, pgd10, pgd20, pgd50, cw, autoattack.
+    /// Final attacks: any names of [`FinalAttack`].
     pub final_attacks: Vec<FinalAttack>,
     pub autoattack: AutoAttackPreset,
     pub cw_steps: usize,

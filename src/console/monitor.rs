@@ -558,6 +558,7 @@ fn eta(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vocab::FinalAttack;
 
     fn record(epoch: usize, finished_at: &str) -> crate::store::result::EpochRecord {
         crate::store::result::EpochRecord {
@@ -622,8 +623,9 @@ mod tests {
             })
         );
         let partial = FinalTable {
-            fgsm: Some(55.5),
-            autoattack: Some(41.0),
+            accuracies: [(FinalAttack::Fgsm, 55.5), (FinalAttack::AutoAttack, 41.0)]
+                .into_iter()
+                .collect(),
             ..FinalTable::default()
         };
         tail.apply(Event::FinalBatch {

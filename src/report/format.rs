@@ -39,7 +39,7 @@ pub fn markdown(tables: &[MainTable], peaks: &[PeakRow], collection: &Collection
     for table in tables {
         let _ = writeln!(s, "## {}\n", table.dataset);
         s += "| method | mode | n |";
-        for (name, _) in COLUMNS {
+        for (name, _) in COLUMNS.iter() {
             let _ = write!(s, " {name} |");
         }
         s += "\n|---|---|---|";
@@ -135,7 +135,7 @@ pub fn latex(tables: &[MainTable], peaks: &[PeakRow]) -> String {
             "r".repeat(COLUMNS.len())
         );
         s += "Method & Mode & $n$";
-        for (name, _) in COLUMNS {
+        for (name, _) in COLUMNS.iter() {
             let _ = write!(s, " & {name}");
         }
         s += " \\\\\n\\midrule\n";

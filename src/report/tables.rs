@@ -1,10 +1,11 @@
-//! The paper's tables from run groups: the main table (method × mode against clean, FGSM, PGD-20,
-//! PGD-50, CW and AutoAttack, mean ± sd over seeds, the best mode of each method marked, Δ against
+//! The paper's tables from run groups: the main table (method × mode against clean and the final
+//! attacks marked for it, mean ± sd over seeds, the best mode of each method marked, Δ against
 //! the method's baseline) and the peaks table (docs/report.md).
 use super::groups::{Collection, Group, GroupKey};
 use crate::store::result::FinalTable;
-use crate::vocab::{DatasetKind, Method, Mode};
+use crate::vocab::{DatasetKind, FinalAttack, Method, Mode};
 use serde::Serialize;
+use std::sync::LazyLock;
 
 /// A mean over a group's seeds, the sample standard deviation (n − 1; none for one seed) and n.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -29,18 +30,25 @@ impl Stat {
     }
 }
 
-/// A column's name and its value in a run's final table.
-pub type Column = (&'static str, fn(&FinalTable) -> Option<f64>);
+/// A column's name and the attack whose accuracy it shows; clean accuracy for none.
+pub type Column = (&'static str, Option<FinalAttack>);
 
-/// The main table's columns, in the paper's order.
-pub const COLUMNS: [Column; 6] = [
-    ("clean", |t| t.clean),
-    ("FGSM", |t| t.fgsm),
-    ("PGD-20", |t| t.pgd20),
-    ("PGD-50", |t| t.pgd50),
-    ("CW", |t| t.cw),
-    ("AutoAttack", |t| t.autoattack),
-];
+/// The main table's columns, in the paper's order: clean, then the final attacks of the paper's
+/// table (`FinalAttackInfo::main_table`).
+pub static COLUMNS: LazyLock<Vec<Column>> = LazyLock::new(|| {
+    let attacks = (FinalAttack::ALL.iter()).filter(|attack| attack.info().main_table);
+    std::iter::once(("clean", None))
+        .chain(attacks.map(|attack| (attack.info().label, Some(*attack))))
+        .collect()
+});
+
+/// A column's value in a run's final table.
+fn value(table: &FinalTable, attack: Option<FinalAttack>) -> Option<f64> {
+    match attack {
+        Some(attack) => table.accuracy(attack),
+        None => table.clean,
+    }
+}
 
 #[derive(Clone, Debug, Serialize)]
 pub struct MainRow {
@@ -159,9 +167,9 @@ pub fn main_tables(collection: &Collection) -> Vec<MainTable> {
                 seeds: group.seeds(),
                 cells: COLUMNS
                     .iter()
-                    .map(|(_, value)| {
+                    .map(|(_, attack)| {
                         let values: Vec<f64> = (group.runs.iter())
-                            .filter_map(|r| r.result.final_table.as_ref().and_then(value))
+                            .filter_map(|r| value(r.result.final_table.as_ref()?, *attack))
                             .collect();
                         Stat::of(&values)
                     })

@@ -107,12 +107,9 @@ impl Peaks {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct FinalTable {
     pub clean: Option<f64>,
-    pub fgsm: Option<f64>,
-    pub pgd10: Option<f64>,
-    pub pgd20: Option<f64>,
-    pub pgd50: Option<f64>,
-    pub cw: Option<f64>,
-    pub autoattack: Option<f64>,
+    /// One key per final attack, after `clean`.
+    #[serde(flatten)]
+    pub accuracies: AttackAccuracies,
     pub autoattack_preset: Option<String>,
     /// Robust accuracy after each AutoAttack sub-attack, in the order they ran.
     #[serde(default)]
@@ -132,6 +129,65 @@ pub struct FinalTable {
     pub flags: Vec<String>,
 }
 
+/// The accuracy (%) under each final attack that ran. Written as one key per attack of the
+/// vocabulary (its name), in the vocabulary's order, null for an attack not run; read back from
+/// any subset of those keys.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AttackAccuracies(BTreeMap<FinalAttack, f64>);
+
+impl FromIterator<(FinalAttack, f64)> for AttackAccuracies {
+    fn from_iter<I: IntoIterator<Item = (FinalAttack, f64)>>(iter: I) -> AttackAccuracies {
+        AttackAccuracies(iter.into_iter().collect())
+    }
+}
+
+impl Serialize for AttackAccuracies {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(FinalAttack::ALL.len()))?;
+        for attack in FinalAttack::ALL {
+            map.serialize_entry(attack.as_str(), &self.0.get(attack))?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for AttackAccuracies {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> serde::de::Visitor<'de> for Keys {
+            type Value = AttackAccuracies;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("accuracies by final attack")
+            }
+
+            // Beside `clean` in the table, so any key that names no attack belongs to no one
+            // (the table never refused unknown keys).
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<AttackAccuracies, A::Error> {
+                let mut accuracies = BTreeMap::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.parse::<FinalAttack>() {
+                        Ok(attack) => {
+                            if let Some(accuracy) = map.next_value::<Option<f64>>()? {
+                                accuracies.insert(attack, accuracy);
+                            }
+                        }
+                        Err(_) => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(AttackAccuracies(accuracies))
+            }
+        }
+        deserializer.deserialize_map(Keys)
+    }
+}
+
 /// The robust accuracy (%) once an AutoAttack sub-attack has run, and its wall time.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SubAttackRow {
@@ -142,31 +198,125 @@ pub struct SubAttackRow {
 
 impl FinalTable {
     /// The attacks' accuracies under the reference's names, in its order.
-    pub fn attacks(&self) -> [(&'static str, Option<f64>); 6] {
-        let name = |attack: FinalAttack| match attack {
-            FinalAttack::Fgsm => "FGSM",
-            FinalAttack::Pgd10 => "PGD10",
-            FinalAttack::Pgd20 => "PGD20",
-            FinalAttack::Pgd50 => "PGD50",
-            FinalAttack::Cw => "CW",
-            FinalAttack::AutoAttack => "AA",
-        };
-        // The vocabulary lists the six final attacks in the reference's order.
-        std::array::from_fn(|i| {
-            let attack = FinalAttack::ALL[i];
-            (name(attack), self.accuracy(attack))
-        })
+    pub fn attacks(&self) -> Vec<(&'static str, Option<f64>)> {
+        (FinalAttack::ALL.iter())
+            .map(|attack| (attack.info().reference, self.accuracy(*attack)))
+            .collect()
     }
 
     /// The accuracy under one attack; None when it was not run.
     pub fn accuracy(&self, attack: FinalAttack) -> Option<f64> {
-        match attack {
-            FinalAttack::Fgsm => self.fgsm,
-            FinalAttack::Pgd10 => self.pgd10,
-            FinalAttack::Pgd20 => self.pgd20,
-            FinalAttack::Pgd50 => self.pgd50,
-            FinalAttack::Cw => self.cw,
-            FinalAttack::AutoAttack => self.autoattack,
-        }
+        self.accuracies.0.get(&attack).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `result.json` as adarat writes it: an attack not run is null, keys in this order.
+    const WRITTEN: &str = r#"{
+  "job": "pgd-at/cifar10/adarat",
+  "method": "pgd-at",
+  "dataset": "cifar10",
+  "mode": "adarat",
+  "model": "resnet18",
+  "seed": 1,
+  "protocol": "default",
+  "device": "cuda:0",
+  "status": "completed",
+  "error": null,
+  "epochs": 1,
+  "epochs_done": 1,
+  "seconds": 12.5,
+  "epochs_log": [
+    {
+      "epoch": 1,
+      "lr": 0.1,
+      "train_loss": 1.25,
+      "train_clean_acc": 50.0,
+      "train_adv_acc": 45.68,
+      "test_clean_acc": 60.0,
+      "test_fgsm_acc": 40.0,
+      "test_pgd_acc": 35.0,
+      "ratio_mean": 0.75,
+      "clean_branch_share": null,
+      "seconds": 10.0,
+      "images_per_second": 5000.0,
+      "test_seconds": 1.5,
+      "train_clean_loss": 1.1,
+      "train_adv_loss": 1.4,
+      "test_clean_loss": 0.9,
+      "test_fgsm_loss": 1.2,
+      "test_pgd_loss": 1.3,
+      "finished_at": "2024/05/29 10:00:00",
+      "train_teacher_acc": null,
+      "test_st_clean_acc": null,
+      "test_st_pgd_acc": null
+    }
+  ],
+  "peaks": {
+    "test_clean_acc": {
+      "epoch": 1,
+      "value": 60.0
+    },
+    "test_pgd_acc": {
+      "epoch": 1,
+      "value": 35.0
+    }
+  },
+  "final": {
+    "clean": 61.0,
+    "fgsm": 40.0,
+    "pgd10": 35.5,
+    "pgd20": 35.0,
+    "pgd50": null,
+    "cw": 33.25,
+    "autoattack": 30.0,
+    "autoattack_preset": "standard",
+    "autoattack_steps": [
+      {
+        "attack": "apgd-ce",
+        "accuracy": 31.0,
+        "seconds": 2.0
+      },
+      {
+        "attack": "apgd-t",
+        "accuracy": 30.0,
+        "seconds": 3.5
+      }
+    ],
+    "images": 100,
+    "epsilon": 0.03137254901960784,
+    "seed": 1,
+    "seconds": {
+      "autoattack": 5.5,
+      "cw": 0.5,
+      "fgsm": 0.1,
+      "pgd10": 0.25,
+      "pgd20": 0.5
+    },
+    "flags": [
+      "AutoAttack is far below PGD-20"
+    ]
+  }
+}"#;
+
+    #[test]
+    fn a_written_result_json_round_trips_byte_for_byte() {
+        let result: RunResult = serde_json::from_str(WRITTEN).unwrap();
+        assert_eq!(serde_json::to_string_pretty(&result).unwrap(), WRITTEN);
+        let table = result.final_table.unwrap();
+        assert_eq!(table.accuracy(FinalAttack::Pgd10), Some(35.5));
+        assert_eq!(table.accuracy(FinalAttack::Pgd50), None);
+    }
+
+    #[test]
+    fn a_final_table_without_attacks_reads_as_none_run() {
+        let table: FinalTable = serde_json::from_str(r#"{"clean": 50.0}"#).unwrap();
+        assert_eq!(table.clean, Some(50.0));
+        assert!(FinalAttack::ALL
+            .iter()
+            .all(|a| table.accuracy(*a).is_none()));
     }
 }

@@ -192,12 +192,12 @@ fn render_learners(
         out += &line(&cells);
     }
     if let Some(table) = final_table {
-        let names = [
-            "Epoch", "clean", "FGSM", "PGD10", "PGD20", "PGD50", "CW", "AA",
-        ];
-        out += &line(&names.map(str::to_string));
+        let attacks = table.attacks();
+        let mut names = vec!["Epoch".to_string(), "clean".to_string()];
+        names.extend(attacks.iter().map(|(name, _)| name.to_string()));
+        out += &line(&names);
         let mut cells = vec![number(Some(1_000_001.0)), number(table.clean)];
-        cells.extend(table.attacks().iter().map(|(_, value)| number(*value)));
+        cells.extend(attacks.iter().map(|(_, value)| number(*value)));
         out += &line(&cells);
     }
     out
@@ -206,6 +206,7 @@ fn render_learners(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vocab::FinalAttack;
 
     fn record() -> EpochRecord {
         EpochRecord {
@@ -271,8 +272,9 @@ mod tests {
         };
         let table = FinalTable {
             clean: Some(61.0),
-            fgsm: Some(40.0),
-            pgd10: Some(35.0),
+            accuracies: [(FinalAttack::Fgsm, 40.0), (FinalAttack::Pgd10, 35.0)]
+                .into_iter()
+                .collect(),
             ..FinalTable::default()
         };
         let cifar10 = render_learners(DatasetKind::Cifar10, &[r.clone(), r.clone()], Some(&table));

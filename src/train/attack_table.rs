@@ -1,12 +1,11 @@
-//! The final attack table (docs/protocol.md#the-final-evaluation): clean accuracy, FGSM,
-//! PGD-10/20/50, CW∞ and AutoAttack on the test set, in eval mode, batch by batch, with the time
-//! each attack took and the sanity flags reviewers look for. The same table follows training and
-//! `adarat eval` on any checkpoint.
-use crate::attacks::autoattack::{SubAttack, SubAttackEvent};
-use crate::attacks::{fgsm, AutoAttack, Cw, Pgd, RandomStart};
+//! The final attack table (docs/protocol.md#the-final-evaluation): clean accuracy and the final
+//! attacks asked for (the vocabulary's `FinalAttack`, each run by its `attacks::final_table_attack`)
+//! on the test set, in eval mode, batch by batch, with the time each attack took and the sanity
+//! flags reviewers look for. The same table follows training and `adarat eval` on any checkpoint.
+use crate::attacks::autoattack::SubAttack;
+use crate::attacks::final_table::{MemberEvent, TableBatch, TableSettings};
 use crate::config::{Augment, AutoAttackPreset, JobConfig};
 use crate::data::Dataset;
-use crate::losses::cross_entropy;
 use crate::models::Network;
 use crate::store::result::{FinalTable, SubAttackRow};
 use crate::vocab::FinalAttack;
@@ -83,6 +82,16 @@ impl AttackTable {
         self.attacks.contains(&attack)
     }
 
+    fn settings(&self) -> TableSettings {
+        TableSettings {
+            epsilon: self.epsilon,
+            step_size: self.step_size,
+            cw_steps: self.cw_steps,
+            cw_margin: self.cw_margin,
+            autoattack: self.autoattack,
+        }
+    }
+
     /// Evaluates `net` in eval mode on `test`, going on from `from` (the tally of the batches
     /// already done, [`Tally::default`] to start). `progress` may end the evaluation early by
     /// returning an error (a stop request, a failed write), which is passed on. A stop request
@@ -106,6 +115,7 @@ impl AttackTable {
         };
         tally.settings = Some(self.clone());
         let mut test_batches = test.batches(self.batch_size, false, self.augment);
+        let settings = self.settings();
         for index in 0..batches {
             // Seeded per batch, so a random test crop (`protocol: reference`) is the same
             // whether or not the batches before it were evaluated in this process.
@@ -131,29 +141,30 @@ impl AttackTable {
                 starting(attack.to_string())?;
                 let started = Instant::now();
                 tch::manual_seed(attack_seed(self.seed, index, attack as i64));
+                let member_seed =
+                    |member: usize| attack_seed(self.seed, index, MEMBER_SEEDS + member as i64);
+                let batch = TableBatch {
+                    eval: &eval,
+                    images: x,
+                    labels: y,
+                    clean_correct: &clean_correct,
+                    settings: &settings,
+                    member_seed: &member_seed,
+                };
                 let correct =
-                    match self.single_shot(attack, &eval, x, y) {
-                        Some(adversarial) => crate::thread_modes::no_grad(|| {
-                            eval(&adversarial).argmax(-1, false).eq_tensor(y)
-                        }),
-                        None => {
-                            self.autoattack(net, x, y, &clean_correct, index, &mut |event| {
-                                match event {
-                                    SubAttackEvent::Starting(sub) => {
-                                        starting(format!("autoattack/{}", sub.name()))
-                                    }
-                                    SubAttackEvent::Finished {
-                                        attack: sub,
-                                        fooled,
-                                        elapsed,
-                                    } => {
-                                        tally.sub_attack(sub, fooled, elapsed.as_secs_f64());
-                                        Ok(())
-                                    }
-                                }
-                            })?
+                    crate::attacks::final_table_attack(attack).correct(&batch, &mut |event| {
+                        match event {
+                            MemberEvent::Starting(member) => starting(format!("{attack}/{member}")),
+                            MemberEvent::Finished {
+                                member,
+                                fooled,
+                                elapsed,
+                            } => {
+                                tally.sub_attack(member, fooled, elapsed.as_secs_f64());
+                                Ok(())
+                            }
                         }
-                    };
+                    })?;
                 if crate::attacks::interrupt::requested() {
                     return Err(E::from(Interrupted { batch: index + 1 }));
                 }
@@ -171,67 +182,9 @@ impl AttackTable {
         Ok(self.table(&tally))
     }
 
-    /// The images of a single-shot attack; None for AutoAttack, which judges points as it goes.
-    fn single_shot(
-        &self,
-        attack: FinalAttack,
-        eval: crate::attacks::Logits,
-        x: &Tensor,
-        y: &Tensor,
-    ) -> Option<Tensor> {
-        let pgd = |steps| Pgd {
-            epsilon: self.epsilon,
-            step_size: self.step_size,
-            steps,
-            start: RandomStart::Uniform,
-        };
-        let ce = |z: &Tensor| cross_entropy(z, y);
-        Some(match attack {
-            FinalAttack::Fgsm => fgsm(eval, x, y, self.epsilon),
-            FinalAttack::Pgd10 => pgd(10).run(eval, x, &ce),
-            FinalAttack::Pgd20 => pgd(20).run(eval, x, &ce),
-            FinalAttack::Pgd50 => pgd(50).run(eval, x, &ce),
-            FinalAttack::Cw => Cw {
-                epsilon: self.epsilon,
-                step_size: self.step_size,
-                steps: self.cw_steps,
-                margin: self.cw_margin,
-            }
-            .run(eval, x, y),
-            FinalAttack::AutoAttack => return None,
-        })
-    }
-
-    /// AutoAttack on the clean-correct points of one batch; the mask of those left robust.
-    fn autoattack<E>(
-        &self,
-        net: &Network,
-        x: &Tensor,
-        y: &Tensor,
-        clean_correct: &Tensor,
-        batch: usize,
-        report: &mut dyn FnMut(SubAttackEvent) -> Result<(), E>,
-    ) -> Result<Tensor, E> {
-        let eval = |x: &Tensor| net.forward_t(x, false);
-        let autoattack = AutoAttack {
-            epsilon: self.epsilon,
-            preset: self.autoattack,
-        };
-        let base = FinalAttack::ALL.len() as i64;
-        let seed_for = |sub: SubAttack| attack_seed(self.seed, batch, base + sub as i64);
-        autoattack.run(&eval, x, y, clean_correct, &seed_for, report)
-    }
-
     fn table(&self, tally: &Tally) -> FinalTable {
         let images = tally.images.max(1) as f64;
         let accuracy = |name: &str| tally.correct.get(name).map(|c| 100.0 * c / images);
-        let attack = |a: FinalAttack| {
-            if self.wants(a) {
-                accuracy(a.as_str())
-            } else {
-                None
-            }
-        };
         let autoattack_steps = if self.wants(FinalAttack::AutoAttack) {
             // A point left robust after a sub-attack stays counted by the later ones.
             let mut correct = tally.correct.get("clean").copied().unwrap_or(0.0);
@@ -256,12 +209,9 @@ impl AttackTable {
         };
         let mut table = FinalTable {
             clean: accuracy("clean"),
-            fgsm: attack(FinalAttack::Fgsm),
-            pgd10: attack(FinalAttack::Pgd10),
-            pgd20: attack(FinalAttack::Pgd20),
-            pgd50: attack(FinalAttack::Pgd50),
-            cw: attack(FinalAttack::Cw),
-            autoattack: attack(FinalAttack::AutoAttack),
+            accuracies: (self.attacks.iter())
+                .filter_map(|a| Some((*a, accuracy(a.as_str())?)))
+                .collect(),
             autoattack_preset: self
                 .wants(FinalAttack::AutoAttack)
                 .then(|| self.autoattack.to_string()),
@@ -285,6 +235,9 @@ fn attack_seed(seed: u64, batch: usize, attack: i64) -> i64 {
         .wrapping_mul(64)
         .wrapping_add(attack)
 }
+
+/// The first seed slot of an ensemble's members (AutoAttack's sub-attacks), after the attacks'.
+const MEMBER_SEEDS: i64 = FinalAttack::ALL.len() as i64;
 
 /// The seed slot of a batch's random test crop, after the attacks' and AutoAttack's sub-attacks'.
 const CROP_SEED: i64 = 63;
@@ -323,8 +276,8 @@ impl Tally {
         self.batches
     }
 
-    fn sub_attack(&mut self, sub: SubAttack, fooled: usize, seconds: f64) {
-        let entry = self.sub_attacks.entry(sub.name().to_string()).or_default();
+    fn sub_attack(&mut self, member: &str, fooled: usize, seconds: f64) {
+        let entry = self.sub_attacks.entry(member.to_string()).or_default();
         entry.0 += fooled as f64;
         entry.1 += seconds;
     }
@@ -336,16 +289,13 @@ pub fn sanity_flags(table: &FinalTable) -> Vec<String> {
     let mut flags = Vec::new();
     // Against the strongest PGD: PGD-10 with a small step may not reach the ε-ball's corners
     // that FGSM's single step of ε reaches, which is no sign of masking.
-    let pgds = [
-        ("PGD-10", table.pgd10),
-        ("PGD-20", table.pgd20),
-        ("PGD-50", table.pgd50),
-    ];
+    let pgds = [FinalAttack::Pgd10, FinalAttack::Pgd20, FinalAttack::Pgd50];
     let strongest = pgds
         .iter()
-        .filter_map(|(name, pgd)| pgd.map(|p| (*name, p)))
+        .filter_map(|pgd| Some((pgd.info().label, table.accuracy(*pgd)?)))
         .min_by(|a, b| a.1.total_cmp(&b.1));
-    if let (Some(fgsm), Some((name, pgd))) = (table.fgsm, strongest) {
+    let fgsm = table.accuracy(FinalAttack::Fgsm);
+    if let (Some(fgsm), Some((name, pgd))) = (fgsm, strongest) {
         if fgsm < pgd {
             flags.push(format!(
                 "FGSM accuracy {fgsm:.2} is below every PGD's ({name}: {pgd:.2}): a one-step attack beats iterative ones (gradient masking?)"
@@ -361,7 +311,8 @@ pub fn sanity_flags(table: &FinalTable) -> Vec<String> {
             ));
         }
     }
-    if let (Some(aa), Some(pgd20)) = (table.autoattack, table.pgd20) {
+    let aa = table.accuracy(FinalAttack::AutoAttack);
+    if let (Some(aa), Some(pgd20)) = (aa, table.accuracy(FinalAttack::Pgd20)) {
         if pgd20 - aa > AUTOATTACK_GAP_FLAG {
             flags.push(format!(
                 "AutoAttack {aa:.2} is {:.2} points below PGD-20 {pgd20:.2}: PGD is misled (gradient masking?)",
@@ -375,6 +326,16 @@ pub fn sanity_flags(table: &FinalTable) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::result::AttackAccuracies;
+
+    /// FGSM, PGD-10/20/50 and AutoAttack.
+    fn accuracies(values: &[f64; 5]) -> AttackAccuracies {
+        use FinalAttack::*;
+        [Fgsm, Pgd10, Pgd20, Pgd50, AutoAttack]
+            .into_iter()
+            .zip(values.iter().copied())
+            .collect()
+    }
 
     fn row(attack: &str, accuracy: f64) -> SubAttackRow {
         SubAttackRow {
@@ -387,11 +348,7 @@ mod tests {
     #[test]
     fn flags_name_each_sign_of_gradient_masking() {
         let honest = FinalTable {
-            fgsm: Some(55.0),
-            pgd10: Some(50.0),
-            pgd20: Some(49.0),
-            pgd50: Some(48.5),
-            autoattack: Some(46.0),
+            accuracies: accuracies(&[55.0, 50.0, 49.0, 48.5, 46.0]),
             autoattack_steps: vec![
                 row("apgd-ce", 47.0),
                 row("apgd-t", 46.2),
@@ -403,8 +360,7 @@ mod tests {
         assert!(sanity_flags(&honest).is_empty());
 
         let masked = FinalTable {
-            fgsm: Some(40.0),
-            autoattack: Some(30.0),
+            accuracies: accuracies(&[40.0, 50.0, 49.0, 48.5, 30.0]),
             autoattack_steps: vec![
                 row("apgd-ce", 45.0),
                 row("apgd-t", 44.0),
@@ -418,7 +374,7 @@ mod tests {
         assert!(flags[0].contains("FGSM accuracy 40.00 is below every PGD's (PGD-50: 48.50)"));
         // FGSM beating PGD-10 alone is no sign: a small step may not reach the ball's corners.
         let short_steps = FinalTable {
-            fgsm: Some(49.5),
+            accuracies: accuracies(&[49.5, 50.0, 49.0, 48.5, 46.0]),
             ..honest.clone()
         };
         assert!(sanity_flags(&short_steps).is_empty());

@@ -169,7 +169,9 @@ fn the_final_table_leaves_the_network_and_its_batch_norm_state_as_they_were() {
         })
         .unwrap();
     assert_eq!(result.images, Some(8));
-    assert!(result.autoattack.is_some());
+    assert!(result
+        .accuracy(adarat::vocab::FinalAttack::AutoAttack)
+        .is_some());
     for (name, tensor) in net.state_dict() {
         let original = &before.iter().find(|(n, _)| *n == name).unwrap().1;
         assert!(

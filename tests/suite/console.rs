@@ -12,7 +12,9 @@ use adarat::lock::{LockOwner, ProcessStart};
 use adarat::scheduler::Task;
 use adarat::store::events::BatchSample;
 use adarat::store::result::{EpochRecord, FinalTable, Peak, Peaks, RunResult};
-use adarat::vocab::{DatasetKind, JobName, Method, Mode, ModelKind, SeededJob, Status};
+use adarat::vocab::{
+    DatasetKind, FinalAttack, JobName, Method, Mode, ModelKind, SeededJob, Status,
+};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
@@ -115,12 +117,17 @@ fn done_result(name: &str, pgd20: f64, autoattack: Option<f64>) -> RunResult {
         epochs_log: records,
         final_table: Some(FinalTable {
             clean: Some(82.1),
-            fgsm: Some(55.3),
-            pgd10: Some(48.9),
-            pgd20: Some(pgd20),
-            pgd50: Some(47.7),
-            cw: Some(46.4),
-            autoattack,
+            accuracies: [
+                (FinalAttack::Fgsm, Some(55.3)),
+                (FinalAttack::Pgd10, Some(48.9)),
+                (FinalAttack::Pgd20, Some(pgd20)),
+                (FinalAttack::Pgd50, Some(47.7)),
+                (FinalAttack::Cw, Some(46.4)),
+                (FinalAttack::AutoAttack, autoattack),
+            ]
+            .into_iter()
+            .filter_map(|(attack, value)| Some((attack, value?)))
+            .collect(),
             autoattack_preset: Some("standard".into()),
             ..FinalTable::default()
         }),

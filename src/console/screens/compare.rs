@@ -6,7 +6,7 @@ use crate::console::snapshot::JobRow;
 use crate::console::widgets::{clock, percent, spread, Theme};
 use crate::report::tables::Stat;
 use crate::store::result::{Peaks, RunResult};
-use crate::vocab::{JobName, Mode};
+use crate::vocab::{FinalAttack, JobName, Mode};
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
@@ -168,9 +168,11 @@ fn metrics(groups: &[Vec<&RunResult>], theme: Theme) -> Vec<Metric> {
             .collect(),
         mark_best: true,
     };
-    let final_value = |pick: fn(&crate::store::result::FinalTable) -> Option<f64>| {
-        move |r: &RunResult| r.final_table.as_ref().and_then(pick)
-    };
+    let clean = |r: &RunResult| r.final_table.as_ref().and_then(|t| t.clean);
+    let attacks = FinalAttack::ALL.iter().map(|attack| {
+        let pick = |r: &RunResult| r.final_table.as_ref()?.accuracy(*attack);
+        accuracy(attack.info().short, &pick)
+    });
     let peaks = |r: &RunResult| r.peaks.or_else(|| Peaks::of(&r.epochs_log));
     let peak_metric = |name: &'static str, pick: fn(&Peaks) -> (f64, usize)| Metric {
         name,
@@ -192,43 +194,39 @@ fn metrics(groups: &[Vec<&RunResult>], theme: Theme) -> Vec<Metric> {
         mark_best: true,
     };
     let last = |r: &RunResult| r.epochs_log.last().cloned();
-    vec![
-        accuracy("clean", &final_value(|t| t.clean)),
-        accuracy("FGSM", &final_value(|t| t.fgsm)),
-        accuracy("PGD-10", &final_value(|t| t.pgd10)),
-        accuracy("PGD-20", &final_value(|t| t.pgd20)),
-        accuracy("PGD-50", &final_value(|t| t.pgd50)),
-        accuracy("CW", &final_value(|t| t.cw)),
-        accuracy("AA", &final_value(|t| t.autoattack)),
-        peak_metric("SA peak", |p| {
-            (p.test_clean_acc.value, p.test_clean_acc.epoch)
-        }),
-        peak_metric("RA peak", |p| (p.test_pgd_acc.value, p.test_pgd_acc.epoch)),
-        accuracy("last SA", &|r| last(r).map(|e| e.test_clean_acc)),
-        accuracy("last RA", &|r| last(r).map(|e| e.test_pgd_acc)),
-        Metric {
-            name: "epochs",
-            // The least advanced seed's.
-            values: (groups.iter())
-                .map(|runs| {
-                    let least = runs.iter().min_by_key(|r| r.epochs_done);
-                    let text =
-                        least.map_or("-".into(), |r| format!("{}/{}", r.epochs_done, r.epochs));
-                    (text, None)
-                })
-                .collect(),
-            mark_best: false,
-        },
-        Metric {
-            name: "time",
-            values: (groups.iter())
-                .map(|runs| {
-                    let seconds: Vec<f64> = runs.iter().map(|r| r.seconds).collect();
-                    let mean = Stat::of(&seconds).map_or(0.0, |s| s.mean);
-                    (clock(mean), None)
-                })
-                .collect(),
-            mark_best: false,
-        },
-    ]
+    let finals = std::iter::once(accuracy("clean", &clean)).chain(attacks);
+    finals
+        .chain([
+            peak_metric("SA peak", |p| {
+                (p.test_clean_acc.value, p.test_clean_acc.epoch)
+            }),
+            peak_metric("RA peak", |p| (p.test_pgd_acc.value, p.test_pgd_acc.epoch)),
+            accuracy("last SA", &|r| last(r).map(|e| e.test_clean_acc)),
+            accuracy("last RA", &|r| last(r).map(|e| e.test_pgd_acc)),
+            Metric {
+                name: "epochs",
+                // The least advanced seed's.
+                values: (groups.iter())
+                    .map(|runs| {
+                        let least = runs.iter().min_by_key(|r| r.epochs_done);
+                        let text =
+                            least.map_or("-".into(), |r| format!("{}/{}", r.epochs_done, r.epochs));
+                        (text, None)
+                    })
+                    .collect(),
+                mark_best: false,
+            },
+            Metric {
+                name: "time",
+                values: (groups.iter())
+                    .map(|runs| {
+                        let seconds: Vec<f64> = runs.iter().map(|r| r.seconds).collect();
+                        let mean = Stat::of(&seconds).map_or(0.0, |s| s.mean);
+                        (clock(mean), None)
+                    })
+                    .collect(),
+                mark_best: false,
+            },
+        ])
+        .collect()
 }

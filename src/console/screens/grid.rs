@@ -3,8 +3,8 @@
 use super::{Action, Shared, View};
 use crate::console::snapshot::{completed_seeds, over_completed_seeds, JobRow, JobState};
 use crate::console::widgets::{percent, spread, Theme};
-use crate::report::tables::Column;
-use crate::vocab::{DatasetKind, JobName, Status};
+use crate::store::result::FinalTable;
+use crate::vocab::{DatasetKind, FinalAttack, JobName, Status};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier};
 use ratatui::text::{Line, Span};
@@ -154,8 +154,8 @@ fn headline(shared: &Shared, row: &JobRow) -> Option<String> {
             let table = row.result.as_ref()?.final_table.as_ref()?;
             Some(format!(
                 "{} {}",
-                percent(table.pgd20),
-                percent(table.autoattack)
+                percent(table.accuracy(FinalAttack::Pgd20)),
+                percent(table.accuracy(FinalAttack::AutoAttack))
             ))
         }
         JobState::Run(Status::Running | Status::Stopped) => {
@@ -243,8 +243,9 @@ fn seeds_cell(shared: &Shared, runs: &[&JobRow], width: usize, theme: Theme) -> 
     let state = cell_state(runs);
     let done = completed_seeds(runs);
     let counts = format!("{done}/{}", runs.len());
-    let pgd = over_completed_seeds(runs, |t| t.pgd20).map(|s| format!("{:.1}", s.mean));
-    let aa = over_completed_seeds(runs, |t| t.autoattack)
+    let pgd = over_completed_seeds(runs, |t| t.accuracy(FinalAttack::Pgd20))
+        .map(|s| format!("{:.1}", s.mean));
+    let aa = over_completed_seeds(runs, |t| t.accuracy(FinalAttack::AutoAttack))
         .map_or("-".into(), |s| format!("{:.1}", s.mean));
     let word = state.as_str();
     let glyph = theme.state_glyph(state);
@@ -365,10 +366,11 @@ fn detail_lines(shared: &Shared, theme: Theme, compact: bool) -> Vec<Line<'stati
 fn seeds_line(shared: &Shared, runs: &[&JobRow], theme: Theme) -> Line<'static> {
     let done = completed_seeds(runs);
     let mut text = format!("seeds {done}/{} done", runs.len());
-    let columns: [Column; 3] = [
+    type Pick = fn(&FinalTable) -> Option<f64>;
+    let columns: [(&str, Pick); 3] = [
         ("SA", |t| t.clean),
-        ("PGD-20", |t| t.pgd20),
-        ("AA", |t| t.autoattack),
+        ("PGD-20", |t| t.accuracy(FinalAttack::Pgd20)),
+        ("AA", |t| t.accuracy(FinalAttack::AutoAttack)),
     ];
     let stats: Vec<String> = (columns.iter())
         .filter_map(|(name, pick)| {
