@@ -8,8 +8,7 @@ use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 pub(super) struct ExportArgs {
-    /// markdown, latex, csv, json or tensorboard; repeatable (default: markdown).
-    #[arg(long = "format", value_name = "F")]
+    #[arg(long = "format", value_name = "F", help = formats_help())]
     formats: Vec<String>,
     /// Where the files go (default: `report/` in the first output folder).
     #[arg(long, value_name = "DIR")]
@@ -30,6 +29,13 @@ pub(super) struct ExportArgs {
     config: Option<PathBuf>,
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
+}
+
+/// `--format`'s help: the formats of the vocabulary (no closing period, as clap writes a
+/// one-sentence doc comment).
+fn formats_help() -> String {
+    let names: Vec<&str> = Format::ALL.iter().map(|f| f.as_str()).collect();
+    format!("{}; repeatable (default: markdown)", names.join(", "))
 }
 
 fn list<T: std::str::FromStr>(text: &Option<String>) -> Result<Vec<T>, CliError>

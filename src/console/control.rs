@@ -244,17 +244,10 @@ impl Control {
         let folder = self.output_dir.join("report");
         // The study the console shows gives the barrier figure when no AdaRAT run has finished.
         let study = crate::config::open(self.config.as_deref(), &self.sets).ok();
-        let formats = [
-            Format::Markdown,
-            Format::Latex,
-            Format::Csv,
-            Format::Json,
-            Format::Tensorboard,
-        ];
         let exported = export(
             std::slice::from_ref(&self.output_dir),
             &Filter::default(),
-            &formats,
+            Format::ALL,
             Some(study.as_ref().and_then(Barrier::of_study)),
             &folder,
         )?;

@@ -1,24 +1,16 @@
 //! From run folders to a paper: runs gathered into seed groups ([`groups`]), the main and peaks
-//! tables ([`tables`]), written as Markdown, LaTeX, tidy CSV and JSON ([`format`]), with figures
-//! ([`figures`]) and TensorBoard event files ([`tensorboard`]). `adarat export` is its command
+//! tables ([`tables`]), written in each export format (Markdown, LaTeX, tidy CSV, JSON, TensorBoard
+//! event files: [`format`]), with figures ([`figures`]). `adarat export` is its command
 //! (docs/report.md).
 pub mod figures;
 pub mod format;
 pub mod groups;
 pub mod tables;
-pub mod tensorboard;
+
+pub use format::Format;
 
 use std::path::{Path, PathBuf};
 use tables::Filter;
-
-crate::vocab::vocabulary!(
-    /// The formats `adarat export` writes.
-    Format, "format" {
-        Markdown => "markdown" | "md", Latex => "latex" | "tex", Csv => "csv", Json => "json",
-        /// TensorBoard event files, one folder per run.
-        Tensorboard => "tensorboard",
-    }
-);
 
 #[derive(thiserror::Error, Debug)]
 pub enum ReportError {
@@ -69,42 +61,18 @@ pub fn export(
     }
     let peaks = tables::peaks(&collection);
     let markdown = format::markdown(&main, &peaks, &collection);
-    let mut files: Vec<(PathBuf, String)> = Vec::new();
-    for format in formats {
-        match format {
-            Format::Markdown => files.push((out.join("results.md"), markdown.clone())),
-            Format::Latex => files.push((out.join("results.tex"), format::latex(&main, &peaks))),
-            Format::Csv => {
-                files.push((out.join("epochs.csv"), format::epochs_csv(&collection)));
-                files.push((out.join("attacks.csv"), format::attacks_csv(&collection)));
-            }
-            Format::Json => files.push((
-                out.join("results.json"),
-                format::json(&main, &peaks, &collection),
-            )),
-            Format::Tensorboard => {}
-        }
-    }
     std::fs::create_dir_all(out).map_err(|source| ReportError::Write {
         path: out.to_path_buf(),
         source,
     })?;
-    for (path, text) in &files {
-        crate::store::write_atomically(path, text.as_bytes()).map_err(|e| ReportError::Write {
-            path: path.clone(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
-    }
-    let mut written: Vec<PathBuf> = files.into_iter().map(|(path, _)| path).collect();
-    if formats.contains(&Format::Tensorboard) {
-        let dir = out.join("tensorboard");
-        for run in collection.groups.iter().flat_map(|g| &g.runs) {
-            let path = tensorboard::write_run(run, &dir).map_err(|source| ReportError::Write {
-                path: dir.clone(),
-                source,
-            })?;
-            written.push(path);
-        }
+    let tables = format::Tables {
+        main: &main,
+        peaks: &peaks,
+        collection: &collection,
+    };
+    let mut written: Vec<PathBuf> = Vec::new();
+    for format in formats {
+        written.extend(format::writer(*format).write(&tables, out)?);
     }
     let mut figures_failed = None;
     if let Some(fallback) = plots {

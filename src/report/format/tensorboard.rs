@@ -2,8 +2,27 @@
 //! W&B, which imports them). A small writer of the documented format: TFRecord framing (length,
 //! masked CRC-32C of the length, the bytes, their masked CRC-32C) around `Event` protocol buffers
 //! (docs/report.md#tensorboard).
-use super::groups::Run;
+use super::{Tables, Writer};
+use crate::report::groups::Run;
+use crate::report::ReportError;
 use std::path::{Path, PathBuf};
+
+/// `tensorboard/<run folder name>/`, one event file per run.
+pub(super) struct Tensorboard;
+
+impl Writer for Tensorboard {
+    fn write(&self, tables: &Tables, out: &Path) -> Result<Vec<PathBuf>, ReportError> {
+        let dir = out.join("tensorboard");
+        let runs = tables.collection.groups.iter().flat_map(|g| &g.runs);
+        runs.map(|run| {
+            write_run(run, &dir).map_err(|source| ReportError::Write {
+                path: dir.clone(),
+                source,
+            })
+        })
+        .collect()
+    }
+}
 
 /// The scalars written for every epoch, by tag; optional ones only where the run has them.
 fn scalars(e: &crate::store::result::EpochRecord) -> Vec<(&'static str, f64)> {
@@ -27,7 +46,7 @@ fn scalars(e: &crate::store::result::EpochRecord) -> Vec<(&'static str, f64)> {
 
 /// Writes `<dir>/<run folder name>/events.out.tfevents.adarat`: one event per epoch (step = epoch)
 /// after the file-version event TensorBoard expects first.
-pub fn write_run(run: &Run, dir: &Path) -> std::io::Result<PathBuf> {
+fn write_run(run: &Run, dir: &Path) -> std::io::Result<PathBuf> {
     let name = run.folder.file_name().unwrap_or_default();
     let folder = dir.join(name);
     std::fs::create_dir_all(&folder)?;

@@ -1,0 +1,94 @@
+//! Tidy CSV for pandas: `epochs.csv` (run × epoch × metric) and `attacks.csv` (run × attack).
+use super::{write_text, Tables, Writer};
+use crate::report::groups::{Collection, Run};
+use crate::report::ReportError;
+use crate::vocab::FinalAttack;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+pub(super) struct Csv;
+
+impl Writer for Csv {
+    fn write(&self, tables: &Tables, out: &Path) -> Result<Vec<PathBuf>, ReportError> {
+        Ok(vec![
+            write_text(out, "epochs.csv", &epochs_csv(tables.collection))?,
+            write_text(out, "attacks.csv", &attacks_csv(tables.collection))?,
+        ])
+    }
+}
+
+/// A CSV field, quoted when it needs to be.
+fn field(text: &str) -> String {
+    if text.contains([',', '"', '\n']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
+
+const RUN_COLUMNS: &str = "run,job,method,dataset,mode,model,seed,protocol";
+
+fn run_fields(run: &Run) -> String {
+    let r = &run.result;
+    let name = run
+        .folder
+        .file_name()
+        .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+    [
+        field(&name),
+        r.job.to_string(),
+        r.method.to_string(),
+        r.dataset.to_string(),
+        r.mode.to_string(),
+        r.model.to_string(),
+        r.seed.to_string(),
+        r.protocol.to_string(),
+    ]
+    .join(",")
+}
+
+/// Tidy long form, one row per run × epoch × metric.
+fn epochs_csv(collection: &Collection) -> String {
+    let mut s = format!("{RUN_COLUMNS},epoch,metric,value\n");
+    for run in collection.groups.iter().flat_map(|g| &g.runs) {
+        let fields = run_fields(run);
+        for e in &run.result.epochs_log {
+            let metrics: [(&str, Option<f64>); 9] = [
+                ("lr", Some(e.lr)),
+                ("train_loss", Some(e.train_loss)),
+                ("train_clean_acc", Some(e.train_clean_acc)),
+                ("train_adv_acc", Some(e.train_adv_acc)),
+                ("test_clean_acc", Some(e.test_clean_acc)),
+                ("test_fgsm_acc", Some(e.test_fgsm_acc)),
+                ("test_pgd_acc", Some(e.test_pgd_acc)),
+                ("ratio_mean", e.ratio_mean),
+                ("clean_branch_share", e.clean_branch_share),
+            ];
+            for (metric, value) in metrics {
+                if let Some(value) = value {
+                    let _ = writeln!(s, "{fields},{},{metric},{value}", e.epoch);
+                }
+            }
+        }
+    }
+    s
+}
+
+/// Tidy long form, one row per run × attack of the final table.
+fn attacks_csv(collection: &Collection) -> String {
+    let mut s = format!("{RUN_COLUMNS},attack,accuracy\n");
+    for run in collection.groups.iter().flat_map(|g| &g.runs) {
+        let fields = run_fields(run);
+        let Some(table) = &run.result.final_table else {
+            continue;
+        };
+        let attacks =
+            (FinalAttack::ALL.iter()).map(|attack| (attack.as_str(), table.accuracy(*attack)));
+        for (attack, accuracy) in std::iter::once(("clean", table.clean)).chain(attacks) {
+            if let Some(accuracy) = accuracy {
+                let _ = writeln!(s, "{fields},{attack},{accuracy}");
+            }
+        }
+    }
+    s
+}

@@ -1,0 +1,110 @@
+//! The main and peaks tables as a LaTeX document (`results.tex`).
+use super::{delta, row_label, seeds, stat, write_text, Tables, Writer, LEGEND};
+use crate::report::tables::{MainTable, PeakRow, COLUMNS};
+use crate::report::ReportError;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+pub(super) struct Latex;
+
+impl Writer for Latex {
+    fn write(&self, tables: &Tables, out: &Path) -> Result<Vec<PathBuf>, ReportError> {
+        let text = latex(tables.main, tables.peaks);
+        Ok(vec![write_text(out, "results.tex", &text)?])
+    }
+}
+
+/// LaTeX's special characters in running text.
+fn tex(text: &str) -> String {
+    text.replace('\\', r"\textbackslash{}")
+        .replace('_', r"\_")
+        .replace('%', r"\%")
+        .replace('&', r"\&")
+        .replace('#', r"\#")
+        .replace('ε', r"$\epsilon$")
+}
+
+/// A standalone document with one booktabs table per dataset and the peaks table: compiles as is
+/// with `pdflatex` (the tables can be pasted into a paper that loads booktabs).
+fn latex(tables: &[MainTable], peaks: &[PeakRow]) -> String {
+    let mut s = String::from(
+        "\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage[margin=1in]{geometry}\n\\begin{document}\n",
+    );
+    for table in tables {
+        let _ = writeln!(s, "\\begin{{table}}[t]\n\\centering\\small");
+        let _ = writeln!(
+            s,
+            "\\caption{{{}: accuracy (\\%), {}.}}",
+            tex(&table.dataset.to_string()),
+            tex(LEGEND).replace('±', "$\\pm$").replace('Δ', "$\\Delta$")
+        );
+        let _ = writeln!(
+            s,
+            "\\begin{{tabular}}{{llr{}}}\n\\toprule",
+            "r".repeat(COLUMNS.len())
+        );
+        s += "Method & Mode & $n$";
+        for (name, _) in COLUMNS.iter() {
+            let _ = write!(s, " & {name}");
+        }
+        s += " \\\\\n\\midrule\n";
+        let mut previous = None;
+        for row in &table.rows {
+            if previous.is_some() && previous != Some(row.method) {
+                s += "\\midrule\n";
+            }
+            previous = Some(row.method);
+            let (method, mode) = row_label(row);
+            let _ = write!(
+                s,
+                "{} & {} & {}",
+                tex(&method),
+                tex(&mode),
+                seeds(&row.seeds)
+            );
+            for column in 0..COLUMNS.len() {
+                let text = stat(row.cells[column], "$\\pm$");
+                let text = if row.best[column] {
+                    format!("\\textbf{{{text}}}")
+                } else {
+                    text
+                };
+                let _ = write!(s, " & {text}{}", delta(row.delta[column]));
+            }
+            s += " \\\\\n";
+        }
+        s += "\\bottomrule\n\\end{tabular}\n";
+        let mut notes: Vec<String> = Vec::new();
+        if !table.presets.is_empty() {
+            notes.push(format!("AutoAttack: {}.", table.presets.join(", ")));
+        }
+        notes.extend(table.notes.iter().cloned());
+        for note in notes {
+            let _ = writeln!(s, "\n\\par\\footnotesize {}", tex(&note));
+        }
+        s += "\\end{table}\n\n";
+    }
+    if !peaks.is_empty() {
+        s += "\\begin{table}[t]\n\\centering\\small\n\\caption{Test SA and RA (PGD) peaks: epochs, values (\\%), their distance and the last epoch.}\n";
+        s += "\\begin{tabular}{lrrrrrrrr}\n\\toprule\nJob & $n$ & SA ep. & SA & RA ep. & RA & dist. & last SA & last RA \\\\\n\\midrule\n";
+        for p in peaks {
+            let job = format!("{}/{}/{}", p.method, p.dataset, p.mode);
+            let _ = writeln!(
+                s,
+                "{} & {} & {:.1} & {} & {:.1} & {} & {:.1} & {} & {} \\\\",
+                tex(&job),
+                seeds(&p.seeds),
+                p.sa_epoch.mean,
+                stat(Some(p.sa), "$\\pm$"),
+                p.ra_epoch.mean,
+                stat(Some(p.ra), "$\\pm$"),
+                p.distance.mean,
+                stat(Some(p.last_sa), "$\\pm$"),
+                stat(Some(p.last_ra), "$\\pm$"),
+            );
+        }
+        s += "\\bottomrule\n\\end{tabular}\n\\end{table}\n";
+    }
+    s += "\\end{document}\n";
+    s
+}
