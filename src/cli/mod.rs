@@ -58,7 +58,7 @@ enum Command {
     /// (e.g. `adarat submit pgd-at/cifar10/adarat --partition gpu --time 12:00:00`).
     Submit(submit::SubmitArgs),
     /// The study's tables from its run folders: the main table (mean ± sd over seeds) and the
-    /// peaks, as Markdown, LaTeX, CSV or JSON (e.g. `adarat export --format latex`).
+    /// peaks, in the formats of --format (e.g. `adarat export --format latex`).
     Export(export::ExportArgs),
     /// Datasets in their official formats.
     #[command(subcommand)]

@@ -4,7 +4,7 @@ use super::{Action, Shared, View};
 use crate::console::widgets::{spread, Theme};
 use crate::report::groups::{self, Run};
 use crate::report::tables::{self, Stat, COLUMNS};
-use crate::vocab::DatasetKind;
+use crate::vocab::{DatasetKind, FinalAttack};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
@@ -91,18 +91,15 @@ fn cell(stat: Option<Stat>, delta: Option<f64>, wide: bool, theme: Theme) -> Str
 
 fn main_table(table: &tables::MainTable, wide: bool, theme: Theme) -> Table<'static> {
     let width = if wide { 15 } else { 8 };
-    // At 80 columns AutoAttack's header is shortened to fit its cells.
-    let name = |name: &'static str| {
-        if !wide && name == "AutoAttack" {
-            "AA"
-        } else {
-            name
-        }
+    // At 80 columns an attack's header is its short label, to fit its cells.
+    let name = |(label, attack): &(&'static str, Option<FinalAttack>)| match attack {
+        Some(attack) if !wide => attack.info().short,
+        _ => label,
     };
     let header = Row::new(
         ["method", "mode", "n"]
             .into_iter()
-            .chain(COLUMNS.iter().map(|(column, _)| name(column)))
+            .chain(COLUMNS.iter().map(name))
             .map(|name| Cell::from(name.to_string())),
     )
     .style(theme.bold());
