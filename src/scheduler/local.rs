@@ -110,19 +110,54 @@ impl Scheduler for LocalWorker {
     /// runs it (the next batch saves it, resumable).
     fn cancel(&self, output_dir: &Path, task: &str) -> Result<(), SchedulerError> {
         let queued = worker::queued_runs(output_dir)?;
-        if let Some((_, entry)) = queued.iter().find(|(folder, _)| folder == task) {
+        let entry = queued
+            .iter()
+            .find(|(folder, _)| folder == task)
+            .map(|(_, e)| e);
+        if let Some(entry) = entry {
             queue::modify(output_dir, |q| q.remove(&entry.job, entry.seed))?;
         }
-        if let Holder::Held(Some(owner)) = lock::holder(&store::run_lock_path(output_dir, task)) {
-            if owner.is_this_hosts_process() {
-                crate::native::posix::terminate(owner.pid).map_err(|source| {
-                    SchedulerError::Io {
-                        path: store::run_lock_path(output_dir, task),
-                        source,
-                    }
-                })?;
-            }
+        let lock = store::run_lock_path(output_dir, task);
+        let here = match lock::holder(&lock) {
+            Holder::Held(Some(owner)) if owner.is_this_hosts_process() => Some(owner.pid),
+            _ => None,
+        };
+        if let Some(pid) = here {
+            crate::native::posix::terminate(pid)
+                .map_err(|source| SchedulerError::Io { path: lock, source })?;
+        }
+        if entry.is_none() && here.is_none() {
+            return Err(SchedulerError::Refused(format!(
+                "{task} is neither in the local queue nor run by a process of this host"
+            )));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cancel_takes_a_queued_run_out_and_refuses_a_task_it_does_not_have() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = queue::Entry {
+            seed: Some(1),
+            ..queue::Entry::new("st/synthetic/baseline", None, Vec::new())
+        };
+        queue::modify(dir.path(), |q| q.push([entry])).unwrap();
+        let local = LocalWorker::new(serde_yaml::Value::Null, &Placement::default()).unwrap();
+        let tasks = local.poll(dir.path()).unwrap();
+        let folder = tasks.keys().next().unwrap().clone();
+        assert!(folder.starts_with("st_synthetic_baseline_"), "{folder}");
+        assert_eq!(tasks[&folder].state, "QUEUED");
+        local.cancel(dir.path(), &folder).unwrap();
+        assert!(queue::read(dir.path()).unwrap().jobs.is_empty());
+        let error = local.cancel(dir.path(), &folder).unwrap_err();
+        assert!(
+            error.to_string().contains("neither in the local queue"),
+            "{error}"
+        );
     }
 }
