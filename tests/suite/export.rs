@@ -262,6 +262,11 @@ fn export_averages_seeds_marks_the_best_gives_deltas_and_keeps_differing_runs_ap
         assert!(latex.contains(needed), "{needed}");
     }
     assert_eq!(latex.matches('{').count(), latex.matches('}').count());
+    // Two groups of one job are told apart in the peaks table too.
+    assert!(
+        latex.contains("pgd-at/cifar10/adarat [epochs 2]"),
+        "{latex}"
+    );
     for line in latex.lines().filter(|l| l.starts_with("pgd-at ")) {
         assert_eq!(line.matches(" & ").count(), 8, "{line}");
     }

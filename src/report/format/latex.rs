@@ -1,5 +1,5 @@
 //! The main and peaks tables as a LaTeX document (`results.tex`).
-use super::{delta, row_label, seeds, stat, write_text, Tables, Writer, LEGEND};
+use super::{delta, peak_job, row_label, seeds, stat, write_text, Tables, Writer, LEGEND};
 use crate::report::tables::{MainTable, PeakRow, COLUMNS};
 use crate::report::ReportError;
 use std::fmt::Write;
@@ -88,7 +88,7 @@ fn latex(tables: &[MainTable], peaks: &[PeakRow]) -> String {
         s += "\\begin{table}[t]\n\\centering\\small\n\\caption{Test SA and RA (PGD) peaks: epochs, values (\\%), their distance and the last epoch.}\n";
         s += "\\begin{tabular}{lrrrrrrrr}\n\\toprule\nJob & $n$ & SA ep. & SA & RA ep. & RA & dist. & last SA & last RA \\\\\n\\midrule\n";
         for p in peaks {
-            let job = format!("{}/{}/{}", p.method, p.dataset, p.mode);
+            let job = peak_job(p);
             let _ = writeln!(
                 s,
                 "{} & {} & {:.1} & {} & {:.1} & {} & {:.1} & {} & {} \\\\",

@@ -1,5 +1,5 @@
 //! The main and peaks tables in Markdown (`results.md`), also printed where the export ran.
-use super::{delta, row_label, seeds, stat, write_text, Tables, Writer, LEGEND};
+use super::{delta, peak_job, row_label, seeds, stat, write_text, Tables, Writer, LEGEND};
 use crate::report::groups::Collection;
 use crate::report::tables::{MainTable, PeakRow, Stat, COLUMNS};
 use crate::report::ReportError;
@@ -54,10 +54,7 @@ pub fn text(tables: &[MainTable], peaks: &[PeakRow], collection: &Collection) ->
         s += "| job | n | SA peak epoch | SA peak | RA peak epoch | RA peak | distance | last SA | last RA |\n";
         s += "|---|---|---:|---:|---:|---:|---:|---:|---:|\n";
         for p in peaks {
-            let job = match &p.apart {
-                Some(apart) => format!("{}/{}/{} [{apart}]", p.method, p.dataset, p.mode),
-                None => format!("{}/{}/{}", p.method, p.dataset, p.mode),
-            };
+            let job = peak_job(p);
             let epoch = |s: Stat| match s.sd {
                 Some(sd) => format!("{:.1} ± {sd:.1}", s.mean),
                 None => format!("{:.0}", s.mean),

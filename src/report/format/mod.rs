@@ -69,6 +69,14 @@ fn stat(s: Option<Stat>, plus_minus: &str) -> String {
     }
 }
 
+/// A peaks row's job, with what keeps its group apart from others of the job (`[epochs 2]`).
+fn peak_job(p: &PeakRow) -> String {
+    match &p.apart {
+        Some(apart) => format!("{}/{}/{} [{apart}]", p.method, p.dataset, p.mode),
+        None => format!("{}/{}/{}", p.method, p.dataset, p.mode),
+    }
+}
+
 fn delta(d: Option<f64>) -> String {
     d.map_or(String::new(), |d| format!(" ({d:+.2})"))
 }
