@@ -585,7 +585,7 @@ fn list(args: &ConfigArgs) -> Result<(), CliError> {
         if let Some(waiting) = waiting {
             let _ = write!(state, "  ({waiting})");
         }
-        if let Some(task) = row.remote.as_ref().filter(|task| task.is_active()) {
+        if let Some(task) = row.remote.as_ref().filter(|task| task.active) {
             let (backend, id) = (task.backend, &task.id);
             let _ = write!(state, "  {backend} {id} {}", task.state.to_lowercase());
             if let Some(reason) = &task.reason {

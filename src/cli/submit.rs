@@ -71,7 +71,7 @@ pub(super) fn submit(args: SubmitArgs) -> Result<(), CliError> {
     let active: HashMap<String, scheduler::Task> = (scheduler.poll(&output_dir))
         .unwrap_or_default()
         .into_iter()
-        .filter(|(_, task)| task.is_active())
+        .filter(|(_, task)| task.active)
         .collect();
     let (configs, skipped) =
         scheduler::to_submit(scheduler.as_ref(), configs, &output_dir, &active);

@@ -589,7 +589,7 @@ impl App {
     fn ask_stop(&mut self) {
         // A job waiting or running on the study's scheduler (a Slurm cluster) is stopped there.
         let remote = (self.shared.cursor())
-            .and_then(|row| Some((row.run(), row.remote.as_ref().filter(|t| t.is_active())?)));
+            .and_then(|row| Some((row.run(), row.remote.as_ref().filter(|t| t.active)?)));
         if let Some((run, task)) = remote {
             let task = task.id.clone();
             self.popup = Some(Popup::Confirm(Command::Cancel { run, task }));

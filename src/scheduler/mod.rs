@@ -131,12 +131,6 @@ pub struct Task {
     pub after: Vec<String>,
 }
 
-impl Task {
-    pub fn is_active(&self) -> bool {
-        self.active
-    }
-}
-
 #[derive(thiserror::Error, Debug)]
 pub enum SchedulerError {
     #[error("scheduler: unknown backend `{backend}` (one of: {known})")]

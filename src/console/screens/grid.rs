@@ -177,7 +177,7 @@ fn job_cell(shared: &Shared, row: &JobRow, width: usize, theme: Theme) -> Cell<'
     };
     let room = width.saturating_sub(1);
     let word = row.state.as_str();
-    let remote = row.remote.as_ref().filter(|task| task.is_active());
+    let remote = row.remote.as_ref().filter(|task| task.active);
     let text = match (row.state, headline(shared, row)) {
         // Waiting or running on the cluster, where this machine sees no process (docs/slurm.md).
         (state, _) if remote.is_some() && state != JobState::Run(Status::Running) => {

@@ -117,11 +117,11 @@ mod tests {
         let running = &tasks["12_0"];
         assert_eq!(running.node.as_deref(), Some("node7"));
         assert_eq!(running.reason, None);
-        assert!(running.is_active());
+        assert!(running.active);
         let pending = &tasks["12_1"];
         assert_eq!(pending.reason.as_deref(), Some("Resources"));
         assert_eq!(pending.node, None);
         let done = parse("3_0|COMPLETED|None|n1|0:10");
-        assert!(!done["3_0"].is_active());
+        assert!(!done["3_0"].active);
     }
 }
