@@ -2,7 +2,7 @@
 //! changes), the run locks that say which process runs what, the queue file, and the growing
 //! `events.jsonl` of each running job (read incrementally from where the last pass stopped).
 use super::snapshot::{FinalStep, JobRow, JobState, Live, Phase, Queued, Snapshot, LIVE_WINDOW};
-use crate::config::{JobOverrides, Study};
+use crate::config::{JobConfig, JobOverrides, Study};
 use crate::lock::{self, Holder};
 use crate::scheduler::{self, Scheduler, Task};
 use crate::store::events::{BatchSample, Event};
@@ -56,6 +56,8 @@ const REMOTE_INTERVAL: Duration = Duration::from_secs(5);
 struct CachedResult {
     stamp: (SystemTime, u64),
     result: Result<Arc<RunResult>, Arc<StoreError>>,
+    /// `config.yaml`, read with the result: what the Study screen groups runs by.
+    config: Option<Arc<JobConfig>>,
 }
 
 impl Monitor {
@@ -179,6 +181,7 @@ impl Monitor {
             folder: watched.folder.clone(),
             state: JobState::NotRun,
             result: None,
+            config: None,
             error: watched.unresolvable.clone(),
             owner: None,
             remote: None,
@@ -193,6 +196,7 @@ impl Monitor {
             Some(Err(error)) => row.error = Some(format!("unreadable: {error}")),
             None => {}
         }
+        row.config = (self.results.get(&folder)).and_then(|cached| cached.config.clone());
         // A failure without a run folder counts until a result is written after it: a run that
         // completed later (perhaps in another process) is completed. Failures are timed to the
         // second, so within one second the failure counts.
@@ -257,8 +261,15 @@ impl Monitor {
         let cached = self.results.get(folder).filter(|c| c.stamp == stamp);
         if cached.is_none() {
             let result = read_result(&path).map(Arc::new).map_err(Arc::new);
-            self.results
-                .insert(folder.to_path_buf(), CachedResult { stamp, result });
+            let config = crate::store::read_config(folder).map(Arc::new);
+            self.results.insert(
+                folder.to_path_buf(),
+                CachedResult {
+                    stamp,
+                    result,
+                    config,
+                },
+            );
         }
         self.results.get(folder).map(|c| c.result.clone())
     }

@@ -1,6 +1,7 @@
 //! What the console knows, as plain data: the monitor builds a [`Snapshot`] from the output folder
 //! (run folders, the queue file, the locks of running processes) and the application state keeps
 //! the latest one. Nothing here touches tch.
+use crate::config::JobConfig;
 use crate::lock::LockOwner;
 use crate::scheduler::Task;
 use crate::store::events::BatchSample;
@@ -40,6 +41,8 @@ pub struct JobRow {
     pub state: JobState,
     /// `result.json`, when the folder has a readable one.
     pub result: Option<Arc<RunResult>>,
+    /// `config.yaml`, read with `result.json`.
+    pub config: Option<Arc<JobConfig>>,
     /// Why the job failed (from `result.json`, or from the queue when it failed before its run
     /// folder existed), or why the folder could not be read.
     pub error: Option<String>,

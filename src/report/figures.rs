@@ -6,10 +6,9 @@ mod font;
 
 use super::groups::{Collection, Group};
 use super::tables::{self, Stat};
-use crate::config::{JobConfig, RatioConfig};
+use crate::config::RatioConfig;
 use crate::ratio::{barrier_slope, barrier_value};
 use crate::store::result::EpochRecord;
-use crate::store::CONFIG_FILE;
 use crate::vocab::{DatasetKind, Method, Mode};
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
@@ -186,24 +185,21 @@ fn encode_png(pixels: &[u8], width: u32, height: u32) -> Result<Vec<u8>, String>
 
 // What the figures show, gathered from the groups.
 
-/// The groups of each method and dataset in the study's order, each with what keeps it apart
-/// from other groups of its job (other epochs, ε...), if any.
-fn by_method_and_dataset(collection: &Collection) -> Vec<(Method, DatasetKind, Vec<Apart<'_>>)> {
-    let mut found: Vec<(Method, DatasetKind, Vec<Apart<'_>>)> = Vec::new();
-    for (group, apart) in tables::ordered(collection) {
+/// The groups of each method and dataset in the study's order.
+fn by_method_and_dataset(collection: &Collection) -> Vec<(Method, DatasetKind, Vec<&Group>)> {
+    let mut found: Vec<(Method, DatasetKind, Vec<&Group>)> = Vec::new();
+    for group in tables::ordered(collection) {
         let (method, dataset) = (group.key.method, group.key.dataset);
         match found
             .iter_mut()
             .find(|(m, d, _)| (*m, *d) == (method, dataset))
         {
-            Some((_, _, groups)) => groups.push((group, apart)),
-            None => found.push((method, dataset, vec![(group, apart)])),
+            Some((_, _, groups)) => groups.push(group),
+            None => found.push((method, dataset, vec![group])),
         }
     }
     found
 }
-
-type Apart<'a> = (&'a Group, Option<String>);
 
 /// One group's per-epoch means and spreads over its seeds.
 #[derive(Clone, Debug)]
@@ -219,11 +215,11 @@ struct Line {
     share: Vec<Option<Stat>>,
 }
 
-fn curve_lines(groups: &[Apart<'_>]) -> Vec<Line> {
+fn curve_lines(groups: &[&Group]) -> Vec<Line> {
     groups
         .iter()
-        .map(|(group, apart)| {
-            let label = match apart {
+        .map(|group| {
+            let label = match &group.apart {
                 Some(apart) => format!("{} [{apart}]", group.key.mode),
                 None => group.key.mode.to_string(),
             };
@@ -258,10 +254,7 @@ fn barriers(collection: &Collection) -> Vec<Barrier> {
     let mut found: Vec<Barrier> = Vec::new();
     let adarat = (collection.groups.iter()).filter(|g| g.key.mode == Mode::AdaRat);
     for group in adarat {
-        let Some(ratio) = (group.runs.iter()).find_map(|run| {
-            let text = std::fs::read_to_string(run.folder.join(CONFIG_FILE)).ok()?;
-            serde_yaml::from_str::<JobConfig>(&text).ok()?.ratio
-        }) else {
+        let Some(ratio) = (group.runs.iter()).find_map(|run| run.config.as_ref()?.ratio) else {
             continue;
         };
         match found.iter_mut().find(|b| b.ratio == ratio) {
@@ -621,8 +614,9 @@ impl Figure for Barriers {
 struct TradeOff {
     dataset: DatasetKind,
     robust_name: &'static str,
-    /// (method, mode, clean, robust), means over seeds.
-    points: Vec<(Method, Mode, f64, f64)>,
+    /// (label, mode, clean, robust), means over seeds; the label is the method's, with what
+    /// keeps its group apart and, where presets mix, its AutoAttack preset.
+    points: Vec<(String, Mode, f64, f64)>,
 }
 
 impl TradeOff {
@@ -638,7 +632,16 @@ impl TradeOff {
             (pgd, "PGD-20")
         };
         let points = (table.rows.iter())
-            .filter_map(|r| Some((r.method, r.mode, value(r, clean)?, value(r, robust)?)))
+            .filter_map(|r| {
+                let mut label = r.method.to_string();
+                if let Some(apart) = &r.apart {
+                    label += &format!(" [{apart}]");
+                }
+                if let (true, Some(preset)) = (with_aa && table.mixed_presets(), &r.preset) {
+                    label += &format!(" (AA {preset})");
+                }
+                Some((label, r.mode, value(r, clean)?, value(r, robust)?))
+            })
             .collect();
         TradeOff {
             dataset: table.dataset,
@@ -678,7 +681,7 @@ impl Figure for TradeOff {
                 if of_mode.is_empty() {
                     continue;
                 }
-                                                let dots = (of_mode.iter()).map(|p| marked!((p.2, p.3), color, p.0.to_string()));
+                                                let dots = (of_mode.iter()).map(|p| marked!((p.2, p.3), color, p.0.clone()));
                 chart
                     .draw_series(dots)
                     .map_err(text)?

@@ -56,6 +56,8 @@ pub struct MainRow {
     pub mode: Mode,
     /// What tells this group from others of the same job (`epochs 2`), when there are others.
     pub apart: Option<String>,
+    /// The AutoAttack preset of its final tables.
+    pub preset: Option<String>,
     pub seeds: Vec<u64>,
     /// One per column; none where no run of the group has that attack.
     pub cells: Vec<Option<Stat>>,
@@ -63,6 +65,21 @@ pub struct MainRow {
     pub best: Vec<bool>,
     /// Per column: the mean minus the method's baseline mean (FixRAT and AdaRAT rows).
     pub delta: Vec<Option<f64>>,
+}
+
+impl MainRow {
+    /// The mode with what keeps its group apart (`adarat [epochs 2]`) and, in a table of mixed
+    /// presets, its AutoAttack preset (`adarat (AA standard)`).
+    pub fn mode_label(&self, mixed_presets: bool) -> String {
+        let mut label = self.mode.to_string();
+        if let Some(apart) = &self.apart {
+            label += &format!(" [{apart}]");
+        }
+        if let (true, Some(preset)) = (mixed_presets, &self.preset) {
+            label += &format!(" (AA {preset})");
+        }
+        label
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -73,6 +90,14 @@ pub struct MainTable {
     pub presets: Vec<String>,
     /// Footnotes: groups kept apart and why, sanity flags of runs.
     pub notes: Vec<String>,
+}
+
+impl MainTable {
+    /// Whether its rows were attacked with more than one AutoAttack preset (`protocol:
+    /// reference`: Generalist's standard one beside torchattacks'), so each row says its own.
+    pub fn mixed_presets(&self) -> bool {
+        self.presets.len() > 1
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -106,9 +131,8 @@ impl Filter {
     }
 }
 
-/// The groups to report, in the study's order (dataset, method, mode), each with what keeps it
-/// apart from other groups of its job.
-pub(super) fn ordered(collection: &Collection) -> Vec<(&Group, Option<String>)> {
+/// The groups to report, in the study's order (dataset, method, mode).
+pub(super) fn ordered(collection: &Collection) -> Vec<&Group> {
     let mut groups: Vec<&Group> = collection.groups.iter().collect();
     groups.sort_by_key(|g| {
         let k = &g.key;
@@ -119,27 +143,6 @@ pub(super) fn ordered(collection: &Collection) -> Vec<(&Group, Option<String>)> 
         )
     });
     groups
-        .iter()
-        .map(|group| {
-            let others: Vec<&&Group> = (groups.iter())
-                .filter(|g| same_job(&g.key, &group.key) && g.key != group.key)
-                .collect();
-            // This group's value of each setting in which another group of the job differs.
-            let apart = (!others.is_empty()).then(|| {
-                let theirs: Vec<_> = others.iter().map(|o| o.key.settings()).collect();
-                (group.key.settings().iter().enumerate())
-                    .filter(|(i, mine)| theirs.iter().any(|t| t[*i].1 != mine.1))
-                    .map(|(_, (name, value))| format!("{name} {value}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            });
-            (*group, apart)
-        })
-        .collect()
-}
-
-fn same_job(a: &GroupKey, b: &GroupKey) -> bool {
-    (a.method, a.dataset, a.mode) == (b.method, b.dataset, b.mode)
 }
 
 fn ordinal<T: PartialEq>(all: &[T], value: T) -> usize {
@@ -151,19 +154,19 @@ pub fn main_tables(collection: &Collection) -> Vec<MainTable> {
     let groups = ordered(collection);
     let mut tables: Vec<MainTable> = Vec::new();
     for &dataset in DatasetKind::ALL {
-        let in_dataset: Vec<&(&Group, Option<String>)> = groups
-            .iter()
-            .filter(|(g, _)| g.key.dataset == dataset)
+        let in_dataset: Vec<&Group> = (groups.iter().copied())
+            .filter(|g| g.key.dataset == dataset)
             .collect();
         if in_dataset.is_empty() {
             continue;
         }
         let mut rows: Vec<MainRow> = in_dataset
             .iter()
-            .map(|(group, apart)| MainRow {
+            .map(|group| MainRow {
                 method: group.key.method,
                 mode: group.key.mode,
-                apart: apart.clone(),
+                apart: group.apart.clone(),
+                preset: group.preset().map(str::to_string),
                 seeds: group.seeds(),
                 cells: COLUMNS
                     .iter()
@@ -181,16 +184,22 @@ pub fn main_tables(collection: &Collection) -> Vec<MainTable> {
         mark_best_and_delta(&mut rows, &in_dataset);
         let mut notes = Vec::new();
         let mut presets: Vec<String> = Vec::new();
-        for (group, apart) in &in_dataset {
-            if let Some(apart) = apart {
+        for group in &in_dataset {
+            if let Some(apart) = &group.apart {
                 notes.push(format!(
                     "{}/{}/{} ({apart}): kept apart from the job's other runs, whose settings differ; never averaged",
                     group.key.method, group.key.dataset, group.key.mode
                 ));
             }
-            if let Some(preset) = &group.key.preset {
-                if !presets.contains(preset) {
-                    presets.push(preset.clone());
+            if !group.attacked() {
+                notes.push(format!(
+                    "{}: no final attack table by design (it trains teachers; docs/protocol.md)",
+                    group.label()
+                ));
+            }
+            if let Some(preset) = group.preset() {
+                if !presets.iter().any(|p| p == preset) {
+                    presets.push(preset.to_string());
                 }
             }
             for run in &group.runs {
@@ -214,7 +223,7 @@ pub fn main_tables(collection: &Collection) -> Vec<MainTable> {
 
 /// The best mean per method and column, and each non-baseline row's difference to its method's
 /// baseline with the same settings.
-fn mark_best_and_delta(rows: &mut [MainRow], groups: &[&(&Group, Option<String>)]) {
+fn mark_best_and_delta(rows: &mut [MainRow], groups: &[&Group]) {
     for column in 0..COLUMNS.len() {
         for method in Method::ALL {
             let best = (rows.iter())
@@ -227,25 +236,20 @@ fn mark_best_and_delta(rows: &mut [MainRow], groups: &[&(&Group, Option<String>)
         }
     }
     for index in 0..rows.len() {
-        let key = &groups[index].0.key;
+        let key = &groups[index].key;
         if key.mode == Mode::Baseline {
             continue;
         }
-        let baseline = groups.iter().position(|(g, _)| {
-            g.key
-                == GroupKey {
-                    mode: Mode::Baseline,
-                    ..key.clone()
-                }
-        });
-        if let Some(baseline) = baseline {
-            for column in 0..COLUMNS.len() {
-                rows[index].delta[column] =
-                    match (rows[index].cells[column], rows[baseline].cells[column]) {
-                        (Some(mine), Some(base)) => Some(mine.mean - base.mean),
-                        _ => None,
-                    };
-            }
+        let baseline_key = key.baseline();
+        let Some(baseline) = groups.iter().position(|g| g.key == baseline_key) else {
+            continue;
+        };
+        for column in 0..COLUMNS.len() {
+            rows[index].delta[column] =
+                match (rows[index].cells[column], rows[baseline].cells[column]) {
+                    (Some(mine), Some(base)) => Some(mine.mean - base.mean),
+                    _ => None,
+                };
         }
     }
 }
@@ -254,7 +258,7 @@ fn mark_best_and_delta(rows: &mut [MainRow], groups: &[&(&Group, Option<String>)
 pub fn peaks(collection: &Collection) -> Vec<PeakRow> {
     ordered(collection)
         .into_iter()
-        .filter_map(|(group, apart)| {
+        .filter_map(|group| {
             let per_run = |value: &dyn Fn(&crate::store::result::RunResult) -> Option<f64>| {
                 let values: Vec<f64> = group.runs.iter().filter_map(|r| value(&r.result)).collect();
                 Stat::of(&values)
@@ -265,7 +269,7 @@ pub fn peaks(collection: &Collection) -> Vec<PeakRow> {
                 method: group.key.method,
                 dataset: group.key.dataset,
                 mode: group.key.mode,
-                apart,
+                apart: group.apart.clone(),
                 seeds: group.seeds(),
                 sa_epoch: per_run(&|r| peak(r).map(|p| p.test_clean_acc.epoch as f64))?,
                 sa: per_run(&|r| peak(r).map(|p| p.test_clean_acc.value))?,

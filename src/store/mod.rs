@@ -166,10 +166,7 @@ pub fn completed_run(cfg: &JobConfig) -> Option<CompletedRun> {
     if result.status != Status::Completed {
         return None;
     }
-    let same_configuration = fs::read_to_string(folder.join(CONFIG_FILE))
-        .ok()
-        .and_then(|text| serde_yaml::from_str::<JobConfig>(&text).ok())
-        .is_some_and(|saved| saved.same_run_as(cfg));
+    let same_configuration = read_config(&folder).is_some_and(|saved| saved.same_run_as(cfg));
     Some(CompletedRun {
         folder,
         result,
@@ -271,10 +268,7 @@ impl RunStore {
         cfg: &JobConfig,
         fresh: bool,
     ) -> Result<Option<(RunResult, ResumePoint)>, StoreError> {
-        let same_run = fs::read_to_string(self.path(CONFIG_FILE))
-            .ok()
-            .and_then(|text| serde_yaml::from_str::<JobConfig>(&text).ok())
-            .is_some_and(|saved| saved.same_run_as(cfg));
+        let same_run = read_config(&self.dir).is_some_and(|saved| saved.same_run_as(cfg));
         if fresh || !same_run {
             return Ok(None);
         }
@@ -421,6 +415,12 @@ pub fn read_result(path: &Path) -> Result<RunResult, StoreError> {
         path: path.to_path_buf(),
         message: e.to_string(),
     })
+}
+
+/// The `config.yaml` of a run folder, when it has a readable one.
+pub fn read_config(folder: &Path) -> Option<JobConfig> {
+    let text = fs::read_to_string(folder.join(CONFIG_FILE)).ok()?;
+    serde_yaml::from_str(&text).ok()
 }
 
 /// Writes a `result.json` atomically.

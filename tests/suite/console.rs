@@ -196,6 +196,7 @@ fn snapshot() -> Snapshot {
                     folder: PathBuf::from("out").join(job.to_string()),
                     state: JobState::NotRun,
                     result: None,
+                    config: None,
                     error: None,
                     owner: None,
                     remote: None,

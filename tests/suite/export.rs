@@ -222,7 +222,8 @@ fn export_averages_seeds_marks_the_best_gives_deltas_and_keeps_differing_runs_ap
         &[&out.join("epochs.csv"), &out.join("attacks.csv")],
     );
     let lines: Vec<&str> = checked.lines().collect();
-    let run_columns = "'run', 'job', 'method', 'dataset', 'mode', 'model', 'seed', 'protocol'";
+    let run_columns = "'run', 'job', 'method', 'dataset', 'mode', 'model', 'seed', 'protocol', \
+                       'epochs', 'epsilon', 'autoattack', 'images', 'group'";
     assert_eq!(
         lines[0],
         format!("[{run_columns}, 'epoch', 'metric', 'value']")
@@ -230,7 +231,14 @@ fn export_averages_seeds_marks_the_best_gives_deltas_and_keeps_differing_runs_ap
     assert_eq!(lines[1], format!("[{run_columns}, 'attack', 'accuracy']"));
     // 6 runs × 3 epochs × 7 metrics (ratio and clean-only share are null); 6 runs × 7 attacks.
     assert_eq!(lines[2], "126 42");
-    assert!(lines[3].contains("('baseline', 82.0)"), "{}", lines[3]);
+    // Grouped by mode and group, pandas averages what the main table averages.
+    for mean in [
+        "(('adarat', 'epochs 120'), 86.5)",
+        "(('adarat', 'epochs 2'), 30.0)",
+        "(('baseline', ''), 82.0)",
+    ] {
+        assert!(lines[3].contains(mean), "{mean}: {}", lines[3]);
+    }
 
     // TensorBoard: each run's per-epoch scalars, read back by the tensorboard package.
     let events = out.join("tensorboard/pgd-at_cifar10_baseline_resnet18_seed1");

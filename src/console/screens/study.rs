@@ -30,6 +30,7 @@ impl View for Study {
                 Some(Run {
                     folder: row.folder.clone(),
                     result: result.clone(),
+                    config: row.config.clone(),
                 })
             });
         let collection = groups::of_runs(runs);
@@ -104,10 +105,7 @@ fn main_table(table: &tables::MainTable, wide: bool, theme: Theme) -> Table<'sta
     )
     .style(theme.bold());
     let rows = table.rows.iter().map(|row| {
-        let mode = match &row.apart {
-            Some(apart) => format!("{} [{apart}]", row.mode),
-            None => row.mode.to_string(),
-        };
+        let mode = row.mode_label(table.mixed_presets());
         let mut cells = vec![
             Cell::from(row.method.to_string()),
             Cell::from(mode),

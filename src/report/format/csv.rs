@@ -1,6 +1,6 @@
 //! Tidy CSV for pandas: `epochs.csv` (run × epoch × metric) and `attacks.csv` (run × attack).
 use super::{write_text, Tables, Writer};
-use crate::report::groups::{Collection, Run};
+use crate::report::groups::{Collection, Group, Run};
 use crate::report::ReportError;
 use crate::vocab::FinalAttack;
 use std::fmt::Write;
@@ -26,10 +26,15 @@ fn field(text: &str) -> String {
     }
 }
 
-const RUN_COLUMNS: &str = "run,job,method,dataset,mode,model,seed,protocol";
+/// Who ran, and what keeps groups apart: a group-by on `job` and `group` averages what the tables
+/// average.
+const RUN_COLUMNS: &str =
+    "run,job,method,dataset,mode,model,seed,protocol,epochs,epsilon,autoattack,images,group";
 
-fn run_fields(run: &Run) -> String {
+fn run_fields(run: &Run, group: &Group) -> String {
     let r = &run.result;
+    let table = r.final_table.as_ref();
+    let optional = |v: Option<String>| v.unwrap_or_default();
     let name = run
         .folder
         .file_name()
@@ -43,15 +48,24 @@ fn run_fields(run: &Run) -> String {
         r.model.to_string(),
         r.seed.to_string(),
         r.protocol.to_string(),
+        r.epochs.to_string(),
+        optional(table.and_then(|t| t.epsilon).map(|e| e.to_string())),
+        optional(table.and_then(|t| t.autoattack_preset.clone())),
+        optional(table.and_then(|t| t.images).map(|n| n.to_string())),
+        field(group.apart.as_deref().unwrap_or_default()),
     ]
     .join(",")
+}
+
+fn runs(collection: &Collection) -> impl Iterator<Item = (&Group, &Run)> {
+    (collection.groups.iter()).flat_map(|group| group.runs.iter().map(move |run| (group, run)))
 }
 
 /// Tidy long form, one row per run × epoch × metric.
 fn epochs_csv(collection: &Collection) -> String {
     let mut s = format!("{RUN_COLUMNS},epoch,metric,value\n");
-    for run in collection.groups.iter().flat_map(|g| &g.runs) {
-        let fields = run_fields(run);
+    for (group, run) in runs(collection) {
+        let fields = run_fields(run, group);
         for e in &run.result.epochs_log {
             let metrics: [(&str, Option<f64>); 9] = [
                 ("lr", Some(e.lr)),
@@ -77,8 +91,8 @@ fn epochs_csv(collection: &Collection) -> String {
 /// Tidy long form, one row per run × attack of the final table.
 fn attacks_csv(collection: &Collection) -> String {
     let mut s = format!("{RUN_COLUMNS},attack,accuracy\n");
-    for run in collection.groups.iter().flat_map(|g| &g.runs) {
-        let fields = run_fields(run);
+    for (group, run) in runs(collection) {
+        let fields = run_fields(run, group);
         let Some(table) = &run.result.final_table else {
             continue;
         };

@@ -1,5 +1,7 @@
 //! The main and peaks tables as a LaTeX document (`results.tex`).
-use super::{delta, peak_job, row_label, seeds, stat, write_text, Tables, Writer, LEGEND};
+use super::{
+    delta, peak_job, presets_note, row_label, seeds, stat, write_text, Tables, Writer, LEGEND,
+};
 use crate::report::tables::{MainTable, PeakRow, COLUMNS};
 use crate::report::ReportError;
 use std::fmt::Write;
@@ -54,7 +56,7 @@ fn latex(tables: &[MainTable], peaks: &[PeakRow]) -> String {
                 s += "\\midrule\n";
             }
             previous = Some(row.method);
-            let (method, mode) = row_label(row);
+            let (method, mode) = row_label(row, table);
             let _ = write!(
                 s,
                 "{} & {} & {}",
@@ -63,7 +65,7 @@ fn latex(tables: &[MainTable], peaks: &[PeakRow]) -> String {
                 seeds(&row.seeds)
             );
             for column in 0..COLUMNS.len() {
-                let text = stat(row.cells[column], "$\\pm$");
+                let text = stat(row.cells[column], "$\\pm$").replace('—', "---");
                 let text = if row.best[column] {
                     format!("\\textbf{{{text}}}")
                 } else {
@@ -75,9 +77,7 @@ fn latex(tables: &[MainTable], peaks: &[PeakRow]) -> String {
         }
         s += "\\bottomrule\n\\end{tabular}\n";
         let mut notes: Vec<String> = Vec::new();
-        if !table.presets.is_empty() {
-            notes.push(format!("AutoAttack: {}.", table.presets.join(", ")));
-        }
+        notes.extend(presets_note(table));
         notes.extend(table.notes.iter().cloned());
         for note in notes {
             let _ = writeln!(s, "\n\\par\\footnotesize {}", tex(&note));

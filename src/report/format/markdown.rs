@@ -1,5 +1,7 @@
 //! The main and peaks tables in Markdown (`results.md`), also printed where the export ran.
-use super::{delta, peak_job, row_label, seeds, stat, write_text, Tables, Writer, LEGEND};
+use super::{
+    delta, peak_job, presets_note, row_label, seeds, stat, write_text, Tables, Writer, LEGEND,
+};
 use crate::report::groups::Collection;
 use crate::report::tables::{MainTable, PeakRow, Stat, COLUMNS};
 use crate::report::ReportError;
@@ -27,7 +29,7 @@ pub fn text(tables: &[MainTable], peaks: &[PeakRow], collection: &Collection) ->
         s += &"---:|".repeat(COLUMNS.len());
         s += "\n";
         for row in &table.rows {
-            let (method, mode) = row_label(row);
+            let (method, mode) = row_label(row, table);
             let _ = write!(s, "| {method} | {mode} | {} |", seeds(&row.seeds));
             for column in 0..COLUMNS.len() {
                 let text = stat(row.cells[column], " ± ");
@@ -41,8 +43,8 @@ pub fn text(tables: &[MainTable], peaks: &[PeakRow], collection: &Collection) ->
             s += "\n";
         }
         let _ = writeln!(s, "\n{LEGEND}.");
-        if !table.presets.is_empty() {
-            let _ = writeln!(s, "AutoAttack: {}.", table.presets.join(", "));
+        if let Some(note) = presets_note(table) {
+            let _ = writeln!(s, "{note}");
         }
         for note in &table.notes {
             let _ = writeln!(s, "- {note}");

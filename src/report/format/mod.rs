@@ -58,10 +58,10 @@ fn write_text(out: &Path, name: &str, text: &str) -> Result<PathBuf, ReportError
     Ok(path)
 }
 
-/// `82.10 ± 1.20`, or `82.10` for one seed; `-` for no value.
+/// `82.10 ± 1.20`, or `82.10` for one seed; `—` for no value (an attack a run had no table for).
 fn stat(s: Option<Stat>, plus_minus: &str) -> String {
     match s {
-        None => "-".into(),
+        None => "—".into(),
         Some(Stat {
             mean, sd: Some(sd), ..
         }) => format!("{mean:.2}{plus_minus}{sd:.2}"),
@@ -81,12 +81,23 @@ fn delta(d: Option<f64>) -> String {
     d.map_or(String::new(), |d| format!(" ({d:+.2})"))
 }
 
-fn row_label(row: &MainRow) -> (String, String) {
-    let mode = match &row.apart {
-        Some(apart) => format!("{} [{apart}]", row.mode),
-        None => row.mode.to_string(),
-    };
-    (row.method.to_string(), mode)
+fn row_label(row: &MainRow, table: &MainTable) -> (String, String) {
+    (
+        row.method.to_string(),
+        row.mode_label(table.mixed_presets()),
+    )
+}
+
+/// The table's AutoAttack presets: one for the table, or each row's where they differ.
+fn presets_note(table: &MainTable) -> Option<String> {
+    match table.presets.as_slice() {
+        [] => None,
+        [preset] => Some(format!("AutoAttack: {preset}.")),
+        presets => Some(format!(
+            "AutoAttack: {} (each row says its own: its AA column is not comparable across presets).",
+            presets.join(", ")
+        )),
+    }
 }
 
 fn seeds(seeds: &[u64]) -> String {
