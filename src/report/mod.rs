@@ -1,10 +1,11 @@
 //! From run folders to a paper: runs gathered into seed groups ([`groups`]), the main and peaks
 //! tables ([`tables`]), written in each export format (Markdown, LaTeX, tidy CSV, JSON, TensorBoard
-//! event files: [`format`]), with figures ([`figures`]). `adarat export` is its command
-//! (docs/report.md).
+//! event files: [`format`]), with figures ([`figures`]) and the verdict's paired statistics
+//! ([`stats`]). `adarat export` is its command (docs/report.md).
 pub mod figures;
 pub mod format;
 pub mod groups;
+pub mod stats;
 pub mod tables;
 
 pub use format::Format;

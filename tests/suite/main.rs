@@ -20,6 +20,7 @@ mod methods;
 mod models;
 mod run;
 mod slurm;
+mod stats;
 mod teachers;
 mod unattended;
 mod worker;
