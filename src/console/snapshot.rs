@@ -61,6 +61,15 @@ impl JobRow {
             seed: self.seed,
         }
     }
+
+    /// Its run for the study's tables, once it has a result.
+    pub fn report_run(&self) -> Option<crate::report::groups::Run> {
+        Some(crate::report::groups::Run {
+            folder: self.folder.clone(),
+            result: self.result.clone()?,
+            config: self.config.clone(),
+        })
+    }
 }
 
 /// How many of a job's runs (one per seed) have completed.

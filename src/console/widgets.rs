@@ -192,6 +192,29 @@ pub(super) fn spread(stat: &crate::report::tables::Stat, theme: Theme) -> String
     }
 }
 
+/// The evidence of each FixRAT and AdaRAT row of a main table against its baseline, one line each:
+/// `pgd-at adarat vs baseline (paired t, n 3 seeds): clean +4.50 [+1.20, +7.80] p 0.031; AA …`.
+pub(super) fn verdict_lines(table: &crate::report::tables::MainTable) -> Vec<String> {
+    use crate::report::tables::COLUMNS;
+    (table.rows.iter())
+        .filter_map(|row| {
+            let basis = row.evidence.iter().flatten().next()?.basis();
+            let cells: Vec<String> = (COLUMNS.iter().zip(&row.evidence))
+                .filter_map(|((name, attack), evidence)| {
+                    let name = attack.map_or(*name, |a| a.info().short);
+                    Some(format!("{name} {}", evidence.as_ref()?.summary()))
+                })
+                .collect();
+            Some(format!(
+                "{} {} vs baseline ({basis}): {}",
+                row.method,
+                row.mode_label(table.mixed_presets()),
+                cells.join("; ")
+            ))
+        })
+        .collect()
+}
+
 /// `h:mm:ss`.
 pub(super) fn clock(seconds: f64) -> String {
     let total = seconds.max(0.0).round() as u64;

@@ -19,6 +19,16 @@ pub enum Test {
     McNemarExact,
 }
 
+impl Test {
+    /// Its name in files (`paired-t`, `mcnemar-exact`), as serde writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Test::PairedT => "paired-t",
+            Test::McNemarExact => "mcnemar-exact",
+        }
+    }
+}
+
 impl fmt::Display for Test {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -45,6 +55,42 @@ impl Evidence {
     /// Whether p is below `alpha`; false without a p.
     pub fn significant(&self, alpha: f64) -> bool {
         self.p.is_some_and(|p| p < alpha)
+    }
+
+    /// `+4.50 [+1.20, +7.80] p 0.031`: Δ in points, its 95 % interval and p.
+    pub fn summary(&self) -> String {
+        let interval = self
+            .ci
+            .map_or(String::new(), |(low, high)| format!(" [{low:+.2}, {high:+.2}]"));
+        format!("{:+.2}{interval} {}", self.delta, self.p_text())
+    }
+
+    /// `p 0.031`, `p < 0.001`, or `p n/a` where the test has no answer.
+    pub fn p_text(&self) -> String {
+        match self.p {
+            Some(p) if p < 0.001 => "p < 0.001".into(),
+            Some(p) => format!("p {p:.3}"),
+            None => "p n/a".into(),
+        }
+    }
+
+    /// What it rests on: `paired t, n 3 seeds` or `McNemar exact, n 500 images`.
+    pub fn basis(&self) -> String {
+        let unit = match self.test {
+            Test::PairedT => "seeds",
+            Test::McNemarExact => "images",
+        };
+        format!("{}, n {} {unit}", self.test, self.n)
+    }
+
+    /// Significance marks for a table cell: `***` below 0.001, `**` below 0.01, `*` below 0.05.
+    pub fn stars(&self) -> &'static str {
+        match self.p {
+            Some(p) if p < 0.001 => "***",
+            Some(p) if p < 0.01 => "**",
+            Some(p) if p < 0.05 => "*",
+            _ => "",
+        }
     }
 }
 

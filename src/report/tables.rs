@@ -1,7 +1,8 @@
 //! The paper's tables from run groups: the main table (method × mode against clean and the final
 //! attacks marked for it, mean ± sd over seeds, the best mode of each method marked, Δ against
 //! the method's baseline) and the peaks table (docs/report.md).
-use super::groups::{Collection, Group, GroupKey};
+use super::groups::{Collection, Group, GroupKey, Run};
+use super::stats::{self, Evidence};
 use crate::store::result::FinalTable;
 use crate::vocab::{DatasetKind, FinalAttack, Method, Mode};
 use serde::Serialize;
@@ -65,6 +66,9 @@ pub struct MainRow {
     pub best: Vec<bool>,
     /// Per column: the mean minus the method's baseline mean (FixRAT and AdaRAT rows).
     pub delta: Vec<Option<f64>>,
+    /// Per column: the evidence for a difference to the baseline of the same settings, over
+    /// seed-matched pairs (paired t) or, with one seed, over the same test images (McNemar).
+    pub evidence: Vec<Option<Evidence>>,
 }
 
 impl MainRow {
@@ -179,6 +183,7 @@ pub fn main_tables(collection: &Collection) -> Vec<MainTable> {
                     .collect(),
                 best: vec![false; COLUMNS.len()],
                 delta: vec![None; COLUMNS.len()],
+                evidence: vec![None; COLUMNS.len()],
             })
             .collect();
         mark_best_and_delta(&mut rows, &in_dataset);
@@ -244,12 +249,38 @@ fn mark_best_and_delta(rows: &mut [MainRow], groups: &[&Group]) {
         let Some(baseline) = groups.iter().position(|g| g.key == baseline_key) else {
             continue;
         };
-        for column in 0..COLUMNS.len() {
+        for (column, (_, attack)) in COLUMNS.iter().enumerate() {
             rows[index].delta[column] =
                 match (rows[index].cells[column], rows[baseline].cells[column]) {
                     (Some(mine), Some(base)) => Some(mine.mean - base.mean),
                     _ => None,
                 };
+            rows[index].evidence[column] = evidence(groups[index], groups[baseline], *attack);
+        }
+    }
+}
+
+/// The evidence for `group`'s difference to `baseline` in one column: the paired t-test over the
+/// seeds both have; with one such seed, McNemar's exact test over the test images both runs
+/// recorded (docs/report.md#the-verdict).
+fn evidence(group: &Group, baseline: &Group, attack: Option<FinalAttack>) -> Option<Evidence> {
+    let pairs: Vec<(&Run, &Run)> = (group.runs.iter())
+        .filter_map(|run| {
+            let seed = run.result.seed;
+            Some((run, baseline.runs.iter().find(|b| b.result.seed == seed)?))
+        })
+        .collect();
+    match pairs.as_slice() {
+        [] => None,
+        [_] => None,
+        pairs => {
+            let values: Vec<(f64, f64)> = (pairs.iter())
+                .filter_map(|(mine, base)| {
+                    let of = |run: &Run| value(run.result.final_table.as_ref()?, attack);
+                    Some((of(mine)?, of(base)?))
+                })
+                .collect();
+            stats::paired_t(&values)
         }
     }
 }

@@ -1167,13 +1167,14 @@ fn the_study_screen_shows_the_cursors_dataset_and_e_exports_every_format() {
     let done = control.export();
     let said = worded(&mut app, done);
     let report = output.join("report");
-    // Five tables, one TensorBoard file, and four figures as SVG and PNG.
-    assert_eq!(said, format!("exported 14 files to {}", report.display()));
+    // Six tables, one TensorBoard file, and four figures as SVG and PNG.
+    assert_eq!(said, format!("exported 15 files to {}", report.display()));
     for file in [
         "results.md",
         "results.tex",
         "epochs.csv",
         "attacks.csv",
+        "verdict.csv",
         "results.json",
         "figures/curves-pgd-at-synthetic.png",
         "figures/ratio-pgd-at-synthetic.svg",

@@ -3,14 +3,16 @@
 //! accuracy of each row highlighted.
 use super::{Shared, View};
 use crate::console::snapshot::JobRow;
-use crate::console::widgets::{clock, percent, spread, Theme};
+use crate::console::widgets::{clock, percent, spread, verdict_lines, Theme};
+use crate::report::groups;
+use crate::report::tables;
 use crate::report::tables::Stat;
 use crate::store::result::{Peaks, RunResult};
 use crate::vocab::{FinalAttack, JobName, Mode};
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph, Row, Table};
+use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
 use ratatui::Frame;
 
 /// One row of the comparison: its name, each run's value (shown and compared), and whether the
@@ -74,7 +76,24 @@ impl View for Compare {
         let table = Table::new(rows, widths)
             .header(header)
             .block(theme.block(title));
-        frame.render_widget(table, area);
+        // Under the table, the evidence of each compared FixRAT/AdaRAT group against a compared
+        // baseline of the same settings.
+        let collection = groups::of_runs(jobs.iter().flatten().filter_map(|r| r.report_run()));
+        let verdict: Vec<String> = (tables::main_tables(&collection).iter())
+            .flat_map(verdict_lines)
+            .collect();
+        let width = area.width.max(1) as usize;
+        let height: usize = (verdict.iter())
+            .map(|line| line.chars().count().div_ceil(width))
+            .sum();
+        let [table_area, verdict_area] = Layout::vertical([
+            Constraint::Min(0),
+            Constraint::Length(height.min(area.height as usize / 2) as u16),
+        ])
+        .areas(area);
+        frame.render_widget(table, table_area);
+        let verdict: Vec<Line> = verdict.into_iter().map(Line::from).collect();
+        frame.render_widget(Paragraph::new(verdict).wrap(Wrap { trim: false }), verdict_area);
     }
 }
 

@@ -1,8 +1,8 @@
 //! The Study screen: the main table and the peaks of the cursor's dataset, from the completed
 //! runs the monitor read (docs/report.md). `E` writes every format into `output/report/`.
 use super::{Action, Shared, View};
-use crate::console::widgets::{spread, Theme};
-use crate::report::groups::{self, Run};
+use crate::console::widgets::{spread, verdict_lines, Theme};
+use crate::report::groups;
 use crate::report::tables::{self, Stat, COLUMNS};
 use crate::vocab::{DatasetKind, FinalAttack};
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -25,14 +25,7 @@ impl View for Study {
             .unwrap_or(DatasetKind::Cifar10);
         let runs = (snapshot.jobs.iter())
             .filter(|row| row.job.dataset == dataset)
-            .filter_map(|row| {
-                let result = row.result.as_ref()?;
-                Some(Run {
-                    folder: row.folder.clone(),
-                    result: result.clone(),
-                    config: row.config.clone(),
-                })
-            });
+            .filter_map(|row| row.report_run());
         let collection = groups::of_runs(runs);
         let main = tables::main_tables(&collection);
         let export = shared.keys().label(Action::Export);
@@ -54,11 +47,13 @@ impl View for Study {
             return;
         };
         let peaks = tables::peaks(&collection);
-        let notes: Vec<Line> = (table.presets.iter())
+        // The verdict first, then the notes that qualify the tables.
+        let verdict = verdict_lines(table).into_iter().map(Line::from);
+        let notes = (table.presets.iter())
             .map(|p| format!("AutoAttack: {p}"))
             .chain(table.notes.iter().cloned())
-            .map(|note| Line::from(Span::styled(note, theme.dim())))
-            .collect();
+            .map(|note| Line::from(Span::styled(note, theme.dim())));
+        let notes: Vec<Line> = verdict.chain(notes).collect();
         let main_height = table.rows.len() as u16 + 1;
         let peaks_height = peaks.len() as u16 + 2;
         let [title_area, main_area, peaks_area, notes_area] = Layout::vertical([

@@ -1,6 +1,8 @@
-//! Tidy CSV for pandas: `epochs.csv` (run × epoch × metric) and `attacks.csv` (run × attack).
+//! Tidy CSV for pandas: `epochs.csv` (run × epoch × metric), `attacks.csv` (run × attack) and
+//! `verdict.csv` (FixRAT/AdaRAT group × column against the baseline).
 use super::{write_text, Tables, Writer};
 use crate::report::groups::{Collection, Group, Run};
+use crate::report::tables::{MainTable, COLUMNS};
 use crate::report::ReportError;
 use crate::vocab::FinalAttack;
 use std::fmt::Write;
@@ -13,6 +15,7 @@ impl Writer for Csv {
         Ok(vec![
             write_text(out, "epochs.csv", &epochs_csv(tables.collection))?,
             write_text(out, "attacks.csv", &attacks_csv(tables.collection))?,
+            write_text(out, "verdict.csv", &verdict_csv(tables.main))?,
         ])
     }
 }
@@ -101,6 +104,38 @@ fn attacks_csv(collection: &Collection) -> String {
         for (attack, accuracy) in std::iter::once(("clean", table.clean)).chain(attacks) {
             if let Some(accuracy) = accuracy {
                 let _ = writeln!(s, "{fields},{attack},{accuracy}");
+            }
+        }
+    }
+    s
+}
+
+/// One row per FixRAT/AdaRAT group and column with evidence against its baseline: Δ (points), its
+/// 95 % interval, p, and the test and n it rests on (docs/report.md#the-verdict).
+fn verdict_csv(tables: &[MainTable]) -> String {
+    let mut s = String::from("dataset,method,mode,group,column,delta,ci_low,ci_high,p,test,n\n");
+    for table in tables {
+        for row in &table.rows {
+            for ((name, _), evidence) in COLUMNS.iter().zip(&row.evidence) {
+                let Some(e) = evidence else {
+                    continue;
+                };
+                let number = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+                let _ = writeln!(
+                    s,
+                    "{},{},{},{},{},{},{},{},{},{},{}",
+                    table.dataset,
+                    row.method,
+                    row.mode,
+                    field(row.apart.as_deref().unwrap_or_default()),
+                    field(name),
+                    e.delta,
+                    number(e.ci.map(|c| c.0)),
+                    number(e.ci.map(|c| c.1)),
+                    number(e.p),
+                    e.test.as_str(),
+                    e.n
+                );
             }
         }
     }

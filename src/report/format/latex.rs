@@ -1,6 +1,7 @@
 //! The main and peaks tables as a LaTeX document (`results.tex`).
 use super::{
-    delta, peak_job, presets_note, row_label, seeds, stat, write_text, Tables, Writer, LEGEND,
+    delta, peak_job, presets_note, row_label, seeds, stat, verdict_rows, write_text, Tables, Writer,
+    LEGEND, VERDICT_LEGEND,
 };
 use crate::report::tables::{MainTable, PeakRow, COLUMNS};
 use crate::report::ReportError;
@@ -24,13 +25,59 @@ fn tex(text: &str) -> String {
         .replace('&', r"\&")
         .replace('#', r"\#")
         .replace('ε', r"$\epsilon$")
+        .replace('Δ', r"$\Delta$")
+        .replace('−', "--")
+        .replace('<', r"$<$")
+}
+
+const MARKS_LEGEND: &str =
+    "* p < 0.05, ** p < 0.01, *** p < 0.001 against the method's baseline";
+
+fn verdict_label(table: &MainTable) -> String {
+    format!("tab:verdict-{}", table.dataset)
+}
+
+/// The evidence of each FixRAT and AdaRAT row against its baseline, one cell per column: Δ, its
+/// interval and p, scaled to the text width.
+fn verdict(s: &mut String, table: &MainTable) {
+    let rows = verdict_rows(table);
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\\begin{{table}}[t]\n\\centering\\small\n\\caption{{{}: {}.}}\\label{{{}}}",
+        tex(&table.dataset.to_string()),
+        tex(VERDICT_LEGEND),
+        verdict_label(table)
+    );
+    let _ = writeln!(
+        s,
+        "\\resizebox{{\\textwidth}}{{!}}{{\\begin{{tabular}}{{lll{}}}\n\\toprule",
+        "r".repeat(COLUMNS.len())
+    );
+    s.push_str("Method & Mode & Test");
+    for (name, _) in COLUMNS.iter() {
+        let _ = write!(s, " & {name}");
+    }
+    s.push_str(" \\\\\n\\midrule\n");
+    for (row, basis) in rows {
+        let (method, mode) = row_label(row, table);
+        let _ = write!(s, "{} & {} & {}", tex(&method), tex(&mode), tex(&basis));
+        for evidence in &row.evidence {
+            let text = evidence.map_or("---".into(), |e| tex(&e.summary()));
+            let _ = write!(s, " & {text}");
+        }
+        s.push_str(" \\\\\n");
+    }
+    s.push_str("\\bottomrule\n\\end{tabular}}\n\\end{table}\n\n");
 }
 
 /// A standalone document with one booktabs table per dataset and the peaks table: compiles as is
 /// with `pdflatex` (the tables can be pasted into a paper that loads booktabs).
 fn latex(tables: &[MainTable], peaks: &[PeakRow]) -> String {
     let mut s = String::from(
-        "\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage[margin=1in]{geometry}\n\\begin{document}\n",
+        "\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n\\usepackage[margin=1in]{geometry}\n\\begin{document}\n",
     );
     for table in tables {
         let _ = writeln!(s, "\\begin{{table}}[t]\n\\centering\\small");
@@ -71,18 +118,29 @@ fn latex(tables: &[MainTable], peaks: &[PeakRow]) -> String {
                 } else {
                     text
                 };
-                let _ = write!(s, " & {text}{}", delta(row.delta[column]));
+                // The verdict's significance as footnote marks on the Δ.
+                let stars = row.evidence[column].map_or("", |e| e.stars());
+                let marks = if stars.is_empty() {
+                    String::new()
+                } else {
+                    format!("$^{{{stars}}}$")
+                };
+                let _ = write!(s, " & {text}{}{marks}", delta(row.delta[column]));
             }
             s += " \\\\\n";
         }
         s += "\\bottomrule\n\\end{tabular}\n";
         let mut notes: Vec<String> = Vec::new();
         notes.extend(presets_note(table));
+        if !verdict_rows(table).is_empty() {
+            notes.push(format!("{MARKS_LEGEND}: Δ, intervals and p in the verdict table."));
+        }
         notes.extend(table.notes.iter().cloned());
         for note in notes {
             let _ = writeln!(s, "\n\\par\\footnotesize {}", tex(&note));
         }
         s += "\\end{table}\n\n";
+        verdict(&mut s, table);
     }
     if !peaks.is_empty() {
         s += "\\begin{table}[t]\n\\centering\\small\n\\caption{Test SA and RA (PGD) peaks: epochs, values (\\%), their distance and the last epoch.}\n";

@@ -1,6 +1,7 @@
 //! The main and peaks tables in Markdown (`results.md`), also printed where the export ran.
 use super::{
-    delta, peak_job, presets_note, row_label, seeds, stat, write_text, Tables, Writer, LEGEND,
+    delta, peak_job, presets_note, row_label, seeds, stat, verdict_rows, write_text, Tables, Writer,
+    LEGEND, VERDICT_LEGEND,
 };
 use crate::report::groups::Collection;
 use crate::report::tables::{MainTable, PeakRow, Stat, COLUMNS};
@@ -15,6 +16,32 @@ impl Writer for Markdown {
         let text = text(tables.main, tables.peaks, tables.collection);
         Ok(vec![write_text(out, "results.md", &text)?])
     }
+}
+
+/// The evidence of each FixRAT and AdaRAT row against its baseline, one cell per column.
+fn verdict(s: &mut String, table: &MainTable) {
+    let rows = verdict_rows(table);
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "### {}: against the baseline\n", table.dataset);
+    *s += "| method | mode | test |";
+    for (name, _) in COLUMNS.iter() {
+        let _ = write!(s, " {name} |");
+    }
+    *s += "\n|---|---|---|";
+    *s += &"---:|".repeat(COLUMNS.len());
+    *s += "\n";
+    for (row, basis) in rows {
+        let (method, mode) = row_label(row, table);
+        let _ = write!(s, "| {method} | {mode} | {basis} |");
+        for evidence in &row.evidence {
+            let text = evidence.map_or("—".into(), |e| e.summary());
+            let _ = write!(s, " {text} |");
+        }
+        *s += "\n";
+    }
+    let _ = writeln!(s, "\n{VERDICT_LEGEND}.\n");
 }
 
 pub fn text(tables: &[MainTable], peaks: &[PeakRow], collection: &Collection) -> String {
@@ -50,6 +77,7 @@ pub fn text(tables: &[MainTable], peaks: &[PeakRow], collection: &Collection) ->
             let _ = writeln!(s, "- {note}");
         }
         s += "\n";
+        verdict(&mut s, table);
     }
     if !peaks.is_empty() {
         s += "## Peaks\n\nEpochs and values of the test SA and RA (PGD) peaks, their distance in epochs, and the last epoch.\n\n";

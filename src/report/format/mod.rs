@@ -104,4 +104,18 @@ fn seeds(seeds: &[u64]) -> String {
     seeds.len().to_string()
 }
 
+/// The rows with evidence against their baseline (FixRAT and AdaRAT rows whose baseline has a
+/// seed in common), each with what its evidence rests on (`paired t, n 3 seeds`).
+fn verdict_rows(table: &MainTable) -> Vec<(&MainRow, String)> {
+    (table.rows.iter())
+        .filter_map(|row| {
+            let first = row.evidence.iter().flatten().next()?;
+            Some((row, first.basis()))
+        })
+        .collect()
+}
+
+/// How to read the verdict: the words every format prints under it.
+const VERDICT_LEGEND: &str = "Δ in points against the method's baseline of the same settings, its 95 % confidence interval and two-sided p: a paired t-test over the seeds both have (t distribution, n − 1 degrees of freedom), or with one seed McNemar's exact test over the same test images (Wald interval)";
+
 const LEGEND: &str = "mean ± sample sd over n seeds; the best mode of each method in bold; (Δ) against the method's baseline";
