@@ -5,12 +5,12 @@
 //! interval and its two-sided p, as scipy computes them (`tests/suite/stats.rs` checks every
 //! number against scipy). Bad input (too few pairs, non-finite numbers, impossible counts) gives
 //! None, never a panic.
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use statrs::distribution::{Binomial, ContinuousCDF, DiscreteCDF, Normal, StudentsT};
 use std::fmt;
 
 /// Which test an `Evidence` rests on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Test {
     PairedT,
@@ -39,7 +39,7 @@ impl fmt::Display for Test {
 }
 
 /// A difference (treatment − baseline, in percentage points) with its evidence.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
     pub test: Test,
     /// Seed pairs (paired t) or test images (McNemar).
@@ -59,9 +59,9 @@ impl Evidence {
 
     /// `+4.50 [+1.20, +7.80] p 0.031`: Δ in points, its 95 % interval and p.
     pub fn summary(&self) -> String {
-        let interval = self
-            .ci
-            .map_or(String::new(), |(low, high)| format!(" [{low:+.2}, {high:+.2}]"));
+        let interval = self.ci.map_or(String::new(), |(low, high)| {
+            format!(" [{low:+.2}, {high:+.2}]")
+        });
         format!("{:+.2}{interval} {}", self.delta, self.p_text())
     }
 

@@ -23,4 +23,5 @@ mod slurm;
 mod stats;
 mod teachers;
 mod unattended;
+mod verdict;
 mod worker;

@@ -1,7 +1,7 @@
 //! The main and peaks tables as a LaTeX document (`results.tex`).
 use super::{
-    delta, peak_job, presets_note, row_label, seeds, stat, verdict_rows, write_text, Tables, Writer,
-    LEGEND, VERDICT_LEGEND,
+    delta, peak_job, presets_note, row_label, seeds, stat, verdict_rows, write_text, Tables,
+    Writer, LEGEND, VERDICT_LEGEND,
 };
 use crate::report::tables::{MainTable, PeakRow, COLUMNS};
 use crate::report::ReportError;
@@ -30,8 +30,7 @@ fn tex(text: &str) -> String {
         .replace('<', r"$<$")
 }
 
-const MARKS_LEGEND: &str =
-    "* p < 0.05, ** p < 0.01, *** p < 0.001 against the method's baseline";
+const MARKS_LEGEND: &str = "* p < 0.05, ** p < 0.01, *** p < 0.001 against the method's baseline";
 
 fn verdict_label(table: &MainTable) -> String {
     format!("tab:verdict-{}", table.dataset)
@@ -133,7 +132,9 @@ fn latex(tables: &[MainTable], peaks: &[PeakRow]) -> String {
         let mut notes: Vec<String> = Vec::new();
         notes.extend(presets_note(table));
         if !verdict_rows(table).is_empty() {
-            notes.push(format!("{MARKS_LEGEND}: Δ, intervals and p in the verdict table."));
+            notes.push(format!(
+                "{MARKS_LEGEND}: Δ, intervals and p in the verdict table."
+            ));
         }
         notes.extend(table.notes.iter().cloned());
         for note in notes {

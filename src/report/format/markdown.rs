@@ -1,7 +1,7 @@
 //! The main and peaks tables in Markdown (`results.md`), also printed where the export ran.
 use super::{
-    delta, peak_job, presets_note, row_label, seeds, stat, verdict_rows, write_text, Tables, Writer,
-    LEGEND, VERDICT_LEGEND,
+    delta, peak_job, presets_note, row_label, seeds, stat, verdict_rows, write_text, Tables,
+    Writer, LEGEND, VERDICT_LEGEND,
 };
 use crate::report::groups::Collection;
 use crate::report::tables::{MainTable, PeakRow, Stat, COLUMNS};
