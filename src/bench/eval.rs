@@ -143,7 +143,8 @@ fn attack_with_adarat(
         .map_err(BenchError::Images)?;
     let result = checkpoint
         .evaluate(&table, &train::StopFlag::default(), &mut |_| {})
-        .map_err(|Interrupted { batch }| BenchError::Interrupted { batch })?;
+        .map_err(|Interrupted { batch }| BenchError::Interrupted { batch })?
+        .table;
     let verdict = Verdict {
         clean: result.clean.unwrap_or(0.0),
         robust: result.accuracy(FinalAttack::AutoAttack).unwrap_or(0.0),

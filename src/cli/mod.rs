@@ -186,6 +186,10 @@ struct EvalArgs {
     /// Print the table as one JSON object, shaped like `final` in result.json.
     #[arg(long)]
     json: bool,
+    /// With --json: add `per_image`, which test images stayed correct under each attack, as in a
+    /// run folder's per-image.json.
+    #[arg(long)]
+    per_image: bool,
     /// Never download a missing dataset; say where to put it instead.
     #[arg(long)]
     offline: bool,
@@ -460,6 +464,11 @@ fn attacks_help() -> String {
 /// the command line overrides them.
 fn eval(args: EvalArgs) -> Result<(), CliError> {
     use crate::train::attack_table::{AttackTable, Interrupted};
+    if args.per_image && !args.json {
+        return Err(CliError::input(
+            "--per-image: the records are part of the JSON object; add --json",
+        ));
+    }
     let study = load_study(&args.config)?;
     let dataset: crate::vocab::DatasetKind = args.dataset.parse().map_err(CliError::input)?;
     let model: ModelKind = args.model.parse().map_err(CliError::input)?;
@@ -542,12 +551,26 @@ fn eval(args: EvalArgs) -> Result<(), CliError> {
         ))
     })?;
     let text = if args.json {
-        serde_json::to_string_pretty(&result).unwrap_or_default() + "\n"
+        let json = EvalJson {
+            table: &result.table,
+            per_image: args.per_image.then_some(&result.per_image),
+        };
+        serde_json::to_string_pretty(&json).unwrap_or_default() + "\n"
     } else {
-        progress::attack_table(&result)
+        progress::attack_table(&result.table)
     };
     let _ = std::io::stdout().write_all(text.as_bytes());
     Ok(())
+}
+
+/// `adarat eval --json`'s object: the table, and with `--per-image` its per-image records
+/// (docs/run-folder.md#per-imagejson).
+#[derive(serde::Serialize)]
+struct EvalJson<'a> {
+    #[serde(flatten)]
+    table: &'a store::result::FinalTable,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    per_image: Option<&'a store::per_image::PerImage>,
 }
 
 /// `adarat list`: every run of the grid as the console sees it (docs/architecture.md#the-monitor):

@@ -218,6 +218,9 @@ pub(super) fn attack_table(table: &FinalTable) -> String {
             step.attack, step.accuracy, step.seconds
         );
     }
+    if let Some(value) = table.worst_case {
+        let _ = writeln!(out, "  {:<32} {value:>8.2}%", "worst case (every attack)");
+    }
     for flag in &table.flags {
         let _ = writeln!(out, "  warning: {flag}");
     }

@@ -2,6 +2,7 @@
 //! holding the resolved configuration, the event log, `result.json`, `train.log`, the final weights
 //! and what resuming needs. Every file a later step reads is written to a temporary file and renamed.
 pub mod events;
+pub mod per_image;
 pub mod result;
 mod run_name;
 pub mod train_log;
@@ -11,6 +12,7 @@ pub use run_name::{NotARunName, RunName};
 use crate::config::JobConfig;
 use crate::lock;
 use crate::vocab::{JobName, Status};
+use per_image::PerImage;
 use result::RunResult;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -27,6 +29,8 @@ pub const MODEL_FILE: &str = "model.safetensors";
 pub const RESUME_FILE: &str = "resume.json";
 /// The final evaluation's counts after each test batch, while it runs: a stop resumes from them.
 pub const FINAL_PROGRESS_FILE: &str = "final-progress.json";
+/// Which test images each attack of the final table left correct, once the table is complete.
+pub const PER_IMAGE_FILE: &str = "per-image.json";
 
 #[derive(thiserror::Error, Debug)]
 pub enum StoreError {
@@ -338,6 +342,17 @@ impl RunStore {
         write_result(&self.path(RESULT_FILE), result)
     }
 
+    /// Writes `per-image.json`: before `result.json` says completed, so a completed run with a
+    /// final table always has it (docs/run-folder.md#per-imagejson).
+    pub fn write_per_image(&self, records: &PerImage) -> Result<(), StoreError> {
+        let path = self.path(PER_IMAGE_FILE);
+        let text = serde_json::to_string_pretty(records).map_err(|e| StoreError::Corrupt {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        write_atomically(&path, text.as_bytes())
+    }
+
     pub fn write_train_log(&self, text: &str) -> Result<(), StoreError> {
         write_atomically(&self.path(TRAIN_LOG_FILE), text.as_bytes())
     }
@@ -423,6 +438,24 @@ pub fn read_config(folder: &Path) -> Option<JobConfig> {
     serde_yaml::from_str(&text).ok()
 }
 
+/// The per-image records of the final table in run folder `folder`: None when it has none (no
+/// final table yet, none run, or a run from before they were written), an error naming the file
+/// when it cannot be read or is damaged.
+pub fn read_per_image(folder: &Path) -> Result<Option<PerImage>, StoreError> {
+    let path = folder.join(PER_IMAGE_FILE);
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(StoreError::Io { path, source }),
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| StoreError::Corrupt {
+            path,
+            message: e.to_string(),
+        })
+}
+
 /// Writes a `result.json` atomically.
 pub fn write_result(path: &Path, result: &RunResult) -> Result<(), StoreError> {
     let text = serde_json::to_string_pretty(result).map_err(|e| StoreError::Corrupt {
@@ -430,4 +463,30 @@ pub fn write_result(path: &Path, result: &RunResult) -> Result<(), StoreError> {
         message: e.to_string(),
     })?;
     write_atomically(path, text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_image_records_are_absent_read_back_or_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_per_image(dir.path()).unwrap(), None);
+        let mut records = PerImage::default();
+        records.push_batch(2, vec![("clean".into(), vec![true, false])]);
+        let text = serde_json::to_string_pretty(&records).unwrap();
+        write_atomically(&dir.path().join(PER_IMAGE_FILE), text.as_bytes()).unwrap();
+        assert_eq!(read_per_image(dir.path()).unwrap(), Some(records));
+        std::fs::write(
+            dir.path().join(PER_IMAGE_FILE),
+            r#"{"images": 2, "correct": {"clean": "zz"}}"#,
+        )
+        .unwrap();
+        let damaged = read_per_image(dir.path()).unwrap_err().to_string();
+        assert!(
+            damaged.contains("per-image.json") && damaged.contains("`z` is not a hex digit"),
+            "{damaged}"
+        );
+    }
 }

@@ -110,6 +110,10 @@ pub struct FinalTable {
     /// One key per final attack, after `clean`.
     #[serde(flatten)]
     pub accuracies: AttackAccuracies,
+    /// The accuracy over the images correct clean and under every attack that ran (the AND of
+    /// their per-image records); null when no attack ran, and in results from before it was kept.
+    #[serde(default)]
+    pub worst_case: Option<f64>,
     pub autoattack_preset: Option<String>,
     /// Robust accuracy after each AutoAttack sub-attack, in the order they ran.
     #[serde(default)]
@@ -273,6 +277,7 @@ mod tests {
     "pgd50": null,
     "cw": 33.25,
     "autoattack": 30.0,
+    "worst_case": 28.5,
     "autoattack_preset": "standard",
     "autoattack_steps": [
       {
@@ -309,6 +314,17 @@ mod tests {
         let table = result.final_table.unwrap();
         assert_eq!(table.accuracy(FinalAttack::Pgd10), Some(35.5));
         assert_eq!(table.accuracy(FinalAttack::Pgd50), None);
+        assert_eq!(table.worst_case, Some(28.5));
+    }
+
+    #[test]
+    fn a_final_table_from_before_the_worst_case_reads_without_it() {
+        let without = WRITTEN.replace("    \"worst_case\": 28.5,\n", "");
+        assert_ne!(without, WRITTEN);
+        let result: RunResult = serde_json::from_str(&without).unwrap();
+        let table = result.final_table.unwrap();
+        assert_eq!(table.worst_case, None);
+        assert_eq!(table.accuracy(FinalAttack::AutoAttack), Some(30.0));
     }
 
     #[test]

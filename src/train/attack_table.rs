@@ -7,10 +7,11 @@ use crate::attacks::final_table::{MemberEvent, TableBatch, TableSettings};
 use crate::config::{Augment, AutoAttackPreset, JobConfig};
 use crate::data::Dataset;
 use crate::models::Network;
+use crate::store::per_image::{Bits, PerImage};
 use crate::store::result::{FinalTable, SubAttackRow};
 use crate::vocab::FinalAttack;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 use tch::{Kind, Tensor};
 
@@ -59,6 +60,14 @@ pub enum Progress {
     },
 }
 
+/// A finished table and the per-image records its accuracies were counted from
+/// (docs/run-folder.md#per-imagejson).
+#[derive(Clone, Debug)]
+pub struct Evaluation {
+    pub table: FinalTable,
+    pub per_image: PerImage,
+}
+
 /// A gap this large between PGD-20 and AutoAttack means PGD is being misled (docs/protocol.md#sanity-flags).
 const AUTOATTACK_GAP_FLAG: f64 = 5.0;
 
@@ -103,12 +112,12 @@ impl AttackTable {
         test: &Dataset,
         from: Tally,
         progress: &mut dyn FnMut(Progress) -> Result<(), E>,
-    ) -> Result<FinalTable, E> {
+    ) -> Result<Evaluation, E> {
         let eval = |x: &Tensor| net.forward_t(x, false);
         let test = &test.first(self.images);
         let images = test.len();
         let batches = images.div_ceil(self.batch_size.max(1));
-        let mut tally = if from.settings.as_ref() == Some(self) {
+        let mut tally = if from.made_by(self) {
             from
         } else {
             Tally::default()
@@ -136,7 +145,7 @@ impl AttackTable {
             };
             let clean_correct =
                 crate::thread_modes::no_grad(|| eval(x).argmax(-1, false).eq_tensor(y));
-            tally.add("clean", &clean_correct, 0.0);
+            let mut records = vec![("clean".to_string(), host_bools(&clean_correct))];
             for attack in FinalAttack::ALL.iter().copied().filter(|a| self.wants(*a)) {
                 starting(attack.to_string())?;
                 let started = Instant::now();
@@ -168,26 +177,35 @@ impl AttackTable {
                 if crate::attacks::interrupt::requested() {
                     return Err(E::from(Interrupted { batch: index + 1 }));
                 }
-                tally.add(attack.as_str(), &correct, started.elapsed().as_secs_f64());
+                // Read before the clock stops, which makes the timing honest on a GPU.
+                records.push((attack.to_string(), host_bools(&correct)));
+                *tally.seconds.entry(attack.to_string()).or_default() +=
+                    started.elapsed().as_secs_f64();
             }
-            tally.images += y.size()[0] as usize;
+            tally.records.push_batch(y.size()[0] as usize, records);
             tally.batches = index + 1;
             progress(Progress::Batch {
-                images_done: tally.images,
+                images_done: tally.records.images(),
                 images,
                 table: Box::new(self.table(&tally)),
                 tally: Box::new(tally.clone()),
             })?;
         }
-        Ok(self.table(&tally))
+        Ok(Evaluation {
+            table: self.table(&tally),
+            per_image: tally.records,
+        })
     }
 
+    /// Every accuracy is counted from the per-image records (docs/protocol.md#the-final-evaluation).
     fn table(&self, tally: &Tally) -> FinalTable {
-        let images = tally.images.max(1) as f64;
-        let accuracy = |name: &str| tally.correct.get(name).map(|c| 100.0 * c / images);
+        let records = &tally.records;
+        let images = records.images().max(1) as f64;
+        let percent = |bits: &Bits| 100.0 * bits.count() as f64 / images;
+        let accuracy = |name: &str| records.correct(name).map(percent);
         let autoattack_steps = if self.wants(FinalAttack::AutoAttack) {
             // A point left robust after a sub-attack stays counted by the later ones.
-            let mut correct = tally.correct.get("clean").copied().unwrap_or(0.0);
+            let mut correct = records.correct("clean").map_or(0.0, |b| b.count() as f64);
             SubAttack::ALL
                 .iter()
                 .map(|sub| {
@@ -212,11 +230,15 @@ impl AttackTable {
             accuracies: (self.attacks.iter())
                 .filter_map(|a| Some((*a, accuracy(a.as_str())?)))
                 .collect(),
+            worst_case: (!self.attacks.is_empty())
+                .then(|| records.worst_case())
+                .flatten()
+                .map(|bits| percent(&bits)),
             autoattack_preset: self
                 .wants(FinalAttack::AutoAttack)
                 .then(|| self.autoattack.to_string()),
             autoattack_steps,
-            images: Some(tally.images),
+            images: Some(records.images()),
             epsilon: Some(self.epsilon),
             seed: Some(self.seed),
             seconds: tally.seconds.clone(),
@@ -242,9 +264,9 @@ const MEMBER_SEEDS: i64 = FinalAttack::ALL.len() as i64;
 /// The seed slot of a batch's random test crop, after the attacks' and AutoAttack's sub-attacks'.
 const CROP_SEED: i64 = 63;
 
-/// The counts of the batches done so far: correct points per attack, AutoAttack's fooled points and
-/// seconds per sub-attack, seconds per attack. Saved after each batch, so that a stopped final
-/// evaluation goes on where it was.
+/// The counts of the batches done so far: the points each attack left correct (one bit per image),
+/// AutoAttack's fooled points and seconds per sub-attack, seconds per attack. Saved after each
+/// batch, so that a stopped final evaluation goes on where it was.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Tally {
     /// The table's settings it was made with; a tally of other settings (or of none: a file from
@@ -252,23 +274,31 @@ pub struct Tally {
     #[serde(default)]
     settings: Option<AttackTable>,
     batches: usize,
-    images: usize,
-    correct: BTreeMap<String, f64>,
+    /// `images` and `correct` (per attack name, hex bits as in `per-image.json`).
+    #[serde(flatten)]
+    records: PerImage,
     sub_attacks: BTreeMap<String, (f64, f64)>,
     seconds: BTreeMap<String, f64>,
 }
 
+/// A batch's `correct` (bool `[B]`) on the host, in one read.
+fn host_bools(correct: &Tensor) -> Vec<bool> {
+    let points = correct.numel();
+    let mut bools = vec![false; points];
+    correct.to_kind(Kind::Bool).copy_data(&mut bools, points);
+    bools
+}
+
 impl Tally {
-    /// Reads the batch's count (one host read, which also makes the timing honest on a GPU).
-    fn add(&mut self, name: &str, correct: &Tensor, seconds: f64) {
-        let count = correct
-            .to_kind(Kind::Int64)
-            .sum(Kind::Int64)
-            .int64_value(&[]) as f64;
-        *self.correct.entry(name.to_string()).or_default() += count;
-        if name != "clean" {
-            *self.seconds.entry(name.to_string()).or_default() += seconds;
-        }
+    /// Whether `table` goes on from this tally: made with its settings and holding a record of
+    /// clean and each of its attacks for every image done, so that the per-image records it ends
+    /// with are whole.
+    fn made_by(&self, table: &AttackTable) -> bool {
+        let names: BTreeSet<&str> = std::iter::once("clean")
+            .chain(table.attacks.iter().map(|a| a.as_str()))
+            .collect();
+        self.settings.as_ref() == Some(table)
+            && (self.batches == 0 || self.records.records().map(|(name, _)| name).eq(names))
     }
 
     /// Batches done.

@@ -1,11 +1,10 @@
 //! A saved network evaluated on its dataset's test set (`adarat eval`): the device, the data and
 //! the checkpoint put together as a run would, then the final table on it.
-use super::attack_table::{AttackTable, Interrupted, Progress};
+use super::attack_table::{AttackTable, Evaluation, Interrupted, Progress};
 use super::{load_data, model_spec, InputError, StopFlag};
 use crate::config::JobConfig;
 use crate::data::Dataset;
 use crate::models::{ModelSpec, Network};
-use crate::store::result::FinalTable;
 use std::path::Path;
 use tch::Device;
 
@@ -38,13 +37,14 @@ impl Checkpoint {
     }
 
     /// Runs `table` on the test set, telling `progress` each attack and batch; a request on `stop`
-    /// ends it within the running attack, and nothing of the table is kept.
+    /// ends it within the running attack, and nothing of the table is kept. The table comes with
+    /// its per-image records.
     pub fn evaluate(
         &self,
         table: &AttackTable,
         stop: &StopFlag,
         progress: &mut dyn FnMut(&Progress),
-    ) -> Result<FinalTable, Interrupted> {
+    ) -> Result<Evaluation, Interrupted> {
         let stop = stop.clone();
         let _watch = crate::attacks::interrupt::watch(move || stop.requested());
         table.run(

@@ -1,6 +1,7 @@
 //! The final evaluation of a finished training (docs/protocol.md#the-final-evaluation): the attack
 //! table, its progress in the events, and `final-progress.json` after every batch, so a stopped
-//! evaluation goes on from the next batch not done (docs/run-folder.md#final-progressjson).
+//! evaluation goes on from the next batch not done (docs/run-folder.md#final-progressjson), and
+//! `per-image.json` once it is complete (docs/run-folder.md#per-imagejson).
 use super::attack_table::{AttackTable, Progress, Tally};
 use super::error::{Failure, RunError, StopPoint};
 use super::Run;
@@ -33,7 +34,7 @@ impl Run<'_> {
             let stop = stop.clone();
             move || stop.requested()
         });
-        let table = table.run(net, &self.data.test, from, &mut |progress| {
+        let evaluation = table.run(net, &self.data.test, from, &mut |progress| {
             let event = match progress {
                 Progress::Attack {
                     attack,
@@ -71,9 +72,13 @@ impl Run<'_> {
             observer.observe(&event);
             Ok(())
         })?;
+        // Written before the progress file goes, so a kill in between finds the whole tally again.
+        self.store
+            .write_per_image(&evaluation.per_image)
+            .map_err(Failure::from)?;
         // Done: nothing to go on from any more.
         let _ = std::fs::remove_file(&progress_file);
-        Ok(table)
+        Ok(evaluation.table)
     }
 }
 

@@ -247,8 +247,23 @@ fn eval_prints_the_table_and_the_json_object_of_result_json() {
     assert!(table["pgd20"].is_null() && table["autoattack"].is_null());
     assert!(table["seconds"]["pgd10"].as_f64().is_some());
     // Seeded: the same seed gives the same table, bar the timings.
-    let again = eval_json(dir.path(), checkpoint, &["--attacks", "fgsm,pgd10"]);
+    let again = eval_json(
+        dir.path(),
+        checkpoint,
+        &["--attacks", "fgsm,pgd10", "--per-image"],
+    );
     assert_eq!(table["pgd10"], again["pgd10"]);
+    // --per-image adds the records the accuracies were counted from, as in per-image.json.
+    assert!(table.get("per_image").is_none());
+    let records: adarat::store::per_image::PerImage =
+        serde_json::from_value(again["per_image"].clone()).unwrap();
+    assert_eq!(records.images(), 100);
+    for name in ["clean", "fgsm", "pgd10"] {
+        let count = records.correct(name).unwrap().count() as f64;
+        assert_eq!(count, number(&again, name), "{name}");
+    }
+    let worst_case = records.worst_case().unwrap().count() as f64;
+    assert_eq!(worst_case, number(&again, "worst_case"));
 
     let out = adarat(
         dir.path(),
@@ -330,6 +345,10 @@ fn bad_input_to_eval_gets_one_line_and_exit_status_2() {
         (
             with(base(path(&small), "small-cnn"), &["--batch-size", "0"]),
             "--batch-size 0",
+        ),
+        (
+            with(base(path(&small), "small-cnn"), &["--per-image"]),
+            "--json",
         ),
     ] {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -167,7 +167,8 @@ fn the_final_table_leaves_the_network_and_its_batch_norm_state_as_they_were() {
         .run(&net, &data.test, Default::default(), &mut |_| {
             Ok::<(), adarat::train::attack_table::Interrupted>(())
         })
-        .unwrap();
+        .unwrap()
+        .table;
     assert_eq!(result.images, Some(8));
     assert!(result
         .accuracy(adarat::vocab::FinalAttack::AutoAttack)

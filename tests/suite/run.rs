@@ -286,6 +286,52 @@ fn the_final_table_of_a_run_has_every_field_autoattack_included() {
             "no seconds for {attack}"
         );
     }
+    // The table is counted from the per-image records, written beside it
+    // (docs/run-folder.md#per-imagejson).
+    let records = adarat::store::read_per_image(&folder)
+        .unwrap()
+        .expect("a completed run has per-image.json");
+    assert_eq!(records.images(), 64);
+    let names = [
+        "clean",
+        "fgsm",
+        "pgd10",
+        "pgd20",
+        "pgd50",
+        "cw",
+        "autoattack",
+    ];
+    assert_eq!(records.records().count(), names.len());
+    let percent = |count: u64| 100.0 * count as f64 / 64.0;
+    for name in names {
+        let bits = records.correct(name).unwrap();
+        assert_eq!(bits.len(), 64);
+        assert_eq!(
+            percent(bits.count()),
+            table[name].as_f64().unwrap(),
+            "{name}"
+        );
+    }
+    let worst_case = table["worst_case"].as_f64().unwrap();
+    let every = (0..64)
+        .filter(|&i| {
+            names
+                .iter()
+                .all(|n| records.correct(n).unwrap().get(i) == Some(true))
+        })
+        .count();
+    assert_eq!(percent(every as u64), worst_case);
+    for name in names {
+        assert!(worst_case <= table[name].as_f64().unwrap(), "{name}");
+    }
+    assert!(
+        stderr(&out).contains(&format!(
+            "  {:<32} {worst_case:>8.2}%",
+            "worst case (every attack)"
+        )),
+        "{}",
+        stderr(&out)
+    );
     // The reference's closing block carries the AutoAttack line.
     let log = std::fs::read_to_string(folder.join("train.log")).unwrap();
     assert!(log.contains(&format!("AA ACC: {aa:05.2}")), "{log}");

@@ -173,6 +173,12 @@ fn a_stopped_final_evaluation_goes_on_from_its_last_batch_and_gives_the_same_tab
         t["seconds"] = Value::Null;
     }
     assert_eq!(table, expected);
+    // So are the per-image records, carried across the stop in final-progress.json.
+    let per_image = |run: &Path| std::fs::read_to_string(run.join("per-image.json")).unwrap();
+    assert_eq!(
+        per_image(&run),
+        per_image(&folder(whole.path(), job_folder))
+    );
 }
 
 #[test]
