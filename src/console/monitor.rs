@@ -6,6 +6,7 @@ use crate::config::{JobConfig, JobOverrides, Study};
 use crate::lock::{self, Holder};
 use crate::scheduler::{self, Scheduler, Task};
 use crate::store::events::{BatchSample, Event};
+use crate::store::per_image::PerImage;
 use crate::store::result::RunResult;
 use crate::store::{read_result, RunName, RunStore, StoreError, EVENTS_FILE, RESULT_FILE};
 use crate::vocab::{DatasetKind, SeededJob, Status};
@@ -56,8 +57,10 @@ const REMOTE_INTERVAL: Duration = Duration::from_secs(5);
 struct CachedResult {
     stamp: (SystemTime, u64),
     result: Result<Arc<RunResult>, Arc<StoreError>>,
-    /// `config.yaml`, read with the result: what the Study screen groups runs by.
+    /// `config.yaml` and `per-image.json`, read with the result: what the Study screen groups
+    /// runs by and compares them on.
     config: Option<Arc<JobConfig>>,
+    per_image: Option<Arc<PerImage>>,
 }
 
 impl Monitor {
@@ -182,6 +185,7 @@ impl Monitor {
             state: JobState::NotRun,
             result: None,
             config: None,
+            per_image: None,
             error: watched.unresolvable.clone(),
             owner: None,
             remote: None,
@@ -196,7 +200,10 @@ impl Monitor {
             Some(Err(error)) => row.error = Some(format!("unreadable: {error}")),
             None => {}
         }
-        row.config = (self.results.get(&folder)).and_then(|cached| cached.config.clone());
+        if let Some(cached) = self.results.get(&folder) {
+            row.config = cached.config.clone();
+            row.per_image = cached.per_image.clone();
+        }
         // A failure without a run folder counts until a result is written after it: a run that
         // completed later (perhaps in another process) is completed. Failures are timed to the
         // second, so within one second the failure counts.
@@ -262,12 +269,15 @@ impl Monitor {
         if cached.is_none() {
             let result = read_result(&path).map(Arc::new).map_err(Arc::new);
             let config = crate::store::read_config(folder).map(Arc::new);
+            // Written before the result says completed, so read with the result that does.
+            let per_image = (crate::store::read_per_image(folder).ok().flatten()).map(Arc::new);
             self.results.insert(
                 folder.to_path_buf(),
                 CachedResult {
                     stamp,
                     result,
                     config,
+                    per_image,
                 },
             );
         }

@@ -5,6 +5,7 @@ use crate::config::JobConfig;
 use crate::lock::LockOwner;
 use crate::scheduler::Task;
 use crate::store::events::BatchSample;
+use crate::store::per_image::PerImage;
 use crate::store::result::{EpochRecord, RunResult};
 use crate::vocab::{DatasetKind, JobName, Method, Mode, SeededJob, Status};
 use std::path::PathBuf;
@@ -41,8 +42,9 @@ pub struct JobRow {
     pub state: JobState,
     /// `result.json`, when the folder has a readable one.
     pub result: Option<Arc<RunResult>>,
-    /// `config.yaml`, read with `result.json`.
+    /// `config.yaml` and `per-image.json`, read with `result.json`.
     pub config: Option<Arc<JobConfig>>,
+    pub per_image: Option<Arc<PerImage>>,
     /// Why the job failed (from `result.json`, or from the queue when it failed before its run
     /// folder existed), or why the folder could not be read.
     pub error: Option<String>,
@@ -68,6 +70,7 @@ impl JobRow {
             folder: self.folder.clone(),
             result: self.result.clone()?,
             config: self.config.clone(),
+            per_image: self.per_image.clone(),
         })
     }
 }

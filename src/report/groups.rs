@@ -4,6 +4,7 @@
 //! learning rate…) keeps them apart and labels them, so no mean mixes two experiments
 //! (docs/report.md#groups).
 use crate::config::JobConfig;
+use crate::store::per_image::PerImage;
 use crate::store::result::RunResult;
 use crate::store::{self, RunName, RESULT_FILE};
 use crate::vocab::{DatasetKind, Method, Mode, Status};
@@ -21,6 +22,9 @@ pub struct Run {
     /// `config.yaml`; none for a folder without a readable one (copied without it), whose group
     /// is then told by what `result.json` records.
     pub config: Option<Arc<JobConfig>>,
+    /// `per-image.json`: which test images stayed correct under each attack; none for a run
+    /// without one (ST, earlier versions) or a damaged one.
+    pub per_image: Option<Arc<PerImage>>,
 }
 
 /// Keys of `config.yaml` that never change a run's numbers: who it is (the job's own fields are
@@ -269,10 +273,12 @@ pub fn collect(output_dirs: &[PathBuf]) -> Collection {
         match store::read_result(&folder.join(RESULT_FILE)) {
             Ok(result) if result.status == Status::Completed => {
                 let config = store::read_config(&folder).map(Arc::new);
+                let per_image = store::read_per_image(&folder).ok().flatten().map(Arc::new);
                 runs.push(Run {
                     folder,
                     result: Arc::new(result),
                     config,
+                    per_image,
                 });
             }
             Ok(result) => {

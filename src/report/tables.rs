@@ -3,6 +3,7 @@
 //! the method's baseline) and the peaks table (docs/report.md).
 use super::groups::{Collection, Group, GroupKey, Run};
 use super::stats::{self, Evidence};
+use crate::store::per_image::discordant;
 use crate::store::result::FinalTable;
 use crate::vocab::{DatasetKind, FinalAttack, Method, Mode};
 use serde::Serialize;
@@ -272,7 +273,7 @@ fn evidence(group: &Group, baseline: &Group, attack: Option<FinalAttack>) -> Opt
         .collect();
     match pairs.as_slice() {
         [] => None,
-        [_] => None,
+        [(mine, base)] => per_image_evidence(mine, base, attack),
         pairs => {
             let values: Vec<(f64, f64)> = (pairs.iter())
                 .filter_map(|(mine, base)| {
@@ -283,6 +284,15 @@ fn evidence(group: &Group, baseline: &Group, attack: Option<FinalAttack>) -> Opt
             stats::paired_t(&values)
         }
     }
+}
+
+/// McNemar's exact test of one seed's two runs over the test images both recorded: none when
+/// either has no records for the column, or they scored different images.
+fn per_image_evidence(mine: &Run, base: &Run, attack: Option<FinalAttack>) -> Option<Evidence> {
+    let name = attack.map_or("clean", |a| a.as_str());
+    let (mine, base) = (mine.per_image.as_ref()?, base.per_image.as_ref()?);
+    let (only_mine, only_base) = discordant(mine.correct(name)?, base.correct(name)?).ok()?;
+    stats::mcnemar(only_mine, only_base, mine.images() as u64)
 }
 
 /// The peaks of every group: where test SA and RA (PGD) peaked, how far apart, and the last epoch.

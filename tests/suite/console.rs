@@ -197,6 +197,7 @@ fn snapshot() -> Snapshot {
                     state: JobState::NotRun,
                     result: None,
                     config: None,
+                    per_image: None,
                     error: None,
                     owner: None,
                     remote: None,

@@ -238,6 +238,52 @@ fn a_three_seed_study_gives_each_delta_its_interval_and_p_as_scipy_does_in_every
     }
 }
 
+#[test]
+fn with_one_seed_the_verdict_is_mcnemars_exact_test_on_the_same_test_images_as_scipy_computes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("output");
+    let pgd: Vec<String> = ["baseline", "adarat"]
+        .map(|mode| format!("pgd-at/synthetic/{mode}"))
+        .to_vec();
+    run(dir.path(), &output, &pgd, "4", "64");
+    let report = dir.path().join("report");
+    let (output_text, report_text) = (output.display().to_string(), report.display().to_string());
+    let args = [
+        "export",
+        "--output",
+        &output_text,
+        "--out",
+        &report_text,
+        "--format",
+        "json",
+        "--format",
+        "markdown",
+    ];
+    let out = adarat(dir.path(), &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let expected = scipy(&[&output]);
+    assert_eq!(expected.len(), 2, "clean and FGSM: {expected:#?}");
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(report.join("results.json")).unwrap())
+            .unwrap();
+    let row = (json["main"][0]["rows"].as_array().unwrap().iter())
+        .find(|r| r["mode"] == "adarat")
+        .unwrap();
+    let markdown = std::fs::read_to_string(report.join("results.md")).unwrap();
+    for e in &expected {
+        assert_eq!(e["test"], "mcnemar-exact");
+        let column = e["column"].as_str().unwrap();
+        let ours = &row["evidence"][column_index(column)];
+        assert_same(ours, e, column);
+        let evidence: Evidence = serde_json::from_value(ours.clone()).unwrap();
+        assert!(markdown.contains(&evidence.summary()), "{markdown}");
+    }
+    assert!(
+        markdown.contains("McNemar exact, n 50 images"),
+        "{markdown}"
+    );
+}
+
 fn screen_text(app: &App, width: u16, height: u16) -> String {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
     terminal.draw(|frame| draw(frame, app)).unwrap();
