@@ -281,6 +281,67 @@ fn export_averages_seeds_marks_the_best_gives_deltas_and_keeps_differing_runs_ap
 }
 
 #[test]
+fn st_has_peaks_and_curves_and_dashes_for_the_attack_table_it_never_has() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("output");
+    for seed in [1, 2] {
+        write_run(
+            &output,
+            "st/cifar10/baseline",
+            seed,
+            3,
+            [0.0; 6],
+            [(60.0, 0.0), (80.0, 0.0), (90.0, 0.0)],
+        );
+        // ST has no final attack table by design (it trains teachers).
+        let path = output.join(format!(
+            "st_cifar10_baseline_resnet18_seed{seed}/result.json"
+        ));
+        let mut result: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        result["final"] = Value::Null;
+        std::fs::write(&path, result.to_string()).unwrap();
+    }
+    let out = dir.path().join("report");
+    let (output_text, out_text) = (output.display().to_string(), out.display().to_string());
+    let run = adarat(
+        dir.path(),
+        &[
+            "export",
+            "--output",
+            &output_text,
+            "--out",
+            &out_text,
+            "--format",
+            "json",
+        ],
+    );
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(
+        !stderr(&run).contains("st_cifar10"),
+        "ST is not left out: {}",
+        stderr(&run)
+    );
+    let markdown = stdout(&run);
+    assert!(
+        markdown.contains("| st | baseline | 2 | — | — |"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("| st/cifar10/baseline | 2 | 3.0 ± 0.0 | 90.00 ± 0.00 |"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("no final attack table by design"),
+        "{markdown}"
+    );
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(report["skipped"], json!([]));
+    assert_eq!(report["peaks"][0]["method"], "st");
+}
+
+#[test]
 fn the_exported_latex_compiles_with_pdflatex() {
     if !system::installed(&[Need::Latex]) {
         return;
