@@ -337,6 +337,82 @@ pub fn of_runs(runs: impl IntoIterator<Item = Run>) -> Collection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{self, JobOverrides};
+    use crate::store::result::FinalTable;
+
+    /// A completed run of `job` with `seed`, its configuration changed by `sets`.
+    fn run(job: &str, seed: u64, sets: &[&str]) -> Run {
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        let study = config::parse(
+            config::DEFAULT_CONFIG,
+            "/s/experiments.yaml".as_ref(),
+            &sets,
+        )
+        .unwrap();
+        let overrides = JobOverrides {
+            seed: Some(seed),
+            ..Default::default()
+        };
+        let cfg = study.resolve(&job.parse().unwrap(), &overrides).unwrap();
+        let result = RunResult {
+            job: cfg.name(),
+            method: cfg.method(),
+            dataset: cfg.dataset,
+            mode: cfg.mode,
+            model: cfg.model,
+            seed,
+            protocol: cfg.protocol,
+            device: "cpu".into(),
+            status: Status::Completed,
+            error: None,
+            epochs: cfg.epochs,
+            epochs_done: cfg.epochs,
+            seconds: 1.0,
+            epochs_log: Vec::new(),
+            peaks: None,
+            final_table: Some(FinalTable::default()),
+        };
+        Run {
+            folder: PathBuf::from(format!("/out/{job}/{seed}")),
+            result: Arc::new(result),
+            config: Some(Arc::new(cfg)),
+            per_image: None,
+        }
+    }
+
+    #[test]
+    fn runs_are_grouped_by_everything_but_seed_device_paths_and_speed() {
+        let collection = of_runs([
+            run("pgd-at/cifar10/adarat", 1, &[]),
+            // Another seed, device, output folder and speed switches: the same experiment.
+            run(
+                "pgd-at/cifar10/adarat",
+                2,
+                &["device=cpu", "paths.output=/elsewhere", "cuda_graphs=false"],
+            ),
+            run("pgd-at/cifar10/adarat", 3, &["training.learning_rate=0.05"]),
+        ]);
+        assert_eq!(collection.groups.len(), 2);
+        let (same, other) = (&collection.groups[0], &collection.groups[1]);
+        assert_eq!(same.seeds(), vec![1, 2]);
+        assert_eq!(same.apart.as_deref(), Some("learning_rate 0.1"));
+        assert_eq!(other.apart.as_deref(), Some("learning_rate 0.05"));
+        assert_eq!(other.label(), "pgd-at/cifar10/adarat [learning_rate 0.05]");
+    }
+
+    #[test]
+    fn a_baseline_is_not_kept_apart_by_the_ratio_it_never_uses() {
+        let beta = "methods.pgd-at.settings.beta=0.5";
+        let collection = of_runs([
+            run("pgd-at/cifar10/baseline", 1, &[]),
+            run("pgd-at/cifar10/baseline", 2, &[beta]),
+            run("pgd-at/cifar10/adarat", 1, &[beta]),
+        ]);
+        assert_eq!(collection.groups.len(), 2);
+        let adarat = &collection.groups[1].key;
+        assert_eq!(adarat.settings["ratio.beta"], "0.5");
+        assert_eq!(adarat.baseline(), collection.groups[0].key);
+    }
 
     #[test]
     fn settings_are_flattened_by_dotted_name_with_tags_and_255ths() {
