@@ -292,18 +292,13 @@ fn the_final_table_of_a_run_has_every_field_autoattack_included() {
         .unwrap()
         .expect("a completed run has per-image.json");
     assert_eq!(records.images(), 64);
-    let names = [
-        "clean",
-        "fgsm",
-        "pgd10",
-        "pgd20",
-        "pgd50",
-        "cw",
-        "autoattack",
-    ];
+    // Clean and every final attack, all of which ran.
+    let names: Vec<&str> = std::iter::once("clean")
+        .chain(adarat::vocab::FinalAttack::ALL.iter().map(|a| a.as_str()))
+        .collect();
     assert_eq!(records.records().count(), names.len());
     let percent = |count: u64| 100.0 * count as f64 / 64.0;
-    for name in names {
+    for &name in &names {
         let bits = records.correct(name).unwrap();
         assert_eq!(bits.len(), 64);
         assert_eq!(

@@ -236,6 +236,27 @@ fn a_three_seed_study_gives_each_delta_its_interval_and_p_as_scipy_does_in_every
             ours.summary()
         );
     }
+    // Compare (every mode of the cursor's method) gives PGD-AT's verdicts under its table.
+    app.update(Msg::Key(crossterm::event::KeyEvent::from(
+        crossterm::event::KeyCode::Char('4'),
+    )));
+    let screen = screen_text(&app, 400, 60);
+    let pgd = (expected.iter()).filter(|e| e["limit_train"] == "64" && e["method"] == "pgd-at");
+    for e in pgd {
+        let ours: Evidence = serde_json::from_value(e.clone()).unwrap();
+        let line = format!(
+            "pgd-at {} vs baseline ({})",
+            e["mode"].as_str().unwrap(),
+            ours.basis()
+        );
+        assert!(screen.contains(&line), "`{line}` missing:\n{screen}");
+        assert!(
+            screen.contains(&ours.summary()),
+            "{} missing:\n{screen}",
+            ours.summary()
+        );
+    }
+    assert!(!screen.contains("trades"), "{screen}");
 }
 
 #[test]
