@@ -57,8 +57,9 @@ enum Command {
     /// `adarat run` task per job, teachers first
     /// (e.g. `adarat submit pgd-at/cifar10/adarat --partition gpu --time 12:00:00`).
     Submit(submit::SubmitArgs),
-    /// The study's tables from its run folders: the main table (mean ± sd over seeds) and the
-    /// peaks, in the formats of --format (e.g. `adarat export --format latex`).
+    /// The study's tables from its run folders: the main table (mean ± sd over seeds), the verdict
+    /// against each baseline (Δ, 95 % interval, p) and the peaks, in the formats of --format (e.g.
+    /// `adarat export --format latex`).
     Export(export::ExportArgs),
     /// Datasets in their official formats.
     #[command(subcommand)]
