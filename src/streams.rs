@@ -12,7 +12,7 @@ const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// What a stream is drawn for. The numbers are part of every stream's seed: renumbering one
 /// changes its draws, so a new purpose takes a new number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Purpose {
     /// The student's initial weights and the method's own initialisation; index 0.
     Initialisation = 1,
