@@ -4,7 +4,7 @@
 //! - at the bottom: [`vocab`] and [`config`], the study's names and settings; [`torch_error`],
 //!   libtorch's messages; [`native`], the only module with `unsafe` (the C++ shims and POSIX
 //!   calls); [`faults`], fault injection for the tests; [`lock`], process locks that record who
-//!   holds them;
+//!   holds them; [`streams`], the seed of every random stream;
 //! - the engine: [`device`] meets the configured device with this machine's,
 //!   [`thread_modes`] enters libtorch's thread-local modes through guards, [`losses`] and
 //!   [`optim`] are shared by everything above, [`ratio`] weighs the standard loss against the
@@ -38,6 +38,7 @@ pub mod ratio;
 pub mod report;
 pub mod scheduler;
 pub mod store;
+pub mod streams;
 pub mod thread_modes;
 pub mod torch_error;
 pub mod train;

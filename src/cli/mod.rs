@@ -478,19 +478,18 @@ fn eval(args: EvalArgs) -> Result<(), CliError> {
         dataset,
         mode: crate::vocab::Mode::Baseline,
     };
-    // The seed stays the configuration's for the data (synthetic images are made from it);
-    // --seed seeds the attacks.
     let overrides = JobOverrides {
         model: Some(model),
         device: parse_device(args.device.as_deref())?,
         // Only the test split is evaluated.
         limit_train: Some(1),
         limit_test: args.limit_test,
+        // Seeds the attacks only: no dataset depends on the seed (docs/protocol.md#random-streams).
+        seed: args.seed,
         ..Default::default()
     };
     let cfg = study.resolve(&job, &overrides).map_err(CliError::input)?;
     let mut table = AttackTable::for_job(&cfg);
-    table.seed = args.seed.unwrap_or(cfg.seed);
     let number = |flag: &str, text: &Option<String>, default: f64| match text {
         Some(text) => config::parse_number(text)
             .ok()

@@ -169,7 +169,6 @@ pub(super) fn download(args: DownloadArgs) -> Result<(), CliError> {
             limit_train: Some(1),
             limit_test: Some(1),
             synthetic: crate::config::SyntheticSize { train: 0, test: 0 },
-            seed: 0,
             download: true,
             mirror: study.mirror(),
             progress: true,

@@ -606,7 +606,6 @@ mod tests {
             limit_train: None,
             limit_test: None,
             synthetic: crate::config::job::SyntheticSize { train: 0, test: 0 },
-            seed: 0,
             download: false,
             mirror: None,
             progress: false,

@@ -50,8 +50,6 @@ pub struct DataRequest<'a> {
     pub limit_test: Option<usize>,
     /// Sizes of the generated `synthetic` dataset.
     pub synthetic: SyntheticSize,
-    /// Seed of the generated `synthetic` dataset.
-    pub seed: u64,
     /// Whether a missing official dataset may be fetched from its official address.
     pub download: bool,
     /// Where downloads come from instead of the official addresses (`paths.mirror`): a base URL
@@ -89,7 +87,7 @@ pub fn load(req: &DataRequest) -> Result<Splits, DataError> {
             let size = req.synthetic;
             let train_count = req.limit_train.map_or(size.train, |n| n.min(size.train));
             let test_count = req.limit_test.map_or(size.test, |n| n.min(size.test));
-            let (train, test) = synthetic::generate_splits(req.seed, train_count, test_count);
+            let (train, test) = synthetic::generate_splits(train_count, test_count);
             (train, test, SYNTHETIC_CLASSES)
         }
     };

@@ -1,5 +1,7 @@
-//! The `synthetic` dataset: 3×32×32 colour images of 10 classes generated from the seed with a small
-//! Rust PRNG, so they are the same on every device and need no files.
+//! The `synthetic` dataset: 3×32×32 colour images of 10 classes generated with a small Rust PRNG, so
+//! they are the same on every device and need no files. Like a real dataset it is fixed: a run's seed
+//! does not change it, so runs of different seeds train and are tested on the same images
+//! (docs/protocol.md#random-streams).
 //!
 //! Each class has a prototype: a background colour and a foreground colour laid out by a smooth,
 //! left-right symmetric mask (disc, ring, bands, bars, ...), so random crops of ±4 px and horizontal flips
@@ -9,6 +11,7 @@
 //! stay clean-separable (the label is always the majority prototype) while an ε = 8/255 adversary can flip
 //! the images nearest the boundary: robust accuracy ends below clean accuracy.
 use super::host::HostSplit;
+use crate::streams::{Purpose, SplitMix64};
 
 pub const SYNTHETIC_CLASSES: i64 = 10;
 pub const SYNTHETIC_SHAPE: [i64; 3] = [3, SIDE as i64, SIDE as i64];
@@ -113,36 +116,6 @@ fn prototypes() -> Vec<Vec<f32>> {
         .collect()
 }
 
-/// SplitMix64: tiny, fast, and good enough to vary images; the same numbers on every platform.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0,1).
-    fn unit(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
-    }
-
-    /// Uniform in [low, high).
-    fn between(&mut self, low: f32, high: f32) -> f32 {
-        low + (high - low) * self.unit()
-    }
-}
-
-/// The random stream of one image, independent of how many images are generated.
-fn image_stream(seed: u64, split: u64, index: usize) -> SplitMix64 {
-    let mut mixer = SplitMix64(seed ^ split.wrapping_mul(0xD6E8_FEB8_6659_FD93));
-    let base = mixer.next_u64();
-    SplitMix64(base ^ (index as u64).wrapping_mul(0xA076_1D64_78BD_642F))
-}
-
 /// How strongly images vary around their prototype.
 const CONTRAST: (f32, f32) = (0.7, 1.0);
 const BRIGHTNESS: f32 = 0.05;
@@ -154,14 +127,18 @@ const BLENDED_SHARE: f32 = 0.25;
 /// image sits to the boundary between the two classes.
 const MAX_BLEND: f32 = 0.45;
 
-fn generate_split(prototypes: &[Vec<f32>], seed: u64, split: u64, count: usize) -> HostSplit {
+/// The seed of the dataset's streams: the dataset's own, never a run's.
+const DATASET_SEED: u64 = 0;
+
+fn generate_split(prototypes: &[Vec<f32>], split: Purpose, count: usize) -> HostSplit {
     let image_len = 3 * SIDE * SIDE;
     let mut images = vec![0u8; count * image_len];
     let mut labels = Vec::with_capacity(count);
     for (index, image) in images.chunks_exact_mut(image_len).enumerate() {
         let class = index % CLASSES.len();
         labels.push(class as i64);
-        let mut rng = image_stream(seed, split, index);
+        // Each image its own stream, so image `i` does not depend on how many are generated.
+        let mut rng = SplitMix64::new(DATASET_SEED, split, index as u64);
         let shift = 2 * MAX_SHIFT + 1;
         let top = (rng.next_u64() % shift as u64) as usize;
         let left = (rng.next_u64() % shift as u64) as usize;
@@ -199,12 +176,12 @@ fn generate_split(prototypes: &[Vec<f32>], seed: u64, split: u64, count: usize) 
     }
 }
 
-/// The training and test splits for `seed`; image `i` of a split does not depend on the split's size.
-pub(crate) fn generate_splits(seed: u64, train: usize, test: usize) -> (HostSplit, HostSplit) {
+/// The first `train` training and `test` test images.
+pub(crate) fn generate_splits(train: usize, test: usize) -> (HostSplit, HostSplit) {
     let prototypes = prototypes();
     (
-        generate_split(&prototypes, seed, 0, train),
-        generate_split(&prototypes, seed, 1, test),
+        generate_split(&prototypes, Purpose::SyntheticTrain, train),
+        generate_split(&prototypes, Purpose::SyntheticTest, test),
     )
 }
 
@@ -227,8 +204,8 @@ mod tests {
 
     #[test]
     fn images_do_not_depend_on_the_split_size() {
-        let (small, _) = generate_splits(3, 5, 0);
-        let (large, _) = generate_splits(3, 12, 0);
+        let (small, _) = generate_splits(5, 0);
+        let (large, _) = generate_splits(12, 0);
         assert_eq!(small.images[..], large.images[..small.images.len()]);
         assert_eq!(small.labels[..], large.labels[..5]);
     }

@@ -9,6 +9,7 @@ use crate::data::Dataset;
 use crate::models::Network;
 use crate::store::per_image::{Bits, PerImage};
 use crate::store::result::{FinalTable, SubAttackRow};
+use crate::streams::{self, Purpose};
 use crate::vocab::FinalAttack;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -128,7 +129,11 @@ impl AttackTable {
         for index in 0..batches {
             // Seeded per batch, so a random test crop (`protocol: reference`) is the same
             // whether or not the batches before it were evaluated in this process.
-            tch::manual_seed(attack_seed(self.seed, index, CROP_SEED));
+            tch::manual_seed(streams::torch_seed(
+                self.seed,
+                Purpose::TableCrop,
+                index as u64,
+            ));
             let Some(batch) = test_batches.next() else {
                 break;
             };
@@ -149,9 +154,14 @@ impl AttackTable {
             for attack in FinalAttack::ALL.iter().copied().filter(|a| self.wants(*a)) {
                 starting(attack.to_string())?;
                 let started = Instant::now();
-                tch::manual_seed(attack_seed(self.seed, index, attack as i64));
+                tch::manual_seed(attack_seed(
+                    self.seed,
+                    Purpose::TableAttack,
+                    index,
+                    attack as usize,
+                ));
                 let member_seed =
-                    |member: usize| attack_seed(self.seed, index, MEMBER_SEEDS + member as i64);
+                    |member: usize| attack_seed(self.seed, Purpose::TableMember, index, member);
                 let batch = TableBatch {
                     eval: &eval,
                     images: x,
@@ -249,20 +259,16 @@ impl AttackTable {
     }
 }
 
-/// The seed of one attack on one batch: independent of what ran before, so a batch can be redone.
-fn attack_seed(seed: u64, batch: usize, attack: i64) -> i64 {
-    (seed as i64)
-        .wrapping_mul(1_000_003)
-        .wrapping_add(batch as i64)
-        .wrapping_mul(64)
-        .wrapping_add(attack)
+/// The seed of slot `slot` (an attack's place in the vocabulary, or an ensemble's member) on test
+/// batch `batch`: its own stream, independent of what ran before, so a batch can be redone
+/// (docs/protocol.md#random-streams).
+fn attack_seed(seed: u64, purpose: Purpose, batch: usize, slot: usize) -> i64 {
+    debug_assert!(slot < SLOTS_PER_BATCH, "slot {slot}");
+    streams::torch_seed(seed, purpose, (batch * SLOTS_PER_BATCH + slot) as u64)
 }
 
-/// The first seed slot of an ensemble's members (AutoAttack's sub-attacks), after the attacks'.
-const MEMBER_SEEDS: i64 = FinalAttack::ALL.len() as i64;
-
-/// The seed slot of a batch's random test crop, after the attacks' and AutoAttack's sub-attacks'.
-const CROP_SEED: i64 = 63;
+/// The stream indices of one batch: room for more attacks (and members) than there are.
+const SLOTS_PER_BATCH: usize = 64;
 
 /// The counts of the batches done so far: the points each attack left correct (one bit per image),
 /// AutoAttack's fooled points and seconds per sub-attack, seconds per attack. Saved after each
@@ -415,8 +421,12 @@ mod tests {
     #[test]
     fn seeds_differ_per_batch_and_attack() {
         let seeds: std::collections::BTreeSet<i64> = (0..40)
-            .flat_map(|batch| (0..10).map(move |attack| attack_seed(1, batch, attack)))
+            .flat_map(|batch| (0..10).map(move |slot| (batch, slot)))
+            .flat_map(|(batch, slot)| {
+                [Purpose::TableAttack, Purpose::TableMember]
+                    .map(|purpose| attack_seed(1, purpose, batch, slot))
+            })
             .collect();
-        assert_eq!(seeds.len(), 400);
+        assert_eq!(seeds.len(), 800);
     }
 }

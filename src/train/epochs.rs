@@ -12,6 +12,7 @@ use crate::optim::schedule;
 use crate::store::events::Event;
 use crate::store::result::{EpochRecord, Peaks};
 use crate::store::{train_log, MODEL_FILE};
+use crate::streams::{self, Purpose};
 use crate::vocab::{Mode, Status};
 use std::time::Instant;
 use tch::{Kind, Tensor};
@@ -19,14 +20,6 @@ use tch::{Kind, Tensor};
 /// Eager steps of each epoch before its step is captured: cuDNN's autotuning, the gradients' and the
 /// momentum buffers' first allocation all happen outside the graph.
 const EAGER_STEPS_BEFORE_CAPTURE: usize = 2;
-
-/// Each epoch draws from its own seed, so a resumed run sees the same randomness as an
-/// uninterrupted one.
-fn epoch_seed(seed: u64, epoch: usize) -> i64 {
-    (seed as i64)
-        .wrapping_mul(1_000_003)
-        .wrapping_add(epoch as i64 + 1)
-}
 
 impl Run<'_> {
     pub(super) fn emit(&mut self, event: Event) -> Result<(), RunError> {
@@ -101,7 +94,9 @@ impl Run<'_> {
     /// The epoch's seed, learning rate (returned) and momentum, announced.
     fn start_epoch(&mut self, epoch: usize) -> Result<f64, RunError> {
         let cfg = self.cfg;
-        tch::manual_seed(epoch_seed(cfg.seed, epoch));
+        // Each epoch its own stream, so a resumed run draws what an uninterrupted one would
+        // (docs/protocol.md#random-streams).
+        tch::manual_seed(streams::torch_seed(cfg.seed, Purpose::Epoch, epoch as u64));
         let lr = schedule::learning_rate(&cfg.lr_schedule, cfg.learning_rate, epoch);
         if cfg.reset_momentum_each_epoch {
             self.sgd.reset_momentum();

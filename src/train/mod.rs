@@ -23,6 +23,7 @@ use crate::ratio::Ratio;
 use crate::store::events::{Event, Observer};
 use crate::store::result::RunResult;
 use crate::store::RunStore;
+use crate::streams::{self, Purpose};
 use crate::vocab::Status;
 use error::catching_panics;
 use resume::Trainee;
@@ -88,7 +89,7 @@ pub fn run(
     observer: &mut dyn Observer,
 ) -> Result<RunResult, RunError> {
     let device = checked_device(cfg)?;
-    // Loading draws nothing from torch's generator (synthetic data has its own, seeded).
+    // Loading draws nothing from torch's generator (synthetic data has its own streams).
     let data =
         load_data(cfg, device, options.download, options.progress).map_err(InputError::from)?;
     run_on(cfg, device, data, options, observer)
@@ -129,8 +130,9 @@ fn run_on(
     // the student starts as it would in any other method.
     let mut method = methods::build(cfg, &spec, device).map_err(InputError::from)?;
     let ratio = ratio.with_barrier_at_threshold(method.barrier_at_threshold());
-    // Seed before anything random happens, model initialisation included (docs/protocol.md Q6, fixed).
-    tch::manual_seed(cfg.seed as i64);
+    // Seed before anything random happens, model initialisation included (docs/protocol.md Q6, fixed),
+    // from the run's initialisation stream (docs/protocol.md#random-streams).
+    tch::manual_seed(streams::torch_seed(cfg.seed, Purpose::Initialisation, 0));
     let mut net = Network::new(&spec, device).map_err(InputError::from)?;
     if cfg.speed.channels_last {
         net.use_channels_last();
@@ -207,7 +209,6 @@ pub fn load_data(
         limit_train: cfg.limit_train,
         limit_test: cfg.limit_test,
         synthetic: cfg.synthetic,
-        seed: cfg.seed,
         download,
         mirror: cfg.mirror.as_deref(),
         progress,
@@ -229,4 +230,33 @@ pub fn model_spec(cfg: &JobConfig, data: &Splits) -> ModelSpec {
 
 fn timestamp() -> String {
     chrono::Local::now().format("%Y/%m/%d %H:%M:%S").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::JobOverrides;
+
+    /// Runs of different seeds train and are tested on the same `synthetic` images, as on a real
+    /// dataset, so that their results pair up image by image (docs/protocol.md#random-streams).
+    #[test]
+    fn the_synthetic_data_is_the_same_for_every_seed() {
+        let study = crate::config::open(None, &[]).unwrap();
+        let job = "pgd-at/synthetic/adarat".parse().unwrap();
+        let images = |seed| {
+            let overrides = JobOverrides {
+                seed: Some(seed),
+                limit_train: Some(30),
+                limit_test: Some(30),
+                ..Default::default()
+            };
+            let cfg = study.resolve(&job, &overrides).unwrap();
+            let data = load_data(&cfg, Device::Cpu, false, false).unwrap();
+            let bytes = |t: &tch::Tensor| Vec::<u8>::try_from(&t.flatten(0, -1)).unwrap();
+            (bytes(&data.train.images), bytes(&data.test.images))
+        };
+        let (train, test) = images(1);
+        assert_eq!((&train, &test), (&images(2).0, &images(2).1));
+        assert_ne!(train[..test.len()], test[..], "the splits are distinct");
+    }
 }
