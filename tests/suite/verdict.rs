@@ -220,42 +220,17 @@ fn a_three_seed_study_gives_each_delta_its_interval_and_p_as_scipy_does_in_every
         crossterm::event::KeyCode::Char('t'),
     )));
     let screen = screen_text(&app, 400, 60);
-    for e in expected.iter().filter(|e| e["limit_train"] == "64") {
-        // scipy's numbers, as the screen words them.
-        let ours: Evidence = serde_json::from_value(e.clone()).unwrap();
-        let line = format!(
-            "{} {} vs baseline ({})",
-            e["method"].as_str().unwrap(),
-            e["mode"].as_str().unwrap(),
-            ours.basis()
-        );
-        assert!(screen.contains(&line), "`{line}` missing:\n{screen}");
-        assert!(
-            screen.contains(&ours.summary()),
-            "{} missing:\n{screen}",
-            ours.summary()
-        );
-    }
+    assert_verdict_lines(
+        &screen,
+        expected.iter().filter(|e| e["limit_train"] == "64"),
+    );
     // Compare (every mode of the cursor's method) gives PGD-AT's verdicts under its table.
     app.update(Msg::Key(crossterm::event::KeyEvent::from(
         crossterm::event::KeyCode::Char('4'),
     )));
     let screen = screen_text(&app, 400, 60);
     let pgd = (expected.iter()).filter(|e| e["limit_train"] == "64" && e["method"] == "pgd-at");
-    for e in pgd {
-        let ours: Evidence = serde_json::from_value(e.clone()).unwrap();
-        let line = format!(
-            "pgd-at {} vs baseline ({})",
-            e["mode"].as_str().unwrap(),
-            ours.basis()
-        );
-        assert!(screen.contains(&line), "`{line}` missing:\n{screen}");
-        assert!(
-            screen.contains(&ours.summary()),
-            "{} missing:\n{screen}",
-            ours.summary()
-        );
-    }
+    assert_verdict_lines(&screen, pgd);
     assert!(!screen.contains("trades"), "{screen}");
 }
 
@@ -303,6 +278,22 @@ fn with_one_seed_the_verdict_is_mcnemars_exact_test_on_the_same_test_images_as_s
         markdown.contains("McNemar exact, n 50 images"),
         "{markdown}"
     );
+}
+
+/// Each of scipy's verdicts on the screen, as the console words them.
+fn assert_verdict_lines<'a>(screen: &str, expected: impl Iterator<Item = &'a Value>) {
+    for e in expected {
+        let ours: Evidence = serde_json::from_value(e.clone()).unwrap();
+        let line = format!(
+            "{} {} vs baseline ({})",
+            e["method"].as_str().unwrap(),
+            e["mode"].as_str().unwrap(),
+            ours.basis()
+        );
+        assert!(screen.contains(&line), "`{line}` missing:\n{screen}");
+        let summary = ours.summary();
+        assert!(screen.contains(&summary), "{summary} missing:\n{screen}");
+    }
 }
 
 fn screen_text(app: &App, width: u16, height: u16) -> String {
