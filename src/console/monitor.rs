@@ -195,15 +195,6 @@ impl Monitor {
         }
         let holder = lock::holder(&watched.lock);
         let folder = watched.folder.clone();
-        match self.result(&folder) {
-            Some(Ok(result)) => row.result = Some(result),
-            Some(Err(error)) => row.error = Some(format!("unreadable: {error}")),
-            None => {}
-        }
-        if let Some(cached) = self.results.get(&folder) {
-            row.config = cached.config.clone();
-            row.per_image = cached.per_image.clone();
-        }
         // A failure without a run folder counts until a result is written after it: a run that
         // completed later (perhaps in another process) is completed. Failures are timed to the
         // second, so within one second the failure counts.
@@ -211,7 +202,16 @@ impl Monitor {
             t.duration_since(SystemTime::UNIX_EPOCH)
                 .map(|d| d.as_secs())
         };
-        let written = (self.results.get(&folder)).and_then(|cached| seconds(cached.stamp.0).ok());
+        let mut written = None;
+        if let Some(cached) = self.read(&folder) {
+            match &cached.result {
+                Ok(result) => row.result = Some(result.clone()),
+                Err(error) => row.error = Some(format!("unreadable: {error}")),
+            }
+            row.config = cached.config.clone();
+            row.per_image = cached.per_image.clone();
+            written = seconds(cached.stamp.0).ok();
+        }
         let failure = queue.failure(&name, seed).filter(|f| {
             let at = f.time().and_then(|t| seconds(t).ok());
             written.is_none_or(|written| at.is_none_or(|at| at >= written))
@@ -254,8 +254,9 @@ impl Monitor {
         row
     }
 
-    /// `result.json` of a folder, re-read only when its modification time or length changed.
-    fn result(&mut self, folder: &Path) -> Option<Result<Arc<RunResult>, Arc<StoreError>>> {
+    /// `result.json` of a folder, with the files read beside it, re-read only when its
+    /// modification time or length changed.
+    fn read(&mut self, folder: &Path) -> Option<&CachedResult> {
         let path = folder.join(RESULT_FILE);
         let Ok(meta) = std::fs::metadata(&path) else {
             self.results.remove(folder);
@@ -281,7 +282,7 @@ impl Monitor {
                 },
             );
         }
-        self.results.get(folder).map(|c| c.result.clone())
+        self.results.get(folder)
     }
 }
 

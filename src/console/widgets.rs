@@ -198,7 +198,7 @@ pub(super) fn verdict_lines(table: &crate::report::tables::MainTable) -> Vec<Str
     use crate::report::tables::COLUMNS;
     (table.rows.iter())
         .filter_map(|row| {
-            let basis = row.evidence.iter().flatten().next()?.basis();
+            let basis = row.basis()?;
             let cells: Vec<String> = (COLUMNS.iter().zip(&row.evidence))
                 .filter_map(|((name, attack), evidence)| {
                     let name = attack.map_or(*name, |a| a.info().short);
@@ -208,7 +208,7 @@ pub(super) fn verdict_lines(table: &crate::report::tables::MainTable) -> Vec<Str
             Some(format!(
                 "{} {} vs baseline ({basis}): {}",
                 row.method,
-                row.mode_label(table.mixed_presets()),
+                row.label(row.mode, table.mixed_presets()),
                 cells.join("; ")
             ))
         })

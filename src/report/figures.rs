@@ -4,7 +4,7 @@
 //! dataset the trade-off of clean against AutoAttack accuracy.
 mod font;
 
-use super::groups::{Collection, Group};
+use super::groups::{labelled, Collection, Group};
 use super::tables::{self, Stat};
 use crate::config::RatioConfig;
 use crate::ratio::{barrier_slope, barrier_value};
@@ -219,10 +219,7 @@ fn curve_lines(groups: &[&Group]) -> Vec<Line> {
     groups
         .iter()
         .map(|group| {
-            let label = match &group.apart {
-                Some(apart) => format!("{} [{apart}]", group.key.mode),
-                None => group.key.mode.to_string(),
-            };
+            let label = labelled(group.key.mode, group.apart.as_deref());
             let logs: Vec<&[EpochRecord]> = (group.runs.iter())
                 .map(|r| r.result.epochs_log.as_slice())
                 .collect();
@@ -633,13 +630,7 @@ impl TradeOff {
         };
         let points = (table.rows.iter())
             .filter_map(|r| {
-                let mut label = r.method.to_string();
-                if let Some(apart) = &r.apart {
-                    label += &format!(" [{apart}]");
-                }
-                if let (true, Some(preset)) = (with_aa && table.mixed_presets(), &r.preset) {
-                    label += &format!(" (AA {preset})");
-                }
+                let label = r.label(r.method, with_aa && table.mixed_presets());
                 Some((label, r.mode, value(r, clean)?, value(r, robust)?))
             })
             .collect();

@@ -234,10 +234,16 @@ impl Group {
     /// `pgd-at/cifar10/adarat`, with what keeps it apart (`[epochs 2]`).
     pub fn label(&self) -> String {
         let job = format!("{}/{}/{}", self.key.method, self.key.dataset, self.key.mode);
-        match &self.apart {
-            Some(apart) => format!("{job} [{apart}]"),
-            None => job,
-        }
+        labelled(job, self.apart.as_deref())
+    }
+}
+
+/// `name [apart]`: a row's or a line's name with what keeps its group apart from the job's other
+/// groups, where something does: the one way every table, figure and screen writes it.
+pub fn labelled(name: impl std::fmt::Display, apart: Option<&str>) -> String {
+    match apart {
+        Some(apart) => format!("{name} [{apart}]"),
+        None => name.to_string(),
     }
 }
 

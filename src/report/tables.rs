@@ -1,7 +1,7 @@
 //! The paper's tables from run groups: the main table (method × mode against clean and the final
 //! attacks marked for it, mean ± sd over seeds, the best mode of each method marked, Δ against
 //! the method's baseline) and the peaks table (docs/report.md).
-use super::groups::{Collection, Group, GroupKey, Run};
+use super::groups::{labelled, Collection, Group, GroupKey, Run};
 use super::stats::{self, Evidence};
 use crate::store::per_image::discordant;
 use crate::store::result::FinalTable;
@@ -73,17 +73,19 @@ pub struct MainRow {
 }
 
 impl MainRow {
-    /// The mode with what keeps its group apart (`adarat [epochs 2]`) and, in a table of mixed
-    /// presets, its AutoAttack preset (`adarat (AA standard)`).
-    pub fn mode_label(&self, mixed_presets: bool) -> String {
-        let mut label = self.mode.to_string();
-        if let Some(apart) = &self.apart {
-            label += &format!(" [{apart}]");
-        }
+    /// `name` (its mode, or its method in a figure) with what keeps its group apart
+    /// (`adarat [epochs 2]`) and, where presets mix, its AutoAttack preset (`adarat (AA standard)`).
+    pub fn label(&self, name: impl std::fmt::Display, mixed_presets: bool) -> String {
+        let mut label = labelled(name, self.apart.as_deref());
         if let (true, Some(preset)) = (mixed_presets, &self.preset) {
             label += &format!(" (AA {preset})");
         }
         label
+    }
+
+    /// What its evidence against the baseline rests on (`paired t, n 3 seeds`); none without any.
+    pub fn basis(&self) -> Option<String> {
+        Some(self.evidence.iter().flatten().next()?.basis())
     }
 }
 

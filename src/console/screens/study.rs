@@ -100,7 +100,7 @@ fn main_table(table: &tables::MainTable, wide: bool, theme: Theme) -> Table<'sta
     )
     .style(theme.bold());
     let rows = table.rows.iter().map(|row| {
-        let mode = row.mode_label(table.mixed_presets());
+        let mode = row.label(row.mode, table.mixed_presets());
         let mut cells = vec![
             Cell::from(row.method.to_string()),
             Cell::from(mode),

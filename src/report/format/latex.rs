@@ -30,6 +30,16 @@ fn tex(text: &str) -> String {
         .replace('<', r"$<$")
 }
 
+/// The header of a table with a row per method and mode, `third`'s column, then one per column
+/// of the main table.
+fn header(third: &str) -> String {
+    let mut s = format!("Method & Mode & {third}");
+    for (name, _) in COLUMNS.iter() {
+        let _ = write!(s, " & {name}");
+    }
+    s + " \\\\\n\\midrule\n"
+}
+
 const MARKS_LEGEND: &str = "* p < 0.05, ** p < 0.01, *** p < 0.001 against the method's baseline";
 
 fn verdict_label(table: &MainTable) -> String {
@@ -55,11 +65,7 @@ fn verdict(s: &mut String, table: &MainTable) {
         "\\resizebox{{\\textwidth}}{{!}}{{\\begin{{tabular}}{{lll{}}}\n\\toprule",
         "r".repeat(COLUMNS.len())
     );
-    s.push_str("Method & Mode & Test");
-    for (name, _) in COLUMNS.iter() {
-        let _ = write!(s, " & {name}");
-    }
-    s.push_str(" \\\\\n\\midrule\n");
+    s.push_str(&header("Test"));
     for (row, basis) in rows {
         let (method, mode) = row_label(row, table);
         let _ = write!(s, "{} & {} & {}", tex(&method), tex(&mode), tex(&basis));
@@ -84,18 +90,14 @@ fn latex(tables: &[MainTable], peaks: &[PeakRow]) -> String {
             s,
             "\\caption{{{}: accuracy (\\%), {}.}}",
             tex(&table.dataset.to_string()),
-            tex(LEGEND).replace('±', "$\\pm$").replace('Δ', "$\\Delta$")
+            tex(LEGEND).replace('±', "$\\pm$")
         );
         let _ = writeln!(
             s,
             "\\begin{{tabular}}{{llr{}}}\n\\toprule",
             "r".repeat(COLUMNS.len())
         );
-        s += "Method & Mode & $n$";
-        for (name, _) in COLUMNS.iter() {
-            let _ = write!(s, " & {name}");
-        }
-        s += " \\\\\n\\midrule\n";
+        s += &header("$n$");
         let mut previous = None;
         for row in &table.rows {
             if previous.is_some() && previous != Some(row.method) {

@@ -18,6 +18,16 @@ impl Writer for Markdown {
     }
 }
 
+/// The header of a table with a row per method and mode, `third`'s column, then one per column
+/// of the main table, right-aligned.
+fn header(third: &str) -> String {
+    let mut s = format!("| method | mode | {third} |");
+    for (name, _) in COLUMNS.iter() {
+        let _ = write!(s, " {name} |");
+    }
+    s + "\n|---|---|---|" + &"---:|".repeat(COLUMNS.len()) + "\n"
+}
+
 /// The evidence of each FixRAT and AdaRAT row against its baseline, one cell per column.
 fn verdict(s: &mut String, table: &MainTable) {
     let rows = verdict_rows(table);
@@ -25,13 +35,7 @@ fn verdict(s: &mut String, table: &MainTable) {
         return;
     }
     let _ = writeln!(s, "### {}: against the baseline\n", table.dataset);
-    *s += "| method | mode | test |";
-    for (name, _) in COLUMNS.iter() {
-        let _ = write!(s, " {name} |");
-    }
-    *s += "\n|---|---|---|";
-    *s += &"---:|".repeat(COLUMNS.len());
-    *s += "\n";
+    *s += &header("test");
     for (row, basis) in rows {
         let (method, mode) = row_label(row, table);
         let _ = write!(s, "| {method} | {mode} | {basis} |");
@@ -48,13 +52,7 @@ pub fn text(tables: &[MainTable], peaks: &[PeakRow], collection: &Collection) ->
     let mut s = String::from("# Results\n\n");
     for table in tables {
         let _ = writeln!(s, "## {}\n", table.dataset);
-        s += "| method | mode | n |";
-        for (name, _) in COLUMNS.iter() {
-            let _ = write!(s, " {name} |");
-        }
-        s += "\n|---|---|---|";
-        s += &"---:|".repeat(COLUMNS.len());
-        s += "\n";
+        s += &header("n");
         for row in &table.rows {
             let (method, mode) = row_label(row, table);
             let _ = write!(s, "| {method} | {mode} | {} |", seeds(&row.seeds));

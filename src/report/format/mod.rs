@@ -10,7 +10,7 @@ mod tensorboard;
 
 pub use markdown::text as markdown;
 
-use super::groups::Collection;
+use super::groups::{labelled, Collection};
 use super::tables::{MainRow, MainTable, PeakRow, Stat};
 use super::ReportError;
 use std::path::{Path, PathBuf};
@@ -71,10 +71,8 @@ fn stat(s: Option<Stat>, plus_minus: &str) -> String {
 
 /// A peaks row's job, with what keeps its group apart from others of the job (`[epochs 2]`).
 fn peak_job(p: &PeakRow) -> String {
-    match &p.apart {
-        Some(apart) => format!("{}/{}/{} [{apart}]", p.method, p.dataset, p.mode),
-        None => format!("{}/{}/{}", p.method, p.dataset, p.mode),
-    }
+    let job = format!("{}/{}/{}", p.method, p.dataset, p.mode);
+    labelled(job, p.apart.as_deref())
 }
 
 fn delta(d: Option<f64>) -> String {
@@ -84,7 +82,7 @@ fn delta(d: Option<f64>) -> String {
 fn row_label(row: &MainRow, table: &MainTable) -> (String, String) {
     (
         row.method.to_string(),
-        row.mode_label(table.mixed_presets()),
+        row.label(row.mode, table.mixed_presets()),
     )
 }
 
@@ -108,10 +106,7 @@ fn seeds(seeds: &[u64]) -> String {
 /// seed in common), each with what its evidence rests on (`paired t, n 3 seeds`).
 fn verdict_rows(table: &MainTable) -> Vec<(&MainRow, String)> {
     (table.rows.iter())
-        .filter_map(|row| {
-            let first = row.evidence.iter().flatten().next()?;
-            Some((row, first.basis()))
-        })
+        .filter_map(|row| Some((row, row.basis()?)))
         .collect()
 }
 
